@@ -1,0 +1,183 @@
+"""Word labels to subword labels: the one place records meet a tokenizer.
+
+As in transformers' ``run_ner.py``: the first subword of each word carries the
+word's label; continuation subwords and special tokens get :data:`IGNORE` (the
+loss and the metrics skip them), or, with ``label_all_subwords=True``, the
+word's label with ``B-X`` turned into ``I-X`` (so a word still starts one entity).
+
+>>> from nerkit.labels import LabelMap
+>>> lm = LabelMap.from_types(["FOOD"])  # O, B-FOOD, I-FOOD
+>>> align_word_labels([None, 0, 1, 1, None], [0, 1], lm)
+[-100, 0, 1, -100, -100]
+>>> align_word_labels([None, 0, 1, 1, None], [0, 1], lm, label_all_subwords=True)
+[-100, 0, 1, 2, -100]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nerkit.errors import DataError
+from nerkit.labels import LabelMap
+from nerkit.records import Record
+
+logger = logging.getLogger(__name__)
+
+IGNORE = -100
+# Records per tokenizer call: big enough for the fast tokenizer's batching, small
+# enough that one call's encodings stay modest in memory.
+_BATCH = 1000
+
+
+def load_tokenizer(name_or_path: str):
+    """Load a fast tokenizer (local path or cached hub name).
+
+    Byte-level BPE tokenizers (RoBERTa, GPT-2 style) are loaded with
+    ``add_prefix_space=True``, which they need for pre-split words.
+
+    Raises:
+        ValueError: if only a slow tokenizer exists: alignment needs ``word_ids()``,
+            which only fast tokenizers provide.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+    if not tokenizer.is_fast:
+        raise ValueError(
+            f"the tokenizer of {name_or_path!r} ({type(tokenizer).__name__}) is a slow tokenizer; "
+            "nerkit needs a fast (Rust tokenizers) one because subword alignment uses word_ids(). "
+            "Use a model that ships tokenizer.json, or convert and save the tokenizer as fast"
+        )
+    if _needs_prefix_space(tokenizer) and not getattr(tokenizer, "add_prefix_space", False):
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, add_prefix_space=True)
+    return tokenizer
+
+
+def _needs_prefix_space(tokenizer) -> bool:
+    # Byte-level BPE marks a word start with a leading space; without it every
+    # pre-split word is encoded as if it continued the previous one.
+    try:
+        pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
+        state = repr(pre_tokenizer.__getstate__()) if pre_tokenizer is not None else ""
+    except Exception:  # noqa: BLE001 - an exotic backend: fall back to the class name
+        state = ""
+    name = type(tokenizer).__name__.lower()
+    return "ByteLevel" in state or any(k in name for k in ("roberta", "gpt2", "bart", "longformer"))
+
+
+def align_word_labels(
+    word_ids: Sequence[int | None],
+    word_label_ids: Sequence[int],
+    label_map: LabelMap,
+    label_all_subwords: bool = False,
+) -> list[int]:
+    """Subword label ids for one sequence (see module doc).
+
+    Args:
+        word_ids: The word index of each subword, ``None`` for special tokens.
+        word_label_ids: The label id of each word.
+        label_map: Used to turn ``B-X`` into ``I-X`` for continuation subwords.
+        label_all_subwords: Label continuation subwords instead of ignoring them.
+
+    Returns:
+        One label id (or :data:`IGNORE`) per subword.
+    """
+    labels = label_map.labels
+    label2id = label_map.label2id
+    out: list[int] = []
+    previous = None
+    for word in word_ids:
+        if word is None:
+            out.append(IGNORE)
+        elif word != previous:
+            out.append(word_label_ids[word])
+        elif label_all_subwords:
+            tag = labels[word_label_ids[word]]
+            out.append(label2id["I-" + tag[2:]] if tag.startswith("B-") else label2id[tag])
+        else:
+            out.append(IGNORE)
+        previous = word
+    return out
+
+
+@dataclass(frozen=True)
+class AlignedSplit:
+    """Tokenised records with subword labels.
+
+    Attributes:
+        input_ids: Subword ids per record (with special tokens, not padded).
+        labels: Label id per subword, :data:`IGNORE` where not counted.
+        word_ids: Word index per subword, ``None`` for special tokens.
+        num_truncated: Records whose words did not all fit ``max_length``.
+        num_words_dropped: Words lost to truncation, summed over records.
+    """
+
+    input_ids: list[list[int]]
+    labels: list[list[int]]
+    word_ids: list[list[int | None]]
+    num_truncated: int
+    num_words_dropped: int
+
+
+def align_records(
+    records: Sequence[Record],
+    tokenizer,
+    label_map: LabelMap,
+    max_length: int = 128,
+    label_all_subwords: bool = False,
+) -> AlignedSplit:
+    """Tokenise records (pre-split words) and align their labels to subwords.
+
+    Truncation is never silent: it is counted on the result and logged as a warning.
+
+    Raises:
+        ValueError: if ``max_length`` < 3.
+        DataError: for a record with a tag the label map does not have.
+    """
+    if not isinstance(max_length, int) or max_length < 3:
+        raise ValueError(f"max_length is {max_length!r}, but must be an integer >= 3")
+    input_ids: list[list[int]] = []
+    labels: list[list[int]] = []
+    word_ids: list[list[int | None]] = []
+    truncated = dropped = vanished = 0
+    for start in range(0, len(records), _BATCH):
+        batch = records[start : start + _BATCH]
+        encoding = tokenizer(
+            [list(r.tokens) for r in batch],
+            is_split_into_words=True,
+            truncation=True,
+            max_length=max_length,
+        )
+        for i, record in enumerate(batch):
+            ids = encoding.word_ids(i)
+            present = {w for w in ids if w is not None}
+            kept = max(present) + 1 if present else 0
+            if kept < len(record.tokens):
+                truncated += 1
+                dropped += len(record.tokens) - kept
+            vanished += kept - len(present)
+            input_ids.append(list(encoding["input_ids"][i]))
+            labels.append(align_word_labels(ids, _encode(record, label_map), label_map, label_all_subwords))
+            word_ids.append(list(ids))
+    if truncated:
+        logger.warning(
+            "%d of %d records were truncated to max_length=%d subwords; %d words lost their labels",
+            truncated, len(records), max_length, dropped,
+        )
+    if vanished:
+        logger.warning("%d words produced no subwords (e.g. control characters) and carry no label", vanished)
+    return AlignedSplit(input_ids, labels, word_ids, truncated, dropped)
+
+
+def _encode(record: Record, label_map: LabelMap) -> list[int]:
+    try:
+        return label_map.encode(record.tags)
+    except ValueError as exc:
+        raise DataError(
+            record.source,
+            record.line,
+            str(exc),
+            "build the label map from every split (nerkit.data.load_dataset does), or drop the type",
+        ) from None

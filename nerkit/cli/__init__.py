@@ -1,0 +1,63 @@
+"""The ``nerkit`` command line: one Typer app, one module per command.
+
+Each command module exposes ``register(app)`` and is a thin wrapper that parses
+options and calls an importable library function. Commands from other installed
+packages (the search commands in ``tune/``) join through the ``nerkit.plugins``
+entry-point group, so this package never imports them by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from importlib.metadata import entry_points
+
+import typer
+from rich.console import Console
+
+# Library modules log; only the CLI talks to the terminal.
+err_console = Console(stderr=True)
+
+_COMMAND_MODULES = ("doctor", "train", "predict")
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="nerkit",
+        help="Weighted/focal-loss NER fine-tuning and its distributed hyperparameter search.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"nerkit.cli.{name}").register(app)
+    for ep in entry_points(group="nerkit.plugins"):
+        ep.load()(app)
+    return app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # transformers' per-load/per-save tqdm bars would interleave with our own output.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    app = build_app()
+    try:
+        app(standalone_mode=False)
+    except (ValueError, FileNotFoundError) as exc:
+        # User errors (bad data, bad config) get one clear line, not a traceback.
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,105 @@
+"""``nerkit train``: fine-tune one model (a thin wrapper over nerkit.train.train)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from nerkit.cli.options import build_train_config, data_config
+
+console = Console()
+
+#: Evaluations in a row with entity_pred_ratio under collapse_eps before warning.
+COLLAPSE_WARN_EVALS = 2
+
+
+def format_metrics_line(m: dict) -> str:
+    return (f"epoch {m['epoch']:.2f}  step {m['step']}  loss {m['train_loss']:.4f}  "
+            f"dev_loss {m['dev_loss']:.4f}  F1 {m['dev_f1']:.4f}  P {m['dev_precision']:.3f}  "
+            f"R {m['dev_recall']:.3f}  acc {m['dev_token_accuracy']:.4f}  "
+            f"entity_pred_ratio {m['entity_pred_ratio']:.4f} (gold {m['gold_entity_ratio']:.4f})  "
+            f"{m['tokens_per_s']:.0f} tok/s")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        data: Optional[str] = typer.Option(None, "--data", help="Data file or directory (default: the bundled Hinglish corpus)."),
+        train_file: Optional[str] = typer.Option(None, "--train", help="Explicit train file."),
+        dev_file: Optional[str] = typer.Option(None, "--dev", help="Explicit dev file."),
+        test_file: Optional[str] = typer.Option(None, "--test", help="Explicit test file."),
+        fmt: str = typer.Option("auto", "--format", help="auto | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"),
+        on_invalid: str = typer.Option("error", "--on-invalid", help="error | repair | skip (repair/skip report counts)."),
+        split_seed: int = typer.Option(13, "--split-seed", help="Seed for splitting a single file."),
+        output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", "-o", help="Where the best model directory goes."),
+        config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (options below override it)."),
+        model: Optional[str] = typer.Option(None, "--model", help="HF name or path; default: the bundled MiniLM."),
+        epochs: Optional[float] = typer.Option(None, "--epochs"),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+        learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr"),
+        class_weights: Optional[bool] = typer.Option(None, "--class-weights/--no-class-weights", help="Off = uniform weights (strategy none, O weight 1, boost 1)."),
+        loss: Optional[str] = typer.Option(None, "--loss", help="ce | focal"),
+        gamma: Optional[float] = typer.Option(None, "--gamma", help="Focal-loss gamma."),
+        weight_strategy: Optional[str] = typer.Option(None, "--weight-strategy", help="seed | inverse | effective | none"),
+        o_weight: Optional[float] = typer.Option(None, "--o-weight"),
+        entity_boost: Optional[float] = typer.Option(None, "--entity-boost"),
+        max_length: Optional[int] = typer.Option(None, "--max-length"),
+        eval_every_steps: Optional[int] = typer.Option(None, "--eval-every-steps", help="Default: every epoch."),
+        early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after N evaluations without dev-F1 gain."),
+        seed: Optional[int] = typer.Option(None, "--seed"),
+        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads."),
+        as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    ) -> None:
+        """Fine-tune a token-classification model with weighted or focal loss."""
+        from nerkit.train import train
+
+        overrides = dict(
+            model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+            loss=loss, gamma=gamma, weight_strategy=weight_strategy, o_weight=o_weight,
+            entity_boost=entity_boost, max_length=max_length, eval_every_steps=eval_every_steps,
+            early_stopping_patience=early_stopping, seed=seed, device=device, num_threads=threads,
+        )
+        if class_weights is False:
+            overrides.update(weight_strategy="none", o_weight=1.0, entity_boost=1.0)
+        elif class_weights is True and weight_strategy is None:
+            overrides.update(weight_strategy="seed")
+        cfg = build_train_config(
+            config_file, data_config(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed), overrides
+        )
+        collapsed_run = [0]
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                      TimeElapsedColumn(), console=console, transient=True, disable=as_json) as progress:
+            task = progress.add_task("training", total=None)
+
+            def on_step(step: int, total: int) -> None:
+                progress.update(task, completed=step, total=total)
+
+            def report(metrics: dict, _save) -> None:
+                if as_json:
+                    return
+                progress.console.print(format_metrics_line(metrics), highlight=False)
+                collapsed_run[0] = collapsed_run[0] + 1 if metrics["collapsed"] else 0
+                if collapsed_run[0] >= COLLAPSE_WARN_EVALS:
+                    progress.console.print(
+                        f"[yellow]warning:[/] entity_pred_ratio has stayed under {cfg.collapse_eps} for "
+                        f"{collapsed_run[0]} evaluations: the model predicts 'O' almost everywhere")
+
+            result = train(cfg, report=report, on_step=on_step, output_dir=output_dir, evaluate_test=True)
+        summary = {"status": result.status, "output_dir": str(result.output_dir),
+                   "entity_o_ratio": result.entity_o_ratio, "best": result.best, "test": result.test}
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2, default=str))
+            return
+        console.print(f"status: {result.status}   effective entity:O weight ratio {result.entity_o_ratio:.3f}")
+        if result.best:
+            console.print(f"best dev F1 {result.best['dev_f1']:.4f} at epoch {result.best['epoch']:.2f}")
+        if result.test:
+            console.print(f"test F1 {result.test['f1']:.4f}  P {result.test['precision']:.4f}  "
+                          f"R {result.test['recall']:.4f}  entity_pred_ratio {result.test['entity_pred_ratio']:.4f}")
+        console.print(f"model saved to {result.output_dir}")

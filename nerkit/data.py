@@ -1,0 +1,260 @@
+"""Load train/dev/test records, with one label map and a fingerprint for caching.
+
+Where the splits come from (:class:`DataConfig`):
+
+1. ``path=None`` (and no ``train``): the bundled corpus directory.
+2. A directory: ``train.*``, ``dev.*`` (or ``validation.*``/``valid.*``) and an
+   optional ``test.*``; or a saved ``DatasetDict`` with those split names.
+3. A single file (or saved ``Dataset``): shuffled with ``random.Random(split_seed)``
+   and cut by ``split_ratios`` into the splits not given explicitly.
+4. ``train``/``dev``/``test`` name files that override the above.
+
+Example:
+    >>> ds = load_dataset(DataConfig(path="orders.jsonl"))  # doctest: +SKIP
+    >>> len(ds.train), ds.label_map.labels, ds.fingerprint[:12]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from nerkit.bio import FileReport, LoadReport, check_policy
+from nerkit.errors import DataError
+from nerkit.labels import LabelMap
+from nerkit.readers import FORMATS, check_format, is_hf_disk, read_records
+from nerkit.readers._detect import CONLL_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
+from nerkit.records import Record
+
+SPLITS = ("train", "dev", "test")
+# File stems (or DatasetDict split names) accepted for each split, in preference order.
+SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid"), "test": ("test",)}
+_SUFFIXES = JSONL_SUFFIXES + CONLL_SUFFIXES + PARQUET_SUFFIXES
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how to read it.
+
+    Attributes:
+        path: A directory of split files, a single file to split, or ``None`` for the
+            bundled corpus.
+        train: A train file that overrides the one found from ``path``.
+        dev: A dev file that overrides the one found from ``path``.
+        test: A test file that overrides the one found from ``path``.
+        format: ``"auto"`` or one of :data:`nerkit.readers.FORMATS`, for every file.
+        on_invalid: ``"error"``, ``"repair"`` or ``"skip"`` (see :mod:`nerkit.bio`).
+        split_seed: Seed of the shuffle before a single file is split.
+        split_ratios: ``(train, dev, test)`` shares for a single file; they sum to 1.
+    """
+
+    path: str | None = None
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    format: str = "auto"
+    on_invalid: str = "error"
+    split_seed: int = 13
+    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+    def __post_init__(self) -> None:
+        for name in ("path", *SPLITS):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                object.__setattr__(self, name, os.fspath(value))
+            elif value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} is {value!r}, but must be a path string or None")
+        check_format(self.format)
+        check_policy(self.on_invalid)
+        if not isinstance(self.split_seed, int) or isinstance(self.split_seed, bool):
+            raise ValueError(f"split_seed is {self.split_seed!r}, but must be an integer")
+        ratios = tuple(self.split_ratios)
+        if len(ratios) != 3 or not all(isinstance(r, (int, float)) and r >= 0 for r in ratios):
+            raise ValueError(
+                f"split_ratios is {self.split_ratios!r}, but must be 3 non-negative numbers "
+                "(train, dev, test)"
+            )
+        if ratios[0] <= 0 or ratios[1] <= 0 or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6):
+            raise ValueError(
+                f"split_ratios is {self.split_ratios!r}, but train and dev must be > 0 and the "
+                "three must sum to 1, e.g. (0.8, 0.1, 0.1)"
+            )
+        object.__setattr__(self, "split_ratios", tuple(float(r) for r in ratios))
+
+
+@dataclass(frozen=True)
+class NerDataset:
+    """Loaded splits with their shared label map.
+
+    Attributes:
+        train: Training records.
+        dev: Dev records.
+        test: Test records (may be empty).
+        label_map: Built from the tags of all splits, so ids are stable.
+        report: What loading read, repaired and skipped, per file.
+        fingerprint: sha256 hex of every split's tokens and tags (a cache key).
+    """
+
+    train: tuple[Record, ...]
+    dev: tuple[Record, ...]
+    test: tuple[Record, ...]
+    label_map: LabelMap
+    report: LoadReport
+    fingerprint: str
+
+    def split(self, name: str) -> tuple[Record, ...]:
+        if name not in SPLITS:
+            raise ValueError(f"split is {name!r}, but must be one of {list(SPLITS)}")
+        return getattr(self, name)
+
+
+def load_dataset(cfg: DataConfig) -> NerDataset:
+    """Read, validate and split the data ``cfg`` points at (see module doc).
+
+    Raises:
+        DataError: for bad data (file, line, fix) or a missing/empty split.
+        FileNotFoundError: for a path that does not exist.
+    """
+    sources, single = _resolve(cfg)
+    splits: dict[str, list[Record]] = {name: [] for name in SPLITS}
+    reports: list[FileReport] = []
+    for name, (path, hf_split) in sources.items():
+        records, report = read_records(path, cfg.format, cfg.on_invalid, split=hf_split)
+        splits[name] = records
+        reports.append(report)
+    if single is not None:
+        records, report = read_records(single, cfg.format, cfg.on_invalid)
+        reports.append(report)
+        wanted = [name for name in SPLITS if name not in sources]
+        splits.update(_split(records, wanted, cfg.split_ratios, cfg.split_seed))
+    for name in ("train", "dev"):
+        if not splits[name]:
+            where = sources[name][0] if name in sources else single
+            raise DataError(
+                str(where), 0, f"the {name} split has no records (after {cfg.on_invalid!r} handling)",
+                "add records, or check the load report for skipped ones",
+            )
+    tags = (tag for records in splits.values() for r in records for tag in r.tags)
+    return NerDataset(
+        train=tuple(splits["train"]),
+        dev=tuple(splits["dev"]),
+        test=tuple(splits["test"]),
+        label_map=LabelMap.from_tags(tags),
+        report=LoadReport(tuple(reports)),
+        fingerprint=fingerprint(splits),
+    )
+
+
+def fingerprint(splits: dict[str, list[Record] | tuple[Record, ...]]) -> str:
+    """sha256 hex over each split's name and its records' tokens and tags, in order."""
+    digest = hashlib.sha256(b"nerkit-data-v1\n")
+    for name in SPLITS:
+        digest.update(f"#{name}\n".encode())
+        for record in splits.get(name, ()):
+            row = json.dumps([record.tokens, record.tags], ensure_ascii=False)
+            digest.update(row.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _resolve(cfg: DataConfig) -> tuple[dict[str, tuple[str, str | None]], str | None]:
+    """Map split name -> ``(path, DatasetDict split)``, plus a single file to split, if any."""
+    explicit = {name: (getattr(cfg, name), None) for name in SPLITS if getattr(cfg, name)}
+    path = cfg.path
+    if path is None and cfg.train is None:
+        from nerkit.corpus import bundled_data_dir
+
+        path = str(bundled_data_dir())
+    if path is None:
+        found: dict[str, tuple[str, str | None]] = {}
+        single = None
+    elif not Path(path).exists():
+        raise FileNotFoundError(f"no such file or directory: {path!r}")
+    elif Path(path).is_dir() and (Path(path) / "dataset_dict.json").is_file():
+        found, single = _dataset_dict_splits(Path(path)), None
+    elif Path(path).is_dir() and not is_hf_disk(Path(path)):
+        found, single = _split_files(Path(path)), None
+    else:
+        if cfg.train is not None:
+            raise ValueError(
+                f"path {path!r} is a single file to split, and train {cfg.train!r} was also "
+                "given: pass either one file to split or --train/--dev files"
+            )
+        return explicit, path
+    sources = {**found, **explicit}
+    if "train" not in sources:
+        raise DataError(
+            str(path or "."), 0, "no train split found",
+            "add train.jsonl (or another format's train.*) to the directory, or pass --train FILE",
+        )
+    if "dev" not in sources:
+        raise DataError(
+            str(path or sources["train"][0]),
+            0,
+            "no dev split found (looked for dev.*, validation.*, valid.*)",
+            "add dev.jsonl, give --dev FILE, or give a single file to split into train/dev/test",
+        )
+    return sources, None
+
+
+def _split_files(directory: Path) -> dict[str, tuple[str, None]]:
+    found = {}
+    for split, stems in SPLIT_NAMES.items():
+        matches = [
+            p
+            for stem in stems
+            for p in sorted(directory.glob(f"{stem}.*")) + [directory / stem]
+            if (p.is_file() and p.suffix.lower() in _SUFFIXES) or is_hf_disk(p)
+        ]
+        if len(matches) > 1:
+            raise ValueError(
+                f"{directory}: several files for the {split} split: {[m.name for m in matches]}; "
+                "keep one, or name it with --" + split
+            )
+        if matches:
+            found[split] = (str(matches[0]), None)
+    return found
+
+
+def _dataset_dict_splits(directory: Path) -> dict[str, tuple[str, str]]:
+    names = json.loads((directory / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    found = {}
+    for split, aliases in SPLIT_NAMES.items():
+        match = next((a for a in aliases if a in names), None)
+        if match is not None:
+            found[split] = (str(directory), match)
+    return found
+
+
+def _split(
+    records: list[Record], wanted: list[str], ratios: tuple[float, float, float], seed: int
+) -> dict[str, list[Record]]:
+    """Shuffle deterministically and cut into ``wanted`` splits by their renormalised ratios."""
+    shuffled = list(records)
+    random.Random(seed).shuffle(shuffled)
+    shares = {name: ratios[SPLITS.index(name)] for name in wanted}
+    total = sum(shares.values())
+    n = len(shuffled)
+    sizes = {}
+    for name in wanted:
+        if name == "train" or total == 0:
+            continue
+        size = round(n * shares[name] / total)
+        # A split asked for gets at least one record while train keeps one.
+        sizes[name] = max(size, 1) if shares[name] > 0 and n > len(wanted) else size
+    out, start = {}, 0
+    for name in wanted:
+        if name == "train":
+            continue
+        out[name] = shuffled[start : start + sizes[name]]
+        start += sizes[name]
+    if "train" in wanted:
+        out["train"] = shuffled[start:]
+    return out
+
+
+__all__ = ["FORMATS", "SPLITS", "DataConfig", "NerDataset", "fingerprint", "load_dataset"]

@@ -1,0 +1,226 @@
+"""The doctor's individual checks; each adds one :class:`Check` to the report."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from nerkit.alignment import IGNORE, AlignedSplit
+from nerkit.data import SPLITS, DataConfig, NerDataset, load_dataset
+from nerkit.doctor._report import DoctorReport
+from nerkit.readers import detect_format
+from nerkit.stats import format_label_table, label_stats
+
+_GENERIC_LABEL = re.compile(r"LABEL_\d+")
+# Subwords shown per preview record: enough to see the alignment, short enough to read.
+_PREVIEW_SUBWORDS = 24
+
+
+def check_data(cfg: DataConfig, report: DoctorReport) -> NerDataset | None:
+    """Load the data; on failure report the error and, where possible, every bad record."""
+    try:
+        dataset = load_dataset(cfg)
+    except (ValueError, FileNotFoundError) as exc:
+        if cfg.on_invalid == "skip":
+            report.add("data", "fail", str(exc))
+            return None
+        # Collect every bad record rather than only the first: reload dropping them.
+        try:
+            dataset = load_dataset(replace(cfg, on_invalid="skip"))
+        except (ValueError, FileNotFoundError):
+            report.add("data", "fail", str(exc))
+            return None
+        reasons = [r for f in dataset.report.files for r in f.reasons]
+        report.add(
+            "data",
+            "fail",
+            f"{exc}\n{dataset.report.skipped} record(s) have problems; the first:\n  "
+            + "\n  ".join(reasons)
+            + "\n(the checks below ran without them)",
+            **dataset.report.to_dict(),
+        )
+        return dataset
+    formats = {f.source: _format_of(f.source, cfg.format) for f in dataset.report.files}
+    sizes = ", ".join(f"{name} {len(dataset.split(name)):,}" for name in SPLITS)
+    detail = (
+        f"records: {sizes}\nformat: "
+        + ", ".join(f"{src} ({fmt})" for src, fmt in formats.items())
+        + f"\nlabels ({len(dataset.label_map)}): {', '.join(dataset.label_map.labels)}"
+    )
+    changed = dataset.report.repaired + dataset.report.skipped
+    if changed:
+        reasons = [r for f in dataset.report.files for r in f.reasons]
+        detail += (
+            f"\n{dataset.report.repaired} record(s) repaired, {dataset.report.skipped} skipped "
+            f"(on_invalid={cfg.on_invalid!r}); the first:\n  " + "\n  ".join(reasons)
+        )
+    status = "warn" if changed else "ok"
+    report.add("data", status, detail, formats=formats, **dataset.report.to_dict())
+    return dataset
+
+
+def _format_of(source: str, given: str) -> str:
+    if given != "auto":
+        return given
+    path = Path(re.sub(r"\[[^\]]*\]$", "", source))  # "dir[validation]" names a DatasetDict split
+    try:
+        return detect_format(path)
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def check_preview(
+    dataset: NerDataset, aligned: AlignedSplit, tokenizer, n: int, report: DoctorReport
+) -> None:
+    """Show the first ``n`` train records as subwords with the label each one gets."""
+    labels = dataset.label_map.labels
+    blocks, rows = [], []
+    for i, record in enumerate(dataset.train[:n]):
+        subwords = tokenizer.convert_ids_to_tokens(aligned.input_ids[i])[:_PREVIEW_SUBWORDS]
+        tags = [labels[y] if y != IGNORE else "-" for y in aligned.labels[i]][:_PREVIEW_SUBWORDS]
+        widths = [max(len(s), len(t)) for s, t in zip(subwords, tags)]
+        more = " ..." if len(aligned.input_ids[i]) > _PREVIEW_SUBWORDS else ""
+        blocks.append(
+            f"{record.source}:{record.line}  {' '.join(record.tokens)}\n"
+            f"  subwords  {' '.join(s.ljust(w) for s, w in zip(subwords, widths))}{more}\n"
+            f"  labels    {' '.join(t.ljust(w) for t, w in zip(tags, widths))}{more}"
+        )
+        rows.append({"tokens": list(record.tokens), "subwords": subwords, "labels": tags})
+    detail = "\n".join(blocks) + "\n('-' = not counted: special token or continuation subword)"
+    report.add("alignment preview", "ok", detail, records=rows)
+
+
+def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport) -> None:
+    """Label counts per split; warn about entity types with no training tokens."""
+    stats = {
+        name: label_stats(aligned[name], dataset.label_map, dataset.split(name))
+        for name in SPLITS
+        if dataset.split(name)
+    }
+    detail = "\n\n".join(f"[{name}]\n{format_label_table(s)}" for name, s in stats.items())
+    trained = {label[2:] for label, count in stats["train"].counts.items() if label != "O" and count}
+    unseen = sorted(set(dataset.label_map.types) - trained)
+    status = "ok"
+    if unseen:
+        status = "warn"
+        detail += f"\n\nentity types with no training tokens (the model cannot learn them): {unseen}"
+    report.add("label distribution", status, detail, **{n: s.to_dict() for n, s in stats.items()})
+
+
+def check_truncation(
+    dataset: NerDataset, aligned: dict, tokenizer, max_length: int, report: DoctorReport
+) -> None:
+    """Records and words cut by ``max_length``, and the length that would fit them all."""
+    counts = {n: (a.num_truncated, a.num_words_dropped) for n, a in aligned.items()}
+    cut = [
+        record
+        for name in SPLITS
+        for record, ids in zip(dataset.split(name), aligned[name].word_ids)
+        if _kept(ids) < len(record.tokens)
+    ]
+    if not cut:
+        detail = f"every record fits max_length={max_length} subwords"
+        report.add("truncation", "ok", detail, counts=counts)
+        return
+    longest = max(
+        len(tokenizer(list(r.tokens), is_split_into_words=True)["input_ids"]) for r in cut
+    )
+    lines = [f"{n}: {t:,} record(s) truncated, {d:,} word(s) lost" for n, (t, d) in counts.items()]
+    detail = (
+        "\n".join(lines)
+        + f"\nfirst: {cut[0].source}:{cut[0].line}. Fix: raise --max-length to {longest} "
+        "(the longest record's subwords) or shorten the records"
+    )
+    report.add("truncation", "warn", detail, counts=counts, longest=longest)
+
+
+def _kept(word_ids: list[int | None]) -> int:
+    present = [w for w in word_ids if w is not None]
+    return max(present) + 1 if present else 0
+
+
+def check_model_labels(path: str, dataset: NerDataset, report: DoctorReport) -> None:
+    """The model config's ``id2label`` against the data's label map."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        report.add("model labels", "fail", f"cannot read the config of {path!r}: {exc}")
+        return
+    model_labels = [label for _, label in sorted((int(k), v) for k, v in config.id2label.items())]
+    data_labels = list(dataset.label_map.labels)
+    if model_labels == data_labels:
+        report.add("model labels", "ok", f"the model's {len(model_labels)} labels match the data's")
+        return
+    if all(_GENERIC_LABEL.fullmatch(label) for label in model_labels):
+        detail = (
+            f"the model config has generic labels {model_labels[0]}..{model_labels[-1]} (no NER "
+            f"head for these labels): training re-initialises the head for the data's "
+            f"{len(data_labels)} labels"
+        )
+        report.add("model labels", "warn", detail, model_labels=model_labels)
+        return
+    missing = [x for x in data_labels if x not in model_labels]
+    extra = [x for x in model_labels if x not in data_labels]
+    why = (
+        f"missing in the model: {missing}; only in the model: {extra}"
+        if missing or extra
+        else "same labels, different order"
+    )
+    detail = (
+        f"the model's labels {model_labels} differ from the data's {data_labels} ({why}). "
+        "Fix: start from the base model (not this fine-tuned one), or use data with the "
+        "model's label set"
+    )
+    report.add("model labels", "fail", detail, model_labels=model_labels, data_labels=data_labels)
+
+
+def check_baseline(dataset: NerDataset, dev: AlignedSplit, report: DoctorReport) -> None:
+    """State the all-O token accuracy so nobody mistakes it for learning."""
+    acc = label_stats(dev, dataset.label_map, dataset.dev).majority_accuracy
+    detail = (
+        f"predicting 'O' for every token scores {acc:.1%} token accuracy on dev (entity F1 0): "
+        f"an 'accuracy {acc:.0%}' is this do-nothing baseline, not learning; judge models by "
+        "entity F1"
+    )
+    report.add("baseline", "ok", detail, all_o_token_accuracy=acc)
+
+
+def check_metric(dataset: NerDataset, dev: AlignedSplit, report: DoctorReport) -> None:
+    """Gold labels scored as predictions through the training loop's metric path: F1 = 1."""
+    from nerkit.metrics import decode_counted, evaluation_metrics
+
+    # 1) The gold ids, decoded as the metric path decodes them, equal each counted word's tag.
+    gold, _ = decode_counted(dev.labels, dev.labels, dataset.label_map)
+    for record, ids, tags in zip(dataset.dev, dev.word_ids, gold):
+        expected = [record.tags[w] for w in sorted({w for w in ids if w is not None})]
+        if tags != expected:
+            detail = (
+                f"{record.source}:{record.line}: aligned labels {tags} do not decode back to "
+                f"the word tags {expected}"
+            )
+            report.add("metric sanity", "fail", detail)
+            return
+    # 2) Scoring gold against itself gives F1 = 1.
+    try:
+        f1 = evaluation_metrics(dev.labels, dev.labels, dataset.label_map)["f1"]
+    except Exception as exc:  # noqa: BLE001 - a broken metric path is what this check reports
+        report.add("metric sanity", "fail", f"the metric path raised {type(exc).__name__}: {exc}")
+        return
+    if f1 == 1.0:
+        detail = "gold labels scored as predictions give entity F1 = 1.0"
+        report.add("metric sanity", "ok", detail, f1=f1)
+    elif not any(r.has_entities for r in dataset.dev):
+        detail = (
+            f"dev has no entities, so entity F1 is {f1} for any model. "
+            "Fix: give a dev split with entities"
+        )
+        report.add("metric sanity", "fail", detail, f1=f1)
+    else:
+        detail = (
+            f"gold labels scored as predictions give entity F1 = {f1}, expected 1.0: "
+            "the alignment or metric path is broken"
+        )
+        report.add("metric sanity", "fail", detail, f1=f1)

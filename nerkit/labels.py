@@ -1,0 +1,95 @@
+"""The label map: one source of truth for label order, ids and entity types.
+
+Order is ``O`` first, then ``B-X``, ``I-X`` for each entity type ``X`` in sorted
+order, so the same set of types always gives the same ids.
+
+>>> LabelMap.from_types(["LOC", "FOOD"]).labels
+('O', 'B-FOOD', 'I-FOOD', 'B-LOC', 'I-LOC')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+OUTSIDE = "O"
+PREFIXES = ("B", "I")
+
+
+def split_tag(tag: str) -> tuple[str, str | None]:
+    """Split an IOB2 tag into ``(prefix, type)``; ``("O", None)`` for ``O``.
+
+    Raises:
+        ValueError: for a tag that is neither ``O`` nor ``B-X``/``I-X``.
+    """
+    if tag == OUTSIDE:
+        return OUTSIDE, None
+    prefix, sep, etype = tag.partition("-")
+    if not sep or prefix not in PREFIXES or not etype:
+        raise ValueError(
+            f"tag {tag!r} is not IOB2: allowed are 'O', 'B-<TYPE>' and 'I-<TYPE>'"
+        )
+    return prefix, etype
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Ordered labels with their ids. Build it with :meth:`from_types` or :meth:`from_tags`."""
+
+    labels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.labels or self.labels[0] != OUTSIDE:
+            raise ValueError(f"a label map starts with 'O'; got {list(self.labels)[:3]}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"duplicate labels in {list(self.labels)}")
+
+    @classmethod
+    def from_types(cls, types: Iterable[str]) -> "LabelMap":
+        labels = [OUTSIDE]
+        for etype in sorted(set(types)):
+            labels += [f"B-{etype}", f"I-{etype}"]
+        return cls(tuple(labels))
+
+    @classmethod
+    def from_tags(cls, tags: Iterable[str]) -> "LabelMap":
+        """The map covering every entity type seen in ``tags``."""
+        types = {split_tag(tag)[1] for tag in tags} - {None}
+        return cls.from_types(types)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_id2label(cls, id2label: Mapping) -> "LabelMap":
+        """Rebuild from a Hugging Face config's ``id2label`` (keys may be str)."""
+        items = sorted((int(k), v) for k, v in id2label.items())
+        return cls(tuple(label for _, label in items))
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        return tuple(label[2:] for label in self.labels if label.startswith("B-"))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    @property
+    def o_id(self) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def encode(self, tags: Iterable[str]) -> list[int]:
+        table = self.label2id
+        out = []
+        for tag in tags:
+            if tag not in table:
+                raise ValueError(f"label {tag!r} is not in the label map {list(self.labels)}")
+            out.append(table[tag])
+        return out
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self.labels[i] for i in ids]

@@ -1,0 +1,106 @@
+"""Readers for columnar data: ``hf-disk`` (``datasets`` ``save_to_disk``) and ``parquet``.
+
+Both need a ``tokens`` column and a ``tags`` (or ``ner_tags``) column. Integer tags
+are decoded with the ``ClassLabel`` names stored with the data (a saved dataset's
+features, or the ``huggingface`` metadata ``datasets`` writes into parquet), else
+with ``label_names``. A record's line is its 1-based row number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from nerkit.errors import DataError
+from nerkit.readers._jsonl import TAG_COLUMNS, token_record
+from nerkit.records import Record
+
+TOKEN_COLUMN = "tokens"
+
+
+def read_hf_disk(
+    path: str | Path, split: str | None = None, label_names: Sequence[str] | None = None
+) -> Iterator[Record | DataError]:
+    """Read a ``Dataset`` or one split of a ``DatasetDict`` saved with ``save_to_disk``.
+
+    Args:
+        path: The saved dataset's directory.
+        split: The split to read from a ``DatasetDict``; may be omitted when it has one.
+        label_names: Names for integer tags when the data carries no ``ClassLabel``.
+
+    Raises:
+        DataError: for a missing split or column.
+    """
+    import datasets  # heavy: imported only when this format is read
+
+    source = str(path)
+    data = datasets.load_from_disk(source)
+    if isinstance(data, datasets.DatasetDict):
+        names = list(data)
+        if split is None and len(names) == 1:
+            split = names[0]
+        if split not in data:
+            problem = (
+                f"split {split!r} is not in the saved DatasetDict" if split is not None
+                else "a saved DatasetDict with several splits needs a split name"
+            )
+            raise DataError(source, 0, f"{problem} (splits: {names})", f"pick one of {names}")
+        data = data[split]
+        source = f"{source}[{split}]"
+    tags_column = _columns(list(data.column_names), source)
+    names = _class_label_names(data.features[tags_column]) or label_names
+    columns = data.select_columns([TOKEN_COLUMN, tags_column]).to_dict()
+    yield from _rows(columns[TOKEN_COLUMN], columns[tags_column], source, names)
+
+
+def read_parquet(
+    path: str | Path, label_names: Sequence[str] | None = None
+) -> Iterator[Record | DataError]:
+    """Read a parquet file with ``tokens`` and ``tags``/``ner_tags`` columns."""
+    import pyarrow.parquet as pq
+
+    source = str(path)
+    schema = pq.read_schema(source)
+    tags_column = _columns(list(schema.names), source)
+    names = _parquet_label_names(schema.metadata, tags_column) or label_names
+    table = pq.read_table(source, columns=[TOKEN_COLUMN, tags_column])
+    yield from _rows(
+        table.column(TOKEN_COLUMN).to_pylist(), table.column(tags_column).to_pylist(), source, names
+    )
+
+
+def _rows(tokens: list, tags: list, source: str, names: Sequence[str] | None) -> Iterator:
+    for row, (words, labels) in enumerate(zip(tokens, tags), start=1):
+        yield token_record(words, labels, source, row, names)
+
+
+def _columns(columns: list[str], source: str) -> str:
+    """The tags column's name, after checking both columns are there."""
+    tags_column = next((c for c in TAG_COLUMNS if c in columns), None)
+    if TOKEN_COLUMN not in columns or tags_column is None:
+        raise DataError(
+            source,
+            0,
+            f"expected columns 'tokens' and 'tags' (or 'ner_tags'); found {columns}",
+            "rename the columns, e.g. dataset.rename_column('words', 'tokens')",
+        )
+    return tags_column
+
+
+def _class_label_names(feature: object) -> list[str] | None:
+    # A tags column is List(ClassLabel) / Sequence(ClassLabel); names live on the inner one.
+    inner = getattr(feature, "feature", None)
+    names = getattr(inner, "names", None)
+    return list(names) if names else None
+
+
+def _parquet_label_names(metadata: dict | None, column: str) -> list[str] | None:
+    if not metadata or b"huggingface" not in metadata:
+        return None
+    try:
+        features = json.loads(metadata[b"huggingface"])["info"]["features"]
+        names = features[column]["feature"]["names"]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return list(names) if isinstance(names, list) else None

@@ -1,0 +1,159 @@
+"""JSON Lines plumbing shared by the two JSONL readers, and the ``jsonl-tokens`` reader.
+
+``jsonl-tokens`` lines look like ``{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}``;
+``ner_tags`` is accepted for ``tags``, and integer tags are decoded with
+``label_names`` (there is no other way to know what ``3`` means).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from nerkit.errors import DataError
+from nerkit.records import Record
+
+TAG_COLUMNS = ("tags", "ner_tags")
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for each non-empty line of a JSONL file.
+
+    Raises:
+        DataError: for a line that is not a JSON object, or a file that is not UTF-8.
+    """
+    source = str(path)
+    with open(path, encoding="utf-8") as handle:
+        try:
+            for line_no, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except json.JSONDecodeError as exc:
+                    raise DataError(
+                        source,
+                        line_no,
+                        f"bad JSON ({exc.msg} at column {exc.colno}): {_clip(raw)}",
+                        "write one JSON object per line (JSON Lines)",
+                    ) from None
+                if not isinstance(obj, dict):
+                    raise DataError(
+                        source,
+                        line_no,
+                        f"expected a JSON object, got {type(obj).__name__}: {_clip(raw)}",
+                        "write one JSON object per line (JSON Lines), not an array",
+                    )
+                yield line_no, obj
+        except UnicodeDecodeError as exc:
+            raise DataError(source, 0, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8") from None
+
+
+def require(obj: dict, key: str, kind: type, source: str, line: int, example: str):
+    """``obj[key]`` if present and of type ``kind``; DataError naming the key otherwise."""
+    if key not in obj:
+        raise DataError(
+            source, line, f"missing key {key!r} (keys found: {sorted(obj)})", f"add it, e.g. {example}"
+        )
+    value = obj[key]
+    if not isinstance(value, kind):
+        raise DataError(
+            source,
+            line,
+            f"{key!r} must be a {kind.__name__}, got {type(value).__name__}: {_clip(repr(value))}",
+            f"write it like {example}",
+        )
+    return value
+
+
+def decode_tags(
+    values: Sequence, label_names: Sequence[str] | None, source: str, line: int
+) -> tuple[str, ...]:
+    """Tags as strings; integer tags are looked up in ``label_names``.
+
+    Raises:
+        DataError: for integer tags without ``label_names``, ids out of range, or
+            values that are neither strings nor integers.
+    """
+    if all(isinstance(v, str) for v in values):
+        return tuple(values)
+    out = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if label_names is None:
+                raise DataError(
+                    source,
+                    line,
+                    f"tags[{i}] is the integer {value} and no label list was given",
+                    "write tags as strings ('B-FOOD'), or pass the label names for the ids",
+                )
+            if not 0 <= value < len(label_names):
+                raise DataError(
+                    source,
+                    line,
+                    f"tags[{i}] = {value} is not an id of the {len(label_names)} labels "
+                    f"{list(label_names)}",
+                    f"use ids 0..{len(label_names) - 1}",
+                )
+            out.append(label_names[value])
+        else:
+            raise DataError(
+                source, line, f"tags[{i}] = {value!r} is neither a string nor an integer id",
+                "write tags as strings like 'O', 'B-FOOD', 'I-FOOD'",
+            )
+    return tuple(out)
+
+
+def token_record(
+    tokens: object, tags: object, source: str, line: int, label_names: Sequence[str] | None
+) -> Record | DataError:
+    """Build a Record from parallel token and tag lists, shared by every tokens-style reader.
+
+    Returns a :class:`DataError` (for the policy to apply) when the lists disagree;
+    raises it for values that are not lists of words at all.
+    """
+    if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+        raise DataError(
+            source, line, f"tokens must be a list of strings, got {_clip(repr(tokens))}",
+            'write them like ["2", "pizza"]',
+        )
+    if not isinstance(tags, (list, tuple)):
+        raise DataError(
+            source, line, f"tags must be a list, got {_clip(repr(tags))}", 'write them like ["O", "B-FOOD"]'
+        )
+    if len(tokens) != len(tags):
+        return DataError(
+            source,
+            line,
+            f"{len(tokens)} tokens but {len(tags)} tags",
+            "give exactly one tag per token",
+        )
+    if not tokens:
+        return DataError(source, line, "the record has no tokens", "remove the empty record")
+    return Record(
+        tokens=tuple(tokens),
+        tags=decode_tags(tags, label_names, source, line),
+        source=source,
+        line=line,
+    )
+
+
+def read_jsonl_tokens(
+    path: str | Path, label_names: Sequence[str] | None = None
+) -> Iterator[Record | DataError]:
+    """Read ``{"tokens": [...], "tags": [...]}`` lines (``ner_tags`` also accepted)."""
+    source = str(path)
+    example = '{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}'
+    for line, obj in iter_json_lines(path):
+        tokens = require(obj, "tokens", list, source, line, example)
+        key = next((k for k in TAG_COLUMNS if k in obj), "tags")
+        tags = require(obj, key, list, source, line, example)
+        yield token_record(tokens, tags, source, line, label_names)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."

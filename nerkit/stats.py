@@ -1,0 +1,105 @@
+"""Label statistics over the tokens the loss and metrics actually count.
+
+Counts are over subword positions whose label is not ``IGNORE`` (with the default
+alignment, one per word), so they are what the loss sees. The all-``O`` token
+accuracy is the do-nothing baseline: a model that has learned nothing scores it,
+which is why token accuracy near it says nothing and entity F1 is reported instead.
+
+Example:
+    >>> stats = label_stats(aligned, label_map, records)  # doctest: +SKIP
+    >>> print(format_label_table(stats))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nerkit.alignment import IGNORE, AlignedSplit
+from nerkit.labels import OUTSIDE, LabelMap
+from nerkit.records import Record
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """Label distribution of one split.
+
+    Attributes:
+        counts: Counted tokens per label, in label-map order (zeros included).
+        total: Counted (non-IGNORE) tokens.
+        num_records: Records in the split.
+        records_with_entities: Share (0..1) of records with at least one entity.
+        entity_token_share: Share (0..1) of counted tokens that are not ``O``.
+        imbalance_ratio: Count of ``O`` / count of the rarest entity label present;
+            ``None`` when no entity label is present.
+        majority_accuracy: Token accuracy of predicting ``O`` everywhere (0..1).
+    """
+
+    counts: dict[str, int]
+    total: int
+    num_records: int
+    records_with_entities: float
+    entity_token_share: float
+    imbalance_ratio: float | None
+    majority_accuracy: float
+
+    def percent(self, label: str) -> float:
+        return 100.0 * self.counts.get(label, 0) / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "counts": dict(self.counts),
+            "percent": {label: round(self.percent(label), 4) for label in self.counts},
+            "total": self.total,
+            "num_records": self.num_records,
+            "records_with_entities": self.records_with_entities,
+            "entity_token_share": self.entity_token_share,
+            "imbalance_ratio": self.imbalance_ratio,
+            "majority_accuracy": self.majority_accuracy,
+        }
+
+
+def label_stats(aligned: AlignedSplit, label_map: LabelMap, records: Sequence[Record]) -> LabelStats:
+    """Count labels over the counted tokens of ``aligned`` (see module doc).
+
+    Args:
+        aligned: The split as the model sees it (from :func:`nerkit.alignment.align_records`).
+        label_map: Gives the label of each id.
+        records: The same split's records (for the share of records with entities).
+    """
+    by_id = Counter(label for row in aligned.labels for label in row if label != IGNORE)
+    counts = {label: by_id.get(i, 0) for i, label in enumerate(label_map.labels)}
+    total = sum(counts.values())
+    outside = counts.get(OUTSIDE, 0)
+    present = [n for label, n in counts.items() if label != OUTSIDE and n > 0]
+    return LabelStats(
+        counts=counts,
+        total=total,
+        num_records=len(records),
+        records_with_entities=_share(sum(r.has_entities for r in records), len(records)),
+        entity_token_share=_share(total - outside, total),
+        imbalance_ratio=outside / min(present) if present else None,
+        majority_accuracy=_share(outside, total),
+    )
+
+
+def format_label_table(stats: LabelStats) -> str:
+    """A plain-text table: label, count and % per label, then the summary figures."""
+    width = max([len("label"), *(len(label) for label in stats.counts)])
+    lines = [f"{'label':<{width}}  {'count':>9}  {'%':>7}"]
+    for label, count in stats.counts.items():
+        lines.append(f"{label:<{width}}  {count:>9,}  {stats.percent(label):>6.2f}%")
+    ratio = f"{stats.imbalance_ratio:.1f}" if stats.imbalance_ratio is not None else "n/a (no entities)"
+    lines += [
+        f"{'total':<{width}}  {stats.total:>9,}",
+        f"records with entities: {100 * stats.records_with_entities:.1f}% of {stats.num_records:,}",
+        f"entity tokens: {100 * stats.entity_token_share:.1f}%",
+        f"imbalance (O / rarest entity label): {ratio}",
+        f"all-O baseline token accuracy: {100 * stats.majority_accuracy:.1f}%",
+    ]
+    return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0

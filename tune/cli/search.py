@@ -1,0 +1,118 @@
+"""``nerkit search``: run or resume a distributed hyperparameter search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from nerkit.cli.options import data_config
+
+console = Console()
+DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "default.yaml"
+
+
+def _progress_table(p) -> Table:
+    t = Table.grid(padding=(0, 2))
+    done = sum(p.reasons.values())
+    reasons = "  ".join(f"{k} {v}" for k, v in sorted(p.reasons.items())) or "-"
+    best = f"{p.best_f1:.4f} ({p.best_trial} @ epoch {p.best_epoch:.2f})" if p.best_f1 is not None else "-"
+    t.add_row("[bold]trials[/]", f"{done}/{p.total} done", f"running {p.running}", f"pending {p.pending}")
+    t.add_row("[bold]ended by[/]", reasons)
+    t.add_row("[bold]best dev F1[/]", best)
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("search")
+    def search_cmd(
+        space: Path = typer.Option(DEFAULT_SPACE, "--space", help="Search space YAML (search_spaces/)."),
+        data: Optional[str] = typer.Option(None, "--data", help="Data file or directory (default: bundled corpus)."),
+        train_file: Optional[str] = typer.Option(None, "--train"),
+        dev_file: Optional[str] = typer.Option(None, "--dev"),
+        test_file: Optional[str] = typer.Option(None, "--test"),
+        fmt: str = typer.Option("auto", "--format"),
+        on_invalid: str = typer.Option("error", "--on-invalid"),
+        model: str = typer.Option("bundled-minilm", "--model", help="HF name or path (default: bundled MiniLM)."),
+        max_length: int = typer.Option(128, "--max-length"),
+        trials: int = typer.Option(8, "--trials", "-n", help="Trials, baselines included."),
+        cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial"),
+        gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Fractional: 0.5 = two trials per GPU."),
+        max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", help="Default: what resources allow."),
+        storage: str = typer.Option("runs", "--storage", help="Local dir, NFS path, s3://… or gs://…"),
+        name: Optional[str] = typer.Option(None, "--name", help="Experiment name (default: search-<time>)."),
+        resume: Optional[str] = typer.Option(None, "--resume", help="Continue the interrupted search NAME."),
+        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: RAY_ADDRESS or local)."),
+        seed: int = typer.Option(0, "--seed", help="TPE sampler seed."),
+        no_baselines: bool = typer.Option(False, "--no-baselines", help="Do not enqueue the space's baselines."),
+        max_failures: int = typer.Option(2, "--max-failures", help="Retries of a failing trial."),
+        max_epochs: Optional[float] = typer.Option(None, "--max-epochs", help="Override the space's ASHA max budget."),
+        grace_epochs: Optional[float] = typer.Option(None, "--grace-epochs", help="Override ASHA's grace period."),
+        reduction_factor: Optional[float] = typer.Option(None, "--reduction-factor"),
+        as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
+    ) -> None:
+        """Search loss weights, focal gamma, learning rate and batch size with Ray Tune + Optuna TPE + ASHA."""
+        import time
+
+        from tune.driver import resume_search, run_search
+        from tune.progress import add_listener, remove_listener
+        from tune.settings import SearchSettings
+        from tune.summary import summarize
+
+        if resume:
+            exp_name = resume
+        else:
+            exp_name = name or time.strftime("search-%Y%m%d-%H%M%S")
+            settings = SearchSettings(
+                name=exp_name, space=str(space), storage=storage, trials=trials,
+                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
+                seed=seed, baselines=not no_baselines, max_failures=max_failures, model=model,
+                max_length=max_length,
+                data=data_config(data, train_file, dev_file, test_file, fmt, on_invalid, 13),
+                max_epochs=max_epochs, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
+            )
+        live = Live(console=console, refresh_per_second=4, transient=False) if not as_json else None
+
+        def show(p) -> None:
+            if live is not None:
+                live.update(_progress_table(p))
+
+        add_listener(show)
+        try:
+            if live is not None:
+                live.start()
+            if resume:
+                resume_search(resume, storage, address)
+            else:
+                run_search(settings, address)
+        finally:
+            remove_listener(show)
+            if live is not None:
+                live.stop()
+                console.print()
+        summary = summarize(exp_name, storage)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2, default=str))
+            return
+        _print_summary(summary)
+
+
+def _print_summary(s: dict) -> None:
+    console.print(f"[bold]search[/] {s['name']}  at {s['experiment_path']}")
+    console.print("trials by stop reason: " + "  ".join(f"{k} {v}" for k, v in sorted(s["reasons"].items())))
+    best = s.get("best")
+    if not best:
+        console.print("[yellow]no trial reported a result[/]")
+        return
+    console.print(f"[bold green]best trial[/] {best['trial_id']}: dev F1 {best['dev_f1']:.4f} at epoch "
+                  f"{best['epoch']:.2f} (entity_pred_ratio {best['entity_pred_ratio']:.4f}, "
+                  f"entity:O weight ratio {best['entity_o_ratio']:.3f})")
+    console.print("  searched: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
+    console.print(f"  checkpoint: {best['checkpoint']}")
+    for b in s.get("baselines", []):
+        console.print(f"  baseline {b['name']}: best dev F1 {b['dev_f1']:.4f} ({b['trial_id']}, {b['stop_reason']})")

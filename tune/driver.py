@@ -1,0 +1,215 @@
+"""The search driver: run a new search or resume an interrupted one.
+
+Ray Tune's ``Tuner`` runs the trials; Optuna's TPE (through ``OptunaSearch``)
+proposes them; ``GuardedASHA`` prunes them. Everything a resume needs — settings,
+space, base config — is written to ``search.json`` in the experiment directory
+before the first trial starts, and Ray keeps the searcher's and scheduler's state
+beside it, so ``resume_search`` continues with the same state: no trial lost, none
+run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from nerkit.config import TrainConfig
+from nerkit.features import PreparedData, prepare_data
+from tune.progress import SearchProgress
+from tune.scheduler import METRIC, GuardedASHA
+from tune.settings import SETTINGS_FILE, SearchSettings, is_remote, read_settings
+from tune.space import Sampler, SearchSpace, load_space
+from tune.storage import exists, write_text
+from tune.trainable import run_trial
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything resolved before Ray starts: the whole record of a search."""
+
+    settings: SearchSettings
+    space: SearchSpace
+    base: TrainConfig
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings.to_dict(),
+            "space": self.space.to_dict(),
+            "base_config": self.base.to_dict(),
+            "optuna_storage": self.settings.optuna_url(),
+            "versions": {p: version(p) for p in ("nerkit", "ray", "optuna", "transformers", "torch")},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def plan_search(settings: SearchSettings) -> SearchPlan:
+    space = load_space(settings.space).with_budget(
+        max_epochs=settings.max_epochs, grace_epochs=settings.grace_epochs,
+        reduction_factor=settings.reduction_factor,
+    )
+    base = TrainConfig().with_overrides(
+        **space.base, model=settings.model, max_length=settings.max_length,
+        data=settings.data, epochs=space.budget.max_epochs,
+    )
+    return SearchPlan(settings, space, base)
+
+
+def plan_from_record(record: dict[str, Any]) -> SearchPlan:
+    """Rebuild the plan of an existing search from its ``search.json``."""
+    from tune.space import Baseline, Budget, Param
+    from tune.guard import GuardConfig
+
+    sp = record["space"]
+    space = SearchSpace(
+        source=sp["source"],
+        params=tuple(Param(**{**p, "values": tuple(p["values"]) if p["values"] is not None else None,
+                              "when": tuple((k, tuple(v)) for k, v in p["when"])}) for p in sp["params"]),
+        base=sp["base"], budget=Budget(**sp["budget"]), guard=GuardConfig(**sp["guard"]),
+        baselines=tuple(Baseline(**b) for b in sp["baselines"]), description=sp["description"],
+    )
+    return SearchPlan(SearchSettings.from_dict(record["settings"]), space,
+                      TrainConfig.from_dict(record["base_config"]))
+
+
+def trial_dirname(trial) -> str:
+    """Short trial directory names (Ray's default embeds every parameter value)."""
+    return f"trial_{trial.trial_id}"
+
+
+def init_ray(address: str | None) -> None:
+    """Join a cluster (``--address`` or ``RAY_ADDRESS``) or start Ray in-process."""
+    import ray
+
+    # Checkpointing at every evaluation is deliberate (resume from the last one);
+    # Ray's warning about frequent experiment snapshots would only be noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    # Trial stdout/stderr go to per-trial files; forwarding them would drown the
+    # driver's progress view.
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def default_concurrency(settings: SearchSettings) -> int:
+    """As many trials as the cluster's resources hold at once (at least 1)."""
+    import ray
+
+    total = ray.cluster_resources()
+    slots = [math.floor(total.get("CPU", 1) / settings.cpus_per_trial)]
+    if settings.gpus_per_trial > 0:
+        slots.append(math.floor(total.get("GPU", 0) / settings.gpus_per_trial + 1e-9))
+    return max(1, min(slots))
+
+
+def _trainable(plan: SearchPlan, prepared: PreparedData):
+    from ray import tune
+
+    resources = {"cpu": plan.settings.cpus_per_trial}
+    if plan.settings.gpus_per_trial > 0:
+        resources["gpu"] = plan.settings.gpus_per_trial
+    # with_parameters puts the tokenised data in Ray's object store once; every
+    # trial on every node reads it from there instead of re-tokenising.
+    fn = tune.with_parameters(run_trial, base=plan.base.to_dict(), prepared=prepared)
+    return tune.with_resources(fn, resources)
+
+
+def _searcher(plan: SearchPlan):
+    import optuna
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = plan.settings
+    baselines = [dict(b.params) for b in plan.space.baselines][: s.trials] if s.baselines else []
+    # constant_liar: running trials count as (pessimistic) observations, so parallel
+    # workers do not all sample the same promising point; multivariate models the
+    # interactions (o_weight × entity_boost) that matter most here.
+    sampler = optuna.samplers.TPESampler(
+        seed=s.seed, multivariate=True, constant_liar=True,
+        n_startup_trials=min(10, max(4, s.trials // 3)),
+    )
+    searcher = OptunaSearch(
+        space=Sampler(plan.space), metric=METRIC, mode="max", sampler=sampler,
+        points_to_evaluate=baselines or None, study_name=s.name,
+        storage=optuna.storages.RDBStorage(s.optuna_url()),
+    )
+    limit = s.max_concurrent or default_concurrency(s)
+    return ConcurrencyLimiter(searcher, max_concurrent=limit)
+
+
+def _run_config(plan: SearchPlan, callbacks: list | None):
+    from ray import tune
+
+    s = plan.settings
+    return tune.RunConfig(
+        name=s.name,
+        storage_path=s.storage_root,
+        # Keep the best checkpoint by dev F1 (for promotion); Ray also always keeps
+        # the latest (for resuming).
+        checkpoint_config=tune.CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
+        ),
+        failure_config=tune.FailureConfig(max_failures=s.max_failures),
+        callbacks=callbacks,
+        verbose=0,
+    )
+
+
+def run_search(settings: SearchSettings, address: str | None = None):
+    """Start a new search; returns Ray's ``ResultGrid``."""
+    from ray import tune
+
+    plan = plan_search(settings)
+    exp = settings.experiment_path
+    if exists(f"{exp}/{SETTINGS_FILE}"):
+        raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
+                         f"`nerkit search --resume {settings.name}` or pick another --name")
+    init_ray(address)
+    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
+    if not is_remote(settings.storage):
+        Path(exp).mkdir(parents=True, exist_ok=True)
+    write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(plan.to_record(), indent=2, sort_keys=True, default=str) + "\n")
+    scheduler = GuardedASHA(
+        plan.space.guard, max_t=plan.space.budget.max_epochs,
+        grace_period=plan.space.budget.grace_epochs, reduction_factor=plan.space.budget.reduction_factor,
+    )
+    tuner = tune.Tuner(
+        _trainable(plan, prepared),
+        tune_config=tune.TuneConfig(
+            search_alg=_searcher(plan), scheduler=scheduler, num_samples=settings.trials,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard)]),
+    )
+    return tuner.fit()
+
+
+def resume_search(name: str, storage: str = "runs", address: str | None = None):
+    """Continue an interrupted search with its saved searcher and scheduler state."""
+    from ray import tune
+
+    root = storage if is_remote(storage) else str(Path(storage).expanduser().resolve())
+    exp = f"{root.rstrip('/')}/{name}"
+    plan = plan_from_record(read_settings(exp))
+    init_ray(address)
+    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
+    if not tune.Tuner.can_restore(exp):
+        raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
+                         "first trial started); start it again under a new --name")
+    tuner = tune.Tuner.restore(
+        exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
+    )
+    # The RunConfig (with its SearchProgress callback) comes back from the saved state.
+    return tuner.fit()

@@ -1,0 +1,88 @@
+"""Live search progress as a Ray Tune callback that publishes snapshots.
+
+The callback prints nothing (library code never does): it publishes a
+:class:`Progress` snapshot to the listeners registered in this process with
+:func:`add_listener` — the CLI's live view is one. Listeners are looked up at call
+time, not stored on the callback, because Ray pickles callbacks with the experiment
+state and a resumed search must reach the new process's listeners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ray.tune import Callback
+
+from tune.guard import GuardConfig
+from tune.stop_reasons import stop_reason
+
+_LISTENERS: list[Callable[["Progress"], None]] = []
+
+
+def add_listener(fn: Callable[["Progress"], None]) -> None:
+    _LISTENERS.append(fn)
+
+
+def remove_listener(fn: Callable[["Progress"], None]) -> None:
+    if fn in _LISTENERS:
+        _LISTENERS.remove(fn)
+
+
+@dataclass
+class Progress:
+    total: int
+    pending: int = 0
+    running: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # finished trials by stop reason
+    best_f1: float | None = None
+    best_trial: str = ""
+    best_epoch: float | None = None
+
+
+class SearchProgress(Callback):
+    def __init__(self, total: int, guard: GuardConfig) -> None:
+        self.total = total
+        self.guard = guard
+        self.ratios: dict[str, dict[int, float]] = {}
+        self.best: tuple[float, str, float] | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if "eval_index" in result and "entity_pred_ratio" in result:
+            self.ratios.setdefault(trial.trial_id, {})[int(result["eval_index"])] = result["entity_pred_ratio"]
+        f1 = result.get("dev_f1")
+        if isinstance(f1, (int, float)) and (self.best is None or f1 > self.best[0]):
+            self.best = (float(f1), trial.trial_id, float(result.get("epoch", 0.0)))
+        self._publish(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._publish(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._publish(trials)
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._publish(trials)
+
+    def snapshot(self, trials) -> Progress:
+        p = Progress(total=max(self.total, len(trials)))
+        for t in trials:
+            if t.status == "PENDING":
+                p.pending += 1
+            elif t.status == "RUNNING":
+                p.running += 1
+            else:
+                hist = self.ratios.get(t.trial_id, {})
+                reason = stop_reason(t.status, t.last_result, [hist[i] for i in sorted(hist)], self.guard)
+                if reason:
+                    p.reasons[reason] = p.reasons.get(reason, 0) + 1
+        if self.best is not None:
+            p.best_f1, p.best_trial, p.best_epoch = self.best
+        return p
+
+    def _publish(self, trials) -> None:
+        if not _LISTENERS:
+            return
+        snap = self.snapshot(trials)
+        for fn in list(_LISTENERS):
+            fn(snap)

@@ -1,0 +1,109 @@
+"""Search settings: parsed once at the edge, stored whole in the experiment directory.
+
+``search.json`` in the experiment directory holds the settings, the whole search
+space and the base training config, so a search explains itself and ``--resume``
+rebuilds exactly the same trainable, searcher and scheduler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nerkit.data import DataConfig
+
+SETTINGS_FILE = "search.json"
+OPTUNA_FILE = "optuna.db"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "hdfs://")
+
+
+def is_remote(storage: str) -> bool:
+    return storage.startswith(REMOTE_SCHEMES)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    name: str                              # experiment name (a directory under storage)
+    space: str                             # search space YAML path (as given)
+    storage: str = "runs"                  # local dir, NFS path, s3://… or gs://…
+    trials: int = 8                        # number of trials (baselines included)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0            # fractional: 0.5 → two trials per GPU
+    max_concurrent: int | None = None      # None: as many as resources allow
+    seed: int = 0                          # TPE sampler seed
+    baselines: bool = True                 # enqueue the space's baselines first
+    max_failures: int = 2                  # retries of a failing trial (from its checkpoint)
+    model: str = "bundled-minilm"
+    max_length: int = 128
+    data: DataConfig = field(default_factory=DataConfig)
+    max_epochs: float | None = None        # overrides the space's budget
+    grace_epochs: float | None = None
+    reduction_factor: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            object.__setattr__(self, "data", DataConfig(**_tuples(self.data)))
+        if not _NAME.match(self.name):
+            raise ValueError(f"search name is {self.name!r}, but must match {_NAME.pattern} "
+                             "(letters, digits, '_', '-', '.')")
+        if not (isinstance(self.trials, int) and self.trials >= 1):
+            raise ValueError(f"trials is {self.trials!r}, but must be an integer >= 1")
+        if not self.cpus_per_trial > 0:
+            raise ValueError(f"cpus_per_trial is {self.cpus_per_trial}, but must be > 0")
+        if not 0 <= self.gpus_per_trial:
+            raise ValueError(f"gpus_per_trial is {self.gpus_per_trial}, but must be >= 0")
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise ValueError(f"gpus_per_trial is {self.gpus_per_trial}: above 1 it must be a whole number")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent is {self.max_concurrent}, but must be >= 1 or unset")
+        if self.max_failures < 0:
+            raise ValueError(f"max_failures is {self.max_failures}, but must be >= 0")
+
+    @property
+    def storage_root(self) -> str:
+        """Absolute local path (or the URI as given for remote storage)."""
+        return self.storage if is_remote(self.storage) else str(Path(self.storage).expanduser().resolve())
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage_root.rstrip('/')}/{self.name}"
+
+    def optuna_url(self) -> str:
+        """SQLite file inside the experiment dir, so `optuna-dashboard` opens the live study.
+
+        Remote storage cannot host SQLite; the study then lives on the driver's disk
+        under ~/.cache/nerkit/optuna/ (the path is recorded in search.json).
+        """
+        if is_remote(self.storage):
+            root = Path(os.environ.get("NERKIT_CACHE", Path.home() / ".cache" / "nerkit")) / "optuna"
+            root.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{root / (self.name + '.db')}"
+        return f"sqlite:///{Path(self.experiment_path) / OPTUNA_FILE}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "SearchSettings":
+        return cls(**values)
+
+
+def _tuples(d: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def read_settings(experiment_path: str) -> dict[str, Any]:
+    """The ``search.json`` record of an experiment (local or remote storage)."""
+    from tune.storage import read_text
+
+    text = read_text(f"{experiment_path.rstrip('/')}/{SETTINGS_FILE}")
+    if text is None:
+        raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; "
+                         "check --name and --storage")
+    return json.loads(text)

@@ -1,0 +1,326 @@
+"""Search spaces: loaded from YAML and validated in one place.
+
+A space file has these sections (see search_spaces/default.yaml, every key commented):
+
+* ``params`` — the searched settings. Each is a TrainConfig field with a
+  distribution: ``loguniform``/``uniform`` (``low``, ``high``), ``int`` (``low``,
+  ``high``, optional ``step``), ``choice`` (``values``) or ``fixed`` (``value``).
+  ``when: {other_param: value-or-list}`` makes a parameter conditional (e.g.
+  ``gamma`` only when ``loss`` is ``focal``).
+* ``base`` — fixed TrainConfig settings for every trial.
+* ``budget`` — ASHA's budget in epochs: ``max_epochs``, ``grace_epochs``,
+  ``reduction_factor``.
+* ``collapse_guard`` — ``eps``, ``grace``, ``patience`` (see tune.guard).
+* ``baselines`` — named points enqueued as the first trials, so every search shows
+  whether it beat them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nerkit.config import TrainConfig
+from tune.guard import GuardConfig
+from tune.yaml_lines import load_with_lines
+
+KINDS = {
+    "loguniform": {"low", "high"},
+    "uniform": {"low", "high"},
+    "int": {"low", "high", "step"},
+    "choice": {"values"},
+    "fixed": {"value"},
+}
+SECTIONS = {"params", "base", "budget", "collapse_guard", "baselines", "description"}
+# Settings a space may not search or fix: they come from the command line.
+RESERVED = {"data", "model", "epochs", "device", "num_threads"}
+# Settings that are loss weights or rates and so must be > 0 across their range.
+POSITIVE = {"o_weight", "entity_boost", "entity_o_ratio", "learning_rate", "max_weight", "batch_size"}
+NON_NEGATIVE = {"gamma", "smoothing", "weight_decay", "warmup_ratio"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_epochs: float = 4.0       # ASHA max_t, and every trial's epoch budget
+    grace_epochs: float = 1.0     # ASHA grace period: no trial stopped before this
+    reduction_factor: float = 3.0  # ASHA keeps the top 1/reduction_factor at each rung
+
+    def __post_init__(self) -> None:
+        if not self.max_epochs > 0:
+            raise ValueError(f"budget.max_epochs is {self.max_epochs}, but must be > 0")
+        if not 0 < self.grace_epochs <= self.max_epochs:
+            raise ValueError(
+                f"budget.grace_epochs is {self.grace_epochs}, but must be in (0, max_epochs={self.max_epochs}]"
+            )
+        if not self.reduction_factor >= 2:
+            raise ValueError(f"budget.reduction_factor is {self.reduction_factor}, but must be >= 2")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    step: int | None = None
+    values: tuple | None = None
+    value: Any = None
+    when: tuple[tuple[str, tuple], ...] = ()
+
+    def active(self, sampled: dict[str, Any]) -> bool:
+        return all(sampled.get(k) in vs for k, vs in self.when)
+
+    def contains(self, v: Any) -> bool:
+        if self.kind == "choice":
+            return v in self.values
+        if self.kind == "fixed":
+            return v == self.value
+        return isinstance(v, (int, float)) and self.low <= v <= self.high
+
+    def suggest(self, trial) -> Any:
+        if self.kind == "loguniform":
+            return trial.suggest_float(self.name, self.low, self.high, log=True)
+        if self.kind == "uniform":
+            return trial.suggest_float(self.name, self.low, self.high)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=self.step or 1)
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.name, list(self.values))
+        return self.value
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    source: str
+    params: tuple[Param, ...]
+    base: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    baselines: tuple[Baseline, ...] = ()
+    description: str = ""
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params if p.kind != "fixed")
+
+    def sample(self, trial) -> dict[str, Any]:
+        """Define-by-run sampling for Optuna: conditional params only when active."""
+        out: dict[str, Any] = {}
+        for p in self.params:
+            if p.active(out):
+                out[p.name] = p.suggest(trial)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def with_budget(self, **changes: Any) -> "SearchSpace":
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, budget=dataclasses.replace(self.budget, **changes)) if changes else self
+
+    def with_guard(self, **changes: Any) -> "SearchSpace":
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, guard=dataclasses.replace(self.guard, **changes)) if changes else self
+
+
+class Sampler:
+    """A picklable define-by-run function (Ray saves the searcher with pickle)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def __call__(self, trial) -> dict[str, Any] | None:
+        sampled = self.space.sample(trial)
+        # Fixed values are returned (not suggested) so Optuna stores only real dimensions.
+        return {p.name: p.value for p in self.space.params if p.kind == "fixed" and p.active(sampled)}
+
+
+# --------------------------------------------------------------------- loading
+
+
+class _Errors:
+    def __init__(self, path: Path, lines: dict[tuple, int]) -> None:
+        self.path, self.lines = path, lines
+
+    def __call__(self, key: tuple, problem: str, fix: str = "") -> ValueError:
+        line = 0
+        for n in range(len(key), -1, -1):
+            if key[:n] in self.lines:
+                line = self.lines[key[:n]]
+                break
+        where = f"{self.path}:{line}" if line else str(self.path)
+        dotted = ".".join(str(k) for k in key)
+        msg = f"{where}: {dotted}: {problem}"
+        return ValueError(msg + (f". Fix: {fix}" if fix else ""))
+
+
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search space file (errors name file, line, key and fix)."""
+    path = Path(path)
+    raw, lines = load_with_lines(path)
+    err = _Errors(path, lines)
+    if not isinstance(raw, dict):
+        raise err((), f"expected a mapping with sections {sorted(SECTIONS)}")
+    for key in raw:
+        if key not in SECTIONS:
+            raise err((key,), f"unknown section {key!r}", f"use one of {sorted(SECTIONS)}")
+    base = _parse_base(raw.get("base") or {}, err)
+    params = tuple(_parse_param(name, spec, err) for name, spec in (raw.get("params") or {}).items())
+    if not params:
+        raise err(("params",), "no parameters to search", "add at least one entry under params:")
+    _check_conditions(params, err)
+    overlap = sorted(set(base) & {p.name for p in params})
+    if overlap:
+        raise err(("base", overlap[0]), f"{overlap} is both fixed in base and searched in params",
+                  "keep it in one section")
+    budget = _section(Budget, raw.get("budget") or {}, ("budget",), err)
+    guard = _section(GuardConfig, raw.get("collapse_guard") or {}, ("collapse_guard",), err)
+    baselines = tuple(
+        _parse_baseline(i, b, params, base, err) for i, b in enumerate(raw.get("baselines") or [])
+    )
+    space = SearchSpace(str(path), params, base, budget, guard, baselines, str(raw.get("description", "")))
+    # The base config must itself be valid (e.g. entity_o_ratio with o_weight != 1).
+    try:
+        TrainConfig().with_overrides(**base)
+    except (ValueError, TypeError) as exc:
+        raise err(("base",), str(exc)) from None
+    return space
+
+
+def _parse_base(base: Any, err: _Errors) -> dict[str, Any]:
+    if not isinstance(base, dict):
+        raise err(("base",), f"expected a mapping of TrainConfig settings, got {type(base).__name__}")
+    for key, value in base.items():
+        if key not in _TRAIN_FIELDS or key in RESERVED:
+            raise err(("base", key), f"unknown or reserved training setting {key!r}",
+                      f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}; data/model/epochs come from the command line and budget")
+        _check_sign(key, value, ("base", key), err)
+    return dict(base)
+
+
+def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
+    key = ("params", name)
+    if name not in _TRAIN_FIELDS or name in RESERVED:
+        raise err(key, f"unknown or reserved training setting {name!r}",
+                  f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}")
+    if not isinstance(spec, dict):
+        spec = {"type": "fixed", "value": spec}  # `name: 0.5` is shorthand for fixed
+    kind = spec.get("type")
+    if kind not in KINDS:
+        raise err(key + ("type",), f"distribution type is {kind!r}", f"use one of {sorted(KINDS)}")
+    allowed = KINDS[kind] | {"type", "when"}
+    for k in spec:
+        if k not in allowed:
+            raise err(key + (k,), f"unknown key {k!r} for a {kind} parameter", f"allowed keys are {sorted(allowed)}")
+    missing = sorted((KINDS[kind] - {"step"}) - set(spec))
+    if missing:
+        raise err(key, f"a {kind} parameter needs {missing}")
+    when = tuple(
+        (k, tuple(v) if isinstance(v, list) else (v,)) for k, v in (spec.get("when") or {}).items()
+    )
+    if kind in ("loguniform", "uniform", "int"):
+        # PyYAML reads `3e-5` (no dot) as a string; accept numeric strings.
+        low, high = (_number(spec[b]) for b in ("low", "high"))
+        for bound, v in (("low", low), ("high", high)):
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
+                raise err(key + (bound,), f"{bound} is {v!r}, but must be a number")
+        if not low < high:
+            raise err(key, f"empty range: low={low} is not below high={high}", "make low < high")
+        if kind == "loguniform" and low <= 0:
+            raise err(key + ("low",), f"low is {low}, but a loguniform range must be > 0")
+        if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
+            raise err(key, f"int bounds must be integers, got low={low}, high={high}")
+        _check_sign(name, low, key + ("low",), err)
+        return Param(name, kind, float(low) if kind != "int" else int(low),
+                     float(high) if kind != "int" else int(high), spec.get("step"), when=when)
+    if kind == "choice":
+        values = spec["values"]
+        if not isinstance(values, list) or not values:
+            raise err(key + ("values",), f"values is {values!r}, but must be a non-empty list")
+        if len(set(map(repr, values))) != len(values):
+            raise err(key + ("values",), f"values {values} has duplicates")
+        for v in values:
+            _check_sign(name, v, key + ("values",), err)
+        return Param(name, kind, values=tuple(values), when=when)
+    _check_sign(name, spec["value"], key + ("value",), err)
+    return Param(name, kind, value=spec["value"], when=when)
+
+
+def _number(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _check_sign(name: str, value: Any, key: tuple, err: _Errors) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if name in POSITIVE and not value > 0:
+        raise err(key, f"{name} is {value}, but must be > 0", "weights and rates cannot be zero or negative")
+    if name in NON_NEGATIVE and value < 0:
+        raise err(key, f"{name} is {value}, but must be >= 0")
+
+
+def _check_conditions(params: tuple[Param, ...], err: _Errors) -> None:
+    seen: dict[str, Param] = {}
+    for p in params:
+        for other, values in p.when:
+            if other not in seen:
+                raise err(("params", p.name, "when"), f"condition on {other!r}, which is not a parameter listed before it",
+                          "list the parameter it depends on first")
+            ref = seen[other]
+            for v in values:
+                if not ref.contains(v):
+                    raise err(("params", p.name, "when"), f"condition value {v!r} is not a possible value of {other!r}")
+        seen[p.name] = p
+
+
+def _section(cls, values: Any, key: tuple, err: _Errors):
+    if not isinstance(values, dict):
+        raise err(key, f"expected a mapping, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in values:
+        if k not in names:
+            raise err(key + (k,), f"unknown key {k!r}", f"allowed keys are {sorted(names)}")
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as exc:
+        raise err(key, str(exc)) from None
+
+
+def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, err: _Errors) -> Baseline:
+    key = ("baselines", i)
+    if not isinstance(spec, dict) or "name" not in spec or not isinstance(spec.get("params"), dict):
+        raise err(key, "a baseline needs `name` and a `params` mapping")
+    by_name = {p.name: p for p in params}
+    point = spec["params"]
+    for k, v in point.items():
+        if k in by_name:
+            if not by_name[k].contains(v):
+                raise err(key + ("params", k), f"baseline value {v!r} is outside the searched range of {k!r}",
+                          "widen the range or change the baseline")
+        elif base.get(k, getattr(TrainConfig(), k, object())) != v:
+            raise err(key + ("params", k), f"{k!r} is not searched and the baseline's {v!r} differs from the fixed value",
+                      "search it, or drop it from the baseline")
+    sampled: dict[str, Any] = {}
+    for p in params:
+        if p.active(sampled) and p.kind != "fixed":
+            if p.name not in point:
+                raise err(key + ("params",), f"baseline {spec['name']!r} gives no value for active parameter {p.name!r}")
+            sampled[p.name] = point[p.name]
+    return Baseline(str(spec["name"]), {k: v for k, v in point.items() if k in by_name and by_name[k].kind != "fixed"})

@@ -1,0 +1,32 @@
+"""Small file helpers that work for local paths and object stores alike (pyarrow.fs)."""
+
+from __future__ import annotations
+
+import pyarrow.fs as pafs
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the path inside it, for a local path or ``s3://``/``gs://`` URI."""
+    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+
+
+def read_text(uri: str) -> str | None:
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return f.read().decode("utf-8")
+
+
+def write_text(uri: str, text: str) -> None:
+    fs, path = filesystem(uri)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound

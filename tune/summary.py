@@ -1,0 +1,52 @@
+"""The end-of-search summary: best trial, its config, metrics and checkpoint, and the baselines."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tune.settings import is_remote
+from tune.tables import TrialTables, collect
+
+
+def experiment_path(name: str, storage: str = "runs") -> str:
+    root = storage if is_remote(storage) else str(Path(storage).expanduser().resolve())
+    return f"{root.rstrip('/')}/{name}"
+
+
+def best_row(tables: TrialTables) -> dict[str, Any] | None:
+    scored = [t for t in tables.trials if t.get("best_dev_f1") is not None]
+    return max(scored, key=lambda t: t["best_dev_f1"], default=None)
+
+
+def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
+    tables = collect(experiment_path(name, storage))
+    searched = [p["name"] for p in tables.record["space"]["params"] if p["kind"] != "fixed"]
+    best = best_row(tables)
+    out: dict[str, Any] = {
+        "name": name,
+        "experiment_path": tables.experiment,
+        "trials": len(tables.trials),
+        "reasons": dict(Counter(t["stop_reason"] or t["status"].lower() for t in tables.trials)),
+        "best": None,
+        "baselines": [
+            {"name": t["baseline"], "trial_id": t["trial_id"], "dev_f1": t["best_dev_f1"] or 0.0,
+             "stop_reason": t["stop_reason"]}
+            for t in tables.trials if t["baseline"]
+        ],
+    }
+    if best is not None:
+        out["best"] = {
+            "trial_id": best["trial_id"],
+            "dev_f1": best["best_dev_f1"],
+            "epoch": best["best_epoch"],
+            "entity_pred_ratio": best["best_entity_pred_ratio"],
+            "entity_o_ratio": best["entity_o_ratio"] or float("nan"),
+            "params": {k: best.get(f"param_{k}") for k in searched if best.get(f"param_{k}") is not None},
+            "config": json.loads(best["config"]),
+            "checkpoint": best["checkpoint"],
+            "stop_reason": best["stop_reason"],
+        }
+    return out

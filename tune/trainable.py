@@ -1,0 +1,82 @@
+"""The Ray Tune trainable: one search trial = one nerkit.train.train run.
+
+Each evaluation is reported to Tune with a resumable checkpoint (model, optimizer,
+scheduler, step, data order, RNG). After a failure Ray restarts the trial and
+``tune.get_checkpoint()`` hands back the last one, from which training continues
+exactly. Tokenised data arrives through ``tune.with_parameters`` (Ray's object
+store), prepared once per search by the driver.
+
+Every result carries finite numbers only: a diverged run reports dev F1 0 and
+``stop_reason="diverged"`` so neither ASHA nor Optuna ever sees NaN.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from typing import Any
+
+from ray import tune
+
+from nerkit.config import TrainConfig
+from nerkit.features import PreparedData
+from nerkit.train import train
+
+logger = logging.getLogger(__name__)
+
+
+def trial_config(base: dict[str, Any], sampled: dict[str, Any]) -> TrainConfig:
+    """The resolved training config of one trial: base settings + sampled values."""
+    return TrainConfig.from_dict(base).with_overrides(**sampled)
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            value = 0.0
+        out[key] = value
+    return out
+
+
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData) -> None:
+    """Ray Tune function trainable (see module doc)."""
+    import ray
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per checkpoint save would flood trial logs
+    cfg = trial_config(base, config)
+    runtime = ray.get_runtime_context()
+    if cfg.num_threads is None:
+        # Use exactly the CPUs Ray reserved for this trial: torch's default (all
+        # cores) oversubscribes the node when several trials share it.
+        cpus = int(runtime.get_assigned_resources().get("CPU", 0))
+        cfg = cfg.with_overrides(num_threads=max(1, cpus))
+    # Where the trial ran, for the trial table (Ray adds node_ip and hostname itself).
+    placement = {
+        "node_id": runtime.get_node_id(),
+        "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+    }
+    last: dict[str, Any] = {}
+
+    def report(metrics: dict[str, Any], save) -> None:
+        nonlocal last
+        last = _finite({**metrics, **placement, "stop_reason": "completed" if metrics.get("final") else ""})
+        with tempfile.TemporaryDirectory(prefix="nerkit-ckpt-") as tmp:
+            save(tmp)
+            tune.report(last, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        result = train(cfg, prepared=prepared, report=report)
+    else:
+        with checkpoint.as_directory() as resume_dir:
+            logger.info("trial %s resumes from %s", tune.get_context().get_trial_id(), resume_dir)
+            result = train(cfg, prepared=prepared, report=report, resume_from=resume_dir)
+    if result.status == "diverged":
+        # One last, finite result so ASHA and the searcher learn this region is bad.
+        tune.report({**last, **placement, "dev_f1": 0.0, "entity_pred_ratio": 0.0,
+                     "final": True, "stop_reason": "diverged",
+                     "epoch": last.get("epoch", 0.0), "eval_index": last.get("eval_index", -1) + 1})

@@ -1,0 +1,43 @@
+"""YAML loading that remembers the line of every key, so errors can name it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def load_with_lines(path: str | Path) -> tuple[Any, dict[tuple, int]]:
+    """Parse ``path``; return the value and ``{key path: 1-based line}``.
+
+    Key paths are tuples of mapping keys and list indexes, e.g.
+    ``("params", "o_weight", "low")``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; give a search space YAML (see search_spaces/)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ValueError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    lines: dict[tuple, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return value, lines
+
+
+def _walk(node: yaml.Node, prefix: tuple, lines: dict[tuple, int]) -> None:
+    lines.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[prefix + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, prefix + (key,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, prefix + (i,), lines)
