@@ -101,13 +101,15 @@ class Predictor:
             for pos, wid in enumerate(enc.word_ids(row)):
                 if wid is not None and wid not in first:
                     first[wid] = pos
-            n = len(first)  # words past max_length get no prediction
-            word_probs = [probs[row, first[i]] for i in range(n)]
+            # Words with no subword get no prediction: those past max_length, and
+            # characters the tokenizer drops (U+FE0F after an emoji, zero-width joiners).
+            kept = sorted(first)
+            word_probs = [probs[row, first[i]] for i in kept]
             tags = [self.label_map.labels[int(p.argmax())] for p in word_probs]
             ents = []
             for etype, a, b in tags_to_spans(tags):
                 score = sum(float(word_probs[i].max()) for i in range(a, b)) / (b - a)
-                s, e = ws[a][1], ws[b - 1][2]
+                s, e = ws[kept[a]][1], ws[kept[b - 1]][2]
                 ents.append(Entity(text[s:e], etype, s, e, round(score, 4)))
             results.append(ents)
         return results

@@ -274,7 +274,14 @@ def train(
                 else end_of_epoch
             )
             if due or state.step == total_steps:
-                last_metrics = run_eval()
+                metrics = run_eval()
+                if not all(math.isfinite(metrics[k]) for k in ("train_loss", "dev_loss")):
+                    # A finite train loss can still leave weights that give a NaN/inf
+                    # dev loss: that is divergence too, and NaN is never reported.
+                    status, stop = "diverged", True
+                    logger.warning("non-finite evaluation loss at step %d: run stopped as diverged", state.step)
+                    break
+                last_metrics = metrics
                 if after_eval(last_metrics):
                     status, stop = "early_stopped", True
                     break

@@ -208,8 +208,42 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     if not tune.Tuner.can_restore(exp):
         raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
                          "first trial started); start it again under a new --name")
+    fail_orphaned_trials(plan, exp)
     tuner = tune.Tuner.restore(
         exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
     )
     # The RunConfig (with its SearchProgress callback) comes back from the saved state.
     return tuner.fit()
+
+
+def fail_orphaned_trials(plan: SearchPlan, exp: str) -> list[int]:
+    """Mark Optuna trials that no Ray trial will ever finish as FAIL; return their numbers.
+
+    A driver killed between asking Optuna for a trial and Ray's next experiment
+    snapshot leaves that trial RUNNING in the study (with all, some or none of its
+    parameters suggested) but absent from Ray's restored state. Left alone it would
+    stay RUNNING forever, and with constant_liar TPE keep counting as a pending point.
+    Each unfinished Ray trial claims one RUNNING study trial whose suggested
+    parameters are exactly its searched values; the unclaimed ones are orphans.
+    """
+    import optuna
+    from ray.tune import ExperimentAnalysis
+
+    fixed = {p.name for p in plan.space.params if p.kind == "fixed"}
+    study = optuna.load_study(study_name=plan.settings.name, storage=plan.settings.optuna_url())
+    unclaimed = [
+        {k: v for k, v in t.config.items() if k not in fixed}
+        for t in ExperimentAnalysis(exp).trials if t.status not in ("TERMINATED", "ERROR")
+    ]
+    orphans = []
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for ot in sorted(running, key=lambda t: t.number):
+        match = next((i for i, c in enumerate(unclaimed) if c == ot.params), None)
+        if match is None:
+            study.tell(ot.number, state=optuna.trial.TrialState.FAIL)
+            orphans.append(ot.number)
+        else:
+            unclaimed.pop(match)
+    if orphans:
+        logger.warning("marked Optuna trials %s FAIL: asked before the driver died, never run", orphans)
+    return orphans

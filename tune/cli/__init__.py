@@ -6,7 +6,7 @@ import importlib
 
 import typer
 
-_COMMAND_MODULES = ("search",)
+_COMMAND_MODULES = ("search", "trials", "report", "promote", "pull")
 
 
 def register(app: typer.Typer) -> None:

@@ -62,7 +62,8 @@ def register(app: typer.Typer) -> None:
         from tune.driver import resume_search, run_search
         from tune.progress import add_listener, remove_listener
         from tune.settings import SearchSettings
-        from tune.summary import summarize
+        from tune.parquet import refresh_tables
+        from tune.summary import experiment_path, summarize
 
         if resume:
             exp_name = resume
@@ -95,6 +96,7 @@ def register(app: typer.Typer) -> None:
             if live is not None:
                 live.stop()
                 console.print()
+        refresh_tables(experiment_path(exp_name, storage))  # trials.parquet, history.parquet
         summary = summarize(exp_name, storage)
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))

@@ -1,0 +1,112 @@
+"""Tests for nerkit.checkpoint: loadable model directories and pickle-free training checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from nerkit.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_JSON, STATE_TENSORS, TrainingState,
+                               is_training_checkpoint, load_training_checkpoint)
+from nerkit.config import TrainConfig
+from nerkit.data import DataConfig
+from nerkit.features import prepare_data
+from nerkit.train import train
+
+PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir, small_data_dir, tmp_path_factory):
+    """One 1-epoch run: its config, best-model directory and the checkpoint saved at its report."""
+    out = tmp_path_factory.mktemp("ckpt")
+    cfg = TrainConfig(model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), epochs=1,
+                      batch_size=16, learning_rate=1e-3, num_threads=1, weight_strategy="seed",
+                      o_weight=0.5, entity_boost=3.0)  # weighted enough to predict entities
+    train(cfg, output_dir=out / "model", report=lambda m, save: save(out / "training"))
+    return cfg, out / "model", out / "training"
+
+
+def _looks_pickled(path: Path) -> bool:
+    head = path.read_bytes()[:4]
+    # pickle protocol 2+ starts with 0x80; torch.save's default format is a zip archive.
+    return head[:1] == b"\x80" or head == b"PK\x03\x04"
+
+
+def test_model_dir_is_safetensors_only(trained):
+    # The model directory holds model.safetensors and no pickled weights.
+    _, model_dir, _ = trained
+    files = {p.name for p in model_dir.iterdir()}
+    assert {"model.safetensors", "config.json", CONFIG_FILE, METRICS_FILE, "tokenizer.json"} <= files
+    assert not [p for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES or _looks_pickled(p)]
+
+
+def test_config_json_has_label_maps(trained):
+    # config.json carries id2label/label2id of the training data's label map.
+    cfg, model_dir, _ = trained
+    lm = prepare_data(cfg.data, cfg.model).label_map
+    hf = json.loads((model_dir / "config.json").read_text())
+    assert hf["id2label"] == {str(i): label for i, label in enumerate(lm.labels)}
+    assert hf["label2id"] == lm.label2id
+
+
+def test_nerkit_config_round_trips(trained):
+    # nerkit_config.json rebuilds the exact TrainConfig the model was trained with.
+    cfg, model_dir, _ = trained
+    assert TrainConfig.from_dict(json.loads((model_dir / CONFIG_FILE).read_text())) == cfg
+    summary = json.loads((model_dir / METRICS_FILE).read_text())
+    assert summary["status"] == "completed" and "B-FOOD" in summary["class_weights"]
+
+
+def test_model_dir_loads_in_transformers_pipeline(trained):
+    # transformers' token-classification pipeline loads the directory and returns entity dicts.
+    _, model_dir, _ = trained
+    ner = transformers.pipeline("token-classification", model=str(model_dir), aggregation_strategy="simple",
+                                device="cpu")
+    text = "tushar se 2 misal mangwao aur inayat se pizza"
+    out = ner(text)
+    assert isinstance(out, list) and out, "the model predicts no entity to check"
+    assert all({"entity_group", "score", "word", "start", "end"} <= set(e) for e in out)
+    assert all(0 <= e["start"] < e["end"] <= len(text) for e in out)
+
+
+def test_training_checkpoint_has_no_pickle(trained):
+    # A training checkpoint is a model dir plus training_state.json + .safetensors, nothing pickled.
+    _, _, ckpt = trained
+    assert is_training_checkpoint(ckpt)
+    files = {p.name for p in ckpt.iterdir()}
+    assert {STATE_JSON, STATE_TENSORS, "model.safetensors", CONFIG_FILE} <= files
+    assert not [p for p in ckpt.iterdir() if p.suffix in PICKLE_SUFFIXES or _looks_pickled(p)]
+    state = json.loads((ckpt / STATE_JSON).read_text())
+    assert state["progress"]["step"] == 10 and state["progress"]["epoch"] == 1
+    assert len(state["progress"]["history"]) == 1
+
+
+def test_load_restores_model_optimizer_and_progress(trained):
+    # Loading a checkpoint into fresh objects restores weights, Adam moments and counters.
+    cfg, _, ckpt = trained
+    from nerkit.model import load_model
+    from nerkit.train import _lr_lambda, _optimizer
+
+    lm = prepare_data(cfg.data, cfg.model).label_map
+    model = load_model(cfg.model, lm)
+    optimizer = _optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
+    state = load_training_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
+    assert isinstance(state, TrainingState) and (state.step, state.epoch, state.batch_in_epoch) == (10, 1, 0)
+    saved = transformers.AutoModelForTokenClassification.from_pretrained(str(ckpt))
+    for name, value in saved.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    assert scheduler.last_epoch == 10
+    moments = [s["exp_avg"] for s in optimizer.state_dict()["state"].values()]
+    assert len(moments) == len(list(model.parameters())) and any(bool(m.abs().sum()) for m in moments)
+
+
+def test_loading_a_model_dir_as_checkpoint_fails(trained):
+    # A plain model directory cannot be resumed from; the error says what is missing.
+    cfg, model_dir, _ = trained
+    with pytest.raises(ValueError, match="not a nerkit training checkpoint"):
+        load_training_checkpoint(model_dir, model=None, optimizer=None, scheduler=None)

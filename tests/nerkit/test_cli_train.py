@@ -1,0 +1,73 @@
+"""Tests for `nerkit train`: a thin CLI over nerkit.train.train."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from nerkit.cli import build_app
+from nerkit.config import TrainConfig
+from nerkit.predict import Predictor
+
+MAIN = "from nerkit.cli import main; main()"
+
+
+def _train(tiny_model_dir, small_data_dir, out, *extra):
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(small_data_dir), "--epochs", "1",
+            "--output-dir", str(out), "--threads", "1", "--device", "cpu", *extra]
+    return CliRunner().invoke(build_app(), args)
+
+
+def test_train_json_writes_loadable_model(tiny_model_dir, small_data_dir, tmp_path):
+    # --json prints a summary and the output directory loads for prediction.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--json", "--class-weights")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "completed"
+    assert summary["output_dir"] == str(tmp_path / "model")
+    assert summary["best"]["step"] == 10 and summary["test"]["counted_tokens"] > 0
+    assert summary["entity_o_ratio"] > 1  # --class-weights means the seed recipe
+    cfg = TrainConfig.from_dict(json.loads((tmp_path / "model" / "nerkit_config.json").read_text()))
+    assert (cfg.weight_strategy, cfg.epochs, cfg.model) == ("seed", 1.0, str(tiny_model_dir))
+    (ents,) = Predictor.from_dir(tmp_path / "model", device="cpu").predict(["tushar se 2 misal mangwao"])
+    assert isinstance(ents, list)
+
+
+def test_no_class_weights_overrides_config_file(tiny_model_dir, small_data_dir, tmp_path):
+    # --no-class-weights turns a config file's weighting off: uniform weights, entity:O ratio 1.
+    config = tmp_path / "train.yaml"
+    config.write_text("weight_strategy: seed\no_weight: 0.5\nentity_boost: 3.0\nlearning_rate: 0.002\n")
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--config", str(config),
+                    "--no-class-weights", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["entity_o_ratio"] == 1.0
+    cfg = json.loads((tmp_path / "model" / "nerkit_config.json").read_text())
+    assert (cfg["weight_strategy"], cfg["o_weight"], cfg["entity_boost"]) == ("none", 1.0, 1.0)
+    assert cfg["learning_rate"] == 0.002  # the rest of the file still applies
+
+
+def test_metrics_lines_without_json(tiny_model_dir, small_data_dir, tmp_path):
+    # Without --json each evaluation prints a metrics line and the save location.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model")
+    assert result.exit_code == 0, result.output
+    assert "entity_pred_ratio" in result.stdout and "step 10" in result.stdout
+    assert "model saved to" in result.stdout
+
+
+def test_bad_loss_is_a_value_error_naming_it(tmp_path):
+    # --loss hinge fails before any training with a ValueError that names 'hinge'.
+    result = CliRunner().invoke(build_app(), ["train", "--loss", "hinge", "--output-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, ValueError)
+    assert "'hinge'" in str(result.exception) and "focal" in str(result.exception)
+
+
+def test_main_maps_value_error_to_exit_2(tmp_path):
+    # The installed entry point turns the ValueError into exit code 2 and one error line.
+    proc = subprocess.run([sys.executable, "-c", MAIN, "train", "--loss", "hinge", "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "loss is 'hinge'" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,76 @@
+"""Tests for nerkit.config: TrainConfig validation, round trips and overrides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nerkit.config import TrainConfig
+from nerkit.data import DataConfig
+
+
+def test_defaults_are_valid_and_ce_ignores_gamma():
+    # The defaults build; focal_gamma is 0 unless the loss is focal.
+    cfg = TrainConfig()
+    assert cfg.focal_gamma == 0.0
+    assert TrainConfig(loss="focal", gamma=1.5).focal_gamma == 1.5
+
+
+def test_round_trip_through_json():
+    # to_dict -> JSON -> from_dict rebuilds an equal config, nested DataConfig included.
+    cfg = TrainConfig(model="some/path", loss="focal", gamma=1.0, weight_strategy="seed", o_weight=0.5,
+                      entity_boost=3.0, max_weight=100.0, epochs=2.5, eval_every_steps=7,
+                      data=DataConfig(path="data.jsonl", split_ratios=(0.7, 0.2, 0.1)))
+    again = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    assert isinstance(again.data, DataConfig) and again.data.split_ratios == (0.7, 0.2, 0.1)
+
+
+def test_unknown_setting_is_named():
+    # from_dict and with_overrides name an unknown key.
+    with pytest.raises(ValueError, match="lerning_rate"):
+        TrainConfig.from_dict({"lerning_rate": 1e-3})
+    with pytest.raises(ValueError, match="epoch'"):
+        TrainConfig().with_overrides(epoch=3)
+
+
+def test_with_overrides_validates_again():
+    # An override is validated like a fresh config, and the original stays unchanged.
+    base = TrainConfig()
+    assert base.with_overrides(learning_rate=1e-3).learning_rate == 1e-3
+    with pytest.raises(ValueError, match="-1"):
+        base.with_overrides(batch_size=-1)
+    assert base.batch_size == 16
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"loss": "hinge"}, "'hinge'"),
+        ({"weight_strategy": "sqrt"}, "'sqrt'"),
+        ({"precision": "fp16"}, "'fp16'"),
+        ({"gamma": -1.0}, "-1.0"),
+        ({"learning_rate": 0.0}, "0.0"),
+        ({"epochs": -2}, "-2"),
+        ({"batch_size": 2.5}, "2.5"),
+        ({"max_length": 4}, "4"),
+        ({"warmup_ratio": 1.0}, "1.0"),
+        ({"eval_every_steps": 0}, "0"),
+        ({"early_stopping_patience": 0}, "0"),
+        ({"entity_o_ratio": 3.0, "entity_boost": 2.0}, "2.0"),
+    ],
+)
+def test_bad_values_raise_naming_the_value(kwargs, named):
+    # Every invalid setting raises a ValueError quoting the setting and the value.
+    with pytest.raises(ValueError) as info:
+        TrainConfig(**kwargs)
+    message = str(info.value)
+    assert named in message
+    assert next(iter(kwargs)) in message or "entity_o_ratio" in message
+
+
+def test_config_is_frozen():
+    # A resolved config cannot be mutated in place.
+    with pytest.raises(AttributeError):
+        TrainConfig().epochs = 3  # type: ignore[misc]

@@ -1,0 +1,177 @@
+"""Tests for nerkit.train: reports, evaluation cadence, early stopping, divergence, exact resume."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import nerkit.features
+import nerkit.train
+from nerkit.config import TrainConfig
+from nerkit.data import DataConfig
+from nerkit.features import prepare_data
+from nerkit.train import train
+
+REPORT_KEYS = {"step", "epoch", "eval_index", "dev_f1", "dev_precision", "dev_recall", "dev_loss",
+               "train_loss", "entity_pred_ratio", "gold_entity_ratio", "collapsed", "tokens_per_s",
+               "per_type", "final", "entity_o_ratio"}
+TIMING_KEYS = {"tokens_per_s", "train_seconds"}  # wall-clock, never reproducible
+
+
+@pytest.fixture()
+def cfg(tiny_model_dir, small_data_dir) -> TrainConfig:
+    # 160 train records / batch 16 = 10 steps per epoch.
+    return TrainConfig(model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), epochs=2,
+                       batch_size=16, learning_rate=1e-3, num_threads=1, weight_strategy="seed",
+                       o_weight=0.5, entity_boost=3.0)
+
+
+@pytest.fixture()
+def models(monkeypatch) -> list:
+    """Every model train() builds, in order (so a test can read its final parameters)."""
+    built: list = []
+    real_load = nerkit.train.load_model
+    monkeypatch.setattr(nerkit.train, "load_model", lambda *a: built.append(real_load(*a)) or built[-1])
+    return built
+
+
+def _run(cfg, **kwargs):
+    reports: list = []
+    result = train(cfg, report=lambda m, save: reports.append(m), **kwargs)
+    return result, reports
+
+
+def _floats(metrics: dict):
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            yield key, value
+        elif isinstance(value, dict):
+            yield from _floats(value)
+
+
+def test_report_each_epoch_with_documented_keys(cfg):
+    # Two epochs: two reports at steps 10 and 20 with every documented metric; only the last is final.
+    seen = []
+
+    def report(metrics, save):
+        assert callable(save)
+        seen.append(metrics)
+
+    result = train(cfg, report=report)
+    assert result.status == "completed"
+    assert [m["step"] for m in seen] == [10, 20]
+    assert [m["epoch"] for m in seen] == [1.0, 2.0]
+    assert [m["eval_index"] for m in seen] == [0, 1]
+    assert [m["final"] for m in seen] == [False, True]
+    for m in seen:
+        assert REPORT_KEYS <= set(m)
+        assert m["tokens_per_s"] > 0 and m["dev_loss"] > 0 and 0 < m["gold_entity_ratio"] < 1
+        assert isinstance(m["per_type"], dict)
+        assert all(math.isfinite(v) for _, v in _floats(m))
+    assert result.history == seen
+    assert result.best == max(seen, key=lambda m: m["dev_f1"]) and result.last == seen[-1]
+
+
+def test_eval_every_n_steps(cfg):
+    # eval_every_steps=4 over 10 steps evaluates at 4, 8 and the last step.
+    result, reports = _run(cfg.with_overrides(epochs=1, eval_every_steps=4))
+    assert [m["step"] for m in reports] == [4, 8, 10]
+    assert [m["epoch"] for m in reports] == [0.4, 0.8, 1.0]
+    assert result.status == "completed"
+
+
+def test_on_step_sees_every_step(cfg):
+    # on_step is called after each optimizer step with (step, total).
+    calls = []
+    train(cfg.with_overrides(epochs=0.5), on_step=lambda s, t: calls.append((s, t)))
+    assert calls == [(s, 5) for s in range(1, 6)]
+
+
+def test_early_stopping(cfg):
+    # With a learning rate too small to change predictions, F1 stalls: patience 2 stops at step 3.
+    result, reports = _run(cfg.with_overrides(learning_rate=1e-12, eval_every_steps=1, early_stopping_patience=2))
+    assert result.status == "early_stopped"
+    assert [m["step"] for m in reports] == [1, 2, 3]
+    assert [m["final"] for m in reports] == [False, False, True]
+
+
+def test_huge_learning_rate_diverges_cleanly(cfg):
+    # lr=1e6 ends as 'diverged' without raising, and nothing non-finite is ever reported.
+    for strategy in ("none", "seed"):
+        result, reports = _run(cfg.with_overrides(learning_rate=1e6, eval_every_steps=1, weight_strategy=strategy,
+                                                  o_weight=1.0, entity_boost=1.0))
+        assert result.status == "diverged"
+        assert result.history == reports and len(reports) < 20
+        for m in reports:
+            assert all(math.isfinite(v) for _, v in _floats(m)), m
+
+
+def test_injected_nan_loss_diverges(cfg, monkeypatch):
+    # A NaN training loss at the third step stops the run as diverged after two finite reports.
+    calls = [0]
+    real_loss = nerkit.train.token_loss
+
+    def loss_with_nan(*args):
+        calls[0] += 1
+        loss = real_loss(*args)
+        return loss * float("nan") if calls[0] == 3 else loss
+
+    monkeypatch.setattr(nerkit.train, "token_loss", loss_with_nan)
+    result, reports = _run(cfg.with_overrides(eval_every_steps=1))
+    assert result.status == "diverged"
+    assert [m["step"] for m in reports] == [1, 2]
+    assert all(math.isfinite(v) for m in reports for _, v in _floats(m))
+
+
+@pytest.mark.parametrize("eval_every_steps", [None, 3], ids=["epoch-boundary", "mid-epoch"])
+def test_exact_resume(cfg, models, tmp_path, eval_every_steps):
+    # Interrupted after the first evaluation and resumed, training ends exactly where it would have.
+    cfg = cfg.with_overrides(eval_every_steps=eval_every_steps)
+    full, full_reports = _run(cfg)
+    full_params = models[-1].state_dict()
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(metrics, save):
+        save(tmp_path / "ckpt")
+        raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, report=save_then_die)
+    resumed, resumed_reports = _run(cfg, resume_from=tmp_path / "ckpt")
+    resumed_params = models[-1].state_dict()
+
+    assert full_params.keys() == resumed_params.keys()
+    for name in full_params:
+        assert torch.equal(full_params[name], resumed_params[name]), name
+    assert len(resumed_reports) == len(full_reports) - 1
+    drop = lambda m: {k: v for k, v in m.items() if k not in TIMING_KEYS}  # noqa: E731
+    assert [drop(m) for m in resumed_reports] == [drop(m) for m in full_reports[1:]]
+    assert [drop(m) for m in resumed.history] == [drop(m) for m in full.history]
+    assert resumed.status == full.status == "completed"
+
+
+def test_data_is_tokenised_once(cfg, monkeypatch):
+    # prepare_data is cached, and a 2-epoch run re-tokenises nothing.
+    calls = []
+    real_align = nerkit.features.align_records
+    monkeypatch.setattr(nerkit.features, "_CACHE", {})
+    monkeypatch.setattr(nerkit.features, "align_records", lambda *a: calls.append(1) or real_align(*a))
+    first = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
+    assert len(calls) == 3  # train, dev, test
+    assert prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords) is first
+    train(cfg)
+    assert len(calls) == 3
+    prepare_data(cfg.data, cfg.model, cfg.max_length + 1, cfg.label_all_subwords)
+    assert len(calls) == 6  # another max_length is another key
+
+
+def test_output_dir_and_test_metrics(cfg, tmp_path):
+    # With output_dir and evaluate_test the best model is saved and scored on test.
+    result = train(cfg.with_overrides(epochs=1), output_dir=tmp_path / "model", evaluate_test=True)
+    assert result.output_dir == tmp_path / "model"
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert result.test is not None and 0 <= result.test["f1"] <= 1 and result.test["counted_tokens"] > 0

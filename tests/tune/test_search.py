@@ -1,0 +1,106 @@
+"""Real searches on local Ray with the tiny model: ASHA, the collapse guard, Optuna storage."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from nerkit.data import DataConfig
+from tune.driver import run_search
+from tune.settings import SearchSettings
+from tune.stop_reasons import REASONS
+from tune.summary import summarize
+from tune.tables import collect
+
+pytestmark = pytest.mark.slow
+
+
+def _settings(tmp_path, tiny_model_dir, small_data_dir, **kw) -> SearchSettings:
+    values = dict(name="s", space="search_spaces/default.yaml", storage=str(tmp_path), trials=8,
+                  model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), max_epochs=3, seed=1)
+    values.update(kw)
+    return SearchSettings(**values)
+
+
+def test_default_search_prunes_with_asha_and_records_every_trial(tmp_path, tiny_model_dir, small_data_dir):
+    # 8 trials on 2 CPUs: baselines first, ASHA stops some, every trial ends with a reason,
+    # and the Optuna storage file holds every trial with a finite value.
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir)
+    run_search(settings)
+    tables = collect(settings.experiment_path)
+    assert len(tables.trials) == 8
+    reasons = [t["stop_reason"] for t in tables.trials]
+    assert set(reasons) <= set(REASONS)
+    assert "asha" in reasons, reasons
+    assert {t["baseline"] for t in tables.trials} >= {"team-recipe", "plain-ce"}
+
+    study = optuna.load_study(study_name="s", storage=settings.optuna_url())
+    assert len(study.trials) == 8
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert all(math.isfinite(t.value) for t in study.trials)
+    # The study's best value is the trial table's best dev F1.
+    best = max(t["best_dev_f1"] for t in tables.trials)
+    assert study.best_value <= best + 1e-9
+    summary = summarize("s", str(tmp_path))
+    assert summary["best"]["dev_f1"] == pytest.approx(best)
+
+
+def test_collapse_space_triggers_the_guard(tmp_path, tiny_model_dir, small_data_dir):
+    # Huge O weight and no entity boost: every trial predicts all-'O' and is stopped as
+    # `collapsed` after grace + patience evaluations, before its budget is spent; the
+    # searcher is told F1 = 0, never NaN.
+    space = tmp_path / "collapse.yaml"
+    space.write_text(
+        "budget: {max_epochs: 4, grace_epochs: 4, reduction_factor: 2}\n"
+        "collapse_guard: {eps: 0.005, grace: 1, patience: 2}\n"
+        "base: {weight_strategy: none, entity_boost: 1.0}\n"
+        "params:\n  o_weight: {type: uniform, low: 200.0, high: 400.0}\n"
+        "  learning_rate: {type: loguniform, low: 1.0e-3, high: 2.0e-3}\n"
+    )
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="c", space=str(space), trials=2,
+                         max_epochs=None, baselines=False)
+    run_search(settings)
+    tables = collect(settings.experiment_path)
+    assert [t["stop_reason"] for t in tables.trials] == ["collapsed", "collapsed"]
+    assert all(t["evaluations"] == 3 and t["epochs_trained"] < 4 for t in tables.trials)
+    study = optuna.load_study(study_name="c", storage=settings.optuna_url())
+    assert all(t.value == 0.0 for t in study.trials)
+
+
+def _count_reporting_trials(exp) -> int:
+    return sum(1 for p in exp.glob("trial_*/result.json") if p.stat().st_size > 0)
+
+
+def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, small_data_dir):
+    # SIGKILL the driver (and its local Ray) mid-search, then resume: every trial is
+    # accounted for exactly once and the Optuna study agrees with the trial table.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tune.driver import resume_search
+
+    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
+           "--trials", "6", "--max-epochs", "3", "--storage", str(tmp_path), "--name", "r", "--json", "--seed", "3"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    exp = tmp_path / "r"
+    deadline = time.time() + 240
+    while time.time() < deadline and _count_reporting_trials(exp) < 3 and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, f"search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    resume_search("r", str(tmp_path))
+    tables = collect(str(exp))
+    ids = [t["trial_id"] for t in tables.trials]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    assert all(t["status"] == "TERMINATED" and t["stop_reason"] in REASONS for t in tables.trials)
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{exp / 'optuna.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]

@@ -1,0 +1,94 @@
+"""Search-space loading: the shipped files load; bad files fail naming file, line, key and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tune.space import load_space
+
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+class _Trial:
+    """The subset of optuna.Trial that define-by-run sampling uses, with fixed answers."""
+
+    def __init__(self, answers):
+        self.answers, self.asked = answers, []
+
+    def suggest_float(self, name, low, high, log=False):
+        self.asked.append(name)
+        return self.answers.get(name, low)
+
+    def suggest_int(self, name, low, high, step=1):
+        self.asked.append(name)
+        return self.answers.get(name, low)
+
+    def suggest_categorical(self, name, values):
+        self.asked.append(name)
+        return self.answers.get(name, values[0])
+
+
+@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_spaces_load(path):
+    # Every shipped space validates and every line of it is documented by comments.
+    space = load_space(path)
+    assert space.params
+    assert "#" in path.read_text()
+
+
+def test_default_space_searches_what_researchers_asked_for():
+    # O weight, entity boost, focal gamma, lr and batch size are all searched, baselines enqueued.
+    space = load_space(SPACES / "default.yaml")
+    assert {"o_weight", "entity_boost", "gamma", "learning_rate", "batch_size"} <= set(space.searched)
+    assert [b.name for b in space.baselines] == ["team-recipe", "plain-ce"]
+
+
+def test_gamma_is_sampled_only_for_focal_loss():
+    # The conditional parameter is suggested only when its condition holds.
+    space = load_space(SPACES / "default.yaml")
+    ce = _Trial({"loss": "ce"})
+    space.sample(ce)
+    assert "gamma" not in ce.asked
+    focal = _Trial({"loss": "focal"})
+    assert space.sample(focal)["gamma"] == 0.5
+    assert "gamma" in focal.asked
+
+
+def _write(tmp_path, text: str) -> Path:
+    p = tmp_path / "space.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text, line, needle",
+    [
+        ("params:\n  o_weight: {type: loguniform, low: 1.0, high: 0.5}\n", 2, "empty range"),
+        ("params:\n  o_weight: {type: uniform, low: -1.0, high: 0.5}\n", 2, "must be > 0"),
+        ("params:\n  learning_rate: {type: loguniform, low: 1.0e-5, hgih: 1.0e-3}\n", 2, "unknown key 'hgih'"),
+        ("params:\n  lr: {type: uniform, low: 0.1, high: 0.5}\n", 2, "unknown or reserved"),
+        ("params:\n  o_weight: {type: normal, low: 0.1, high: 0.5}\n", 2, "distribution type"),
+        ("prams:\n  o_weight: 0.5\n", 1, "unknown section"),
+        ("params:\n  batch_size: {type: choice, values: []}\n", 2, "non-empty list"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbudget:\n  max_epochs: 2\n  grace_epochs: 3\n", 3, "grace_epochs"),
+        ("params:\n  loss: {type: choice, values: [ce]}\n  gamma: {type: uniform, low: 0.5, high: 2.0, when: {loss: focal}}\n", 3, "not a possible value"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - name: b\n    params: {o_weight: 0.9}\n", 5, "outside the searched range"),
+    ],
+)
+def test_bad_space_errors_name_file_line_and_key(tmp_path, text, line, needle):
+    # Each mistake is reported with the file, the line of the offending key and what is allowed.
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError) as exc:
+        load_space(path)
+    msg = str(exc.value)
+    assert f"{path}:{line}:" in msg
+    assert needle in msg
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    # Broken YAML syntax is a ValueError with the line, not a parser traceback.
+    path = _write(tmp_path, "params:\n  o_weight: {type: uniform\n")
+    with pytest.raises(ValueError, match=f"{path}:"):
+        load_space(path)

@@ -1,0 +1,42 @@
+"""``nerkit promote NAME --registry URI``: publish a search's best model after test-split gates."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("promote")
+    def promote_cmd(
+        name: str = typer.Argument(..., help="Experiment name (nerkit search --name)."),
+        registry: str = typer.Option(..., "--registry", help="Registry root: local dir, s3://… or gs://…"),
+        model_name: str = typer.Option("ner", "--model-name", help="Model name under the registry."),
+        metric: str = typer.Option("best_dev_f1", "--metric", help="Trial-table column to rank by (higher wins)."),
+        confirm_seeds: int = typer.Option(0, "--confirm-seeds", help="Re-train the top-k configs with K new seeds."),
+        top_k: int = typer.Option(3, "--top-k", help="Configs to confirm with --confirm-seeds."),
+        min_f1: float = typer.Option(0.0, "--min-f1", help="Refuse below this test F1."),
+        min_entity_ratio: float = typer.Option(0.005, "--min-entity-ratio",
+                                               help="Refuse below this test entity_pred_ratio (collapse)."),
+        storage: str = typer.Option("runs", "--storage", help="Where the search stored it."),
+    ) -> None:
+        """Test the best trial's model on the test split and publish it as <registry>/<name>/v<N>."""
+        from tune.promote import PromotionRefused, promote
+
+        try:
+            result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
+                             top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage)
+        except PromotionRefused as exc:
+            err_console.print(f"[bold red]promotion refused:[/] {exc}", highlight=False)
+            # SystemExit rather than typer.Exit: nerkit.cli.main runs the app with
+            # standalone_mode=False, where click returns typer.Exit's code instead of exiting.
+            raise SystemExit(1) from None
+        test = result.manifest["test_metrics"]
+        console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {result.uri} "
+                      f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})",
+                      highlight=False)
+        console.print(f"pull it with: nerkit pull {result.uri.rsplit('/', 1)[0]}@v{result.version} --to DIR",
+                      highlight=False)

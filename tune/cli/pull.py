@@ -1,0 +1,25 @@
+"""``nerkit pull URI/<model-name>[@vN|@latest] --to DIR``: download a verified model version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("pull")
+    def pull_cmd(
+        ref: str = typer.Argument(..., help="<registry>/<model-name>[@vN|@latest] (default @latest)."),
+        to: Path = typer.Option(..., "--to", help="Destination directory (must be absent or empty)."),
+        force: bool = typer.Option(False, "--force", help="Replace a non-empty --to after verifying."),
+    ) -> None:
+        """Download a promoted model, verify every file's sha256 and size, then move it into place."""
+        from tune.pull import pull
+
+        dest = pull(ref, to, force=force)
+        console.print(f"pulled {ref} into {dest} (all files verified)", highlight=False)
+        console.print(f"try it: nerkit predict --model {dest} \"two bags of rice\"", highlight=False)

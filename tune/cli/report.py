@@ -1,0 +1,25 @@
+"""``nerkit report NAME``: a self-contained HTML report of a search."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report_cmd(
+        name: str = typer.Argument(..., help="Experiment name (nerkit search --name)."),
+        storage: str = typer.Option("runs", "--storage", help="Where the search stored it."),
+        out: Optional[str] = typer.Option(None, "--out", help="Output file (default: <experiment>/report.html)."),
+    ) -> None:
+        """Learning curves, parameter effects and importances, compute spent, baselines vs best."""
+        from tune.report import write_report
+        from tune.summary import experiment_path
+
+        dest = write_report(experiment_path(name, storage), out)
+        console.print(f"report written to {dest}", highlight=False)

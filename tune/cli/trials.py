@@ -1,0 +1,118 @@
+"""``nerkit trials NAME``: the trial table of a search, filtered and sorted.
+
+Each run re-reads Ray's state of the experiment and rewrites ``trials.parquet`` and
+``history.parquet`` beside it, so a running or interrupted search is shown as it is now.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _num(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def _short_names(columns: list[str]) -> dict[str, str]:
+    """``param_learning_rate`` → ``lr`` (initials), unless two parameters share initials."""
+    names = [c.removeprefix("param_") for c in columns]
+    initials = ["".join(p[0] for p in n.split("_") if p) if "_" in n else n for n in names]
+    if len(set(initials)) < len(initials):
+        initials = names
+    return dict(zip(columns, initials))
+
+
+def _params(row, short: dict[str, str]) -> str:
+    parts = []
+    for column, label in short.items():
+        value = row[column]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        shown = format(value, ".2g") if isinstance(value, float) else str(value)
+        parts.append(f"{label}={shown}")
+    return " ".join(parts)
+
+
+def _compact(df) -> tuple[Table, str]:
+    """The default view (one line per trial with what decides between trials) and its legend."""
+    short = _short_names([c for c in df.columns if c.startswith("param_")])
+    t = Table(header_style="bold", show_lines=False)
+    for title in ("trial", "status", "stop", "baseline", "searched", "best F1 @ ep",
+                  "last ratio", "epochs", "wall s"):
+        # The parameters get the spare width; at 80 columns every column folds instead
+        # of one vanishing.
+        t.add_column(title, overflow="fold", min_width=24 if title == "searched" else None)
+    for _, r in df.iterrows():
+        best = f"{_num(r['best_dev_f1'], '.4f')} @ {_num(r['best_epoch'], '.2f')}"
+        t.add_row(str(r["trial_id"]), str(r["status"]), str(r["stop_reason"] or "-"),
+                  str(r["baseline"] or ""), _params(r, short), best,
+                  _num(r["last_entity_pred_ratio"], ".3f"), _num(r["epochs_trained"], ".2f"),
+                  _num(r["wall_time_s"], ".1f"))
+    legend = ", ".join(f"{v}={k.removeprefix('param_')}" for k, v in short.items() if v != k.removeprefix("param_"))
+    return t, legend
+
+
+def _plain(df) -> Table:
+    t = Table(header_style="bold")
+    for col in df.columns:
+        t.add_column(str(col), overflow="fold")
+    for _, r in df.iterrows():
+        t.add_row(*(_num(v, ".4g") if isinstance(v, float) else str(v) for v in r.tolist()))
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("trials")
+    def trials_cmd(
+        name: str = typer.Argument(..., help="Experiment name (nerkit search --name)."),
+        storage: str = typer.Option("runs", "--storage", help="Where the search stored it."),
+        sort: Optional[str] = typer.Option(None, "--sort", help="Column to sort by (default best_dev_f1, descending)."),
+        asc: bool = typer.Option(False, "--asc", help="Sort ascending."),
+        top: Optional[int] = typer.Option(None, "--top", help="Show the first N rows."),
+        status: Optional[List[str]] = typer.Option(None, "--status", help="Ray status (repeatable or a,b)."),
+        stop_reason: Optional[List[str]] = typer.Option(
+            None, "--stop-reason", help="completed|asha|collapsed|diverged|error|running (repeatable or a,b)."),
+        where: Optional[List[str]] = typer.Option(
+            None, "--where", help="Filter like \"param_o_weight < 0.5\" (repeatable; all must hold)."),
+        columns: Optional[str] = typer.Option(None, "--columns", help="Comma list of columns to show."),
+        history: bool = typer.Option(False, "--history", help="Show the per-evaluation history instead."),
+        as_json: bool = typer.Option(False, "--json", help="Rows as a JSON list."),
+        as_csv: bool = typer.Option(False, "--csv", help="Rows as CSV."),
+    ) -> None:
+        """Show a search's trials (or their history) from freshly written Parquet tables."""
+        from tune.parquet import read_tables, refresh_tables
+        from tune.summary import experiment_path
+        from tune.trial_query import TrialQuery, select_history, select_trials, split_list
+
+        if as_json and as_csv:
+            raise ValueError("--json and --csv were both given; pick one output format")
+        query = TrialQuery(
+            sort=sort, ascending=asc, top=top, status=split_list(status),
+            stop_reasons=split_list(stop_reason), where=tuple(where or ()),
+            columns=split_list([columns] if columns else None),
+        )
+        exp = experiment_path(name, storage)
+        refresh_tables(exp)
+        trials_df, history_df = read_tables(exp)
+        df = select_history(history_df, trials_df, query) if history else select_trials(trials_df, query)
+        if as_json:
+            typer.echo(df.to_json(orient="records", indent=2))
+        elif as_csv:
+            typer.echo(df.to_csv(index=False), nl=False)
+        elif history or query.columns:
+            console.print(_plain(df))
+        else:
+            table, legend = _compact(df)
+            console.print(table)
+            if legend:
+                console.print(f"searched: {legend}")
+            console.print(f"{len(df)} of {len(trials_df)} trials; tables in {exp}/trials.parquet, history.parquet")

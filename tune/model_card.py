@@ -1,0 +1,83 @@
+"""MODEL_CARD.md for a promoted model, rendered from its manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> str:
+    """The model card of version ``version`` (Markdown).
+
+    Args:
+        manifest: The promotion manifest (without ``version``/``files``).
+        version: The version number this card is published under.
+        registry_uri: ``<registry>/<model-name>``, for the pull command.
+    """
+    cfg, test, dev = manifest["config"], manifest["test_metrics"], manifest["dev_metrics"]
+    labels = ", ".join(manifest["label_map"]["labels"])
+    per_type = manifest.get("per_type", {})
+    rows = "\n".join(
+        f"| {t} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} | {m['support']} |"
+        for t, m in sorted(per_type.items())
+    )
+    sel = manifest["selection"]
+    if sel["confirm_seeds"]:
+        chosen = (f"re-trained the top {len(sel['candidates'])} configurations with "
+                  f"{sel['confirm_seeds']} extra seed(s) each and kept the best mean dev F1; "
+                  f"this is its seed-{sel['chosen_seed']} run")
+    else:
+        chosen = f"the best trial by `{sel['metric']}`, from its best checkpoint"
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))
+    return f"""# {manifest['model_name']} v{version}
+
+Token-classification (NER) model fine-tuned by nerkit from `{cfg['model']}`.
+
+- **Search**: `{manifest['search']}` ({manifest['experiment']}), trial `{manifest['trial_id']}`
+- **Selection**: {chosen}
+- **Labels**: {labels}
+- **Data fingerprint**: `{manifest['data_fingerprint']}`
+- **Loss**: {cfg['loss']} (weight strategy {cfg['weight_strategy']}, O weight {_f(cfg['o_weight'])},
+  entity boost {_f(cfg['entity_boost'])}); learning rate {cfg['learning_rate']:.3g}, batch size {cfg['batch_size']}
+- **Promoted**: {manifest['created']} with {versions}
+
+## Scores
+
+| split | F1 | precision | recall | entity_pred_ratio |
+|---|---|---|---|---|
+| dev | {_f(dev.get('dev_f1'))} | {_f(dev.get('dev_precision'))} | {_f(dev.get('dev_recall'))} | {_f(dev.get('entity_pred_ratio'))} |
+| test | {_f(test['f1'])} | {_f(test['precision'])} | {_f(test['recall'])} | {_f(test['entity_pred_ratio'])} |
+
+Test F1 per entity type:
+
+| type | precision | recall | F1 | support |
+|---|---|---|---|---|
+{rows}
+
+Promotion gates: test F1 ≥ {manifest['gates']['min_f1']}, test entity_pred_ratio ≥
+{manifest['gates']['min_entity_ratio']}.
+
+## Use
+
+```
+nerkit pull {registry_uri}@v{version} --to ./model
+nerkit predict --model ./model "two bags of rice from the corner shop"
+```
+
+```python
+from transformers import pipeline
+ner = pipeline("token-classification", model="./model", aggregation_strategy="simple")
+```
+
+`manifest.json` lists the full training config, all metrics, the label map, package
+versions and the sha256 and size of every file; `nerkit pull` verifies them.
+
+## Limitations
+
+Scores are from the data with the fingerprint above; text from other domains, spelling
+conventions or entity definitions will score lower. Words are labelled by their first
+subword; inputs longer than {cfg['max_length']} subword tokens are truncated.
+"""

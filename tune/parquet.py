@@ -1,0 +1,144 @@
+"""Write the trial tables as Parquet files beside the experiment, readable with pandas alone.
+
+``trials.parquet`` and ``history.parquet`` hold the rows of :func:`tune.tables.collect`
+(schema and meaning: tune/tables.py and docs/TRIAL_TABLES.md). Columns differ between
+searches (one ``param_<name>`` per searched parameter, one ``f1_<TYPE>`` per entity
+type), so the Arrow schema is built from the rows themselves: every row gets the union
+of all keys (missing → null) and each column's type follows its values.
+
+Example:
+    >>> from tune.parquet import refresh_tables, read_tables   # doctest: +SKIP
+    >>> refresh_tables("runs/s1")                               # doctest: +SKIP
+    >>> trials, history = read_tables("runs/s1")                # doctest: +SKIP
+    >>> trials.sort_values("best_dev_f1", ascending=False).head()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tune.storage import filesystem
+from tune.tables import SCHEMA_VERSION, TrialTables, collect
+
+TRIALS_FILE = "trials.parquet"
+HISTORY_FILE = "history.parquet"
+#: Keys of the Parquet schema metadata (bytes, as Parquet stores them).
+META_VERSION = b"nerkit.schema_version"
+META_TABLE = b"nerkit.table"
+
+
+def _arrow_type(values: list[Any]) -> pa.DataType:
+    """The Arrow type of one column from its non-null values.
+
+    Order matters: ``bool`` is a subclass of ``int`` in Python, so it is tested first.
+    A column with no value at all is stored as float64 (most nullable columns are
+    metrics), never as Arrow's ``null`` type, which some readers handle poorly.
+    """
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.float64()
+    if all(isinstance(v, bool) for v in present):
+        return pa.bool_()
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pa.int64()
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pa.float64()
+    return pa.string()
+
+
+def _cell(value: Any, kind: pa.DataType) -> Any:
+    """A value converted to its column's type (mixed columns fall back to text)."""
+    if value is None:
+        return None
+    if pa.types.is_string(kind) and not isinstance(value, str):
+        return json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+    if pa.types.is_floating(kind):
+        return float(value)
+    return value
+
+
+def to_arrow(rows: list[dict[str, Any]], table: str) -> pa.Table:
+    """Rows (dicts that may lack keys) as an Arrow table with the union of their columns.
+
+    Args:
+        rows: Trial rows or history rows from :func:`tune.tables.collect`.
+        table: ``"trials"`` or ``"history"``; stored in the schema metadata.
+
+    Returns:
+        A table whose schema metadata carries ``nerkit.schema_version`` and ``nerkit.table``.
+    """
+    names: dict[str, None] = {}  # insertion-ordered set: the first row's order comes first
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    if not names:
+        names = {"trial_id": None, "schema_version": None}
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        kind = _arrow_type(values)
+        if name == "trial_id":
+            kind = pa.string()
+        columns[name] = pa.array([_cell(v, kind) for v in values], type=kind)
+    metadata = {META_VERSION: str(SCHEMA_VERSION).encode(), META_TABLE: table.encode()}
+    return pa.table(columns).replace_schema_metadata(metadata)
+
+
+def _write(arrow: pa.Table, uri: str) -> None:
+    """Write to a temporary name, then move over the target: readers never see half a file."""
+    fs, path = filesystem(uri)
+    parent = path.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.tmp-{uuid.uuid4().hex}"
+    pq.write_table(arrow, tmp, filesystem=fs)
+    fs.move(tmp, path)
+
+
+def write_tables(tables: TrialTables, dest: str | None = None) -> tuple[str, str]:
+    """Write ``trials.parquet`` and ``history.parquet``.
+
+    Args:
+        tables: What :func:`tune.tables.collect` returned.
+        dest: Directory (local path or ``s3://``/``gs://`` URI); default: the experiment dir.
+
+    Returns:
+        The URIs of the trials file and the history file.
+    """
+    root = (dest or tables.experiment).rstrip("/")
+    trials_uri, history_uri = f"{root}/{TRIALS_FILE}", f"{root}/{HISTORY_FILE}"
+    _write(to_arrow(tables.trials, "trials"), trials_uri)
+    _write(to_arrow(tables.history, "history"), history_uri)
+    return trials_uri, history_uri
+
+
+def refresh_tables(experiment_path: str) -> TrialTables:
+    """Re-read Ray's state of an experiment (finished, running or interrupted) and rewrite its tables."""
+    tables = collect(experiment_path)
+    write_tables(tables)
+    return tables
+
+
+def read_table(uri: str):
+    """One Parquet table as a pandas DataFrame (local path or object-store URI)."""
+    fs, path = filesystem(uri)
+    return pq.read_table(path, filesystem=fs).to_pandas()
+
+
+def read_tables(experiment_path: str):
+    """``(trials, history)`` DataFrames of an experiment whose tables were written."""
+    root = experiment_path.rstrip("/")
+    return read_table(f"{root}/{TRIALS_FILE}"), read_table(f"{root}/{HISTORY_FILE}")
+
+
+def schema_version(uri: str) -> int:
+    """The ``nerkit.schema_version`` stored in a Parquet file's schema metadata."""
+    fs, path = filesystem(uri)
+    meta = pq.read_schema(path, filesystem=fs).metadata or {}
+    if META_VERSION not in meta:
+        raise ValueError(f"{uri} has no {META_VERSION.decode()} in its schema metadata; "
+                         "it was not written by tune.parquet.write_tables")
+    return int(meta[META_VERSION])

@@ -1,0 +1,175 @@
+"""Promote a search's best model to a registry, after it passes gates on the test split.
+
+Steps: 1) pick the best trial by a metric of the trial table (or, with
+``confirm_seeds``, the configuration with the best mean dev F1 over fresh seeds, see
+tune.confirm); 2) score its model on the **test** split, which the search never looked
+at; 3) refuse (:class:`PromotionRefused`, nothing written) when the test F1 or the
+test entity_pred_ratio is below its gate — a collapsed, all-'O' model must never
+become ``latest``; 4) publish the model files, ``manifest.json`` and ``MODEL_CARD.md``
+as a new immutable version (tune.registry).
+
+Example:
+    >>> p = promote("s1", "s3://bucket/models", storage="runs")   # doctest: +SKIP
+    >>> p.uri                                                       # doctest: +SKIP
+    's3://bucket/models/ner/v3'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+from tune.confirm import confirm_with_seeds, row_config
+from tune.model_card import render_card
+from tune.registry import Registry
+from tune.storage import filesystem
+from tune.summary import experiment_path
+from tune.tables import collect
+
+logger = logging.getLogger(__name__)
+
+#: Files of a checkpoint that are not part of a published model: optimizer/RNG state,
+#: and metrics that the manifest carries instead.
+EXCLUDED = ("training_state.safetensors", "training_state.json", "metrics.json")
+PACKAGES = ("nerkit", "torch", "transformers", "ray", "optuna")
+
+
+class PromotionRefused(ValueError):
+    """The chosen model failed a promotion gate; nothing was written to the registry."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: int
+    uri: str                    # <registry>/<model-name>/v<N>
+    manifest: dict[str, Any]    # without "version"/"files" (see the published manifest.json)
+
+
+def _candidates(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    if rows and metric not in {k for r in rows for k in r}:
+        numeric = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))
+                          and not isinstance(v, bool)})
+        raise ValueError(f"metric is {metric!r}, which is not a trial-table column; use one of {numeric}")
+    scored = [r for r in rows if isinstance(r.get(metric), (int, float))]
+    if not scored:
+        raise ValueError(f"no trial has a value for {metric!r} yet; wait for the search to report "
+                         "an evaluation (nerkit trials NAME shows progress)")
+    return sorted(scored, key=lambda r: r[metric], reverse=True)
+
+
+def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Path:
+    """The trial's best checkpoint as a local directory (downloaded from object storage)."""
+    ckpt = row.get("checkpoint") or ""
+    if not ckpt:
+        raise ValueError(f"trial {row['trial_id']} has no checkpoint to promote; re-run with "
+                         "--confirm-seeds K to re-train its config instead")
+    if "://" not in experiment and Path(ckpt).is_dir():
+        return Path(ckpt)
+    import pyarrow.fs as pafs
+
+    # Ray records remote checkpoint paths without the scheme ("bucket/runs/…").
+    uri = ckpt if "://" in ckpt or "://" not in experiment else f"{experiment.split('://')[0]}://{ckpt}"
+    fs, path = filesystem(uri)
+    dest = workdir / "checkpoint"
+    pafs.copy_files(path, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    return dest
+
+
+def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
+    """Test-split metrics of the model in ``model_dir`` and the prepared data they came from."""
+    from transformers import AutoModelForTokenClassification
+
+    from nerkit.evaluate import evaluate_split
+    from nerkit.features import prepare_data
+    from nerkit.train import pick_device
+
+    prepared = prepare_data(config.data, config.model, config.max_length, config.label_all_subwords)
+    if prepared.test is None or not prepared.test.input_ids:
+        raise PromotionRefused("the data has no test split, so the model cannot be checked before "
+                               "promotion; give --test (or a data directory with test.jsonl) to the search")
+    model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True)
+    labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    if labels != list(prepared.label_map.labels):
+        raise ValueError(f"{model_dir} predicts labels {labels}, but the data has "
+                         f"{list(prepared.label_map.labels)}; promote a model trained on this data")
+    device = pick_device(config.device)
+    metrics = evaluate_split(model.to(device), prepared.test, prepared.label_map, pad_id=prepared.pad_token_id,
+                             device=device, collapse_eps=config.collapse_eps)
+    return metrics, prepared
+
+
+def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, who: str) -> None:
+    if test["entity_pred_ratio"] < min_entity_ratio:
+        raise PromotionRefused(
+            f"{who}: test entity_pred_ratio {test['entity_pred_ratio']:.4f} < --min-entity-ratio "
+            f"{min_entity_ratio} (the model predicts almost only 'O'); nothing was promoted")
+    if test["f1"] < min_f1:
+        raise PromotionRefused(f"{who}: test F1 {test['f1']:.4f} < --min-f1 {min_f1}; nothing was promoted")
+
+
+def promote(
+    name: str, registry: str, *, model_name: str = "ner", metric: str = "best_dev_f1",
+    confirm_seeds: int = 0, top_k: int = 3, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
+    storage: str = "runs",
+) -> Promotion:
+    """Promote the best model of search ``name`` to ``registry`` (see module doc).
+
+    Raises:
+        PromotionRefused: the model failed a gate (nothing was written).
+        ValueError: bad arguments, or no trial to promote.
+    """
+    if confirm_seeds < 0:
+        raise ValueError(f"confirm_seeds is {confirm_seeds}, but must be >= 0 (0: no re-training)")
+    if top_k < 1:
+        raise ValueError(f"top_k is {top_k}, but must be >= 1")
+    target = Registry(registry, model_name)  # validates the name; writes nothing yet
+    exp = experiment_path(name, storage)
+    tables = collect(exp)
+    ranked = _candidates(tables.trials, metric)
+    with tempfile.TemporaryDirectory(prefix="nerkit-promote-") as tmp:
+        work = Path(tmp)
+        selection: dict[str, Any] = {"metric": metric, "confirm_seeds": confirm_seeds, "candidates": []}
+        if confirm_seeds > 0:
+            conf = confirm_with_seeds(ranked[:top_k], confirm_seeds, work)
+            row, model_dir, dev = conf.row, conf.run.model_dir, conf.run.best
+            selection.update(candidates=conf.candidates, chosen_seed=conf.run.seed)
+        else:
+            row = ranked[0]
+            model_dir = _local_checkpoint(row, exp, work)
+            metrics_file = model_dir / "metrics.json"
+            dev = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        config = row_config(row)
+        if confirm_seeds > 0:
+            config = config.with_overrides(seed=conf.run.seed)
+        test, prepared = evaluate_test(model_dir, config)
+        _check_gates(test, min_f1, min_entity_ratio, f"trial {row['trial_id']} of {name}")
+        manifest = {
+            "format": 1,
+            "model_name": model_name,
+            "promotion_id": uuid.uuid4().hex,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "search": name,
+            "experiment": exp,
+            "trial_id": row["trial_id"],
+            "selection": {**selection, "metric_value": row[metric]},
+            "config": config.to_dict(),
+            "dev_metrics": dev,
+            "test_metrics": {k: v for k, v in test.items() if k != "per_type"},
+            "per_type": test["per_type"],
+            "data_fingerprint": prepared.fingerprint,
+            "label_map": {"labels": list(prepared.label_map.labels)},
+            "gates": {"min_f1": min_f1, "min_entity_ratio": min_entity_ratio},
+            "versions": {p: package_version(p) for p in PACKAGES},
+        }
+        files = {p.name: p for p in sorted(model_dir.iterdir())
+                 if p.is_file() and p.name not in EXCLUDED and not p.name.startswith(".")}
+        number = target.publish(files, manifest, lambda n: render_card(manifest, n, target.uri))
+    logger.info("promoted trial %s of %s as %s/v%d", row["trial_id"], name, target.uri, number)
+    return Promotion(number, f"{target.uri}/v{number}", manifest)

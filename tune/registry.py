@@ -1,0 +1,208 @@
+"""A model registry on any pyarrow filesystem: immutable versions and a ``latest`` pointer.
+
+Layout under a registry URI (local path, ``s3://``, ``gs://``)::
+
+    <registry>/<model-name>/v1/            model files, MODEL_CARD.md, manifest.json
+    <registry>/<model-name>/v2/
+    <registry>/<model-name>/latest         the text "v2"
+
+Publishing never exposes half a version: files go to ``.tmp-<uuid>/`` first, are
+re-read and re-hashed against the manifest, and only then renamed to ``v<N>`` (N = 1 +
+the highest existing). On a local filesystem that rename is atomic and fails when the
+target exists and is non-empty, so two concurrent publishers can never share an N: the
+loser takes the next one. Object stores have no directory rename; there files are
+copied one by one, ``manifest.json`` last, and a reader trusts a version only through
+its manifest (``nerkit pull`` verifies every file) — concurrent publishers to one
+object-store model name are not supported. ``latest`` only moves forward: it is
+rewritten (temp file, then move over) only when the new N is higher, under a file lock
+on local filesystems.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from tune.storage import filesystem
+
+MANIFEST = "manifest.json"
+LATEST = "latest"
+_VERSION = re.compile(r"^v(\d+)$")
+_CHUNK = 1 << 20
+_MAX_ATTEMPTS = 1000
+
+
+class Registry:
+    """One model name in a registry: ``Registry("s3://bucket/models", "ner")``."""
+
+    def __init__(self, uri: str, model_name: str) -> None:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", model_name):
+            raise ValueError(f"model name is {model_name!r}, but must be letters, digits, '_', '-', '.' "
+                             "(starting with a letter or digit)")
+        self.fs, root = filesystem(uri.rstrip("/"))
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        if self.local:
+            root = os.path.abspath(os.path.expanduser(root))
+        self.root = f"{root}/{model_name}"
+        self.uri = f"{uri.rstrip('/')}/{model_name}"
+
+    # -- reading -------------------------------------------------------------------------
+    def versions(self) -> list[int]:
+        """Existing version numbers, ascending."""
+        if self.fs.get_file_info(self.root).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root))
+        found = (_VERSION.match(i.base_name) for i in infos if i.type == pafs.FileType.Directory)
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def latest(self) -> int | None:
+        """The version ``latest`` points to (``None`` before the first publish)."""
+        path = f"{self.root}/{LATEST}"
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(path) as f:
+            text = f.read().decode("utf-8").strip()
+        m = _VERSION.match(text)
+        if not m:
+            raise ValueError(f"{self.uri}/{LATEST} holds {text!r}, not a version like 'v3'; "
+                             "it was not written by nerkit promote")
+        return int(m.group(1))
+
+    def version_path(self, version: int) -> str:
+        return f"{self.root}/v{version}"
+
+    def files(self, path: str) -> list[str]:
+        """Names (relative to ``path``) of every file under ``path``."""
+        infos = self.fs.get_file_info(pafs.FileSelector(path, recursive=True))
+        return sorted(i.path[len(path) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+    def file_hashes(self, path: str) -> dict[str, dict[str, Any]]:
+        """``{relative name: {"sha256", "size"}}`` of every file under ``path`` (re-read now)."""
+        out = {}
+        for name in self.files(path):
+            with self.fs.open_input_stream(f"{path}/{name}") as f:
+                out[name] = hash_stream(f)
+        return out
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(self, files: dict[str, Path], manifest: dict[str, Any],
+                card: Callable[[int], str]) -> int:
+        """Publish a new version; returns its number.
+
+        Args:
+            files: ``{name in the version: local file}`` (the model directory's files).
+            manifest: Everything about the model; ``version`` and ``files`` (sha256 and
+                size of every file, the card included) are filled in here.
+            card: Renders ``MODEL_CARD.md`` for a version number (the number is only
+                final once the rename succeeds, so the card may be rendered again).
+        """
+        self.fs.create_dir(self.root, recursive=True)
+        tmp = f"{self.root}/.tmp-{uuid.uuid4().hex}"
+        try:
+            hashes = {name: self._upload(src, f"{tmp}/{name}") for name, src in sorted(files.items())}
+            version = max([0, *self.versions(), self.latest() or 0]) + 1
+            for _ in range(_MAX_ATTEMPTS):
+                self._stage_metadata(tmp, version, hashes, manifest, card)
+                if self._claim(tmp, version):
+                    break
+                version = max([version, *self.versions()]) + 1  # someone took it meanwhile
+            else:
+                raise RuntimeError(f"could not claim a version under {self.uri} in {_MAX_ATTEMPTS} attempts")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.fs.delete_dir(tmp)
+            raise
+        self._advance_latest(version)
+        return version
+
+    def _upload(self, src: Path, dest: str) -> dict[str, Any]:
+        self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+        with open(src, "rb") as f, self.fs.open_output_stream(dest) as out:
+            return hash_stream(f, copy_to=out)
+
+    def _write(self, dest: str, data: bytes) -> dict[str, Any]:
+        self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+        with self.fs.open_output_stream(dest) as out:
+            out.write(data)
+        return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    def _stage_metadata(self, tmp: str, version: int, hashes: dict[str, Any],
+                        manifest: dict[str, Any], card: Callable[[int], str]) -> None:
+        """Write the card and the manifest for ``version`` into ``tmp`` and verify every file."""
+        listed = dict(hashes)
+        listed["MODEL_CARD.md"] = self._write(f"{tmp}/MODEL_CARD.md", card(version).encode("utf-8"))
+        full = {**manifest, "version": version, "files": dict(sorted(listed.items()))}
+        text = json.dumps(full, indent=2, sort_keys=True, default=str) + "\n"
+        self._write(f"{tmp}/{MANIFEST}", text.encode("utf-8"))
+        found = self.file_hashes(tmp)
+        found.pop(MANIFEST, None)
+        for name in sorted(set(listed) | set(found)):
+            if found.get(name) != listed.get(name):
+                raise OSError(f"{self.uri}: uploaded {name} does not match what was sent "
+                              f"(sent {listed.get(name)}, stored {found.get(name)}); nothing was published")
+
+    def _claim(self, tmp: str, version: int) -> bool:
+        """Move ``tmp`` to ``v<version>``; False when that version exists already."""
+        dest = self.version_path(version)
+        if self.local:
+            try:
+                os.rename(tmp, dest)  # atomic; fails if dest is a non-empty directory
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    return False
+                raise
+            return True
+        if self.fs.get_file_info(dest).type != pafs.FileType.NotFound:
+            return False
+        # No directory rename on object stores: copy file by file, the manifest last, so
+        # an interrupted copy has no manifest and never verifies.
+        names = sorted(self.files(tmp), key=lambda n: n == MANIFEST)
+        for name in names:
+            self.fs.copy_file(f"{tmp}/{name}", f"{dest}/{name}")
+        self.fs.delete_dir(tmp)
+        return True
+
+    def _advance_latest(self, version: int) -> None:
+        """Point ``latest`` at ``version`` unless it already points at a newer one."""
+        with self._latest_lock():
+            current = self.latest()
+            if current is not None and current >= version:
+                return
+            tmp = f"{self.root}/.{LATEST}.tmp-{uuid.uuid4().hex}"
+            self._write(tmp, f"v{version}\n".encode())
+            self.fs.move(tmp, f"{self.root}/{LATEST}")  # replaces the old pointer in one step
+
+    @contextlib.contextmanager
+    def _latest_lock(self):
+        if not self.local:
+            yield
+            return
+        import fcntl
+
+        with open(f"{self.root}/.latest.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def hash_stream(stream, copy_to=None) -> dict[str, Any]:
+    """``{"sha256", "size"}`` of a readable stream, optionally writing it to ``copy_to`` as it goes."""
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if copy_to is not None:
+            copy_to.write(chunk)
+    return {"sha256": digest.hexdigest(), "size": size}

@@ -1,0 +1,142 @@
+"""Safe row filters for the trial tables: ``"param_o_weight < 0.5"`` and nothing more.
+
+A filter is parsed with :mod:`ast` and evaluated here on pandas columns; it is never
+handed to ``eval`` or ``DataFrame.query``, so a filter typed on the command line can
+only compare columns with literal values. Allowed: comparisons (``<``, ``<=``, ``>``,
+``>=``, ``==``, ``!=``, chained ``0.1 < x < 0.5``, ``x in ['a', 'b']``,
+``x not in (...)``) of an existing column with a number, string, ``True``/``False``
+or ``None`` (``x == None`` selects missing values), joined by ``and``/``or``/``not``
+and parentheses.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"param_o_weight": [0.2, 0.7], "status": ["TERMINATED", "ERROR"]})
+    >>> df[where_mask(df, "param_o_weight < 0.5 and status == 'TERMINATED'")].index.tolist()
+    [0]
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from typing import Any
+
+_COMPARE = {
+    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq, ast.NotEq: operator.ne,
+}
+_HELP = ("a comparison of a column with a literal, e.g. \"param_o_weight < 0.5\", "
+         "\"stop_reason in ['asha', 'collapsed']\", joined by and/or/not")
+
+
+class _Invalid(Exception):
+    """Internal: why an expression was rejected (turned into one ValueError at the top)."""
+
+
+def where_mask(df, expr: str):
+    """A boolean Series selecting the rows of ``df`` for which ``expr`` holds.
+
+    Args:
+        df: The table (a pandas DataFrame).
+        expr: The filter (see module doc).
+
+    Returns:
+        A boolean pandas Series aligned with ``df``; missing values never match a
+        comparison (except ``== None``).
+
+    Raises:
+        ValueError: ``expr`` is not a simple comparison expression over ``df``'s
+            columns; the message lists the columns.
+    """
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise _error(expr, f"it does not parse ({exc.msg})", df) from None
+    try:
+        return _eval(tree.body, df)
+    except _Invalid as exc:
+        raise _error(expr, str(exc), df) from None
+
+
+def _error(expr: str, why: str, df) -> ValueError:
+    return ValueError(f"--where {expr!r} is not allowed: {why}. Use {_HELP}; "
+                      f"columns are: {', '.join(map(str, df.columns))}")
+
+
+def _eval(node: ast.AST, df):
+    if isinstance(node, ast.BoolOp):
+        masks = [_eval(v, df) for v in node.values]
+        out = masks[0]
+        for m in masks[1:]:
+            out = (out & m) if isinstance(node.op, ast.And) else (out | m)
+        return out
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return ~_eval(node.operand, df)
+    if isinstance(node, ast.Compare):
+        return _compare(node, df)
+    raise _Invalid(f"{ast.unparse(node)!r} is not a comparison")
+
+
+def _compare(node: ast.Compare, df):
+    """``a < b < c`` is ``a < b and b < c``; each pair needs exactly one column side."""
+    operands = [node.left, *node.comparators]
+    out = None
+    for op, left, right in zip(node.ops, operands, operands[1:]):
+        mask = _pair(op, left, right, df)
+        out = mask if out is None else out & mask
+    return out
+
+
+def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
+    if isinstance(op, (ast.In, ast.NotIn)):
+        column = _column(left, df)
+        values = _literal_list(right)
+        mask = column.isin(values).fillna(False).astype(bool)
+        return ~mask if isinstance(op, ast.NotIn) else mask
+    if type(op) not in _COMPARE:
+        raise _Invalid(f"operator {type(op).__name__} is not supported")
+    if isinstance(left, ast.Name) and not isinstance(right, ast.Name):
+        column, value, fn = _column(left, df), _literal(right), _COMPARE[type(op)]
+    elif isinstance(right, ast.Name) and not isinstance(left, ast.Name):
+        # `0.5 > x` is `x < 0.5`: swap the operands, keep the column on the left.
+        column, value = _column(right, df), _literal(left)
+        fn = lambda a, b, f=_COMPARE[type(op)]: f(b, a)  # noqa: E731
+    else:
+        raise _Invalid(f"{ast.unparse(left)!r} vs {ast.unparse(right)!r}: compare one column "
+                       "with one literal value")
+    if value is None:
+        if isinstance(op, ast.Eq):
+            return column.isna()
+        if isinstance(op, ast.NotEq):
+            return column.notna()
+        raise _Invalid("None can only be compared with == or !=")
+    try:
+        mask = fn(column, value)
+    except TypeError as exc:
+        raise _Invalid(f"column {column.name!r} (type {column.dtype}) cannot be compared with "
+                       f"{value!r} ({exc})") from None
+    return mask.fillna(False).astype(bool)
+
+
+def _column(node: ast.AST, df):
+    if not isinstance(node, ast.Name):
+        raise _Invalid(f"{ast.unparse(node)!r} is not a column name")
+    if node.id not in df.columns:
+        raise _Invalid(f"unknown column {node.id!r}")
+    return df[node.id]
+
+
+def _literal(node: ast.AST) -> Any:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        value = node.operand.value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return -value
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
+        return node.value
+    raise _Invalid(f"{ast.unparse(node)!r} is not a literal number, string, True/False or None")
+
+
+def _literal_list(node: ast.AST) -> list[Any]:
+    if not isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        raise _Invalid(f"{ast.unparse(node)!r} after 'in' must be a list of literals like ['a', 'b']")
+    return [_literal(e) for e in node.elts]
