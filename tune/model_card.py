@@ -6,6 +6,8 @@ from typing import Any
 
 
 def _f(value: Any) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -32,6 +34,8 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
     else:
         chosen = f"the best trial by `{sel['metric']}`, from its best checkpoint"
     versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))
+    dev_row = " | ".join(_f(dev.get(k)) for k in ("dev_f1", "dev_precision", "dev_recall", "entity_pred_ratio"))
+    test_row = " | ".join(_f(test[k]) for k in ("f1", "precision", "recall", "entity_pred_ratio"))
     return f"""# {manifest['model_name']} v{version}
 
 Token-classification (NER) model fine-tuned by nerkit from `{cfg['model']}`.
@@ -48,8 +52,8 @@ Token-classification (NER) model fine-tuned by nerkit from `{cfg['model']}`.
 
 | split | F1 | precision | recall | entity_pred_ratio |
 |---|---|---|---|---|
-| dev | {_f(dev.get('dev_f1'))} | {_f(dev.get('dev_precision'))} | {_f(dev.get('dev_recall'))} | {_f(dev.get('entity_pred_ratio'))} |
-| test | {_f(test['f1'])} | {_f(test['precision'])} | {_f(test['recall'])} | {_f(test['entity_pred_ratio'])} |
+| dev | {dev_row} |
+| test | {test_row} |
 
 Test F1 per entity type:
 

@@ -122,7 +122,7 @@ class Registry:
             with contextlib.suppress(OSError):
                 self.fs.delete_dir(tmp)
             raise
-        self._advance_latest(version)
+        self.advance_latest(version)
         return version
 
     def _upload(self, src: Path, dest: str) -> dict[str, Any]:
@@ -167,12 +167,14 @@ class Registry:
         # No directory rename on object stores: copy file by file, the manifest last, so
         # an interrupted copy has no manifest and never verifies.
         names = sorted(self.files(tmp), key=lambda n: n == MANIFEST)
+        self.fs.create_dir(dest, recursive=True)
         for name in names:
+            self.fs.create_dir(f"{dest}/{name}".rsplit("/", 1)[0], recursive=True)
             self.fs.copy_file(f"{tmp}/{name}", f"{dest}/{name}")
         self.fs.delete_dir(tmp)
         return True
 
-    def _advance_latest(self, version: int) -> None:
+    def advance_latest(self, version: int) -> None:
         """Point ``latest`` at ``version`` unless it already points at a newer one."""
         with self._latest_lock():
             current = self.latest()

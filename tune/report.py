@@ -105,7 +105,8 @@ def _importance_section(record: dict[str, Any]) -> str:
     if importances is None:
         return html
     rows = [[k, v] for k, v in sorted(importances.items(), key=lambda kv: -kv[1])]
-    return _img(importance_bars(importances), "parameter importances") + _table(["parameter", "importance"], rows) + html
+    plot = _img(importance_bars(importances), "parameter importances")
+    return plot + _table(["parameter", "importance"], rows) + html
 
 
 def build_report(tables: TrialTables) -> str:

@@ -50,7 +50,8 @@ class TrialTables:
 
 
 def _results(df) -> list[dict[str, Any]]:
-    """Rows of a trial's result DataFrame as dicts, with per_type re-nested."""
+    """Rows of a trial's result DataFrame as dicts (NaN cells dropped; nested keys stay
+    flattened as ``per_type/<TYPE>/<metric>``)."""
     rows = []
     for row in df.to_dict("records"):
         clean = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
@@ -128,7 +129,7 @@ def collect(experiment_path: str) -> TrialTables:
             row[f"best_f1_{etype}"] = f1
         if best is not None:
             ckpt = analysis.get_best_checkpoint(trial, METRIC, "max")
-            row["checkpoint"] = ckpt.path if ckpt is not None else ""
+            row["checkpoint"] = _uri(ckpt) if ckpt is not None else ""
         trials.append(row)
         for r in results:
             h = {"trial_id": trial.trial_id, **{k: r.get(k) for k in _HISTORY_KEYS}}
@@ -146,6 +147,12 @@ def _f(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
+
+
+def _uri(checkpoint) -> str:
+    """A checkpoint's full location: Ray keeps object-store paths without their scheme."""
+    scheme = {"s3": "s3://", "gcs": "gs://", "hdfs": "hdfs://"}.get(checkpoint.filesystem.type_name, "")
+    return f"{scheme}{checkpoint.path}"
 
 
 def _error(trial) -> str:

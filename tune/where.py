@@ -6,7 +6,7 @@ only compare columns with literal values. Allowed: comparisons (``<``, ``<=``, `
 ``>=``, ``==``, ``!=``, chained ``0.1 < x < 0.5``, ``x in ['a', 'b']``,
 ``x not in (...)``) of an existing column with a number, string, ``True``/``False``
 or ``None`` (``x == None`` selects missing values), joined by ``and``/``or``/``not``
-and parentheses.
+and parentheses. A missing value satisfies no comparison, so ``not x > 0.5`` keeps it.
 
 Example:
     >>> import pandas as pd

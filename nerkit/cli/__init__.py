@@ -45,19 +45,10 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     app = build_app()
     try:
-        app(standalone_mode=False)
+        # Standalone mode: click reports usage errors and exits with each command's
+        # own code; only user errors from the library need translating here.
+        app()
     except (ValueError, FileNotFoundError) as exc:
         # User errors (bad data, bad config) get one clear line, not a traceback.
         err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

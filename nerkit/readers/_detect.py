@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from nerkit.errors import DataError
+from nerkit.readers._jsonl import iter_json_lines
 
 FORMATS = ("jsonl-spans", "jsonl-tokens", "conll", "hf-disk", "parquet")
 # A directory written by datasets' save_to_disk holds one of these.
@@ -49,27 +49,18 @@ def detect_format(path: str | Path) -> str:
 
 
 def _peek_jsonl(path: Path) -> str:
-    with open(path, encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    str(path), line_no, f"bad JSON ({exc.msg} at column {exc.colno})",
-                    "write one JSON object per line (JSON Lines)",
-                ) from None
-            keys = sorted(obj) if isinstance(obj, dict) else []
-            if "text" in keys and "entities" in keys:
-                return "jsonl-spans"
-            if "tokens" in keys:
-                return "jsonl-tokens"
-            raise DataError(
-                str(path),
-                line_no,
-                f"cannot tell the JSONL format from the keys {keys}",
-                "use {\"text\", \"entities\"} (jsonl-spans) or {\"tokens\", \"tags\"} (jsonl-tokens), "
-                "or pass --format",
-            )
+    # The first record decides; iter_json_lines reports bad JSON with file and line.
+    for line_no, obj in iter_json_lines(path):
+        keys = sorted(obj)
+        if "text" in keys and "entities" in keys:
+            return "jsonl-spans"
+        if "tokens" in keys:
+            return "jsonl-tokens"
+        raise DataError(
+            str(path),
+            line_no,
+            f"cannot tell the JSONL format from the keys {keys}",
+            "use {\"text\", \"entities\"} (jsonl-spans) or {\"tokens\", \"tags\"} (jsonl-tokens), "
+            "or pass --format",
+        )
     raise DataError(str(path), 0, "the file is empty", "add records, one JSON object per line")

@@ -45,3 +45,13 @@ def search_tables(finished_search):
     from tune.tables import collect
 
     return collect(finished_search.path)
+
+
+@pytest.fixture(scope="session")
+def promoted(finished_search, tmp_path_factory):
+    """The search's best trial promoted once to a fresh local registry (gates off: random model)."""
+    from tune.promote import promote
+
+    registry = tmp_path_factory.mktemp("registry")
+    result = promote(finished_search.name, str(registry), storage=finished_search.storage, min_entity_ratio=0.0)
+    return registry, result

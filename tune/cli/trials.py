@@ -6,6 +6,7 @@ Each run re-reads Ray's state of the experiment and rewrites ``trials.parquet`` 
 
 from __future__ import annotations
 
+import json
 import math
 from typing import List, Optional
 
@@ -20,6 +21,21 @@ def _num(value, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return format(value, fmt)
+
+
+def _plain_value(value):
+    """numpy scalars → Python numbers for json (NaN is handled by _records)."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def _records(df) -> list[dict]:
+    """Rows as dicts at full float precision, with missing values as None (JSON null)."""
+    import pandas as pd
+
+    def missing(v) -> bool:
+        return v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+    return [{k: (None if missing(v) else v) for k, v in row.items()} for row in df.astype(object).to_dict("records")]
 
 
 def _short_names(columns: list[str]) -> dict[str, str]:
@@ -105,7 +121,7 @@ def register(app: typer.Typer) -> None:
         trials_df, history_df = read_tables(exp)
         df = select_history(history_df, trials_df, query) if history else select_trials(trials_df, query)
         if as_json:
-            typer.echo(df.to_json(orient="records", indent=2))
+            typer.echo(json.dumps(_records(df), indent=2, default=_plain_value))
         elif as_csv:
             typer.echo(df.to_csv(index=False), nl=False)
         elif history or query.columns:

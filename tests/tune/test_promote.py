@@ -1,0 +1,161 @@
+"""Promotion: test-split gates, atomic versions, the manifest and the ``latest`` pointer."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pyarrow.fs as pafs
+import pytest
+from typer.testing import CliRunner
+
+from tune.promote import PromotionRefused, promote
+from tune.registry import MANIFEST, Registry
+from tune.summary import best_row
+
+
+def _verified(registry_dir, version: int) -> dict:
+    """The version's manifest, after checking every file against it."""
+    reg = Registry(str(registry_dir), "ner")
+    path = reg.version_path(version)
+    manifest = json.loads(open(f"{path}/{MANIFEST}", encoding="utf-8").read())
+    found = reg.file_hashes(path)
+    found.pop(MANIFEST)
+    assert found == manifest["files"]
+    return manifest
+
+
+def test_promote_publishes_a_complete_verified_version(promoted, search_tables):
+    # v1 holds the model files, card and manifest of the best trial; latest points at it.
+    registry, result = promoted
+    best = best_row(search_tables)
+    assert result.version == 1 and result.uri == f"{registry}/ner/v1"
+    manifest = _verified(registry, 1)
+    assert manifest["trial_id"] == best["trial_id"] and manifest["version"] == 1
+    assert {"config.json", "model.safetensors", "nerkit_config.json", "tokenizer_config.json",
+            "MODEL_CARD.md"} <= set(manifest["files"])
+    assert not any(n.startswith("training_state") for n in manifest["files"])
+    assert manifest["config"] == json.loads(best["config"])
+    assert manifest["dev_metrics"]["dev_f1"] == pytest.approx(best["best_dev_f1"])
+    assert set(manifest["test_metrics"]) >= {"f1", "precision", "recall", "entity_pred_ratio"}
+    assert set(manifest["per_type"]) == {k.removeprefix("best_f1_") for k in best if k.startswith("best_f1_")}
+    assert manifest["label_map"]["labels"][0] == "O" and len(manifest["data_fingerprint"]) == 64
+    assert set(manifest["versions"]) == {"nerkit", "torch", "transformers", "ray", "optuna"}
+    assert (registry / "ner" / "latest").read_text().strip() == "v1"
+    assert not list((registry / "ner").glob(".tmp-*"))
+
+
+def test_refused_promotion_writes_nothing(finished_search, tmp_path):
+    # A model below a gate is refused (exit 1 from the CLI) and the registry stays empty.
+    from nerkit.cli import build_app
+
+    registry = tmp_path / "reg"
+    res = CliRunner().invoke(build_app(), ["promote", finished_search.name, "--registry", str(registry),
+                                           "--storage", finished_search.storage, "--min-f1", "0.99"])
+    assert res.exit_code == 1, res.output
+    assert "min-f1" in res.output
+    with pytest.raises(PromotionRefused, match="entity_pred_ratio"):
+        promote(finished_search.name, str(registry), storage=finished_search.storage, min_entity_ratio=1.01)
+    assert not registry.exists()
+
+
+def test_concurrent_promotions_get_distinct_complete_versions(finished_search, tmp_path):
+    # Two promotions at once: two complete versions, and latest points at the newer one.
+    registry, results, errors = tmp_path / "reg", [], []
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            start.wait()
+            results.append(promote(finished_search.name, str(registry), storage=finished_search.storage,
+                                   min_entity_ratio=0.0))
+        except Exception as exc:  # surfaced below; a thread cannot fail the test itself
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(r.version for r in results) == [1, 2]
+    for v in (1, 2):
+        assert _verified(registry, v)["version"] == v
+    assert Registry(str(registry), "ner").latest() == 2
+
+
+def test_publish_takes_the_next_version_when_its_pick_was_taken(tmp_path, monkeypatch):
+    # A publisher with a stale view of the versions still never overwrites one.
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"abc")
+    reg = Registry(str(tmp_path / "reg"), "ner")
+    card = lambda n: f"v{n}"  # noqa: E731
+    assert reg.publish({"weights.bin": src}, {}, card) == 1
+    monkeypatch.setattr(Registry, "versions", lambda self: [])  # stale: sees no version
+    monkeypatch.setattr(Registry, "latest", lambda self: None)
+    assert reg.publish({"weights.bin": src}, {}, card) == 2
+    monkeypatch.undo()
+    assert reg.versions() == [1, 2] and reg.latest() == 2
+    assert (tmp_path / "reg" / "ner" / "v2" / "MODEL_CARD.md").read_text() == "v2"
+
+
+def test_latest_only_moves_forward(tmp_path):
+    # Advancing latest to an older version leaves it where it is.
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"x")
+    reg = Registry(str(tmp_path / "reg"), "ner")
+    for _ in range(2):
+        reg.publish({"w.bin": src}, {}, str)
+    reg.advance_latest(1)
+    assert reg.latest() == 2
+
+
+def test_bad_arguments_are_value_errors(finished_search, tmp_path):
+    # An unknown metric or model name is a clear error before anything runs.
+    with pytest.raises(ValueError, match="not a trial-table column"):
+        promote(finished_search.name, str(tmp_path), storage=finished_search.storage, metric="dev_acc")
+    with pytest.raises(ValueError, match="model name"):
+        promote(finished_search.name, str(tmp_path), storage=finished_search.storage, model_name="../x")
+
+
+@pytest.fixture
+def one_thread():
+    """Train on one CPU thread: on a shared 2-core box two torch threads run ~10× slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_confirm_seeds_retrains_the_top_configs(finished_search, tmp_path, one_thread):
+    # With --confirm-seeds the chosen config has the best mean dev F1 over fresh seeds.
+    result = promote(finished_search.name, str(tmp_path / "reg"), storage=finished_search.storage,
+                     confirm_seeds=1, top_k=2, min_entity_ratio=0.0)
+    sel = result.manifest["selection"]
+    assert len(sel["candidates"]) == 2 and all(len(c["dev_f1"]) == 1 for c in sel["candidates"])
+    chosen = max(sel["candidates"], key=lambda c: c["mean_dev_f1"])
+    assert result.manifest["trial_id"] == chosen["trial_id"]
+    assert result.manifest["config"]["seed"] == sel["chosen_seed"] == chosen["seeds"][0]
+    _verified(tmp_path / "reg", 1)
+
+
+def test_object_store_path_publishes_without_directory_rename(tmp_path, monkeypatch):
+    # On a non-local filesystem (pyarrow's mock store) versions are copied file by file, never overwritten.
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"weights")
+    reg = Registry("mock:///models", "ner")
+    assert not reg.local
+    assert reg.publish({"w.bin": src}, {}, str) == 1
+    real_versions = Registry.versions
+    monkeypatch.setattr(Registry, "versions", lambda self: [])  # stale view: v1 looks free
+    monkeypatch.setattr(Registry, "latest", lambda self: None)
+    assert reg.publish({"w.bin": src}, {}, str) == 2
+    monkeypatch.undo()
+    assert real_versions(reg) == [1, 2] and reg.latest() == 2
+    for v in (1, 2):
+        found = reg.file_hashes(reg.version_path(v))
+        manifest = json.loads(reg.fs.open_input_stream(f"{reg.version_path(v)}/{MANIFEST}").read())
+        assert manifest["version"] == v and {**manifest["files"], MANIFEST: found[MANIFEST]} == found
+    assert not [i for i in reg.fs.get_file_info(pafs.FileSelector(reg.root, recursive=True)) if ".tmp-" in i.path]

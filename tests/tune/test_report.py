@@ -1,0 +1,80 @@
+"""The HTML search report."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+
+from typer.testing import CliRunner
+
+from tune.report import build_report, compute_spent, write_report
+from tune.summary import best_row
+
+_IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def test_report_is_one_file_with_embedded_plots(finished_search, search_tables):
+    # report.html lands in the experiment dir, with PNG plots inlined and the key sections.
+    path = write_report(finished_search.path)
+    assert path == f"{finished_search.path}/report.html"
+    html = open(path, encoding="utf-8").read()
+    images = _IMG.findall(html)
+    assert len(images) >= 2  # learning curves + parameter scatter (+ importances)
+    assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in images)
+    for section in ("Learning curves", "Parameter importances", "Compute spent", "F1 per entity type",
+                    "Baselines against the best trial"):
+        assert section in html
+    assert best_row(search_tables)["trial_id"] in html
+    assert "team-recipe" in html  # the default space's baseline
+    assert "src=\"http" not in html and "<script" not in html
+
+
+def test_report_escapes_text(search_tables):
+    # Markup in recorded values (an error message, a baseline name) is shown, never interpreted.
+    tables = copy.deepcopy(search_tables)
+    tables.trials[0]["baseline"] = "<script>alert(1)</script>"
+    html = build_report(tables)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_importances_missing_study_is_a_note(search_tables, tmp_path):
+    # Without a readable Optuna study the report says why instead of failing (and creates no file).
+    tables = copy.deepcopy(search_tables)
+    tables.record["optuna_storage"] = f"sqlite:///{tmp_path / 'gone.db'}"
+    html = build_report(tables)
+    assert "no Optuna study at" in html and not (tmp_path / "gone.db").exists()
+
+
+def test_importances_need_enough_complete_trials(search_tables, tmp_path):
+    # A study with a single complete trial gets a note, not an exception.
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    study = optuna.create_study(study_name=search_tables.record["settings"]["name"], storage=url,
+                                direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    tables = copy.deepcopy(search_tables)
+    tables.record["optuna_storage"] = url
+    assert "1 complete trial(s)" in build_report(tables)
+
+
+def test_compute_spent_sums_per_stop_reason(search_tables):
+    # Epochs and wall time add up per stop reason, and the total row is their sum.
+    rows = {r[0]: r for r in compute_spent(search_tables.trials)}
+    total_epochs = sum(t["epochs_trained"] or 0 for t in search_tables.trials)
+    assert rows["total"][1] == len(search_tables.trials)
+    assert abs(rows["total"][2] - total_epochs) < 1e-9
+    assert abs(sum(r[4] for k, r in rows.items() if k != "total") - 1.0) < 1e-9
+
+
+def test_report_cli_writes_to_out(finished_search, tmp_path):
+    # nerkit report --out writes the file where asked.
+    from nerkit.cli import build_app
+
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(build_app(), ["report", finished_search.name, "--storage",
+                                           finished_search.storage, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert _IMG.search(out.read_text(encoding="utf-8"))

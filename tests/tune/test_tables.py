@@ -1,0 +1,101 @@
+"""Trial tables from a real search, and their Parquet files."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tune.parquet import read_tables, schema_version, to_arrow, write_tables
+from tune.stop_reasons import REASONS
+from tune.summary import best_row
+from tune.tables import SCHEMA_VERSION
+
+
+def test_one_row_per_trial_of_the_search(finished_search, search_tables):
+    # The trial table holds exactly the trials Ray ran, each with its history.
+    ray_ids = {r.metrics["trial_id"] for r in finished_search.results}
+    assert len(search_tables.trials) == 6
+    assert {t["trial_id"] for t in search_tables.trials} == ray_ids
+    evaluations = Counter(h["trial_id"] for h in search_tables.history)
+    assert all(evaluations[t["trial_id"]] >= t["evaluations"] >= 1 for t in search_tables.trials)
+
+
+def test_stop_reasons_agree_with_ray(finished_search, search_tables):
+    # error ⇔ Ray error; completed/diverged ⇔ the run's own final report; the rest were stopped early.
+    by_id = {t["trial_id"]: t for t in search_tables.trials}
+    for result in finished_search.results:
+        row = by_id[result.metrics["trial_id"]]
+        assert row["stop_reason"] in REASONS
+        assert (row["stop_reason"] == "error") == (result.error is not None)
+        if result.error is None:
+            ended_itself = bool(result.metrics.get("final"))
+            assert ended_itself == (row["stop_reason"] in ("completed", "diverged"))
+    counts = Counter(t["stop_reason"] for t in search_tables.trials)
+    assert sum(counts.values()) == 6 and counts["completed"] >= 1
+
+
+def test_best_row_is_the_best_dev_evaluation(search_tables):
+    # best_row picks the trial whose history holds the highest dev F1.
+    top = max((h for h in search_tables.history if h["stop_reason"] != "diverged"), key=lambda h: h["dev_f1"])
+    best = best_row(search_tables)
+    assert best["trial_id"] == top["trial_id"]
+    assert best["best_dev_f1"] == pytest.approx(top["dev_f1"])
+    assert best["checkpoint"]
+
+
+def test_parquet_round_trips_with_pandas_and_pyarrow(search_tables, tmp_path):
+    # Both files read back with pandas and pyarrow alone, same rows, version in the metadata.
+    trials_uri, history_uri = write_tables(search_tables, str(tmp_path))
+    trials, history = read_tables(str(tmp_path))
+    assert len(trials) == len(search_tables.trials) and len(history) == len(search_tables.history)
+    assert list(trials.columns) == list(dict.fromkeys(k for r in search_tables.trials for k in r))
+    for row in search_tables.trials:
+        got = trials.set_index("trial_id").loc[row["trial_id"]]
+        for key, value in row.items():
+            if key == "trial_id":
+                continue
+            if value is None:
+                assert pd.isna(got[key]), key
+            elif isinstance(value, float):
+                assert got[key] == pytest.approx(value), key
+            else:
+                assert got[key] == value, key
+    assert pd.read_parquet(trials_uri)["best_dev_f1"].dtype == "float64"
+    meta = pq.read_schema(history_uri).metadata
+    assert meta[b"nerkit.schema_version"] == str(SCHEMA_VERSION).encode()
+    assert schema_version(trials_uri) == SCHEMA_VERSION
+    assert pq.read_table(history_uri).column("collapsed").type == pa.bool_()
+
+
+def test_arrow_schema_is_built_from_the_union_of_rows():
+    # Rows with different keys share one schema; missing → null; types follow the values.
+    rows = [{"trial_id": "a", "param_x": 1, "flag": True, "mixed": 1},
+            {"trial_id": "b", "param_x": 0.5, "f1_LOC": 0.2, "mixed": "two"}]
+    table = to_arrow(rows, "trials")
+    assert table.column_names == ["trial_id", "param_x", "flag", "mixed", "f1_LOC"]
+    assert table.schema.field("param_x").type == pa.float64()
+    assert table.schema.field("flag").type == pa.bool_()
+    assert table.schema.field("mixed").type == pa.string()
+    assert table.column("f1_LOC").to_pylist() == [None, 0.2]
+    assert table.schema.metadata[b"nerkit.table"] == b"trials"
+
+
+def test_empty_tables_still_write(tmp_path):
+    # A search that has not started a trial yet still gets readable (empty) files.
+    from tune.tables import TrialTables
+
+    write_tables(TrialTables(str(tmp_path), {}, [], []))
+    trials, history = read_tables(str(tmp_path))
+    assert len(trials) == 0 and "trial_id" in trials.columns and len(history) == 0
+
+
+def test_all_null_column_is_a_nullable_float():
+    # A column nobody filled (e.g. a conditional parameter) is float64, all NaN in pandas.
+    table = to_arrow([{"trial_id": "a", "param_gamma": None}], "trials")
+    assert table.schema.field("param_gamma").type == pa.float64()
+    assert math.isnan(table.to_pandas()["param_gamma"][0])

@@ -1,0 +1,130 @@
+"""``nerkit trials``: the selection library, the safe --where parser and the command."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tune.trial_query import TrialQuery, select_history, select_trials, split_list
+from tune.where import where_mask
+
+
+@pytest.fixture(scope="module")
+def frames(finished_search):
+    from tune.parquet import read_tables, refresh_tables
+
+    refresh_tables(finished_search.path)
+    return read_tables(finished_search.path)
+
+
+@pytest.fixture(scope="module")
+def app():
+    from nerkit.cli import build_app
+
+    return build_app()
+
+
+def _run(app, *args):
+    return CliRunner().invoke(app, list(args), catch_exceptions=True)
+
+
+def test_default_order_is_best_dev_f1_descending(frames):
+    # Without --sort the best trial comes first; --asc reverses.
+    trials, _ = frames
+    out = select_trials(trials, TrialQuery())
+    assert out["best_dev_f1"].tolist() == sorted(trials["best_dev_f1"].dropna(), reverse=True)[: len(out)]
+    asc = select_trials(trials, TrialQuery(sort="best_dev_f1", ascending=True, top=2))
+    assert len(asc) == 2 and asc["best_dev_f1"].iloc[0] == trials["best_dev_f1"].min()
+
+
+def test_filters_combine(frames):
+    # Status, stop reason and --where filters all apply, and --columns keeps only those.
+    trials, _ = frames
+    threshold = float(trials["param_o_weight"].median())
+    q = TrialQuery(status=("terminated",), stop_reasons=tuple(trials["stop_reason"].unique()),
+                   where=(f"param_o_weight <= {threshold}",), columns=("trial_id", "param_o_weight"))
+    out = select_trials(trials, q)
+    assert list(out.columns) == ["trial_id", "param_o_weight"]
+    assert len(out) == (trials["param_o_weight"] <= threshold).sum()
+    errors = select_trials(trials, TrialQuery(stop_reasons=("error",)))
+    assert len(errors) == (trials["stop_reason"] == "error").sum()
+
+
+def test_history_follows_the_trial_filters(frames):
+    # --history shows only the evaluations of the trials that pass the trial filters.
+    trials, history = frames
+    reason = trials["stop_reason"].iloc[0]
+    ids = set(trials.loc[trials["stop_reason"] == reason, "trial_id"])
+    out = select_history(history, trials, TrialQuery(stop_reasons=(reason,)))
+    assert set(out["trial_id"]) == ids and len(out) == history["trial_id"].isin(ids).sum()
+
+
+def test_unknown_columns_and_values_are_clear_errors(frames):
+    # A typo in --sort/--columns lists the real columns; bad statuses/reasons list the allowed ones.
+    trials, _ = frames
+    with pytest.raises(ValueError, match="columns are: trial_id, status"):
+        select_trials(trials, TrialQuery(sort="best_f1"))
+    with pytest.raises(ValueError, match="unknown column"):
+        select_trials(trials, TrialQuery(columns=("nope",)))
+    with pytest.raises(ValueError, match="allowed are"):
+        TrialQuery(stop_reasons=("pruned",))
+    with pytest.raises(ValueError, match="allowed are"):
+        TrialQuery(status=("done",))
+    assert split_list(["asha,collapsed", " error "]) == ("asha", "collapsed", "error")
+
+
+@pytest.mark.parametrize("expr", [
+    "__import__('os').system('echo hi')", "param_o_weight.__class__ == 1", "param_o_weight < other_col",
+    "param_o_weight + 1 < 2", "nope < 1", "best_dev_f1 <", "lambda: 1", "status in status",
+])
+def test_where_rejects_anything_but_simple_comparisons(frames, expr):
+    # Calls, attributes, arithmetic, unknown names and broken syntax are refused, naming the columns.
+    trials, _ = frames
+    with pytest.raises(ValueError, match="columns are: .*best_dev_f1"):
+        where_mask(trials, expr)
+
+
+def test_where_supports_comparisons_membership_and_logic():
+    # Chained comparisons, in/not in, None checks and and/or/not select the expected rows.
+    df = pd.DataFrame({"x": [0.1, 0.4, 0.9, None], "s": ["a", "b", "c", "a"]})
+    assert df[where_mask(df, "0.2 < x <= 0.9")].index.tolist() == [1, 2]
+    assert df[where_mask(df, "s in ['a', 'c'] and not x > 0.5")].index.tolist() == [0, 3]  # NaN > 0.5 is False
+    assert df[where_mask(df, "s not in ('a',) and x < 0.5")].index.tolist() == [1]
+    assert df[where_mask(df, "x == None or s == 'b'")].index.tolist() == [1, 3]
+    assert df[where_mask(df, "-1 < x")].index.tolist() == [0, 1, 2]
+
+
+def test_cli_json_csv_and_compact_view(finished_search, app, frames):
+    # --json and --csv print machine-readable rows; the default view names every trial.
+    trials, _ = frames
+    common = ["trials", finished_search.name, "--storage", finished_search.storage]
+    res = _run(app, *common, "--json", "--top", "3", "--stop-reason", "completed,asha,collapsed,diverged,error")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert len(rows) == min(3, len(trials)) and rows[0]["best_dev_f1"] == trials["best_dev_f1"].max()
+    res = _run(app, *common, "--csv", "--history", "--columns", "trial_id,epoch,dev_f1")
+    assert res.exit_code == 0, res.output
+    csv = pd.read_csv(io.StringIO(res.output))
+    assert list(csv.columns) == ["trial_id", "epoch", "dev_f1"]
+    res = _run(app, *common)
+    assert res.exit_code == 0, res.output
+    assert all(t[:6] in res.output for t in trials["trial_id"])
+
+
+def test_cli_bad_where_is_a_user_error(finished_search, monkeypatch, capsys):
+    # Through the real entry point a bad --where exits 2 with the message, not a traceback.
+    import sys
+
+    from nerkit.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["nerkit", "trials", finished_search.name, "--storage",
+                                      finished_search.storage, "--where", "open('x').read() == 1"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not allowed" in " ".join(err.split()) and "param_o_weight" in err
