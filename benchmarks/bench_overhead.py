@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -34,7 +35,7 @@ from typing import Any
 
 import _benchutil as bu
 
-EVENTS = ("model_load", "tokenizer_load", "eval", "ckpt_write", "report")
+EVENTS = ("imports", "model_load", "tokenizer_load", "eval", "ckpt_write", "report")
 
 
 def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, events_dir: str) -> None:
@@ -51,7 +52,7 @@ def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, even
     def log(kind: str, start: float, end: float) -> None:
         # Appended at once: a trial ASHA stops never returns from run_trial.
         with open(path, "a") as f:
-            f.write(json.dumps({"kind": kind, "start": start, "end": end}) + "\n")
+            f.write(json.dumps({"kind": kind, "start": start, "end": end, "pid": os.getpid()}) + "\n")
 
     nt._bench_log = log  # the wrappers below look it up per call (worker processes may be reused)
 
@@ -77,6 +78,18 @@ def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, even
     timed(rtune, "report", "report")
     start = _time.time()
     log("fn_start", start, start)
+    # Import transformers' model classes up front, so `model_load` below is the load
+    # alone and `imports` shows what a fresh worker process pays first.
+    import importlib
+
+    from transformers import AutoConfig
+
+    from nerkit.model import resolve_model
+
+    kind = AutoConfig.from_pretrained(resolve_model(base["model"])).model_type
+    importlib.import_module("transformers.models.auto.modeling_auto")
+    importlib.import_module(f"transformers.models.{kind}.modeling_{kind}")
+    log("imports", start, _time.time())
     try:
         run_trial(config, base=base, prepared=prepared)
     finally:
@@ -207,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     breakdown = {
         "own_training (optimizer steps)": own,
         "dev evaluation": per_kind["eval"],
+        "transformers model-class imports (fresh worker)": per_kind["imports"],
         "model + tokenizer load": per_kind["model_load"] + per_kind["tokenizer_load"],
         "checkpoint write (save_training_checkpoint)": per_kind["ckpt_write"],
         "tune.report (persist checkpoint, send result)": per_kind["report"],
@@ -229,6 +243,11 @@ def main(argv: list[str] | None = None) -> None:
         "breakdown_slot_s": {k: round(v, 1) for k, v in breakdown.items()},
         "per_trial_mean_s": {k: round(v / max(1, len(events)), 3) for k, v in per_kind.items()},
         "evaluations": sum(1 for evs in events.values() for e in evs if e["kind"] == "eval"),
+        "worker_processes": len({e["pid"] for evs in events.values() for e in evs}),
+        "per_trial": [{"imports_s": round(sum(e["end"] - e["start"] for e in evs if e["kind"] == "imports"), 2),
+                       "model_load_s": round(sum(e["end"] - e["start"] for e in evs if e["kind"] == "model_load"), 2),
+                       "train_s": round(train_s.get(tid, 0.0), 2), "pid": evs[0]["pid"]}
+                      for tid, evs in sorted(events.items(), key=lambda kv: kv[1][0]["start"])],
     })
     rows = [{"where": k, "slot_s": round(v, 1), "share": round(v / total, 3)} for k, v in breakdown.items()]
     rows.append({"where": "total (end-to-end wall x slots)", "slot_s": round(total, 1), "share": 1.0})

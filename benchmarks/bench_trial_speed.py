@@ -203,7 +203,6 @@ def _run_trainer(args, grouped: bool) -> dict[str, Any]:
         "attention_mask": [[1] * len(x) for x in prepared.dev.input_ids],
         "labels": [list(y) for y in prepared.dev.labels],
     })
-    dev_lengths = [len(x) for x in prepared.dev.input_ids]
     counts = {"real": 0, "padded": 0}
 
     class WeightedTrainer(Trainer):
@@ -242,9 +241,10 @@ def _run_trainer(args, grouped: bool) -> dict[str, Any]:
 
     def compute_metrics(p):
         logits = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
+        # Rows come in the eval sampler's order (length-grouped too, with group_by_length),
+        # so pair predictions with the Trainer's label_ids; -100 positions are dropped.
         preds = logits.argmax(-1)
-        rows = [preds[i][:n].tolist() for i, n in enumerate(dev_lengths)]
-        m = evaluation_metrics(prepared.dev.labels, rows, lm)
+        m = evaluation_metrics(p.label_ids.tolist(), preds.tolist(), lm)
         return {"f1": m["f1"], "entity_pred_ratio": m["entity_pred_ratio"]}
 
     with tempfile.TemporaryDirectory(prefix="bench-trainer-") as tmp:

@@ -93,6 +93,7 @@ def init_ray(address: str | None) -> None:
     # Ray's warning about frequent experiment snapshots would only be noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
+        _check_joined(address, ray.get_runtime_context().gcs_address)
         return
     address = address or os.environ.get("RAY_ADDRESS")
     # Trial stdout/stderr go to per-trial files; forwarding them would drown the
@@ -101,6 +102,22 @@ def init_ray(address: str | None) -> None:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def _check_joined(address: str | None, joined: str) -> None:
+    """Refuse a cluster address when this process already runs another Ray.
+
+    Otherwise a caller that started a local Ray earlier (a notebook, another test)
+    and then asks for ``address="head:6379"`` would silently run the whole search
+    on the local machine. Addresses are compared by GCS port, which tells two
+    clusters apart without resolving host names; ``auto``, ``local`` and ``ray://`` (Ray
+    Client, another port) are not checked.
+    """
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    if address.rpartition(":")[2] != joined.rpartition(":")[2]:
+        raise ValueError(f"address is {address!r}, but this process already joined the Ray at {joined!r}; "
+                         "call ray.shutdown() first, or pass address=None to use the Ray already joined")
 
 
 def default_concurrency(settings: SearchSettings) -> int:

@@ -158,5 +158,5 @@ def _uri(checkpoint) -> str:
 def _error(trial) -> str:
     if trial.status != "ERROR":
         return ""
-    err = getattr(trial, "error_message", None) or ""
-    return str(err)[-2000:]
+    # The tail of the trace: the exception line is what a reader of the table needs.
+    return str(trial.get_error() or "")[-2000:]

@@ -8,15 +8,27 @@ store), prepared once per search by the driver.
 
 Every result carries finite numbers only: a diverged run reports dev F1 0 and
 ``stop_reason="diverged"`` so neither ASHA nor Optuna ever sees NaN.
+
+Fault injection (for testing retries on a cluster; docs/CLUSTER.md): when the
+environment variable ``NERKIT_FAULT_INJECT`` holds JSON like
+``{"when": {"learning_rate": 3e-05}, "at_eval": 1, "error": "oom"}``, every trial
+whose resolved config matches ``when`` raises ``torch.cuda.OutOfMemoryError`` right
+after reporting (and checkpointing) evaluation ``at_eval`` or any later one. Every
+attempt fails again, so the trial uses up its retries and ends as ``error``. Trials
+read the variable where they run: set it in the environment of the Ray nodes or in
+the job's ``runtime_env``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import tempfile
 from typing import Any
 
+import torch
 from ray import tune
 
 from nerkit.config import TrainConfig
@@ -24,6 +36,11 @@ from nerkit.features import PreparedData
 from nerkit.train import train
 
 logger = logging.getLogger(__name__)
+
+FAULT_ENV = "NERKIT_FAULT_INJECT"
+_FAULT_KEYS = {"when", "at_eval", "error"}
+_FAULT_ERRORS = ("oom",)
+_FAULT_EXAMPLE = '{"when": {"learning_rate": 3e-05}, "at_eval": 1, "error": "oom"}'
 
 
 def trial_config(base: dict[str, Any], sampled: dict[str, Any]) -> TrainConfig:
@@ -38,6 +55,26 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
             value = 0.0
         out[key] = value
     return out
+
+
+def injected_fault(cfg: TrainConfig, spec: str | None) -> int | None:
+    """The evaluation after which this trial fails on purpose, or None (module doc)."""
+    if not spec:
+        return None
+    try:
+        fault = json.loads(spec)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{FAULT_ENV} is {spec!r}, which is not JSON ({e}); expected e.g. {_FAULT_EXAMPLE}") from None
+    if not isinstance(fault, dict) or not set(fault) <= _FAULT_KEYS or not isinstance(fault.get("when", {}), dict):
+        raise ValueError(f"{FAULT_ENV} is {spec!r}, but must be an object with keys {sorted(_FAULT_KEYS)} "
+                         f"and a `when` mapping, e.g. {_FAULT_EXAMPLE}")
+    if fault.get("error", "oom") not in _FAULT_ERRORS:
+        raise ValueError(f"{FAULT_ENV} error is {fault['error']!r}, but must be one of {_FAULT_ERRORS}")
+    at_eval = fault.get("at_eval", 0)
+    if not (isinstance(at_eval, int) and at_eval >= 0):
+        raise ValueError(f"{FAULT_ENV} at_eval is {at_eval!r}, but must be an integer >= 0")
+    values = cfg.to_dict()
+    return at_eval if all(values.get(k) == v for k, v in fault.get("when", {}).items()) else None
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData) -> None:
@@ -59,6 +96,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], prepared: Prepare
         "node_id": runtime.get_node_id(),
         "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
     }
+    fail_after = injected_fault(cfg, os.environ.get(FAULT_ENV))
     last: dict[str, Any] = {}
 
     def report(metrics: dict[str, Any], save) -> None:
@@ -67,6 +105,9 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], prepared: Prepare
         with tempfile.TemporaryDirectory(prefix="nerkit-ckpt-") as tmp:
             save(tmp)
             tune.report(last, checkpoint=tune.Checkpoint.from_directory(tmp))
+        if fail_after is not None and metrics["eval_index"] >= fail_after:
+            raise torch.cuda.OutOfMemoryError(
+                f"CUDA out of memory (injected by {FAULT_ENV} after evaluation {metrics['eval_index']})")
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:

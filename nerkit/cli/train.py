@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         o_weight: Optional[float] = typer.Option(None, "--o-weight"),
         entity_boost: Optional[float] = typer.Option(None, "--entity-boost"),
         max_length: Optional[int] = typer.Option(None, "--max-length"),
+        label_all_subwords: Optional[bool] = typer.Option(None, "--label-all-subwords/--label-first-subword", help="Label every subword (B→I on continuations) or only the first (default)."),
         eval_every_steps: Optional[int] = typer.Option(None, "--eval-every-steps", help="Default: every epoch."),
         early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after N evaluations without dev-F1 gain."),
         seed: Optional[int] = typer.Option(None, "--seed"),
@@ -62,7 +63,8 @@ def register(app: typer.Typer) -> None:
         overrides = dict(
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             loss=loss, gamma=gamma, weight_strategy=weight_strategy, o_weight=o_weight,
-            entity_boost=entity_boost, max_length=max_length, eval_every_steps=eval_every_steps,
+            entity_boost=entity_boost, max_length=max_length, label_all_subwords=label_all_subwords,
+            eval_every_steps=eval_every_steps,
             early_stopping_patience=early_stopping, seed=seed, device=device, num_threads=threads,
         )
         if class_weights is False:

@@ -21,6 +21,7 @@ the cluster lives.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,6 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_OBJECT_STORE = 100 * 1024**2  # per node; the tokenised small data set is a few MB
+# Declare a silent node dead after ~3 s instead of Ray's ~30 s default.
+_HEALTH_CHECKS = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000,
+                  "health_check_failure_threshold": 3}
 
 
 @dataclass
@@ -37,9 +42,11 @@ class LocalCluster:
     cluster: object                      # ray.cluster_utils.Cluster
     address: str                         # GCS address: run_search(..., address=...)
     head_id: str
+    temp_dir: str
+    cpus: float                          # per worker
+    gpus: int                            # logical GPUs per worker
+    multi_host: bool                     # Ray's ENABLE_RAY_CLUSTER before we patched it
     workers: dict = field(default_factory=dict)   # node id (hex) -> ray._private.node.Node
-    temp_dir: str = ""
-    multi_host: bool = True              # Ray's ENABLE_RAY_CLUSTER before we patched it
 
     def env(self) -> dict[str, str]:
         """Environment for a driver subprocess joining this cluster."""
@@ -48,6 +55,14 @@ class LocalCluster:
     def kill_worker(self, node_id: str) -> None:
         """SIGKILL every process of a worker node (raylet, its workers): a node lost."""
         self.cluster.remove_node(self.workers.pop(node_id), allow_graceful=False)
+
+    def top_up(self, workers: int) -> None:
+        """Add workers until ``workers`` are alive (a test may have killed some)."""
+        with _ray_tmpdir(self.temp_dir):
+            while len(self.workers) < workers:
+                node = self.cluster.add_node(**_worker_args(self.cpus, self.gpus))
+                self.workers[node.node_id] = node
+            self.cluster.wait_for_nodes()
 
 
 def start_cluster(workers: int = 2, cpus: float = 1, gpus: int = 1) -> LocalCluster:
@@ -59,38 +74,22 @@ def start_cluster(workers: int = 2, cpus: float = 1, gpus: int = 1) -> LocalClus
     ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # see module doc
     # /tmp, not pytest's tmp_path: Ray's unix socket paths must stay under 107 bytes.
     temp_dir = tempfile.mkdtemp(prefix="nk-ray-", dir="/tmp")
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp_dir
-    try:
+    with _ray_tmpdir(temp_dir):
         cluster = Cluster(initialize_head=True, head_node_args=dict(
             num_cpus=0, num_gpus=0, include_dashboard=False, node_ip_address="127.0.0.1",
-            object_store_memory=100 * 1024**2,
+            object_store_memory=_OBJECT_STORE, _system_config=_HEALTH_CHECKS,
         ))
-        nodes = [cluster.add_node(num_cpus=cpus, num_gpus=gpus, node_ip_address="127.0.0.1",
-                                  object_store_memory=100 * 1024**2) for _ in range(workers)]
-        cluster.wait_for_nodes()
-    finally:
-        if previous is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = previous
-    return LocalCluster(cluster, cluster.address, cluster.head_node.node_id,
-                        {n.node_id: n for n in nodes}, temp_dir, multi_host)
+    local = LocalCluster(cluster, cluster.address, cluster.head_node.node_id, temp_dir, cpus, gpus, multi_host)
+    local.top_up(workers)
+    return local
 
 
 def stop_cluster(local: LocalCluster) -> None:
     import ray
 
     ray.shutdown()
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = local.temp_dir  # Cluster.shutdown deletes its address file there
-    try:
+    with _ray_tmpdir(local.temp_dir):  # Cluster.shutdown deletes its address file there
         local.cluster.shutdown()
-    finally:
-        if previous is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = previous
     shutil.rmtree(local.temp_dir, ignore_errors=True)
     ray._private.ray_constants.ENABLE_RAY_CLUSTER = local.multi_host
 
@@ -130,3 +129,20 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _worker_args(cpus: float, gpus: int) -> dict:
+    return dict(num_cpus=cpus, num_gpus=gpus, node_ip_address="127.0.0.1", object_store_memory=_OBJECT_STORE)
+
+
+@contextlib.contextmanager
+def _ray_tmpdir(temp_dir: str):
+    previous = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp_dir
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = previous

@@ -20,7 +20,7 @@ class FinishedSearch:
 
 @pytest.fixture(scope="session")
 def finished_search(tmp_path_factory, tiny_model_dir, small_data_dir) -> FinishedSearch:
-    """A finished 6-trial, 3-epoch search of the tiny model on the small data (~40 s)."""
+    """A finished 8-trial, 3-epoch search of the tiny model on the small data (~50 s)."""
     import ray
 
     from nerkit.data import DataConfig
@@ -29,7 +29,7 @@ def finished_search(tmp_path_factory, tiny_model_dir, small_data_dir) -> Finishe
 
     storage = tmp_path_factory.mktemp("runs")
     settings = SearchSettings(
-        name="shared", space=str(REPO / "search_spaces" / "default.yaml"), storage=str(storage), trials=6,
+        name="shared", space=str(REPO / "search_spaces" / "default.yaml"), storage=str(storage), trials=8,
         model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), max_epochs=3,
     )
     started_ray = not ray.is_initialized()

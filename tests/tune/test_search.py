@@ -24,26 +24,26 @@ def _settings(tmp_path, tiny_model_dir, small_data_dir, **kw) -> SearchSettings:
     return SearchSettings(**values)
 
 
-def test_default_search_prunes_with_asha_and_records_every_trial(tmp_path, tiny_model_dir, small_data_dir):
-    # 8 trials on 2 CPUs: baselines first, ASHA stops some, every trial ends with a reason,
-    # and the Optuna storage file holds every trial with a finite value.
-    settings = _settings(tmp_path, tiny_model_dir, small_data_dir)
-    run_search(settings)
-    tables = collect(settings.experiment_path)
+def test_default_search_prunes_with_asha_and_records_every_trial(finished_search):
+    # 8 trials on 2 CPUs (the shared search): baselines first, ASHA stops some, every
+    # trial ends with a reason, and the Optuna storage file holds every trial with a
+    # finite value.
+    tables = collect(finished_search.path)
     assert len(tables.trials) == 8
     reasons = [t["stop_reason"] for t in tables.trials]
     assert set(reasons) <= set(REASONS)
     assert "asha" in reasons, reasons
     assert {t["baseline"] for t in tables.trials} >= {"team-recipe", "plain-ce"}
 
-    study = optuna.load_study(study_name="s", storage=settings.optuna_url())
+    storage = tables.record["optuna_storage"]
+    study = optuna.load_study(study_name=finished_search.name, storage=storage)
     assert len(study.trials) == 8
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert all(math.isfinite(t.value) for t in study.trials)
-    # The study's best value is the trial table's best dev F1.
+    # Optuna was told each trial's last F1, never more than the trial's best.
     best = max(t["best_dev_f1"] for t in tables.trials)
     assert study.best_value <= best + 1e-9
-    summary = summarize("s", str(tmp_path))
+    summary = summarize(finished_search.name, finished_search.storage)
     assert summary["best"]["dev_f1"] == pytest.approx(best)
 
 

@@ -19,7 +19,7 @@ from tune.tables import SCHEMA_VERSION
 def test_one_row_per_trial_of_the_search(finished_search, search_tables):
     # The trial table holds exactly the trials Ray ran, each with its history.
     ray_ids = {r.metrics["trial_id"] for r in finished_search.results}
-    assert len(search_tables.trials) == 6
+    assert len(search_tables.trials) == 8
     assert {t["trial_id"] for t in search_tables.trials} == ray_ids
     evaluations = Counter(h["trial_id"] for h in search_tables.history)
     assert all(evaluations[t["trial_id"]] >= t["evaluations"] >= 1 for t in search_tables.trials)
@@ -36,7 +36,7 @@ def test_stop_reasons_agree_with_ray(finished_search, search_tables):
             ended_itself = bool(result.metrics.get("final"))
             assert ended_itself == (row["stop_reason"] in ("completed", "diverged"))
     counts = Counter(t["stop_reason"] for t in search_tables.trials)
-    assert sum(counts.values()) == 6 and counts["completed"] >= 1
+    assert sum(counts.values()) == 8 and counts["completed"] >= 1
 
 
 def test_best_row_is_the_best_dev_evaluation(search_tables):

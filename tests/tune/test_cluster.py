@@ -1,0 +1,309 @@
+"""Searches on a real multi-node Ray cluster on this machine (tests/tune/cluster_utils.py).
+
+A head with no CPU/GPU and two workers with 1 CPU and 1 logical GPU each. The tests
+prove placement (trials only on GPU workers, two per GPU), recovery from a lost
+worker node and from a killed driver (from checkpoints: no trial lost, none run
+twice), and that a trial failing on every attempt is retried, then recorded as
+``error`` while the search goes on. Run with ``--log-cli-level=INFO`` to see the
+measured figures (recovery time, compute redone).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+from cluster_utils import connect, results, start_cluster, stop_cluster, wait_for
+from nerkit.data import DataConfig
+from tune.driver import resume_search, run_search
+from tune.settings import SearchSettings
+from tune.stop_reasons import REASONS
+from tune.tables import collect
+from tune.trainable import FAULT_ENV, injected_fault, trial_config
+
+pytestmark = pytest.mark.slow
+logger = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def _started_cluster():
+    import ray
+
+    ray.shutdown()  # a local Ray another test module left running in this process
+    local = start_cluster(workers=WORKERS, cpus=1, gpus=1)
+    yield local
+    stop_cluster(local)
+
+
+@pytest.fixture
+def cluster(_started_cluster):
+    """The module's cluster with both workers alive, and no Ray joined by this process yet."""
+    import ray
+
+    ray.shutdown()
+    _started_cluster.top_up(WORKERS)
+    yield _started_cluster
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def medium_data_dir(tmp_path_factory) -> Path:
+    """640 train records (40 steps an epoch at batch 16): epochs long enough to kill a node in."""
+    from nerkit.corpus import bundled_data_dir
+
+    out = tmp_path_factory.mktemp("medium-data")
+    for split, n in (("train", 640), ("dev", 40), ("test", 40)):
+        lines = (bundled_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+        (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def _settings(storage, model, data, **kw) -> SearchSettings:
+    # Half a CPU and half a GPU per trial: two trials per 1-CPU, 1-GPU worker.
+    # grace = max epochs: ASHA prunes nothing, so each trial's length is known.
+    values = dict(space=str(REPO / "search_spaces" / "default.yaml"), storage=str(storage), trials=4,
+                  cpus_per_trial=0.5, gpus_per_trial=0.5, model=str(model), data=DataConfig(path=str(data)),
+                  max_epochs=2, grace_epochs=2, seed=1, max_failures=1)
+    values.update(kw)
+    return SearchSettings(**values)
+
+
+def _trial_results(exp: Path) -> dict[str, list[dict]]:
+    """Every result each trial reported so far, by trial id, in order."""
+    out = {}
+    for d in sorted(exp.glob("trial_*")):
+        rows = results(d)
+        if rows:
+            out[rows[0]["trial_id"]] = rows
+    return out
+
+
+def _assert_accounted(tables, n: int, statuses=("TERMINATED",)) -> None:
+    ids = [t["trial_id"] for t in tables.trials]
+    assert len(ids) == n and len(set(ids)) == n, ids
+    assert all(t["status"] in statuses and t["stop_reason"] in REASONS for t in tables.trials), \
+        [(t["trial_id"], t["status"], t["stop_reason"]) for t in tables.trials]
+
+
+def test_trials_land_only_on_gpu_workers_two_per_gpu(cluster, tmp_path, tiny_model_dir, small_data_dir):
+    # gpus_per_trial=0.5 on two 1-GPU workers: every trial runs on a worker (never the head),
+    # two share each logical GPU at the same time, node and GPU ids reach the trial table,
+    # and trials train on the CPU although Ray assigned them a GPU id.
+    start = time.monotonic()
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="placement")
+    run_search(settings, address=cluster.address)
+    tables = collect(settings.experiment_path)
+    _assert_accounted(tables, 4)
+    assert {t["stop_reason"] for t in tables.trials} == {"completed"}  # CPU fallback worked
+
+    nodes = Counter(t["node_id"] for t in tables.trials)
+    assert set(nodes) <= set(cluster.workers) and cluster.head_id not in nodes
+    assert sorted(nodes.values()) == [2, 2]  # 1 CPU, 1 GPU per worker: exactly two halves each
+    assert all(t["gpu_ids"] == "0" and t["node_ip"] == "127.0.0.1" for t in tables.trials)
+
+    # The two trials of each worker ran at the same time on its one GPU.
+    spans = {}
+    for trial_id, rows in _trial_results(Path(settings.experiment_path)).items():
+        last = rows[-1]
+        spans[trial_id] = (last["node_id"], last["timestamp"] - last["time_total_s"], last["timestamp"])
+    for node in nodes:
+        (_, s1, e1), (_, s2, e2) = [s for s in spans.values() if s[0] == node]
+        assert max(s1, s2) < min(e1, e2), f"trials on {node} did not overlap: {spans}"
+    logger.info("placement: %d trials, per node %s, in %.1f s", len(spans), sorted(nodes.values()),
+                time.monotonic() - start)
+
+
+def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp_path, tiny_model_dir,
+                                                                     medium_data_dir):
+    # SIGKILL a worker node while its trials train: they restart on the surviving worker from
+    # their last checkpoint (eval_index and step continue, nothing trained from scratch) and
+    # the search completes with every trial accounted for.
+    start = time.monotonic()
+    settings = _settings(tmp_path, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=6,
+                         grace_epochs=6)
+    exp = Path(settings.experiment_path)
+    killed: dict = {}
+
+    def kill_a_busy_node() -> None:
+        def mid_trial():
+            for rows in _trial_results(exp).values():
+                if not rows[-1].get("final"):
+                    # result.json is written once the result's checkpoint is persisted.
+                    return rows[-1], (exp / f"trial_{rows[-1]['trial_id']}" / "result.json").stat().st_mtime
+            return None
+
+        try:
+            victim, reported_at = wait_for(mid_trial, 240, "a trial past its first evaluation")
+            cluster.kill_worker(victim["node_id"])
+            killed.update(node_id=victim["node_id"], at=time.time(), after_checkpoint_s=time.time() - reported_at)
+        except BaseException as e:  # reported by the main thread
+            killed["error"] = e
+
+    killer = threading.Thread(target=kill_a_busy_node, daemon=True)
+    killer.start()
+    run_search(settings, address=cluster.address)
+    killer.join(timeout=10)
+    assert "error" not in killed, killed.get("error")
+
+    tables = collect(str(exp))
+    _assert_accounted(tables, 2)
+    per_epoch = math.ceil(640 / 16)
+    moved = 0
+    for trial_id, rows in _trial_results(exp).items():
+        before = [r for r in rows if r["node_id"] == killed["node_id"]]
+        after = [r for r in rows if r["node_id"] != killed["node_id"]]
+        evals = [r["eval_index"] for r in rows]
+        assert evals == list(range(len(rows))), f"{trial_id} re-ran or skipped evaluations: {evals}"
+        if not before or before[-1].get("final"):
+            continue  # not on the lost node, or finished before it was lost
+        moved += 1
+        first = after[0]
+        # Resumed from the last checkpoint: the next evaluation and one more epoch of steps.
+        assert first["eval_index"] == before[-1]["eval_index"] + 1
+        assert first["step"] == before[-1]["step"] + per_epoch > per_epoch
+        assert first["node_id"] in cluster.workers
+        assert rows[-1]["final"] and rows[-1]["step"] == 6 * per_epoch
+        logger.info("lost node: trial %s resumed from step %d (eval %d) on another node, training again "
+                    "%.1f s after the kill; lost: the %.1f s trained since that checkpoint (< 1 epoch = %d steps)",
+                    trial_id, before[-1]["step"], before[-1]["eval_index"],
+                    first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["after_checkpoint_s"],
+                    per_epoch)
+    assert moved >= 1, "no trial was running on the node when it was killed"
+    logger.info("lost node: %d of 2 trials moved; search done in %.1f s", moved, time.monotonic() - start)
+
+
+def test_killed_driver_resumes_on_the_cluster_with_every_trial_once(cluster, tmp_path, tiny_model_dir,
+                                                                     small_data_dir):
+    # SIGKILL the driver (a `nerkit search --address` subprocess) mid-search while the cluster
+    # stays up, then resume_search on the same cluster: no trial lost, none run twice, and the
+    # Optuna study agrees with the trial table.
+    start = time.monotonic()
+    name, trials = "killed-driver", 6
+    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
+           "--trials", str(trials), "--max-epochs", "3", "--storage", str(tmp_path), "--name", name,
+           "--json", "--seed", "3", "--cpus-per-trial", "0.5", "--gpus-per-trial", "0.5",
+           "--max-failures", "1", "--address", cluster.address]
+    proc = subprocess.Popen(cmd, start_new_session=True, env=cluster.env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    exp = tmp_path / name
+    try:
+        wait_for(lambda: len(_trial_results(exp)) >= 3 or proc.poll() is not None, 240, "3 reporting trials")
+        assert proc.poll() is None, f"search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = time.monotonic()
+    before = {tid: len(rows) for tid, rows in _trial_results(exp).items()}
+
+    resume_search(name, str(tmp_path), address=cluster.address)
+    tables = collect(str(exp))
+    _assert_accounted(tables, trials)
+    assert {t["node_id"] for t in tables.trials} <= set(cluster.workers)
+    redone = 0
+    for trial_id, rows in _trial_results(exp).items():
+        evals = [r["eval_index"] for r in rows]
+        assert sorted(set(evals)) == list(range(max(evals) + 1)), f"{trial_id}: {evals}"
+        # Trials resume from their checkpoints: at most the last evaluation before the kill
+        # is run again (when the dead driver got it after its last experiment snapshot).
+        again = [i for i, n in Counter(evals).items() if n > 1]
+        assert again in ([], [before.get(trial_id, 0) - 1]) and len(evals) - len(set(evals)) <= 1, \
+            f"{trial_id}: {evals} ({before.get(trial_id, 0)} before the kill)"
+        redone += len(again)
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{exp / 'optuna.db'}")
+    states = Counter(t.state for t in study.trials)
+    assert states[optuna.trial.TrialState.COMPLETE] == trials
+    assert states[optuna.trial.TrialState.RUNNING] == 0
+    # One COMPLETE study trial per Ray trial, matched by parameters.
+    complete = [t.params for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    searched = {k[len("param_"):] for k in tables.trials[0] if k.startswith("param_")}
+    for row in tables.trials:
+        params = {k: row[f"param_{k}"] for k in searched if row[f"param_{k}"] is not None}
+        assert params in complete, params
+        complete.remove(params)
+    logger.info("killed driver: %d trials had reported %s before the kill; %d evaluation(s) redone; "
+                "resume took %.1f s, test %.1f s", len(before), sorted(before.values()), redone,
+                time.monotonic() - killed_at, time.monotonic() - start)
+
+
+def test_fault_spec_matches_by_resolved_config_and_rejects_bad_specs():
+    # NERKIT_FAULT_INJECT picks trials by their resolved config; a malformed spec fails the
+    # trial with an error naming the value and an example, never silently injects nothing.
+    from nerkit.config import TrainConfig
+
+    cfg = trial_config(TrainConfig().to_dict(), {"learning_rate": 3e-05, "batch_size": 16})
+    assert injected_fault(cfg, None) is None
+    assert injected_fault(cfg, '{"when": {"learning_rate": 3e-05}, "at_eval": 1}') == 1
+    assert injected_fault(cfg, '{"when": {"learning_rate": 5e-05}, "at_eval": 1}') is None
+    assert injected_fault(cfg, '{"at_eval": 2, "error": "oom"}') == 2  # no `when`: every trial
+    for bad, message in (("oom", "not JSON"), ('{"at": 1}', "must be an object with keys"),
+                         ('{"error": "segfault"}', "must be one of"), ('{"at_eval": -1}', "integer >= 0")):
+        with pytest.raises(ValueError, match=message):
+            injected_fault(cfg, bad)
+
+
+def test_a_cluster_address_is_refused_while_joined_to_another_ray(cluster, tmp_path, tiny_model_dir,
+                                                                  small_data_dir):
+    # A process already joined to one Ray (here the cluster) that asks for another address
+    # gets an error naming both, instead of a search silently run on the wrong Ray.
+    connect(cluster)
+    other = "127.0.0.1:1"
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="wrong-ray")
+    with pytest.raises(ValueError, match=r"address is '127\.0\.0\.1:1', but this process already joined"):
+        run_search(settings, address=other)
+
+
+def test_trial_failing_every_attempt_is_retried_then_recorded_as_error(cluster, tmp_path, tiny_model_dir,
+                                                                        small_data_dir):
+    # The team-recipe baseline (learning_rate 3e-5) raises an injected CUDA OOM after every
+    # evaluation: Ray retries it max_failures times from its checkpoint, then it ends as
+    # `error`; the other trials complete and Optuna records the failure.
+    from ray.tune import ExperimentAnalysis
+
+    start = time.monotonic()
+    fault = {"when": {"learning_rate": 3e-05}, "at_eval": 0, "error": "oom"}
+    connect(cluster, env_vars={FAULT_ENV: json.dumps(fault)})  # the job's runtime_env reaches every trial
+    # 3 epochs: the retry's failure (after evaluation 1) comes before the budget's end, where
+    # ASHA would stop the trial as finished whatever it raised next.
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="oom", trials=3, max_failures=1,
+                         max_epochs=3, grace_epochs=3)
+    run_search(settings, address=cluster.address)
+
+    tables = collect(settings.experiment_path)
+    _assert_accounted(tables, 3, statuses=("TERMINATED", "ERROR"))
+    by_baseline = {t["baseline"]: t for t in tables.trials}
+    failed = by_baseline["team-recipe"]
+    assert (failed["status"], failed["stop_reason"]) == ("ERROR", "error")
+    assert "injected by NERKIT_FAULT_INJECT" in failed["error"]  # the table carries the trace
+    others = [t for t in tables.trials if t is not failed]
+    assert [t["stop_reason"] for t in others] == ["completed", "completed"]
+
+    # max_failures + 1 attempts, the retry resumed from the first attempt's checkpoint.
+    attempts = 1 + settings.max_failures
+    trial = next(t for t in ExperimentAnalysis(settings.experiment_path).trials if t.trial_id == failed["trial_id"])
+    assert trial.num_failures == attempts
+    error_txt = (Path(settings.experiment_path) / f"trial_{trial.trial_id}" / "error.txt").read_text()
+    assert error_txt.count("Failure # ") == attempts
+    assert error_txt.count("CUDA out of memory (injected by NERKIT_FAULT_INJECT") == attempts
+    rows = _trial_results(Path(settings.experiment_path))[trial.trial_id]
+    assert [r["eval_index"] for r in rows] == list(range(attempts))  # eval 0, then eval 1 after the retry
+
+    study = optuna.load_study(study_name="oom", storage=settings.optuna_url())
+    states = Counter(t.state.name for t in study.trials)
+    assert states == {"COMPLETE": 2, "FAIL": 1}
+    logger.info("injected OOM: %d attempts, error recorded, search done in %.1f s", attempts,
+                time.monotonic() - start)
