@@ -23,6 +23,11 @@ _COMMAND_MODULES = ("doctor", "train", "predict")
 
 
 def build_app() -> typer.Typer:
+    # transformers' per-load/per-save tqdm bars would interleave with our own output
+    # (and corrupt --json lines).
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     app = typer.Typer(
         name="nerkit",
         help="Weighted/focal-loss NER fine-tuning and its distributed hyperparameter search.",
@@ -39,10 +44,6 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # transformers' per-load/per-save tqdm bars would interleave with our own output.
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     app = build_app()
     try:
         # Standalone mode: click reports usage errors and exits with each command's
