@@ -92,6 +92,9 @@ def init_ray(address: str | None) -> None:
     # Checkpointing at every evaluation is deliberate (resume from the last one);
     # Ray's warning about frequent experiment snapshots would only be noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray's own console tables would fight the CLI's live view; with the classic
+    # reporter, RunConfig(verbose=0) keeps Ray quiet.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         _check_joined(address, ray.get_runtime_context().gcs_address)
         return
