@@ -2,8 +2,8 @@
 
 Command (the run for RESULTS.md)::
 
-    python benchmarks/bench_collapse_guard.py --model bundled-minilm --trials 8 --max-epochs 5 \
-        --train-limit 420 --out benchmarks/results/collapse_guard.json
+    python benchmarks/bench_collapse_guard.py --model bundled-minilm --trials 6 --max-epochs 5 \
+        --train-limit 300 --out benchmarks/results/collapse_guard.json
 
 1. A search (``tune.driver.run_search``) on ``benchmarks/collapse_space.yaml``:
    entity:O weight ratios far below 1 and small learning rates, so many trials

@@ -46,6 +46,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     seed: int = 13
+    freeze_embeddings: bool = False     # keep the word-embedding matrix fixed (faster)
     # -- evaluation
     eval_every_steps: int | None = None  # None: evaluate at the end of every epoch
     early_stopping_patience: int | None = None  # evaluations without dev-F1 gain

@@ -86,6 +86,10 @@ def autocast_for(config: TrainConfig, device: torch.device):
 
 
 def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.freeze_embeddings:
+        # The word-embedding matrix is half of a small encoder's parameters (11.7M of
+        # MiniLM's 22.7M): frozen, its gradient and AdamW update disappear.
+        model.get_input_embeddings().weight.requires_grad_(False)
     # No weight decay on biases and LayerNorm weights (standard BERT fine-tuning).
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -95,7 +99,9 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config.learning_rate)
+    # fused: one kernel over all parameters instead of a Python loop per tensor; the
+    # AdamW step fell from 157 ms to 21 ms per MiniLM step on CPU (benchmarks/RESULTS.md).
+    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
 
 
 def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:

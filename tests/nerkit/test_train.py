@@ -175,3 +175,15 @@ def test_output_dir_and_test_metrics(cfg, tmp_path):
     assert result.output_dir == tmp_path / "model"
     assert (tmp_path / "model" / "model.safetensors").is_file()
     assert result.test is not None and 0 <= result.test["f1"] <= 1 and result.test["counted_tokens"] > 0
+
+
+def test_freeze_embeddings_keeps_word_embeddings_fixed(cfg, models):
+    # With freeze_embeddings the word-embedding matrix ends exactly where it started,
+    # while the rest of the encoder trains.
+    from nerkit.model import load_model
+
+    before = load_model(cfg.model, prepare_data(cfg.data, cfg.model).label_map)
+    train(cfg.with_overrides(freeze_embeddings=True, epochs=1))
+    after = models[-1]
+    assert torch.equal(after.get_input_embeddings().weight, before.get_input_embeddings().weight)
+    assert not torch.equal(after.classifier.weight, before.classifier.weight)
