@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 from nerkit.labels import LabelMap
 
 logger = logging.getLogger(__name__)
@@ -55,7 +53,3 @@ def load_model(name: str, label_map: LabelMap):
     finally:
         transformers.logging.set_verbosity(verbosity)
     return model
-
-
-def is_local_model(name: str) -> bool:
-    return name == BUNDLED_MODEL or Path(name).exists()
