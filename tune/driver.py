@@ -210,6 +210,9 @@ def run_search(settings: SearchSettings, address: str | None = None):
         tune_config=tune.TuneConfig(
             search_alg=_searcher(plan), scheduler=scheduler, num_samples=settings.trials,
             trial_dirname_creator=trial_dirname,
+            # A finished trial's worker process runs the next trial: the per-trial
+            # worker start and transformers imports are paid once per slot.
+            reuse_actors=True,
         ),
         run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard)]),
     )
