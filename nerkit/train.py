@@ -218,7 +218,7 @@ def train(
 
     def after_eval(metrics: dict[str, Any]) -> bool:
         """Book-keep one evaluation and report it; return True when early stopping fires."""
-        nonlocal best_state
+        nonlocal best_state, window_start
         improved = metrics["dev_f1"] > state.best_f1
         if improved:
             state.best_f1, state.best_step, state.evals_since_best = metrics["dev_f1"], state.step, 0
@@ -234,12 +234,9 @@ def train(
         state.history.append(dict(metrics))
         if report is not None:
             report(metrics, lambda path: save_checkpoint(path, metrics))
-        window_start_reset()
-        return early_stop
-
-    def window_start_reset() -> None:
-        nonlocal window_start
+        # The next throughput window starts after evaluation and checkpointing.
         window_start = time.perf_counter()
+        return early_stop
 
     last_metrics: dict[str, Any] | None = state.history[-1] if state.history else None
     stop = False

@@ -24,7 +24,7 @@ from nerkit.config import TrainConfig
 from nerkit.features import PreparedData, prepare_data
 from tune.progress import SearchProgress
 from tune.scheduler import METRIC, GuardedASHA
-from tune.settings import SETTINGS_FILE, SearchSettings, is_remote, read_settings
+from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_remote, read_settings
 from tune.space import Sampler, SearchSpace, load_space
 from tune.storage import exists, write_text
 from tune.trainable import run_trial
@@ -223,8 +223,7 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     """Continue an interrupted search with its saved searcher and scheduler state."""
     from ray import tune
 
-    root = storage if is_remote(storage) else str(Path(storage).expanduser().resolve())
-    exp = f"{root.rstrip('/')}/{name}"
+    exp = experiment_path(name, storage)
     plan = plan_from_record(read_settings(exp))
     init_ray(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)

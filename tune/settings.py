@@ -27,6 +27,16 @@ def is_remote(storage: str) -> bool:
     return storage.startswith(REMOTE_SCHEMES)
 
 
+def storage_root(storage: str) -> str:
+    """Absolute local path (or the URI as given for remote storage)."""
+    return storage if is_remote(storage) else str(Path(storage).expanduser().resolve())
+
+
+def experiment_path(name: str, storage: str = "runs") -> str:
+    """Where search ``name`` lives under ``storage`` (one rule for run, resume and readers)."""
+    return f"{storage_root(storage).rstrip('/')}/{name}"
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     name: str                              # experiment name (a directory under storage)
@@ -67,12 +77,11 @@ class SearchSettings:
 
     @property
     def storage_root(self) -> str:
-        """Absolute local path (or the URI as given for remote storage)."""
-        return self.storage if is_remote(self.storage) else str(Path(self.storage).expanduser().resolve())
+        return storage_root(self.storage)
 
     @property
     def experiment_path(self) -> str:
-        return f"{self.storage_root.rstrip('/')}/{self.name}"
+        return experiment_path(self.name, self.storage)
 
     def optuna_url(self) -> str:
         """SQLite file inside the experiment dir, so `optuna-dashboard` opens the live study.

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from tune.settings import is_remote
+from tune.settings import experiment_path
 from tune.tables import TrialTables, collect
 
-
-def experiment_path(name: str, storage: str = "runs") -> str:
-    root = storage if is_remote(storage) else str(Path(storage).expanduser().resolve())
-    return f"{root.rstrip('/')}/{name}"
+__all__ = ["best_row", "experiment_path", "summarize"]
 
 
 def best_row(tables: TrialTables) -> dict[str, Any] | None:
