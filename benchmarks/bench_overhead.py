@@ -214,6 +214,14 @@ def main(argv: list[str] | None = None) -> None:
         spans += end - start
         first_start, last_end = min(first_start, start), max(last_end, end)
     own = sum(train_s.values())
+    # The tail: each worker process (a slot, with actor reuse) idles from its last trial's
+    # end until the search ends; a slot that never ran a trial idles from the first start.
+    slot_ends = {}
+    for evs in events.values():
+        for e in evs:
+            slot_ends[e["pid"]] = max(slot_ends.get(e["pid"], 0.0), e["end"])
+    ends = sorted(slot_ends.values(), reverse=True)[:slots]
+    tail = sum(t_end - end for end in ends) + (slots - len(ends)) * (t_end - first_start)
     search_wall, e2e_wall = t_end - t_prep, t_end - t0
     # Slot-seconds, end to end: where (wall x slots) went.
     in_trial_other = spans - own - sum(per_kind.values())
@@ -228,8 +236,9 @@ def main(argv: list[str] | None = None) -> None:
         "ray start (x slots)": (t_ray - t0) * slots,
         "data preparation (x slots)": (t_prep - t_ray) * slots,
         "driver setup until first trial starts (x slots)": (first_start - t_prep) * slots,
-        "slots idle between/after trials (actor start, scheduling, tail)":
-            search_wall * slots - spans - (first_start - t_prep) * slots,
+        "slots idle between trials (actor reset, scheduling, trial start)":
+            search_wall * slots - spans - (first_start - t_prep) * slots - tail,
+        "slots idle at the end (waiting for the last trials)": tail,
     }
     total = e2e_wall * slots
     doc.update({

@@ -23,7 +23,9 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
   patched in at run time (nothing in ``nerkit/`` is edited): ``fused`` (AdamW with
   ``fused=True``, what the Trainer uses on torch >= 2.8), ``freeze_emb`` (word-embedding
   matrix frozen: out of backward, clipping and the optimizer), ``compile``
-  (``torch.compile(dynamic=True)``; slow to warm up on CPU, not run by default).
+  (``torch.compile(dynamic=True)``; slow to warm up on CPU, not run by default),
+  ``bf16`` (``precision="bf16"``: bf16 autocast on CPU too, where ``auto`` keeps fp32;
+  on CUDA ``auto`` is bf16 already).
   Combine with ``+``.
 
 Measured per run: real (non-padding) training tokens per second of training time,
@@ -52,7 +54,10 @@ from typing import Any
 import _benchutil as bu
 
 CORE_VARIANTS = ("nerkit", "trainer", "trainer_grouped")
-EXPERIMENTS = ("fused", "freeze_emb", "compile")
+# The Trainer with bf16=True on CPU too (like nerkit's bf16 experiment): like-for-like
+# when nerkit runs bf16 on a CPU with native bf16 (on CUDA both use bf16 already).
+BF16_VARIANTS = ("trainer_bf16", "trainer_grouped_bf16")
+EXPERIMENTS = ("fused", "freeze_emb", "compile", "bf16")
 
 
 # ------------------------------------------------------------------ child: shared
@@ -129,6 +134,8 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
     from nerkit.features import prepare_data
 
     cfg = _config(args)
+    if "bf16" in experiments:
+        cfg = cfg.with_overrides(precision="bf16")
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     _apply_experiments(experiments)
     eval_seconds = []
@@ -165,7 +172,7 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------ child: Trainer
 
 
-def _run_trainer(args, grouped: bool) -> dict[str, Any]:
+def _run_trainer(args, grouped: bool, cpu_bf16: bool = False) -> dict[str, Any]:
     import datasets
     import torch
     from transformers import DataCollatorForTokenClassification, Trainer, TrainerCallback, TrainingArguments
@@ -186,7 +193,7 @@ def _run_trainer(args, grouped: bool) -> dict[str, Any]:
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     lm = prepared.label_map
     device = pick_device("auto")
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16
     weights = class_weights(prepared.train_counts, "seed", o_weight=0.5, entity_boost=3.0)
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(resolve_model(cfg.model))
@@ -253,7 +260,7 @@ def _run_trainer(args, grouped: bool) -> dict[str, Any]:
             learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio,
             lr_scheduler_type="linear", max_grad_norm=cfg.max_grad_norm, seed=cfg.seed,
             eval_strategy="epoch", save_strategy="no", logging_strategy="epoch", report_to="none",
-            disable_tqdm=True, bf16=bf16,
+            disable_tqdm=True, bf16=bf16, use_cpu=device.type == "cpu",
             train_sampling_strategy="group_by_length" if grouped else "random",
         )
         trainer = WeightedTrainer(
@@ -434,8 +441,9 @@ def main(argv: list[str] | None = None) -> None:
             out = _run_nerkit(args, [])
         elif args.worker.startswith("exp_"):
             out = _run_nerkit(args, args.worker[4:].split("+"))
-        elif args.worker in ("trainer", "trainer_grouped"):
-            out = _run_trainer(args, grouped=args.worker == "trainer_grouped")
+        elif args.worker in ("trainer", "trainer_grouped", *BF16_VARIANTS):
+            out = _run_trainer(args, grouped=args.worker.startswith("trainer_grouped"),
+                               cpu_bf16=args.worker.endswith("_bf16"))
         elif args.worker == "profile":
             out = _profile(args)
         else:

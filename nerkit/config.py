@@ -53,7 +53,7 @@ class TrainConfig:
     collapse_eps: float = 0.005          # entity_pred_ratio below this flags collapse
     # -- runtime
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
-    precision: str = "auto"              # auto: bf16 autocast where CUDA supports it
+    precision: str = "auto"              # auto: bf16 autocast where the GPU/CPU has bf16 units
     num_threads: int | None = None       # CPU threads; None: torch's default
     length_grouping: bool = True         # batch records of similar length (less padding)
 

@@ -55,6 +55,7 @@ class TrainResult:
     output_dir: Path | None = None
     weights: list[float] = field(default_factory=list)
     entity_o_ratio: float = float("nan")
+    compute_precision: str = "fp32"              # what ran: bf16 (autocast) or fp32
 
 
 def set_seed(seed: int) -> None:
@@ -76,12 +77,40 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix multiplies in hardware (AVX512-BF16 or AMX).
+
+    Without them oneDNN emulates bf16 and is slower than fp32, so ``auto`` keeps fp32.
+    """
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def compute_precision(config: TrainConfig, device: torch.device) -> str:
+    """The precision a run computes in: ``bf16`` (autocast) or ``fp32``.
+
+    ``auto`` is bf16 where the hardware has bf16 units: CUDA devices that support it,
+    CPUs with AVX512-BF16/AMX. On MiniLM with the bundled corpus that is 1.42x the
+    tokens/s of fp32 on one AVX512-BF16 EPYC core at equal F1 (benchmarks/RESULTS.md §1).
+    """
+    if config.precision == "fp32":
+        return "fp32"
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+        if config.precision == "bf16" and not native:
+            raise ValueError(f"precision is 'bf16', but CUDA device {device} does not support bf16; "
+                             "use 'auto' or 'fp32'")
+        return "bf16" if native else "fp32"
+    if device.type == "cpu" and (config.precision == "bf16" or cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"
+
+
 def autocast_for(config: TrainConfig, device: torch.device):
-    """bf16 autocast on CUDA devices that support it (``precision`` auto/bf16)."""
-    if device.type == "cuda" and config.precision in ("auto", "bf16") and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if config.precision == "bf16" and device.type == "cpu":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    """The autocast context for :func:`compute_precision` (a no-op for fp32)."""
+    if compute_precision(config, device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -144,7 +173,9 @@ def train(
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    precision = compute_precision(config, device)
     autocast = autocast_for(config, device)
+    logger.info("training on %s in %s", device, precision)
     if prepared is None:
         prepared = prepare_data(config.data, config.model, config.max_length, config.label_all_subwords)
     lm = prepared.label_map
@@ -212,6 +243,7 @@ def train(
             "tokens_per_s": window_tokens / elapsed if elapsed > 0 else 0.0,
             "train_seconds": state.train_seconds,
             "entity_o_ratio": ratio,
+            "compute_precision": precision,
         }
         window_loss, window_steps, window_tokens = 0.0, 0, 0
         return metrics
@@ -298,6 +330,7 @@ def train(
         history=list(state.history),
         weights=weights,
         entity_o_ratio=ratio,
+        compute_precision=precision,
     )
     if best_state is not None:
         model.load_state_dict(best_state)

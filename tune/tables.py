@@ -11,8 +11,8 @@ JSON), ``entity_o_ratio``, ``best_dev_f1`` / ``best_eval_index`` / ``best_epoch`
 ``best_entity_pred_ratio`` / ``best_token_accuracy`` / ``best_f1_<TYPE>``,
 ``last_dev_f1`` / ``last_eval_index`` / ``last_epoch`` / ``last_entity_pred_ratio``,
 ``evaluations``, ``epochs_trained``, ``tokens_trained``, ``wall_time_s``,
-``node_ip``, ``hostname``, ``node_id``, ``gpu_ids``, ``checkpoint``, ``error``,
-``experiment``, ``schema_version``.
+``node_ip``, ``hostname``, ``node_id``, ``gpu_ids``, ``compute_precision``,
+``checkpoint``, ``error``, ``experiment``, ``schema_version``.
 
 history: ``trial_id``, ``eval_index``, ``step``, ``epoch``, ``tokens_seen``,
 ``train_loss``, ``dev_loss``, ``dev_f1``, ``dev_precision``, ``dev_recall``,
@@ -114,6 +114,9 @@ def collect(experiment_path: str) -> TrialTables:
             "hostname": str(last.get("hostname", "")),
             "node_id": str(last.get("node_id", "")),
             "gpu_ids": str(last.get("gpu_ids", "")),
+            # bf16 or fp32 as the trial's hardware resolved precision "auto": a mixed
+            # cluster can run trials of one search in different precisions.
+            "compute_precision": str(last.get("compute_precision", "")),
             "checkpoint": "",
             "error": _error(trial),
             "experiment": experiment_path,

@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed"),
         freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings", help="Keep the word-embedding matrix fixed (about 1.2x faster on CPU)."),
         device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+        precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where the GPU/CPU has bf16 units) | fp32 | bf16"),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads."),
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
@@ -66,7 +67,8 @@ def register(app: typer.Typer) -> None:
             loss=loss, gamma=gamma, weight_strategy=weight_strategy, o_weight=o_weight,
             entity_boost=entity_boost, max_length=max_length, label_all_subwords=label_all_subwords,
             eval_every_steps=eval_every_steps,
-            early_stopping_patience=early_stopping, seed=seed, freeze_embeddings=freeze_embeddings, device=device, num_threads=threads,
+            early_stopping_patience=early_stopping, seed=seed, freeze_embeddings=freeze_embeddings, device=device,
+            precision=precision, num_threads=threads,
         )
         if class_weights is False:
             overrides.update(weight_strategy="none", o_weight=1.0, entity_boost=1.0)
@@ -95,11 +97,13 @@ def register(app: typer.Typer) -> None:
 
             result = train(cfg, report=report, on_step=on_step, output_dir=output_dir, evaluate_test=True)
         summary = {"status": result.status, "output_dir": str(result.output_dir),
-                   "entity_o_ratio": result.entity_o_ratio, "best": result.best, "test": result.test}
+                   "entity_o_ratio": result.entity_o_ratio, "compute_precision": result.compute_precision,
+                   "best": result.best, "test": result.test}
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
             return
-        console.print(f"status: {result.status}   effective entity:O weight ratio {result.entity_o_ratio:.3f}")
+        console.print(f"status: {result.status}   effective entity:O weight ratio {result.entity_o_ratio:.3f}   "
+                      f"precision {result.compute_precision}")
         if result.best:
             console.print(f"best dev F1 {result.best['dev_f1']:.4f} at epoch {result.best['epoch']:.2f}")
         if result.test:

@@ -12,11 +12,11 @@ import nerkit.train
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
 from nerkit.features import prepare_data
-from nerkit.train import train
+from nerkit.train import autocast_for, compute_precision, train
 
 REPORT_KEYS = {"step", "epoch", "eval_index", "dev_f1", "dev_precision", "dev_recall", "dev_loss",
                "train_loss", "entity_pred_ratio", "gold_entity_ratio", "collapsed", "tokens_per_s",
-               "per_type", "final", "entity_o_ratio"}
+               "per_type", "final", "entity_o_ratio", "compute_precision"}
 TIMING_KEYS = {"tokens_per_s", "train_seconds"}  # wall-clock, never reproducible
 
 
@@ -187,3 +187,35 @@ def test_freeze_embeddings_keeps_word_embeddings_fixed(cfg, models):
     after = models[-1]
     assert torch.equal(after.get_input_embeddings().weight, before.get_input_embeddings().weight)
     assert not torch.equal(after.classifier.weight, before.classifier.weight)
+
+
+@pytest.mark.parametrize(("precision", "native", "expected"), [
+    ("fp32", True, "fp32"), ("bf16", False, "bf16"), ("auto", True, "bf16"), ("auto", False, "fp32"),
+])
+def test_cpu_precision_follows_the_hardware(cfg, monkeypatch, precision, native, expected):
+    # `auto` is bf16 only on CPUs with bf16 units (emulated bf16 is slower than fp32);
+    # an explicit fp32 or bf16 always wins.
+    monkeypatch.setattr(nerkit.train, "cpu_has_native_bf16", lambda: native)
+    config = cfg.with_overrides(precision=precision)
+    assert compute_precision(config, torch.device("cpu")) == expected
+    assert isinstance(autocast_for(config, torch.device("cpu")), torch.autocast) == (expected == "bf16")
+
+
+def test_bf16_on_a_cuda_device_without_bf16_is_refused(cfg, monkeypatch):
+    # Asking for bf16 where the GPU cannot do it is a clear error, not a silent fp32 run;
+    # `auto` falls back to fp32 there.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(ValueError, match=r"precision is 'bf16', but CUDA device cuda does not support bf16"):
+        compute_precision(cfg.with_overrides(precision="bf16"), torch.device("cuda"))
+    assert compute_precision(cfg, torch.device("cuda")) == "fp32"
+
+
+@pytest.mark.parametrize(("native", "expected"), [(False, "fp32"), (True, "bf16")])
+def test_a_run_trains_and_reports_in_the_precision_it_used(cfg, monkeypatch, native, expected):
+    # Real training in each precision; every report and the result say which one ran,
+    # because `auto` resolves differently from machine to machine.
+    monkeypatch.setattr(nerkit.train, "cpu_has_native_bf16", lambda: native)
+    result, reports = _run(cfg.with_overrides(epochs=1))
+    assert result.status == "completed" and result.compute_precision == expected
+    assert [m["compute_precision"] for m in reports] == [expected]
+    assert math.isfinite(reports[0]["train_loss"]) and reports[0]["train_loss"] > 0

@@ -25,6 +25,18 @@ def test_one_row_per_trial_of_the_search(finished_search, search_tables):
     assert all(evaluations[t["trial_id"]] >= t["evaluations"] >= 1 for t in search_tables.trials)
 
 
+def test_each_trial_row_says_the_precision_it_computed_in(search_tables):
+    # `precision: auto` resolves per machine (bf16 where the hardware has bf16 units), so
+    # the row records what the trial actually ran, as training resolved it on this host.
+    import torch
+
+    from nerkit.config import TrainConfig
+    from nerkit.train import compute_precision
+
+    expected = compute_precision(TrainConfig(), torch.device("cpu"))
+    assert {t["compute_precision"] for t in search_tables.trials} == {expected}
+
+
 def test_stop_reasons_agree_with_ray(finished_search, search_tables):
     # error ⇔ Ray error; completed/diverged ⇔ the run's own final report; the rest were stopped early.
     by_id = {t["trial_id"]: t for t in search_tables.trials}
