@@ -8,7 +8,8 @@ Command (defaults: bundled MiniLM, bundled corpus, 2 epochs, batch 16, lr 3e-5):
 Variants, each in its own fresh process (peak RSS from ``os.wait4``):
 
 * ``nerkit`` — ``nerkit.train.train`` unmodified (length-grouped batches, dynamic
-  padding, seed weights with O 0.5 / boost 3.0, dev evaluation every epoch).
+  padding, seed weights with O 0.5 / boost 3.0, dev evaluation every epoch, precision
+  ``auto``: bf16 on CUDA and on CPUs with bf16 units, else fp32).
 * ``trainer`` — the team's recipe re-created: ``transformers.Trainer`` with a
   ``compute_loss`` override using ``torch.nn.CrossEntropyLoss(weight=seed weights,
   ignore_index=-100)``, ``DataCollatorForTokenClassification``, the same model, the
@@ -19,13 +20,16 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
   ``train`` without ``report`` writes none either).
 * ``trainer_grouped`` — the same with the Trainer's own length grouping
   (``train_sampling_strategy="group_by_length"``).
+* ``trainer_bf16``, ``trainer_grouped_bf16`` — the two above with ``bf16=True`` on CPU
+  too (not run by default; ``--variants``): like for like with nerkit where its
+  ``precision: auto`` resolves to bf16 (CPUs with AVX512-BF16/AMX).
 * ``exp_*`` — EXPERIMENTS, not nerkit as shipped: nerkit's loop with one change
   patched in at run time (nothing in ``nerkit/`` is edited): ``fused`` (AdamW with
   ``fused=True``, what the Trainer uses on torch >= 2.8), ``freeze_emb`` (word-embedding
   matrix frozen: out of backward, clipping and the optimizer), ``compile``
   (``torch.compile(dynamic=True)``; slow to warm up on CPU, not run by default),
-  ``bf16`` (``precision="bf16"``: bf16 autocast on CPU too, where ``auto`` keeps fp32;
-  on CUDA ``auto`` is bf16 already).
+  ``bf16`` / ``fp32`` (``precision`` forced either way; ``auto`` picks bf16 on CUDA and
+  on CPUs with AVX512-BF16/AMX, fp32 elsewhere).
   Combine with ``+``.
 
 Measured per run: real (non-padding) training tokens per second of training time,
@@ -57,7 +61,7 @@ CORE_VARIANTS = ("nerkit", "trainer", "trainer_grouped")
 # The Trainer with bf16=True on CPU too (like nerkit's bf16 experiment): like-for-like
 # when nerkit runs bf16 on a CPU with native bf16 (on CUDA both use bf16 already).
 BF16_VARIANTS = ("trainer_bf16", "trainer_grouped_bf16")
-EXPERIMENTS = ("fused", "freeze_emb", "compile", "bf16")
+EXPERIMENTS = ("fused", "freeze_emb", "compile", "bf16", "fp32")
 
 
 # ------------------------------------------------------------------ child: shared
@@ -134,8 +138,9 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
     from nerkit.features import prepare_data
 
     cfg = _config(args)
-    if "bf16" in experiments:
-        cfg = cfg.with_overrides(precision="bf16")
+    for precision in ("bf16", "fp32"):
+        if precision in experiments:
+            cfg = cfg.with_overrides(precision=precision)
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     _apply_experiments(experiments)
     eval_seconds = []
