@@ -149,7 +149,8 @@ def _trainable(plan: SearchPlan, prepared: PreparedData):
 def _searcher(plan: SearchPlan):
     import optuna
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+
+    from tune.searcher import ResumableOptunaSearch
 
     s = plan.settings
     baselines = [dict(b.params) for b in plan.space.baselines][: s.trials] if s.baselines else []
@@ -160,7 +161,7 @@ def _searcher(plan: SearchPlan):
         seed=s.seed, multivariate=True, constant_liar=True,
         n_startup_trials=min(10, max(4, s.trials // 3)),
     )
-    searcher = OptunaSearch(
+    searcher = ResumableOptunaSearch(
         space=Sampler(plan.space), metric=METRIC, mode="max", sampler=sampler,
         points_to_evaluate=baselines or None, study_name=s.name,
         storage=optuna.storages.RDBStorage(s.optuna_url()),
