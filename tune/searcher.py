@@ -1,7 +1,8 @@
 """Ray's OptunaSearch, made safe to resume when the study is ahead of Ray's snapshot.
 
 The study lives in ``optuna.db`` and is written at once, but Ray's experiment state
-(and this searcher's state in it) is saved only as a periodic snapshot. If the
+(and this searcher's state in it) is a snapshot taken between results and copied to
+storage in the background, so it can trail the study. If the
 driver dies after a trial finished, but before the next snapshot, the study holds
 that trial as COMPLETE while the restored experiment holds it as still running. Ray
 then restarts the trial from its last checkpoint and replays the evaluations after
