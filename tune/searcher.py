@@ -12,12 +12,15 @@ that checkpoint. Reporting a replayed evaluation to the finished study trial rai
 
 The study trial keeps the value it already has. Exact resume means the replayed
 evaluation is the same one, from the same checkpoint, so nothing is lost by
-skipping it.
+skipping it. For the same reason Optuna's warning that a replayed step "is already
+reported" (the trial was still running in the study) is expected after a resume and
+is not shown.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import optuna
@@ -31,7 +34,10 @@ class ResumableOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         try:
-            super().on_trial_result(trial_id, result)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"The reported value is ignored because this `step=",
+                                        category=UserWarning)
+                super().on_trial_result(trial_id, result)
         except optuna.exceptions.UpdateFinishedTrialError:
             logger.info("trial %s: its study trial finished before the driver's last snapshot; "
                         "the replayed evaluation is not reported again", trial_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 import pytest
 from ray.tune.search.optuna import OptunaSearch
@@ -44,3 +46,19 @@ def test_a_replayed_result_for_a_finished_study_trial(tmp_path, cls):
     assert searcher.suggest("t2") is not None
     searcher.on_trial_result("t2", {"dev_f1": 0.2, "training_iteration": 1})
     assert optuna.load_study(study_name="s", storage=url).trials[1].intermediate_values == {1: 0.2}
+
+
+def test_a_replayed_step_of_a_running_study_trial_is_ignored_quietly(tmp_path):
+    # Resumed from the checkpoint of evaluation 1, the trial reports step 2 again while its
+    # study trial is still running: the first value stays, and Optuna's "already
+    # reported" warning (expected after every resume) is not shown.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, url)
+    searcher.suggest("t1")
+    for step, f1 in ((1, 0.3), (2, 0.5)):
+        searcher.on_trial_result("t1", {"dev_f1": f1, "training_iteration": step})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        searcher.on_trial_result("t1", {"dev_f1": 0.5, "training_iteration": 2})
+    (trial,) = optuna.load_study(study_name="s", storage=url).trials
+    assert trial.state == optuna.trial.TrialState.RUNNING and trial.intermediate_values == {1: 0.3, 2: 0.5}
