@@ -87,24 +87,38 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` (a CUDA GPU) has bf16 units (Ampere and later).
+
+    ``torch.cuda.is_bf16_supported()`` alone also says yes to emulated bf16 (T4,
+    V100), which is slower than fp32, so emulation is excluded.
+    """
+    with torch.cuda.device(device):
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+
+
 def compute_precision(config: TrainConfig, device: torch.device) -> str:
     """The precision a run computes in: ``bf16`` (autocast) or ``fp32``.
 
-    ``auto`` is bf16 where the hardware has bf16 units: CUDA devices that support it,
-    CPUs with AVX512-BF16/AMX. On MiniLM with the bundled corpus that is 1.42x the
-    tokens/s of fp32 on one AVX512-BF16 EPYC core at equal F1 (benchmarks/RESULTS.md §1).
+    ``auto`` is bf16 where the hardware has bf16 units: CUDA GPUs from Ampere on, CPUs
+    with AVX512-BF16/AMX; fp32 elsewhere. On MiniLM with the bundled corpus bf16 is
+    1.42x the tokens/s of fp32 on one AVX512-BF16 EPYC core at equal F1
+    (benchmarks/RESULTS.md §1). An explicit ``bf16`` always runs on CPU (emulated if it
+    must be); on a GPU without bf16 units, or a device type nerkit has no bf16 path for
+    (mps, xpu), it is an error rather than a silent fp32 run.
     """
     if config.precision == "fp32":
         return "fp32"
     if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-        if config.precision == "bf16" and not native:
-            raise ValueError(f"precision is 'bf16', but CUDA device {device} does not support bf16; "
-                             "use 'auto' or 'fp32'")
-        return "bf16" if native else "fp32"
-    if device.type == "cpu" and (config.precision == "bf16" or cpu_has_native_bf16()):
-        return "bf16"
-    return "fp32"
+        native = cuda_has_native_bf16(device)
+    elif device.type == "cpu":
+        # On CPU an explicit bf16 runs even when emulated: slower, but what was asked.
+        return "bf16" if config.precision == "bf16" or cpu_has_native_bf16() else "fp32"
+    else:
+        native = False
+    if config.precision == "bf16" and not native:
+        raise ValueError(f"precision is 'bf16', but device {device} has no bf16 units; use 'auto' or 'fp32'")
+    return "bf16" if native else "fp32"
 
 
 def autocast_for(config: TrainConfig, device: torch.device):

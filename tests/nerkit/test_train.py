@@ -201,13 +201,22 @@ def test_cpu_precision_follows_the_hardware(cfg, monkeypatch, precision, native,
     assert isinstance(autocast_for(config, torch.device("cpu")), torch.autocast) == (expected == "bf16")
 
 
-def test_bf16_on_a_cuda_device_without_bf16_is_refused(cfg, monkeypatch):
-    # Asking for bf16 where the GPU cannot do it is a clear error, not a silent fp32 run;
-    # `auto` falls back to fp32 there.
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    with pytest.raises(ValueError, match=r"precision is 'bf16', but CUDA device cuda does not support bf16"):
-        compute_precision(cfg.with_overrides(precision="bf16"), torch.device("cuda"))
-    assert compute_precision(cfg, torch.device("cuda")) == "fp32"
+@pytest.mark.parametrize("native", [False, True])
+def test_gpu_precision_follows_the_gpu_and_other_devices_refuse_bf16(cfg, monkeypatch, native):
+    # A GPU without bf16 units (emulated bf16 on T4/V100 is slower than fp32) gets fp32
+    # under `auto`, and an explicit bf16 there is a clear error, not a silent fp32 run;
+    # so is bf16 on a device type with no bf16 path.
+    monkeypatch.setattr(nerkit.train, "cuda_has_native_bf16", lambda device: native)
+    cuda = torch.device("cuda")
+    assert compute_precision(cfg, cuda) == ("bf16" if native else "fp32")
+    if native:
+        assert compute_precision(cfg.with_overrides(precision="bf16"), cuda) == "bf16"
+    else:
+        with pytest.raises(ValueError, match=r"precision is 'bf16', but device cuda has no bf16 units"):
+            compute_precision(cfg.with_overrides(precision="bf16"), cuda)
+    assert compute_precision(cfg, torch.device("mps")) == "fp32"
+    with pytest.raises(ValueError, match=r"device mps has no bf16 units; use 'auto' or 'fp32'"):
+        compute_precision(cfg.with_overrides(precision="bf16"), torch.device("mps"))
 
 
 @pytest.mark.parametrize(("native", "expected"), [(False, "fp32"), (True, "bf16")])
@@ -215,7 +224,7 @@ def test_a_run_trains_and_reports_in_the_precision_it_used(cfg, monkeypatch, nat
     # Real training in each precision; every report and the result say which one ran,
     # because `auto` resolves differently from machine to machine.
     monkeypatch.setattr(nerkit.train, "cpu_has_native_bf16", lambda: native)
-    result, reports = _run(cfg.with_overrides(epochs=1))
+    result, reports = _run(cfg.with_overrides(epochs=1, device="cpu"))  # CPU even where a GPU exists
     assert result.status == "completed" and result.compute_precision == expected
     assert [m["compute_precision"] for m in reports] == [expected]
     assert math.isfinite(reports[0]["train_loss"]) and reports[0]["train_loss"] > 0

@@ -38,7 +38,7 @@ def test_a_replayed_result_for_a_finished_study_trial(tmp_path, cls):
             searcher.on_trial_result("t1", replay)
         return
     searcher.on_trial_result("t1", replay)
-    searcher.on_trial_complete("t1", replay)
+    searcher.on_trial_complete("t1", {"dev_f1": 0.1, "training_iteration": 2})  # a different value is not told
     (trial,) = optuna.load_study(study_name="s", storage=url).trials
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 0.7
     assert trial.intermediate_values == {1: 0.4}
