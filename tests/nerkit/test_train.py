@@ -198,7 +198,8 @@ def test_cpu_precision_follows_the_hardware(cfg, monkeypatch, precision, native,
     monkeypatch.setattr(nerkit.train, "cpu_has_native_bf16", lambda: native)
     config = cfg.with_overrides(precision=precision)
     assert compute_precision(config, torch.device("cpu")) == expected
-    assert isinstance(autocast_for(config, torch.device("cpu")), torch.autocast) == (expected == "bf16")
+    with autocast_for(config, torch.device("cpu")):
+        assert torch.is_autocast_enabled("cpu") == (expected == "bf16")
 
 
 @pytest.mark.parametrize("native", [False, True])
@@ -228,3 +229,26 @@ def test_a_run_trains_and_reports_in_the_precision_it_used(cfg, monkeypatch, nat
     assert result.status == "completed" and result.compute_precision == expected
     assert [m["compute_precision"] for m in reports] == [expected]
     assert math.isfinite(reports[0]["train_loss"]) and reports[0]["train_loss"] > 0
+
+
+def test_cpu_bf16_runs_attention_on_the_math_kernel(cfg, monkeypatch):
+    # In bf16 on CPU, PyTorch's fused flash-attention kernel is several times slower than
+    # attention as plain bf16 matmuls (benchmarks/RESULTS.md §1), so the context picks the
+    # math kernel; fp32 keeps the default. The profiler shows which kernel ran.
+    from torch.profiler import profile
+
+    from nerkit.model import load_model
+
+    monkeypatch.setattr(nerkit.train, "cpu_has_native_bf16", lambda: True)
+    model = load_model(cfg.model, prepare_data(cfg.data, cfg.model).label_map)
+    ids = torch.randint(5, 100, (2, 7))
+    ran = {}
+    for precision in ("auto", "fp32"):
+        context = autocast_for(cfg.with_overrides(precision=precision), torch.device("cpu"))
+        for _ in range(2):  # re-entered every step, like torch.autocast
+            with profile() as prof, context:
+                model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.sum().backward()
+        ran[precision] = {e.key for e in prof.key_averages()}
+    assert "aten::_scaled_dot_product_attention_math" in ran["auto"]
+    assert not any("flash_attention" in op for op in ran["auto"])
+    assert any("flash_attention" in op for op in ran["fp32"])
