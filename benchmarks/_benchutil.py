@@ -84,6 +84,12 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def document(benchmark: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The head of every benchmark's JSON: which benchmark, on what machine, run how."""
+    return {"benchmark": benchmark, "machine": machine(),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "settings": settings}
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A GitHub markdown table of ``rows`` (floats to 3 significant decimals)."""
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -80,8 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     from tune.stop_reasons import ratio_history
     from tune.tables import collect
 
-    doc: dict[str, Any] = {"benchmark": "collapse_guard", "machine": bu.machine(),
-                           "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "settings": vars(args)}
+    doc: dict[str, Any] = bu.document("collapse_guard", vars(args))
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"))
     with tempfile.TemporaryDirectory(prefix="bench-collapse-") as tmp, pool:
         data = DataConfig(path=str(bu.corpus_copy(Path(tmp) / "data", train_limit=args.train_limit)))

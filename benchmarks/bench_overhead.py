@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -171,8 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     from tune.driver import default_concurrency, init_ray, plan_search
     from tune.settings import SearchSettings
 
-    doc: dict[str, Any] = {"benchmark": "overhead", "machine": bu.machine(),
-                           "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "settings": vars(args)}
+    doc: dict[str, Any] = bu.document("overhead", vars(args))
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         tmp_path = Path(tmp)
         model = str(bu.tiny_model(tmp_path / "tiny")) if args.model == "tiny" else args.model

@@ -90,9 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     ray_tmp = bu.private_ray_tmpdir()
-    doc: dict[str, Any] = {"benchmark": "scaling", "machine": bu.machine(),
-                           "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "settings": vars(args),
-                           "nodes": {}, "data_scales": {}}
+    doc: dict[str, Any] = {**bu.document("scaling", vars(args)), "nodes": {}, "data_scales": {}}
     node_counts = [int(n) for n in args.nodes.split(",")]
     scales = [float(s) for s in args.data_scales.split(",") if s]
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:

@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     from tune.settings import SearchSettings
     from tune.tables import collect
 
-    doc: dict[str, Any] = {"benchmark": "search_efficiency", "machine": bu.machine(),
-                           "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "settings": vars(args),
-                           "arms": {}}
+    doc: dict[str, Any] = {**bu.document("search_efficiency", vars(args)), "arms": {}}
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         storage = args.storage or f"{tmp}/runs"
         data = DataConfig(path=str(bu.corpus_copy(Path(tmp) / "data", train_limit=args.train_limit)))

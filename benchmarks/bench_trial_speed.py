@@ -23,14 +23,14 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
 * ``trainer_bf16``, ``trainer_grouped_bf16`` — the two above with ``bf16=True`` on CPU
   too (not run by default; ``--variants``): like for like with nerkit where its
   ``precision: auto`` resolves to bf16 (CPUs with AVX512-BF16/AMX).
-* ``exp_*`` — EXPERIMENTS, not nerkit as shipped: nerkit's loop with one change
-  patched in at run time (nothing in ``nerkit/`` is edited): ``fused`` (AdamW with
-  ``fused=True``, what the Trainer uses on torch >= 2.8), ``freeze_emb`` (word-embedding
-  matrix frozen: out of backward, clipping and the optimizer), ``compile``
-  (``torch.compile(dynamic=True)``; slow to warm up on CPU, not run by default),
-  ``bf16`` / ``fp32`` (``precision`` forced either way; ``auto`` picks bf16 on CUDA and
-  on CPUs with AVX512-BF16/AMX, fp32 elsewhere).
-  Combine with ``+``.
+* ``exp_*`` — EXPERIMENTS, not nerkit's defaults: nerkit's loop with one setting
+  changed: ``freeze_emb`` (``freeze_embeddings``: word-embedding matrix out of
+  backward, clipping and the optimizer), ``bf16`` / ``fp32`` (``precision`` forced
+  either way; ``auto`` picks bf16 on CUDA and on CPUs with AVX512-BF16/AMX, fp32
+  elsewhere), ``compile`` (``torch.compile(dynamic=True)`` patched into the model
+  factory in the child process; slow to warm up on CPU, not run by default), and
+  ``fused`` (AdamW ``fused=True``: nerkit's default since the first profile, so now
+  the same as ``nerkit``). Combine with ``+``.
 
 Measured per run: real (non-padding) training tokens per second of training time,
 wall time per epoch (training + that epoch's dev evaluation), total wall (model load to
@@ -92,37 +92,27 @@ def _cuda_peak_mib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
 
 
-def _apply_experiments(names: list[str]) -> None:
-    """Patch nerkit.train's optimizer / model factory for an EXPERIMENT run (in this process only)."""
-    import torch
+# Experiments that are nerkit settings now: each is a config override. `fused` shipped
+# as nerkit's default (AdamW fused=True), so it changes nothing; the name is still
+# accepted so the first-session commands in RESULTS.md run as written.
+EXPERIMENT_OVERRIDES: dict[str, dict[str, Any]] = {
+    "fused": {}, "freeze_emb": {"freeze_embeddings": True}, "bf16": {"precision": "bf16"}, "fp32": {"precision": "fp32"},
+}
 
-    import nerkit.train as nt
 
-    if "fused" in names:
-        def fused_optimizer(model, config):
-            # nerkit.train._optimizer with fused=True (the same parameter groups).
-            decay, no_decay = [], []
-            for _, p in model.named_parameters():
-                if p.requires_grad:
-                    (no_decay if p.ndim < 2 else decay).append(p)
-            groups = [{"params": decay, "weight_decay": config.weight_decay},
-                      {"params": no_decay, "weight_decay": 0.0}]
-            return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
+def _apply_experiments(cfg, names: list[str]):
+    """``cfg`` with the EXPERIMENT settings in ``names``; ``compile`` patches the model
+    factory in this process only."""
+    for name in names:
+        cfg = cfg.with_overrides(**EXPERIMENT_OVERRIDES.get(name, {}))
+    if "compile" in names:
+        import torch
 
-        nt._optimizer = fused_optimizer
-    base_load = nt.load_model
+        import nerkit.train as nt
 
-    def load(name, label_map):
-        model = base_load(name, label_map)
-        if "freeze_emb" in names:
-            # Pretrained word embeddings stay as they are: no dense 30k x H gradient,
-            # no clipping over it, no AdamW moments for it.
-            model.get_input_embeddings().weight.requires_grad_(False)
-        if "compile" in names:
-            model = torch.compile(model, dynamic=True)
-        return model
-
-    nt.load_model = load
+        base_load = nt.load_model
+        nt.load_model = lambda name, label_map: torch.compile(base_load(name, label_map), dynamic=True)
+    return cfg
 
 
 def _padded_tokens(lengths: list[int], batches: list[list[int]]) -> int:
@@ -137,12 +127,8 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
     from nerkit.batching import epoch_batches
     from nerkit.features import prepare_data
 
-    cfg = _config(args)
-    for precision in ("bf16", "fp32"):
-        if precision in experiments:
-            cfg = cfg.with_overrides(precision=precision)
+    cfg = _apply_experiments(_config(args), experiments)
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
-    _apply_experiments(experiments)
     eval_seconds = []
     base_eval = nt.evaluate_split
 
@@ -312,7 +298,7 @@ def _profile(args) -> dict[str, Any]:
     w = torch.tensor(class_weights(prepared.train_counts, "seed", 0.5, 3.0), device=device)
     n, warm = args.profile_steps, 3
     phases_by_variant = {}
-    for variant in ("as_shipped", "fused", "freeze_emb", "fused+freeze_emb"):
+    for variant in ("unfused", "fused", "freeze_emb", "fused+freeze_emb"):
         torch.manual_seed(0)
         model = nt.load_model(cfg.model, prepared.label_map).to(device)
         model.train()
@@ -427,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="13", help="comma-separated seeds; every variant runs once per seed and repeat")
     p.add_argument("--repeats", type=int, default=1, help="rounds of all variants (interleaved: A B C A B C)")
     p.add_argument("--variants", default=",".join(CORE_VARIANTS))
-    p.add_argument("--experiments", default="fused,freeze_emb,fused+freeze_emb",
+    p.add_argument("--experiments", default="freeze_emb,fp32",
                    help=f"EXPERIMENT variants of nerkit's loop ('' for none): {', '.join(EXPERIMENTS)}, joined with +")
     p.add_argument("--profile-steps", type=int, default=12, help="0 to skip the profile")
     p.add_argument("--threads", type=int, default=0,
@@ -463,9 +449,8 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"experiment {exp!r} has unknown part(s) {bad}; use {list(EXPERIMENTS)} joined with +")
         variants.append(f"exp_{exp}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    doc: dict[str, Any] = {"benchmark": "trial_speed", "machine": bu.machine(),
-                           "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                           "settings": {k: v for k, v in vars(args).items() if k not in ("worker", "result", "seed")}}
+    doc: dict[str, Any] = bu.document(
+        "trial_speed", {k: v for k, v in vars(args).items() if k not in ("worker", "result", "seed")})
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for rep in range(args.repeats):
         for seed in seeds:
