@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+
 from nerkit.labels import LabelMap
 
 logger = logging.getLogger(__name__)

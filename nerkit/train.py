@@ -146,14 +146,19 @@ class _CpuBf16Context:
         return self._stack.__exit__(*exc)
 
 
-def autocast_for(config: TrainConfig, device: torch.device):
-    """The compute context for :func:`compute_precision`: bf16 autocast (on CPU with
-    the math attention kernel), or a no-op for fp32."""
-    if compute_precision(config, device) != "bf16":
+def precision_context(precision: str, device: torch.device):
+    """The compute context for a resolved ``precision``: bf16 autocast (on CPU with the
+    math attention kernel), or a no-op for fp32."""
+    if precision != "bf16":
         return contextlib.nullcontext()
     if device.type == "cpu":
         return _CpuBf16Context()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def autocast_for(config: TrainConfig, device: torch.device):
+    """The compute context ``config`` gets on ``device`` (:func:`compute_precision`)."""
+    return precision_context(compute_precision(config, device), device)
 
 
 def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
@@ -216,7 +221,7 @@ def train(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     precision = compute_precision(config, device)
-    autocast = autocast_for(config, device)
+    autocast = precision_context(precision, device)
     logger.info("training on %s in %s", device, precision)
     if prepared is None:
         prepared = prepare_data(config.data, config.model, config.max_length, config.label_all_subwords)

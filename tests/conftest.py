@@ -32,13 +32,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def small_data_dir(tmp_path_factory) -> Path:
-    """A slice of the bundled corpus: 160 train, 40 dev, 40 test records."""
+def _corpus_slice(out: Path, train: int, dev: int, test: int) -> Path:
+    """The first records of each bundled split, written as train/dev/test.jsonl in ``out``."""
     from nerkit.corpus import bundled_data_dir
 
-    out = tmp_path_factory.mktemp("small-data")
-    for split, n in (("train", 160), ("dev", 40), ("test", 40)):
+    for split, n in (("train", train), ("dev", dev), ("test", test)):
         lines = (bundled_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:n]
         (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
+
+
+@pytest.fixture(scope="session")
+def corpus_slice():
+    """``corpus_slice(out, train, dev, test)``: a slice of the bundled corpus in ``out``."""
+    return _corpus_slice
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory) -> Path:
+    """A slice of the bundled corpus: 160 train, 40 dev, 40 test records."""
+    return _corpus_slice(tmp_path_factory.mktemp("small-data"), 160, 40, 40)

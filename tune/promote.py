@@ -29,8 +29,8 @@ from typing import Any
 from tune.confirm import confirm_with_seeds, row_config
 from tune.model_card import render_card
 from tune.registry import Registry
+from tune.settings import experiment_path
 from tune.storage import filesystem
-from tune.summary import experiment_path
 from tune.tables import collect
 
 logger = logging.getLogger(__name__)

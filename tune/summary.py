@@ -9,8 +9,6 @@ from typing import Any
 from tune.settings import experiment_path
 from tune.tables import TrialTables, collect
 
-__all__ = ["best_row", "experiment_path", "summarize"]
-
 
 def best_row(tables: TrialTables) -> dict[str, Any] | None:
     scored = [t for t in tables.trials if t.get("best_dev_f1") is not None]

@@ -66,9 +66,8 @@ def register(app: typer.Typer) -> None:
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             loss=loss, gamma=gamma, weight_strategy=weight_strategy, o_weight=o_weight,
             entity_boost=entity_boost, max_length=max_length, label_all_subwords=label_all_subwords,
-            eval_every_steps=eval_every_steps,
-            early_stopping_patience=early_stopping, seed=seed, freeze_embeddings=freeze_embeddings, device=device,
-            precision=precision, num_threads=threads,
+            eval_every_steps=eval_every_steps, early_stopping_patience=early_stopping, seed=seed,
+            freeze_embeddings=freeze_embeddings, device=device, precision=precision, num_threads=threads,
         )
         if class_weights is False:
             overrides.update(weight_strategy="none", o_weight=1.0, entity_boost=1.0)

@@ -61,15 +61,9 @@ def cluster(_started_cluster):
 
 
 @pytest.fixture(scope="module")
-def medium_data_dir(tmp_path_factory) -> Path:
+def medium_data_dir(tmp_path_factory, corpus_slice) -> Path:
     """640 train records (40 steps an epoch at batch 16): epochs long enough to kill a node in."""
-    from nerkit.corpus import bundled_data_dir
-
-    out = tmp_path_factory.mktemp("medium-data")
-    for split, n in (("train", 640), ("dev", 40), ("test", 40)):
-        lines = (bundled_data_dir() / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()[:n]
-        (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
+    return corpus_slice(tmp_path_factory.mktemp("medium-data"), 640, 40, 40)
 
 
 def _settings(storage, model, data, **kw) -> SearchSettings:

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Learning curves, parameter effects and importances, compute spent, baselines vs best."""
         from tune.report import write_report
-        from tune.summary import experiment_path
+        from tune.settings import experiment_path
 
         dest = write_report(experiment_path(name, storage), out)
         console.print(f"report written to {dest}", highlight=False)

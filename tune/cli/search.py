@@ -61,9 +61,9 @@ def register(app: typer.Typer) -> None:
 
         from tune.driver import resume_search, run_search
         from tune.progress import add_listener, remove_listener
-        from tune.settings import SearchSettings
+        from tune.settings import SearchSettings, experiment_path
         from tune.parquet import refresh_tables
-        from tune.summary import experiment_path, summarize
+        from tune.summary import summarize
 
         if resume:
             exp_name = resume

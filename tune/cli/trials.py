@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show a search's trials (or their history) from freshly written Parquet tables."""
         from tune.parquet import read_tables, refresh_tables
-        from tune.summary import experiment_path
+        from tune.settings import experiment_path
         from tune.trial_query import TrialQuery, select_history, select_trials, split_list
 
         if as_json and as_csv:
