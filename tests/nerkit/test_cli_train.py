@@ -71,3 +71,15 @@ def test_main_maps_value_error_to_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "loss is 'hinge'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_precision_option_reaches_the_run_and_is_reported(tiny_model_dir, small_data_dir, tmp_path):
+    # --precision fp32 wins over `auto` (bf16 on CPUs with bf16 units): the summary says
+    # what ran, and the saved config keeps the setting; an unknown value names the allowed ones.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--precision", "fp32", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["compute_precision"] == "fp32"
+    assert json.loads((tmp_path / "model" / "nerkit_config.json").read_text())["precision"] == "fp32"
+    bad = CliRunner().invoke(build_app(), ["train", "--precision", "fp16", "--output-dir", str(tmp_path / "x")])
+    assert isinstance(bad.exception, ValueError)
+    assert "precision is 'fp16'" in str(bad.exception) and "'bf16'" in str(bad.exception)
