@@ -26,7 +26,7 @@ from tune.progress import SearchProgress
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_remote, read_settings
 from tune.space import Sampler, SearchSpace, load_space
-from tune.storage import exists, write_text
+from tune.storage import exists, filesystem, read_text, write_text
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)
@@ -226,6 +226,7 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
 
     exp = experiment_path(name, storage)
     plan = plan_from_record(read_settings(exp))
+    check_snapshot_readable(exp)
     init_ray(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not tune.Tuner.can_restore(exp):
@@ -237,6 +238,31 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     )
     # The RunConfig (with its SearchProgress callback) comes back from the saved state.
     return tuner.fit()
+
+
+def check_snapshot_readable(exp: str) -> None:
+    """A clear error when Ray's newest experiment snapshot in ``exp`` is cut off.
+
+    Ray copies the snapshot to storage in the background and not atomically, so a
+    driver killed during that copy leaves an empty or partial JSON file; Ray's own
+    restore then fails with a bare JSONDecodeError. Nothing here can rebuild it.
+    """
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(exp)
+    names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+                   if i.base_name.startswith("experiment_state-") and i.base_name.endswith(".json"))
+    if not names:
+        return  # never snapshotted: resume_search says so after Ray starts
+    newest = f"{exp.rstrip('/')}/{names[-1]}"
+    try:
+        json.loads(read_text(newest) or "")
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{newest} is cut off ({e}): the driver was killed while Ray was writing this snapshot, "
+            "so the search cannot be resumed from it. Start a new search under another --name; this "
+            "experiment's trial directories, checkpoints and optuna.db are left as they are"
+        ) from None
 
 
 def fail_orphaned_trials(plan: SearchPlan, exp: str) -> list[int]:

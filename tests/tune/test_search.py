@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from nerkit.data import DataConfig
-from tune.driver import run_search
+from tune.driver import resume_search, run_search
 from tune.settings import SearchSettings
 from tune.stop_reasons import REASONS
 from tune.summary import summarize
@@ -104,3 +104,22 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_resume_from_a_cut_off_snapshot_names_the_file_and_the_fix(finished_search, tmp_path):
+    # A driver killed while Ray copied its experiment snapshot leaves an empty or partial
+    # JSON file. Resume says which file and what to do, instead of Ray's bare
+    # JSONDecodeError, and changes nothing in the experiment.
+    import shutil
+
+    from tune.driver import check_snapshot_readable
+
+    check_snapshot_readable(finished_search.path)  # an intact snapshot passes
+    copy = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, copy)
+    (snapshot,) = copy.glob("experiment_state-*.json")
+    text = snapshot.read_text()
+    snapshot.write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"experiment_state-.*\.json is cut off .*Start a new search"):
+        resume_search(finished_search.name, str(tmp_path))
+    assert snapshot.read_text() == text[: len(text) // 2] and (copy / "optuna.db").is_file()
