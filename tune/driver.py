@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -23,10 +25,12 @@ from typing import Any
 from nerkit.config import TrainConfig
 from nerkit.features import PreparedData, prepare_data
 from tune.progress import SearchProgress
+from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_remote, read_settings
 from tune.space import Sampler, SearchSpace, load_space
-from tune.storage import exists, filesystem, read_text, write_text
+from tune.snapshot import newest_snapshot, read_snapshot
+from tune.storage import exists, write_text
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)
@@ -89,8 +93,8 @@ def init_ray(address: str | None) -> None:
     """Join a cluster (``--address`` or ``RAY_ADDRESS``) or start Ray in-process."""
     import ray
 
-    # Checkpointing at every evaluation is deliberate (resume from the last one);
-    # Ray's warning about frequent experiment snapshots would only be noise.
+    # Searches made before tune.retention ran Ray with num_to_keep=1, which forces a
+    # snapshot per checkpoint; resuming one, Ray's warning about it would be noise.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Ray's own console tables would fight the CLI's live view; with the classic
     # reporter, RunConfig(verbose=0) keeps Ray quiet.
@@ -177,10 +181,11 @@ def _run_config(plan: SearchPlan, callbacks: list | None):
     return tune.RunConfig(
         name=s.name,
         storage_path=s.storage_root,
-        # Keep the best checkpoint by dev F1 (for promotion); Ray also always keeps
-        # the latest (for resuming).
+        # Ray keeps every checkpoint and ranks them by dev F1; CheckpointRetention
+        # deletes the superseded ones only once Ray's snapshot on storage has moved
+        # past them (Ray's own num_to_keep deletes before that: tune.retention).
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
+            num_to_keep=None, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
         ),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         callbacks=callbacks,
@@ -188,8 +193,12 @@ def _run_config(plan: SearchPlan, callbacks: list | None):
     )
 
 
-def run_search(settings: SearchSettings, address: str | None = None):
-    """Start a new search; returns Ray's ``ResultGrid``."""
+def run_search(settings: SearchSettings, address: str | None = None, callbacks: Sequence[Any] = ()):
+    """Start a new search; returns Ray's ``ResultGrid``.
+
+    ``callbacks`` are extra Ray Tune callbacks (an experiment logger, say); they are
+    saved with the search and come back on resume.
+    """
     from ray import tune
 
     plan = plan_search(settings)
@@ -215,9 +224,11 @@ def run_search(settings: SearchSettings, address: str | None = None):
             # worker start and transformers imports are paid once per slot.
             reuse_actors=True,
         ),
-        run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard)]),
+        run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard), CheckpointRetention(),
+                                      *callbacks]),
     )
-    return tuner.fit()
+    with snapshot_period(settings.trials):
+        return tuner.fit()
 
 
 def resume_search(name: str, storage: str = "runs", address: str | None = None):
@@ -237,7 +248,30 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
         exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
     )
     # The RunConfig (with its SearchProgress callback) comes back from the saved state.
-    return tuner.fit()
+    with snapshot_period(plan.settings.trials):
+        return tuner.fit()
+
+
+@contextmanager
+def snapshot_period(trials: int):
+    """Ray's experiment-snapshot period for one search, unless the user set one.
+
+    Ray's ``auto`` period is at least 10 s. The snapshot (with every trial's result
+    log) is what reaches storage: what ``nerkit trials`` shows during a search and
+    where a resumed driver starts each trial again from. ``num_to_keep=1`` used to
+    force one per checkpoint; tune.retention no longer needs that, so this sets
+    about 1 s instead. A snapshot grows by some 40 KB a trial, so the period grows
+    with the trial count to keep writing it a small, steady cost (10 s, Ray's floor,
+    at 1,000 trials).
+    """
+    if "TUNE_GLOBAL_CHECKPOINT_S" in os.environ:
+        yield
+        return
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = f"{max(1.0, trials / 100):g}"
+    try:
+        yield
+    finally:
+        os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)
 
 
 def check_snapshot_readable(exp: str) -> None:
@@ -247,16 +281,11 @@ def check_snapshot_readable(exp: str) -> None:
     driver killed during that copy leaves an empty or partial JSON file; Ray's own
     restore then fails with a bare JSONDecodeError. Nothing here can rebuild it.
     """
-    import pyarrow.fs as pafs
-
-    fs, path = filesystem(exp)
-    names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-                   if i.base_name.startswith("experiment_state-") and i.base_name.endswith(".json"))
-    if not names:
+    newest = newest_snapshot(exp)
+    if newest is None:
         return  # never snapshotted: resume_search says so after Ray starts
-    newest = f"{exp.rstrip('/')}/{names[-1]}"
     try:
-        json.loads(read_text(newest) or "")
+        read_snapshot(newest)
     except json.JSONDecodeError as e:
         raise ValueError(
             f"{newest} is cut off ({e}): the driver was killed while Ray was writing this snapshot, "

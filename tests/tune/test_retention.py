@@ -1,0 +1,91 @@
+"""Checkpoint retention: never delete what the snapshot on storage would restore."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ray.tune import Callback
+
+from nerkit.data import DataConfig
+from tune.driver import run_search
+from tune.retention import superseded
+from tune.settings import SearchSettings
+from tune.snapshot import newest_snapshot
+from tune.tables import collect
+
+
+def test_superseded_keeps_what_a_restore_or_promotion_may_need():
+    # Reported in order 0..5; the snapshot on storage records checkpoint 3 as the last
+    # result's. Kept: 3 and 2 (Ray restores from 3, or from 2 when the snapshot fell before
+    # it processed 3's save), 1 (best F1: the first of two equal bests, as Ray's
+    # get_best_checkpoint picks) and 4, 5 (newer than the snapshot).
+    ckpts = {f"checkpoint_00000{i}": f1 for i, f1 in enumerate([0.1, 0.5, 0.2, 0.3, 0.5, 0.0])}
+    assert superseded(ckpts, "checkpoint_000003") == ["checkpoint_000000"]
+    assert superseded(ckpts, "checkpoint_000005") == ["checkpoint_000000", "checkpoint_000002",
+                                                      "checkpoint_000003"]
+    # A finished trial is never restored: only its best and latest remain.
+    assert superseded(ckpts, "checkpoint_000005", finished=True) == [
+        "checkpoint_000000", "checkpoint_000002", "checkpoint_000003", "checkpoint_000004"]
+    # Indices compare as numbers, not strings (Ray pads to 6 digits; a long trial exceeds it).
+    assert superseded({"checkpoint_999998": 0.9, "checkpoint_999999": 0.1, "checkpoint_1000000": 0.2,
+                       "checkpoint_1000001": 0.3}, "checkpoint_1000001") == ["checkpoint_999999"]
+
+
+class SnapshotChecker(Callback):
+    """After every controller step: does the checkpoint Ray would restore each unfinished
+    trial from, per the snapshot on storage, exist? Read with Ray's own decoder, so this
+    checks Ray's restore point itself, not nerkit's reading of the snapshot."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+        self.missing: list[str] = []
+
+    def on_step_end(self, iteration, trials, **info):
+        from ray.tune.utils.serialization import TuneFunctionDecoder
+
+        if not trials:
+            return
+        storage = trials[0].storage
+        path = newest_snapshot(storage.experiment_fs_path, storage.storage_filesystem)
+        try:
+            trial_data = json.loads(Path(path).read_text())["trial_data"] if path else []
+        except (json.JSONDecodeError, FileNotFoundError):
+            return  # a copy in flight; the next step looks again
+        for state, metadata in trial_data:
+            if json.loads(state)["status"] == "TERMINATED":
+                continue
+            # Our own run's snapshot, so unpickling it is safe (Ray's restore does the same).
+            manager = TuneFunctionDecoder(allow_cloudpickle=True).decode(metadata)["checkpoint_manager"]
+            latest = manager.latest_checkpoint_result
+            if latest is not None:
+                self.checks += 1
+                if not Path(latest.checkpoint.path).is_dir():
+                    self.missing.append(latest.checkpoint.path)
+
+
+@pytest.mark.slow
+def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_model_dir, small_data_dir):
+    # A real search whose trials checkpoint every epoch for 6 epochs. At every controller
+    # step, the checkpoint the snapshot on storage would restore each unfinished trial from
+    # must exist: Ray's own num_to_keep=1 deleted it before the snapshot moved on, so a
+    # driver killed then could not resume that trial (this test fails with it). At the end
+    # each trial keeps exactly its best checkpoint (the one the trial table names, for
+    # promotion) and its latest.
+    checker = SnapshotChecker()
+    settings = SearchSettings(
+        name="keep", space="search_spaces/default.yaml", storage=str(tmp_path), trials=3,
+        model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), max_epochs=6,
+        grace_epochs=6, seed=2, max_concurrent=3, cpus_per_trial=0.5,
+    )
+    run_search(settings, callbacks=[checker])
+    assert checker.checks > 0 and checker.missing == []
+
+    tables = collect(settings.experiment_path)
+    for row in tables.trials:
+        trial_dir = Path(settings.experiment_path) / f"trial_{row['trial_id']}"
+        on_disk = sorted(p.name for p in trial_dir.glob("checkpoint_*"))
+        latest = f"checkpoint_{row['evaluations'] - 1:06d}"
+        assert on_disk == sorted({Path(row["checkpoint"]).name, latest}), (row["trial_id"], on_disk)
+        assert row["evaluations"] == 6

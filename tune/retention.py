@@ -1,0 +1,135 @@
+"""Checkpoint retention that never deletes what a resume still needs.
+
+Ray's own retention (``CheckpointConfig(num_to_keep=…)``) deletes a trial's previous
+checkpoint the moment it registers the next one, and only afterwards copies an
+experiment snapshot that points at the new one to storage. A driver killed in
+between leaves a snapshot that points at a deleted checkpoint, and that trial fails
+on resume. So the driver runs Ray with ``num_to_keep=None`` (Ray deletes nothing)
+and this callback deletes instead, by reading the snapshot on storage: a checkpoint
+goes only when it is older than any that snapshot could restore the trial from, and is
+not the trial's best by dev F1 (kept for promotion). A finished trial is left with
+what Ray's ``num_to_keep=1`` kept, its best and its latest; a running one with up to
+two more for a short while.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from tune.scheduler import METRIC
+from tune.snapshot import newest_snapshot, read_snapshot
+
+logger = logging.getLogger(__name__)
+
+#: How often to read the snapshot on storage at most. Ray takes one every second or
+#: more (tune.driver.snapshot_period); checkpoints linger this long after they stop
+#: being needed.
+MIN_INTERVAL_S = 5.0
+
+
+def checkpoint_index(name: str) -> int:
+    """The number Ray gives a trial's checkpoint directory: ``checkpoint_000012`` → 12."""
+    return int(name.rpartition("_")[2])
+
+
+def superseded(checkpoints: dict[str, float], latest: str, finished: bool = False) -> list[str]:
+    """The checkpoints of one trial that neither a resume nor promotion needs.
+
+    ``checkpoints`` maps directory name to dev F1 in the order the trial reported them;
+    ``latest`` is the checkpoint of the trial's last result in the snapshot on storage.
+    Ray restores from the last checkpoint it had registered when it took the snapshot:
+    that one, or the one before it when the snapshot fell between a result and the save
+    Ray processes after it (Ray asks for the next result only after that save, so never
+    further back). A ``finished`` trial (TERMINATED in the snapshot) is never restored;
+    it keeps its latest, as Ray does. Kept too: the best, the first one reported with the
+    highest F1, which Ray's ``ExperimentAnalysis.get_best_checkpoint`` (and so the trial
+    table) picks, and any newer than ``latest``.
+    """
+    best = max(checkpoints, key=checkpoints.__getitem__)
+    limit = checkpoint_index(latest)
+    keep = {best, latest}
+    if not finished:
+        earlier = [name for name in checkpoints if checkpoint_index(name) < limit]
+        if earlier:
+            keep.add(max(earlier, key=checkpoint_index))
+    return [name for name in checkpoints if name not in keep and checkpoint_index(name) < limit]
+
+
+class CheckpointRetention(Callback):
+    """Deletes superseded trial checkpoints once the snapshot on storage no longer needs them."""
+
+    def __init__(self, min_interval_s: float = MIN_INTERVAL_S) -> None:
+        self.min_interval_s = min_interval_s
+        # trial id -> {checkpoint dir name: dev F1}, in report order. Saved with Ray's
+        # snapshot (get_state), so a resumed search knows the checkpoints reported before.
+        self.checkpoints: dict[str, dict[str, float]] = {}
+        self._interval = min_interval_s
+        self._last_check = 0.0
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info) -> None:
+        name = result.get("checkpoint_dir_name")
+        if name:
+            self.checkpoints.setdefault(trial.trial_id, {})[name] = float(result.get(METRIC, float("-inf")))
+
+    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        if time.monotonic() - self._last_check < self._interval:
+            return
+        # Nothing can be deleted while every trial has at most a best and a latest.
+        if any(len(c) > 2 for c in self.checkpoints.values()):
+            self.prune(trials)
+
+    def on_experiment_end(self, trials: list, **info) -> None:
+        # Ray has just written and copied its final snapshot (tune.run's forced,
+        # waited-for sync comes before the callbacks' experiment end).
+        self.prune(trials)
+
+    def prune(self, trials: list) -> list[str]:
+        """Delete what the snapshot on storage lets go; returns the deleted paths."""
+        self._last_check = time.monotonic()
+        if not trials:
+            return []
+        storage = trials[0].storage
+        fs = storage.storage_filesystem
+        started = time.monotonic()
+        path = newest_snapshot(storage.experiment_fs_path, fs)
+        try:
+            recorded = read_snapshot(path, fs) if path else {}
+        except (json.JSONDecodeError, FileNotFoundError):
+            return []  # Ray is copying it right now: look again next time
+        # Reading a large search's snapshot from object storage takes a while: keep
+        # that under 5% of the driver's time, as Ray does for writing it.
+        self._interval = max(self.min_interval_s, 20 * (time.monotonic() - started))
+        deleted = []
+        for trial in trials:
+            mine, snap = self.checkpoints.get(trial.trial_id), recorded.get(trial.trial_id)
+            if not mine or snap is None:
+                continue  # not in the snapshot yet: a resume would not know the trial
+            finished = snap.status == "TERMINATED"
+            latest = snap.checkpoint
+            if latest is None:
+                if not finished:
+                    continue
+                # A trial that ended on a result without a checkpoint (diverged).
+                latest = max(mine, key=checkpoint_index)
+            for name in superseded(mine, latest, finished):
+                target = f"{trial.path}/{name}"
+                try:
+                    fs.delete_dir(target)
+                except FileNotFoundError:
+                    pass
+                del mine[name]
+                deleted.append(target)
+        if deleted:
+            logger.debug("deleted %d superseded checkpoints: %s", len(deleted), deleted)
+        return deleted
+
+    def get_state(self) -> dict[str, Any]:
+        return {"checkpoints": {k: dict(v) for k, v in self.checkpoints.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.checkpoints = {k: dict(v) for k, v in state.get("checkpoints", {}).items()}

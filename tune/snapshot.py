@@ -1,0 +1,70 @@
+"""Ray's experiment snapshot on storage: where it is and what it records per trial.
+
+Ray writes ``experiment_state-<session>.json`` in the driver's staging directory and
+copies it to the experiment directory on storage in the background. The copy on
+storage is what ``Tuner.restore`` reads after the driver dies, so it is the record
+of what a resume will need. This module only reads it; the trial entries are the
+JSON Ray itself writes (``trial_data``: one ``[trial state, run metadata]`` pair of
+JSON strings per trial).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+
+from tune.storage import filesystem
+
+SNAPSHOT_PREFIX = "experiment_state-"
+
+
+@dataclass(frozen=True)
+class SnapshotTrial:
+    """One trial as the snapshot on storage records it."""
+
+    trial_id: str
+    status: str  # Ray's: PENDING, RUNNING, PAUSED, TERMINATED, ERROR
+    checkpoint: str | None  # dir name of the checkpoint a restore starts from, e.g. checkpoint_000003
+
+
+def newest_snapshot(exp: str, fs: pafs.FileSystem | None = None) -> str | None:
+    """The path of the snapshot Ray's restore reads (the newest session's), or None.
+
+    ``exp`` is a local path or URI; with ``fs`` given, a path inside that filesystem
+    (as Ray's trials hold it), and so is the path returned.
+    """
+    if fs is None:
+        fs, path = filesystem(exp)
+    else:
+        path = exp
+    names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+                   if i.base_name.startswith(SNAPSHOT_PREFIX) and i.base_name.endswith(".json"))
+    return f"{exp.rstrip('/')}/{names[-1]}" if names else None
+
+
+def read_text_at(path: str, fs: pafs.FileSystem | None = None) -> str:
+    """A file's text; ``FileNotFoundError`` when it is gone."""
+    if fs is None:
+        fs, path = filesystem(path)
+    with fs.open_input_stream(path) as f:
+        return f.read().decode("utf-8")
+
+
+def read_snapshot(path: str, fs: pafs.FileSystem | None = None) -> dict[str, SnapshotTrial]:
+    """The trials a snapshot file records, by trial id.
+
+    Raises ``json.JSONDecodeError`` when the file is cut off (a copy in flight, or a
+    driver killed during one) and ``FileNotFoundError`` when it is gone.
+    """
+    trials = {}
+    for state_json, metadata_json in json.loads(read_text_at(path, fs))["trial_data"]:
+        state, metadata = json.loads(state_json), json.loads(metadata_json)
+        # Every nerkit result carries the checkpoint saved with it, so the last result's
+        # checkpoint is the trial's latest: the one Ray restores from. The one result
+        # without a checkpoint (a diverged trial's final report) ends the trial.
+        last = metadata.get("last_result") or {}
+        trials[state["trial_id"]] = SnapshotTrial(state["trial_id"], state["status"],
+                                                  last.get("checkpoint_dir_name"))
+    return trials
