@@ -37,6 +37,12 @@ def checkpoint_index(name: str) -> int:
     return int(name.rpartition("_")[2])
 
 
+def _first_best(checkpoints: dict[str, float], names: list[str]) -> str | None:
+    """The first of ``names`` (in report order) with the highest F1, as Ray's
+    ``ExperimentAnalysis.get_best_checkpoint`` breaks ties (and so the trial table)."""
+    return max(names, key=checkpoints.__getitem__) if names else None
+
+
 def superseded(checkpoints: dict[str, float], latest: str, finished: bool = False) -> list[str]:
     """The checkpoints of one trial that neither a resume nor promotion needs.
 
@@ -46,18 +52,20 @@ def superseded(checkpoints: dict[str, float], latest: str, finished: bool = Fals
     that one, or the one before it when the snapshot fell between a result and the save
     Ray processes after it (Ray asks for the next result only after that save, so never
     further back). A ``finished`` trial (TERMINATED in the snapshot) is never restored;
-    it keeps its latest, as Ray does. Kept too: the best, the first one reported with the
-    highest F1, which Ray's ``ExperimentAnalysis.get_best_checkpoint`` (and so the trial
-    table) picks, and any newer than ``latest``.
+    it keeps its latest, as Ray does. The best is the one promotion takes; since Ray
+    ranks registered checkpoints only, the snapshot's best is the best up to ``latest``
+    or up to the one before it, and both are kept. Anything newer than ``latest`` is
+    kept until a later snapshot covers it.
     """
-    best = max(checkpoints, key=checkpoints.__getitem__)
     limit = checkpoint_index(latest)
-    keep = {best, latest}
-    if not finished:
-        earlier = [name for name in checkpoints if checkpoint_index(name) < limit]
-        if earlier:
-            keep.add(max(earlier, key=checkpoint_index))
-    return [name for name in checkpoints if name not in keep and checkpoint_index(name) < limit]
+    upto = [name for name in checkpoints if checkpoint_index(name) <= limit]
+    earlier = [name for name in upto if checkpoint_index(name) < limit]
+    keep = {latest, _first_best(checkpoints, upto)}
+    if not finished and earlier:
+        # Ray may not have registered `latest` yet: it would restore from the one
+        # before, and rank only the ones before.
+        keep |= {max(earlier, key=checkpoint_index), _first_best(checkpoints, earlier)}
+    return [name for name in earlier if name not in keep]
 
 
 class CheckpointRetention(Callback):
@@ -89,8 +97,19 @@ class CheckpointRetention(Callback):
         self.prune(trials)
 
     def prune(self, trials: list) -> list[str]:
-        """Delete what the snapshot on storage lets go; returns the deleted paths."""
+        """Delete what the snapshot on storage lets go; returns the deleted paths.
+
+        Never raises: a storage error (throttling, a network blip) is logged and the
+        checkpoint is tried again next time, rather than ending the search.
+        """
         self._last_check = time.monotonic()
+        try:
+            return self._prune(trials)
+        except Exception:  # noqa: BLE001 - retention must never fail a search
+            logger.warning("checkpoint retention: will try again later", exc_info=True)
+            return []
+
+    def _prune(self, trials: list) -> list[str]:
         if not trials:
             return []
         storage = trials[0].storage
@@ -101,9 +120,6 @@ class CheckpointRetention(Callback):
             recorded = read_snapshot(path, fs) if path else {}
         except (json.JSONDecodeError, FileNotFoundError):
             return []  # Ray is copying it right now: look again next time
-        # Reading a large search's snapshot from object storage takes a while: keep
-        # that under 5% of the driver's time, as Ray does for writing it.
-        self._interval = max(self.min_interval_s, 20 * (time.monotonic() - started))
         deleted = []
         for trial in trials:
             mine, snap = self.checkpoints.get(trial.trial_id), recorded.get(trial.trial_id)
@@ -122,8 +138,11 @@ class CheckpointRetention(Callback):
                     fs.delete_dir(target)
                 except FileNotFoundError:
                     pass
-                del mine[name]
+                del mine[name]  # only once it is gone: a failed delete is retried
                 deleted.append(target)
+        # Reading a large search's snapshot from object storage and deleting take a
+        # while: keep that under 5% of the driver's time, as Ray does for writing it.
+        self._interval = max(self.min_interval_s, 20 * (time.monotonic() - started))
         if deleted:
             logger.debug("deleted %d superseded checkpoints: %s", len(deleted), deleted)
         return deleted

@@ -33,6 +33,21 @@ def test_superseded_keeps_what_a_restore_or_promotion_may_need():
                        "checkpoint_1000001": 0.3}, "checkpoint_1000001") == ["checkpoint_999999"]
 
 
+def test_superseded_keeps_the_best_the_snapshot_knows_not_a_newer_one():
+    # The snapshot's last result is checkpoint 2; checkpoint 4 has since scored higher, but
+    # the snapshot (what the trial table reads if the driver dies now) still names 1 as best.
+    ckpts = {"checkpoint_000000": 0.1, "checkpoint_000001": 0.8, "checkpoint_000002": 0.2,
+             "checkpoint_000003": 0.3, "checkpoint_000004": 0.9}
+    assert superseded(ckpts, "checkpoint_000003") == ["checkpoint_000000"]
+    # If Ray had not yet registered the last result's checkpoint (3, the best so far), its
+    # best is still the best before it (1): both are kept.
+    ckpts = {"checkpoint_000000": 0.1, "checkpoint_000001": 0.5, "checkpoint_000002": 0.2,
+             "checkpoint_000003": 0.7}
+    assert superseded(ckpts, "checkpoint_000003") == ["checkpoint_000000"]
+    assert superseded(ckpts, "checkpoint_000003", finished=True) == [
+        "checkpoint_000000", "checkpoint_000001", "checkpoint_000002"]
+
+
 class SnapshotChecker(Callback):
     """After every controller step: does the checkpoint Ray would restore each unfinished
     trial from, per the snapshot on storage, exist? Read with Ray's own decoder, so this
