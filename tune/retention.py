@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any
 
+import pyarrow.fs as pafs
 from ray.tune import Callback
 
 from tune.scheduler import METRIC
@@ -68,6 +69,12 @@ def superseded(checkpoints: dict[str, float], latest: str, finished: bool = Fals
     return [name for name in earlier if name not in keep]
 
 
+def _checkpoint_dirs(fs: pafs.FileSystem, trial_path: str) -> list[str]:
+    selector = pafs.FileSelector(trial_path, allow_not_found=True)
+    return [i.base_name for i in fs.get_file_info(selector)
+            if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")]
+
+
 class CheckpointRetention(Callback):
     """Deletes superseded trial checkpoints once the snapshot on storage no longer needs them."""
 
@@ -94,22 +101,26 @@ class CheckpointRetention(Callback):
     def on_experiment_end(self, trials: list, **info) -> None:
         # Ray has just written and copied its final snapshot (tune.run's forced,
         # waited-for sync comes before the callbacks' experiment end).
-        self.prune(trials)
+        self.prune(trials, sweep=True)
 
-    def prune(self, trials: list) -> list[str]:
+    def prune(self, trials: list, sweep: bool = False) -> list[str]:
         """Delete what the snapshot on storage lets go; returns the deleted paths.
+
+        ``sweep`` also deletes, in finished trials, checkpoint directories no result
+        names: ones a killed driver's trials wrote after its last snapshot, which the
+        resumed trials did not write again (stopped earlier by ASHA, say).
 
         Never raises: a storage error (throttling, a network blip) is logged and the
         checkpoint is tried again next time, rather than ending the search.
         """
         self._last_check = time.monotonic()
         try:
-            return self._prune(trials)
+            return self._prune(trials, sweep)
         except Exception:  # noqa: BLE001 - retention must never fail a search
             logger.warning("checkpoint retention: will try again later", exc_info=True)
             return []
 
-    def _prune(self, trials: list) -> list[str]:
+    def _prune(self, trials: list, sweep: bool) -> list[str]:
         if not trials:
             return []
         storage = trials[0].storage
@@ -132,13 +143,16 @@ class CheckpointRetention(Callback):
                     continue
                 # A trial that ended on a result without a checkpoint (diverged).
                 latest = max(mine, key=checkpoint_index)
-            for name in superseded(mine, latest, finished):
+            doomed = superseded(mine, latest, finished)
+            if sweep and finished:
+                doomed += [name for name in _checkpoint_dirs(fs, trial.path) if name not in mine]
+            for name in doomed:
                 target = f"{trial.path}/{name}"
                 try:
                     fs.delete_dir(target)
                 except FileNotFoundError:
                     pass
-                del mine[name]  # only once it is gone: a failed delete is retried
+                mine.pop(name, None)  # only once it is gone: a failed delete is retried
                 deleted.append(target)
         # Reading a large search's snapshot from object storage and deleting take a
         # while: keep that under 5% of the driver's time, as Ray does for writing it.

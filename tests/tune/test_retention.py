@@ -80,6 +80,20 @@ class SnapshotChecker(Callback):
                     self.missing.append(latest.checkpoint.path)
 
 
+class PlantOrphan(Callback):
+    """Writes a checkpoint directory no result names into the first trial to report, as a
+    killed driver's trial leaves one written after the last snapshot."""
+
+    def __init__(self) -> None:
+        self.planted: Path | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.planted is None:
+            self.planted = Path(trial.path) / "checkpoint_000099"
+            self.planted.mkdir()
+            (self.planted / "trainer_state.json").write_text("{}")
+
+
 @pytest.mark.slow
 def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_model_dir, small_data_dir):
     # A real search whose trials checkpoint every epoch for 6 epochs. At every controller
@@ -87,15 +101,17 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
     # must exist: Ray's own num_to_keep=1 deleted it before the snapshot moved on, so a
     # driver killed then could not resume that trial (this test fails with it). At the end
     # each trial keeps exactly its best checkpoint (the one the trial table names, for
-    # promotion) and its latest.
-    checker = SnapshotChecker()
+    # promotion) and its latest; a checkpoint directory no result names (planted mid-search)
+    # is gone too.
+    checker, orphan = SnapshotChecker(), PlantOrphan()
     settings = SearchSettings(
         name="keep", space="search_spaces/default.yaml", storage=str(tmp_path), trials=3,
         model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), max_epochs=6,
         grace_epochs=6, seed=2, max_concurrent=3, cpus_per_trial=0.5,
     )
-    run_search(settings, callbacks=[checker])
+    run_search(settings, callbacks=[checker, orphan])
     assert checker.checks > 0 and checker.missing == []
+    assert orphan.planted is not None and not orphan.planted.exists()
 
     tables = collect(settings.experiment_path)
     for row in tables.trials:
