@@ -27,10 +27,11 @@ from tune.snapshot import newest_snapshot, read_snapshot
 
 logger = logging.getLogger(__name__)
 
-#: How often to read the snapshot on storage at most. Ray takes one every second or
-#: more (tune.driver.snapshot_period); checkpoints linger this long after they stop
-#: being needed.
-MIN_INTERVAL_S = 5.0
+#: How often to read the snapshot on storage at most. Ray takes one about every
+#: second (tune.driver.snapshot_period). Superseded checkpoints wait this long to go,
+#: and while they wait the kernel may write them back to disk, slowing the trials'
+#: next checkpoint writes (benchmarks/RESULTS.md §3, update 3).
+MIN_INTERVAL_S = 1.0
 
 
 def checkpoint_index(name: str) -> int:
