@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
-from tune.storage import filesystem
+from tune.storage import locate, read_text
 
 SNAPSHOT_PREFIX = "experiment_state-"
 
@@ -26,7 +26,7 @@ class SnapshotTrial:
 
     trial_id: str
     status: str  # Ray's: PENDING, RUNNING, PAUSED, TERMINATED, ERROR
-    checkpoint: str | None  # dir name of the checkpoint a restore starts from, e.g. checkpoint_000003
+    checkpoint: str | None  # the last result's checkpoint dir, e.g. checkpoint_000003; None: none
 
 
 def newest_snapshot(exp: str, fs: pafs.FileSystem | None = None) -> str | None:
@@ -35,21 +35,10 @@ def newest_snapshot(exp: str, fs: pafs.FileSystem | None = None) -> str | None:
     ``exp`` is a local path or URI; with ``fs`` given, a path inside that filesystem
     (as Ray's trials hold it), and so is the path returned.
     """
-    if fs is None:
-        fs, path = filesystem(exp)
-    else:
-        path = exp
+    fs, path = locate(exp, fs)
     names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
                    if i.base_name.startswith(SNAPSHOT_PREFIX) and i.base_name.endswith(".json"))
     return f"{exp.rstrip('/')}/{names[-1]}" if names else None
-
-
-def read_text_at(path: str, fs: pafs.FileSystem | None = None) -> str:
-    """A file's text; ``FileNotFoundError`` when it is gone."""
-    if fs is None:
-        fs, path = filesystem(path)
-    with fs.open_input_stream(path) as f:
-        return f.read().decode("utf-8")
 
 
 def read_snapshot(path: str, fs: pafs.FileSystem | None = None) -> dict[str, SnapshotTrial]:
@@ -58,12 +47,16 @@ def read_snapshot(path: str, fs: pafs.FileSystem | None = None) -> dict[str, Sna
     Raises ``json.JSONDecodeError`` when the file is cut off (a copy in flight, or a
     driver killed during one) and ``FileNotFoundError`` when it is gone.
     """
+    text = read_text(path, fs)
+    if text is None:
+        raise FileNotFoundError(path)
     trials = {}
-    for state_json, metadata_json in json.loads(read_text_at(path, fs))["trial_data"]:
+    for state_json, metadata_json in json.loads(text)["trial_data"]:
         state, metadata = json.loads(state_json), json.loads(metadata_json)
-        # Every nerkit result carries the checkpoint saved with it, so the last result's
-        # checkpoint is the trial's latest: the one Ray restores from. The one result
-        # without a checkpoint (a diverged trial's final report) ends the trial.
+        # Every nerkit result carries the checkpoint saved with it (but a diverged
+        # trial's final report, which ends the trial), so the last result names the
+        # trial's newest checkpoint. Ray restores from that one or, if the snapshot
+        # fell before Ray processed its save, the one before (tune.retention).
         last = metadata.get("last_result") or {}
         trials[state["trial_id"]] = SnapshotTrial(state["trial_id"], state["status"],
                                                   last.get("checkpoint_dir_name"))

@@ -10,8 +10,15 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
 
 
-def read_text(uri: str) -> str | None:
-    fs, path = filesystem(uri)
+def locate(uri: str, fs: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
+    """``filesystem(uri)``, or, with ``fs`` given, ``uri`` as a path inside it (as Ray's
+    storage objects hold paths: no scheme)."""
+    return (fs, uri) if fs is not None else filesystem(uri)
+
+
+def read_text(uri: str, fs: pafs.FileSystem | None = None) -> str | None:
+    """A file's text, or None when there is no such file (``locate`` for ``fs``)."""
+    fs, path = locate(uri, fs)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as f:
