@@ -25,6 +25,7 @@ from typing import Any
 from nerkit.config import TrainConfig
 from nerkit.features import PreparedData, prepare_data
 from tune.progress import SearchProgress
+from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_remote, read_settings
@@ -225,7 +226,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             reuse_actors=True,
         ),
         run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard), CheckpointRetention(),
-                                      *callbacks]),
+                                      ResultLogUpload(), *callbacks]),
     )
     with snapshot_period(settings.trials):
         return tuner.fit()

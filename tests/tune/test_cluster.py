@@ -24,6 +24,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from ray.tune import Callback
 
 from cluster_utils import connect, results, start_cluster, stop_cluster, wait_for
 from nerkit.data import DataConfig
@@ -84,6 +85,16 @@ def _trial_results(exp: Path) -> dict[str, list[dict]]:
         if rows:
             out[rows[0]["trial_id"]] = rows
     return out
+
+
+class _EmptyLogOnStorageAfterFirstResult(Callback):
+    """Leaves an empty ``result.json`` on storage when a trial reports its first result:
+    the copy a Ray snapshot taken just before that result uploads."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result["eval_index"] == 0:
+            with trial.storage.storage_filesystem.open_output_stream(f"{trial.storage.trial_fs_path}/result.json"):
+                pass
 
 
 def _assert_accounted(tables, n: int, statuses=("TERMINATED",)) -> None:
@@ -265,12 +276,18 @@ def test_a_cluster_address_is_refused_while_joined_to_another_ray(cluster, tmp_p
 
 
 def test_trial_failing_every_attempt_is_retried_then_recorded_as_error(cluster, tmp_path, tiny_model_dir,
-                                                                        small_data_dir):
+                                                                        small_data_dir, monkeypatch):
     # The team-recipe baseline (learning_rate 3e-5) raises an injected CUDA OOM after every
     # evaluation: Ray retries it max_failures times from its checkpoint, then it ends as
-    # `error`; the other trials complete and Optuna records the failure.
+    # `error`; the other trials complete and Optuna records the failure. The retried
+    # trial's result log keeps the first attempt's result.
     from ray.tune import ExperimentAnalysis
 
+    # Ray copies storage's result log back over the driver's for the retry. Make storage's
+    # copy older than the first result, as a snapshot taken between the trial's start and
+    # that result leaves it (with the ~1 s period, CI saw it happen): without
+    # tune.result_logs the retried trial's log then loses evaluation 0, every time.
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "3600")  # no later snapshot refreshes it
     start = time.monotonic()
     fault = {"when": {"learning_rate": 3e-05}, "at_eval": 0, "error": "oom"}
     connect(cluster, env_vars={FAULT_ENV: json.dumps(fault)})  # the job's runtime_env reaches every trial
@@ -278,7 +295,7 @@ def test_trial_failing_every_attempt_is_retried_then_recorded_as_error(cluster, 
     # ASHA would stop the trial as finished whatever it raised next.
     settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="oom", trials=3, max_failures=1,
                          max_epochs=3, grace_epochs=3)
-    run_search(settings, address=cluster.address)
+    run_search(settings, address=cluster.address, callbacks=[_EmptyLogOnStorageAfterFirstResult()])
 
     tables = collect(settings.experiment_path)
     _assert_accounted(tables, 3, statuses=("TERMINATED", "ERROR"))
