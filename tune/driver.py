@@ -30,7 +30,7 @@ from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_remote, read_settings
 from tune.space import Sampler, SearchSpace, load_space
-from tune.snapshot import newest_snapshot, read_snapshot
+from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
 from tune.trainable import run_trial
 
@@ -225,8 +225,8 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             # worker start and transformers imports are paid once per slot.
             reuse_actors=True,
         ),
-        run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard), CheckpointRetention(),
-                                      ResultLogUpload(), *callbacks]),
+        run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard), StateBackup(),
+                                      CheckpointRetention(backed_up=True), ResultLogUpload(), *callbacks]),
     )
     with snapshot_period(settings.trials):
         return tuner.fit()
@@ -238,13 +238,19 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
 
     exp = experiment_path(name, storage)
     plan = plan_from_record(read_settings(exp))
-    check_snapshot_readable(exp)
+    restore_if_broken(exp)  # a driver killed while Ray copied its state: the last complete copy
     init_ray(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not tune.Tuner.can_restore(exp):
         raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
                          "first trial started); start it again under a new --name")
     fail_orphaned_trials(plan, exp)
+    lost = unrecorded_finished_trials(plan, exp)
+    if lost:
+        logger.warning(
+            "Optuna trials %s finished after Ray's last complete snapshot: their results stay in optuna.db "
+            "(the searcher learns from them) and their trial directories on storage, but not in the trial "
+            "table, and Ray runs as many new trials in their place", lost)
     tuner = tune.Tuner.restore(
         exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
     )
@@ -277,24 +283,26 @@ def snapshot_period(trials: int):
         os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)
 
 
-def check_snapshot_readable(exp: str) -> None:
-    """A clear error when Ray's newest experiment snapshot in ``exp`` is cut off.
+def unrecorded_finished_trials(plan: SearchPlan, exp: str) -> list[int]:
+    """Optuna trials that finished but that no trial in Ray's snapshot is: ones that
+    started and ended within the snapshot's lag before the driver died (about a second;
+    a few seconds when resuming from tune.state_backup's copy). Optuna cannot take a
+    finished trial back, and Ray does not know them."""
+    import optuna
+    from ray.tune import ExperimentAnalysis
 
-    Ray copies the snapshot to storage in the background and not atomically, so a
-    driver killed during that copy leaves an empty or partial JSON file; Ray's own
-    restore then fails with a bare JSONDecodeError. Nothing here can rebuild it.
-    """
-    newest = newest_snapshot(exp)
-    if newest is None:
-        return  # never snapshotted: resume_search says so after Ray starts
-    try:
-        read_snapshot(newest)
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{newest} is cut off ({e}): the driver was killed while Ray was writing this snapshot, "
-            "so the search cannot be resumed from it. Start a new search under another --name; this "
-            "experiment's trial directories, checkpoints and optuna.db are left as they are"
-        ) from None
+    fixed = {p.name for p in plan.space.params if p.kind == "fixed"}
+    study = optuna.load_study(study_name=plan.settings.name, storage=plan.settings.optuna_url())
+    known = [{k: v for k, v in t.config.items() if k not in fixed} for t in ExperimentAnalysis(exp).trials]
+    lost = []
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for ot in sorted(finished, key=lambda t: t.number):
+        match = next((i for i, c in enumerate(known) if c == ot.params), None)
+        if match is None:
+            lost.append(ot.number)
+        else:
+            known.pop(match)
+    return lost
 
 
 def fail_orphaned_trials(plan: SearchPlan, exp: str) -> list[int]:

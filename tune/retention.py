@@ -9,7 +9,9 @@ and this callback deletes instead, by reading the snapshot on storage: a checkpo
 goes only when it is older than any that snapshot could restore the trial from, and is
 not the trial's best by dev F1 (kept for promotion). A finished trial is left with
 what Ray's ``num_to_keep=1`` kept, its best and its latest; a running one with up to
-two more for a short while.
+two more for a short while. With ``backed_up`` (new searches), the snapshot read is the
+one in tune.state_backup's last complete copy, which a resume falls back to when the
+live one was cut off; the live one is never older, so what it needs is kept too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ray.tune import Callback
 
 from tune.scheduler import METRIC
 from tune.snapshot import newest_snapshot, read_snapshot
+from tune.state_backup import latest_backup
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +82,12 @@ def _checkpoint_dirs(fs: pafs.FileSystem, trial_path: str) -> list[str]:
 class CheckpointRetention(Callback):
     """Deletes superseded trial checkpoints once the snapshot on storage no longer needs them."""
 
-    def __init__(self, min_interval_s: float = MIN_INTERVAL_S) -> None:
+    def __init__(self, min_interval_s: float = MIN_INTERVAL_S, backed_up: bool = False) -> None:
         self.min_interval_s = min_interval_s
+        # With tune.state_backup.StateBackup running before this callback, judge by the
+        # snapshot in its last complete copy: a resume may fall back to that copy.
+        # (Instances restored from searches started before it existed lack the flag.)
+        self.backed_up = backed_up
         # trial id -> {checkpoint dir name: dev F1}, in report order. Saved with Ray's
         # snapshot (get_state), so a resumed search knows the checkpoints reported before.
         self.checkpoints: dict[str, dict[str, float]] = {}
@@ -127,7 +134,12 @@ class CheckpointRetention(Callback):
         storage = trials[0].storage
         fs = storage.storage_filesystem
         started = time.monotonic()
-        path = newest_snapshot(storage.experiment_fs_path, fs)
+        source = storage.experiment_fs_path
+        if getattr(self, "backed_up", False):
+            source = latest_backup(fs, source)
+            if source is None:
+                return []  # nothing backed up yet: nothing is known to be safe to delete
+        path = newest_snapshot(source, fs)
         try:
             recorded = read_snapshot(path, fs) if path else {}
         except (json.JSONDecodeError, FileNotFoundError):

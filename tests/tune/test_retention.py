@@ -13,6 +13,7 @@ from tune.driver import run_search
 from tune.retention import superseded
 from tune.settings import SearchSettings
 from tune.snapshot import newest_snapshot
+from tune.state_backup import latest_backup
 from tune.tables import collect
 
 
@@ -50,20 +51,27 @@ def test_superseded_keeps_the_best_the_snapshot_knows_not_a_newer_one():
 
 class SnapshotChecker(Callback):
     """After every controller step: does the checkpoint Ray would restore each unfinished
-    trial from, per the snapshot on storage, exist? Read with Ray's own decoder, so this
+    trial from exist, per the snapshot on storage and per its last complete copy
+    (tune.state_backup, what a resume falls back to)? Read with Ray's own decoder, so this
     checks Ray's restore point itself, not nerkit's reading of the snapshot."""
 
     def __init__(self) -> None:
-        self.checks = 0
+        self.checks = {"live": 0, "backup": 0}
         self.missing: list[str] = []
 
     def on_step_end(self, iteration, trials, **info):
-        from ray.tune.utils.serialization import TuneFunctionDecoder
-
         if not trials:
             return
         storage = trials[0].storage
-        path = newest_snapshot(storage.experiment_fs_path, storage.storage_filesystem)
+        self._check("live", storage.experiment_fs_path, storage.storage_filesystem)
+        backup = latest_backup(storage.storage_filesystem, storage.experiment_fs_path)
+        if backup is not None:
+            self._check("backup", backup, storage.storage_filesystem)
+
+    def _check(self, source, directory, fs):
+        from ray.tune.utils.serialization import TuneFunctionDecoder
+
+        path = newest_snapshot(directory, fs)
         try:
             trial_data = json.loads(Path(path).read_text())["trial_data"] if path else []
         except (json.JSONDecodeError, FileNotFoundError):
@@ -75,9 +83,9 @@ class SnapshotChecker(Callback):
             manager = TuneFunctionDecoder(allow_cloudpickle=True).decode(metadata)["checkpoint_manager"]
             latest = manager.latest_checkpoint_result
             if latest is not None:
-                self.checks += 1
+                self.checks[source] += 1
                 if not Path(latest.checkpoint.path).is_dir():
-                    self.missing.append(latest.checkpoint.path)
+                    self.missing.append(f"{source}: {latest.checkpoint.path}")
 
 
 class PlantOrphan(Callback):
@@ -94,11 +102,18 @@ class PlantOrphan(Callback):
             (self.planted / "trainer_state.json").write_text("{}")
 
 
+@pytest.fixture(scope="module")
+def longer_data_dir(tmp_path_factory, corpus_slice):
+    """640 train records: trials long enough for several of Ray's snapshots (and their
+    copies) to fall while they run."""
+    return corpus_slice(tmp_path_factory.mktemp("longer-data"), 640, 40, 40)
+
+
 @pytest.mark.slow
-def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_model_dir, small_data_dir):
+def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_model_dir, longer_data_dir):
     # A real search whose trials checkpoint every epoch for 6 epochs. At every controller
-    # step, the checkpoint the snapshot on storage would restore each unfinished trial from
-    # must exist: Ray's own num_to_keep=1 deleted it before the snapshot moved on, so a
+    # step, the checkpoint the snapshot on storage (and its last complete copy, which a
+    # resume falls back to) would restore each unfinished trial from must exist: Ray's own num_to_keep=1 deleted it before the snapshot moved on, so a
     # driver killed then could not resume that trial (this test fails with it). At the end
     # each trial keeps exactly its best checkpoint (the one the trial table names, for
     # promotion) and its latest; a checkpoint directory no result names (planted mid-search)
@@ -106,11 +121,12 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
     checker, orphan = SnapshotChecker(), PlantOrphan()
     settings = SearchSettings(
         name="keep", space="search_spaces/default.yaml", storage=str(tmp_path), trials=3,
-        model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), max_epochs=6,
+        model=str(tiny_model_dir), data=DataConfig(path=str(longer_data_dir)), max_epochs=6,
         grace_epochs=6, seed=2, max_concurrent=3, cpus_per_trial=0.5,
     )
     run_search(settings, callbacks=[checker, orphan])
-    assert checker.checks > 0 and checker.missing == []
+    assert checker.missing == []
+    assert checker.checks["live"] > 0 and checker.checks["backup"] > 0, checker.checks
     assert orphan.planted is not None and not orphan.planted.exists()
 
     tables = collect(settings.experiment_path)
