@@ -11,7 +11,10 @@ period (``tune.driver.snapshot_period``: about 1 s) and once with
 ``TuneController.save_to_dir`` (writing the snapshot in the driver's staging dir) and
 Ray's upload of that dir to storage are wrapped with timers; nothing in ``tune/`` is
 edited. The question it answers: does a snapshot every second take time from the trials
-on a machine where the driver shares the cores with them? Prints JSON and a table.
+on a machine where the driver shares the cores with them? nerkit's own driver-side work
+that follows each snapshot, ``StateBackup.back_up`` (tune.state_backup) and
+``CheckpointRetention.prune`` (tune.retention), is timed the same way. Prints JSON and
+tables.
 """
 
 from __future__ import annotations
@@ -36,8 +39,32 @@ def _child(args: argparse.Namespace) -> None:
     from tune.driver import run_search
     from tune.settings import SearchSettings
 
-    spent = {"save_s": 0.0, "saves": 0, "upload_s": 0.0, "uploads": 0}
+    import tune.retention as retention
+    import tune.state_backup as state_backup
+
+    spent = {"save_s": 0.0, "saves": 0, "upload_s": 0.0, "uploads": 0, "backup_s": 0.0, "backup_calls": 0,
+             "backups": 0, "prune_s": 0.0, "prunes": 0}
     save, upload = TuneController.save_to_dir, storage._upload_to_fs_path
+    back_up, prune = state_backup.StateBackup.back_up, retention.CheckpointRetention.prune
+
+    def timed_back_up(self, trials):
+        t = time.perf_counter()
+        target = back_up(self, trials)
+        spent["backup_s"] += time.perf_counter() - t
+        spent["backup_calls"] += 1
+        spent["backups"] += target is not None
+        return target
+
+    def timed_prune(self, trials, sweep=False):
+        t = time.perf_counter()
+        try:
+            return prune(self, trials, sweep)
+        finally:
+            spent["prune_s"] += time.perf_counter() - t
+            spent["prunes"] += 1
+
+    state_backup.StateBackup.back_up = timed_back_up
+    retention.CheckpointRetention.prune = timed_prune
 
     def timed_save(self):
         t = time.perf_counter()
@@ -95,11 +122,15 @@ def main(argv: list[str] | None = None) -> None:
         result, _ = bu.run_child(child)
         result["save_ms_each"] = round(1000 * result["save_s"] / max(1, result["saves"]), 1)
         result["share_of_wall"] = round((result["save_s"] + result["upload_s"]) / result["search_wall_s"], 4)
+        result["nerkit_share_of_wall"] = round((result["backup_s"] + result["prune_s"]) / result["search_wall_s"], 4)
         rows.append(result)
     doc["runs"] = rows
     bu.emit(doc, [("Snapshot cost in the driver", rows,
                    ["period", "search_wall_s", "driver_cpu_s", "saves", "save_s", "save_ms_each",
-                    "uploads", "upload_s", "share_of_wall"])], args.out)
+                    "uploads", "upload_s", "share_of_wall"]),
+                  ("nerkit's state backup (tune.state_backup) and checkpoint retention in the driver", rows,
+                   ["period", "backup_calls", "backups", "backup_s", "prunes", "prune_s",
+                    "nerkit_share_of_wall"])], args.out)
 
 
 if __name__ == "__main__":
