@@ -237,8 +237,10 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     from ray import tune
 
     exp = experiment_path(name, storage)
+    # First: a driver killed while Ray copied its state (search.json included) leaves a
+    # file cut off; this puts the last complete copy back.
+    restore_if_broken(exp)
     plan = plan_from_record(read_settings(exp))
-    restore_if_broken(exp)  # a driver killed while Ray copied its state: the last complete copy
     init_ray(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not tune.Tuner.can_restore(exp):

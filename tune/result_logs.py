@@ -5,8 +5,8 @@ a lost node), its JSON and CSV loggers first copy the trial's ``result.json`` an
 ``progress.csv`` *from storage* over the driver's own, up-to-date copies. Storage has
 them only as of Ray's last experiment snapshot, about a second old
 (tune.driver.snapshot_period), so the results reported since then vanish from the
-trial's log, from the trial table and from ``nerkit report``. Before the restart
-starts, this callback uploads the driver's copies, so the copy back is whole.
+trial's log, from the trial table and from ``nerkit report``. Just before the copy
+back, this callback uploads the driver's copies, so the copy back is whole.
 """
 
 from __future__ import annotations
@@ -38,18 +38,19 @@ def upload_result_logs(local_dir: str, fs: pafs.FileSystem, remote_dir: str) -> 
 
 
 class ResultLogUpload(Callback):
-    """Upload a failed trial's result logs to storage before Ray restarts it."""
+    """Upload a restarting trial's result logs to storage just before Ray copies them back."""
 
-    def on_trial_recover(self, iteration, trials, trial, **info):
+    def on_trial_start(self, iteration, trials, trial, **info):
+        # Ray appends its logger callbacks after the user's, so this runs right before
+        # they copy the logs back, with nothing in between on this (the controller's)
+        # thread. Only a trial restarting from a checkpoint gets them copied back, and
+        # only a retry (not a resumed driver, whose staging directory is new) has them
+        # locally.
+        if trial.checkpoint is None or not trial.local_path:
+            return
         storage = trial.storage
-        try:
-            # A background sync of the driver's files that started before the last
-            # result was written could land after this upload and undo it.
-            storage.syncer.wait()
-        except Exception:  # Ray logs its own sync errors; the upload below still helps
-            logger.debug("waiting for Ray's sync before uploading %s's logs failed", trial, exc_info=True)
         local = isinstance(storage.storage_filesystem, pafs.LocalFileSystem)
-        if not trial.local_path or (local and Path(trial.local_path).resolve() == Path(storage.trial_fs_path).resolve()):
+        if local and Path(trial.local_path).resolve() == Path(storage.trial_fs_path).resolve():
             return  # nothing separate to upload
         try:
             copied = upload_result_logs(trial.local_path, storage.storage_filesystem, storage.trial_fs_path)

@@ -2,25 +2,29 @@
 
 Ray writes its experiment state (``experiment_state-*.json``, the searcher's
 ``searcher-state-*.pkl`` and ``search_gen_state-*.json``, the callbacks'
-``callback-states-*.pkl``) in the driver's staging directory, then copies the files
-to the experiment directory on storage in the background, every second or so
+``callback-states-*.pkl``) whole in the driver's staging directory, then copies the
+files to the experiment directory on storage in the background, every second or so
 (tune.driver.snapshot_period). The copy is not atomic: a driver killed during it
-leaves one file empty or cut off. Ray's restore then fails on it, and, worse, Ray
-answers that by starting the whole experiment again from nothing.
+leaves a file empty or cut off. Ray's restore then fails on it, and, worse, Ray
+answers that by starting the whole experiment again from nothing. A resumed search
+also copies ``tuner.pkl`` and nerkit's ``search.json`` again with every snapshot (Ray
+stages every top-level ``.json``/``.pkl`` on resume), so those can be cut off too.
 
-So, about once a second, ``StateBackup`` (run by the controller thread, which is
-also the only writer of the staging directory) checks that the state files on storage
-equal the ones in the driver's staging directory, that is that Ray's last copy has
-landed whole, then copies them into ``.nerkit/state/<n>/`` under the experiment and
-marks that copy complete; if Ray's copy is still in flight it looks again next step. ``restore_if_broken`` (run by
-``nerkit search --resume`` before Ray reads anything) checks the files Ray will read
-and, when one is cut off, moves the state files aside and puts the last complete
-copy in their place. Checkpoint retention (tune.retention) reads the snapshot in this
-copy, not the live one, so the checkpoints a restored copy names are still there.
+So ``StateBackup`` (run by the controller thread, the only writer of the staging
+directory) notes each version of the staged files Ray reads, and, about once a
+second, copies the files on storage into ``.nerkit/state/<n>/`` when they equal one
+whole staged version: a copy in flight (some files new, some old, one cut off) never
+does. A ``COMPLETE`` marker is written last. ``restore_if_broken`` (run by
+``nerkit search --resume`` before anything is read) checks the files a resume reads
+and, when one is cut off, moves them aside and puts the last complete copy in their
+place. Checkpoint retention (tune.retention) reads the snapshot in this copy, not the
+live one, so the checkpoints a restored copy names are still there.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import io
 import json
 import logging
@@ -39,6 +43,8 @@ logger = logging.getLogger(__name__)
 #: TuneController, SearchGenerator, Searcher, CallbackList and BasicVariantGenerator).
 STATE_PREFIXES = ("experiment_state-", "search_gen_state-", "searcher-state-", "callback-states-",
                   "basic-variant-state-")
+#: Written once per search and read by every resume (Ray's Tuner, nerkit's settings).
+STATIC_FILES = ("tuner.pkl", "search.json")
 BACKUP_DIR = ".nerkit/state"
 BROKEN_DIR = ".nerkit/broken"
 COMPLETE = "COMPLETE"  # written last: a backup without it was cut off itself
@@ -46,6 +52,11 @@ COMPLETE = "COMPLETE"  # written last: a backup without it was cut off itself
 MIN_INTERVAL_S = 1.0
 #: How soon to look again when Ray's copy to storage has not landed yet.
 RETRY_S = 0.1
+#: Staged versions remembered: storage may land a version after Ray staged newer ones
+#: (a copy slower than the snapshot period).
+VERSIONS = 16
+#: Warn when no backup has landed for this long although the state changed.
+STALL_WARN_S = 120.0
 
 
 def state_files(fs: pafs.FileSystem, exp: str) -> list[str]:
@@ -56,11 +67,12 @@ def state_files(fs: pafs.FileSystem, exp: str) -> list[str]:
 
 
 def files_ray_reads(names: list[str]) -> list[str]:
-    """Of ``names``, the ones Ray's restore reads: the newest (largest name) per prefix."""
-    newest = {}
+    """Of ``names``, the state files Ray's restore reads: the newest (largest name) per kind."""
+    newest: dict[str, str] = {}
     for name in names:
-        prefix = next(p for p in STATE_PREFIXES if name.startswith(p))
-        newest[prefix] = max(newest.get(prefix, name), name)
+        prefix = next((p for p in STATE_PREFIXES if name.startswith(p)), None)
+        if prefix is not None:
+            newest[prefix] = max(newest.get(prefix, name), name)
     return sorted(newest.values())
 
 
@@ -101,6 +113,32 @@ def _write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
         f.write(data)
 
 
+def _exists(fs: pafs.FileSystem, path: str) -> bool:
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def version(files: dict[str, bytes]) -> frozenset:
+    """A comparable fingerprint of a set of state files (name and content hash)."""
+    return frozenset((name, hashlib.sha256(data).hexdigest()) for name, data in files.items())
+
+
+def read_state(fs: pafs.FileSystem, exp: str) -> dict[str, bytes]:
+    """The state files Ray's restore reads in ``exp``, by name."""
+    out = {}
+    for name in files_ray_reads(state_files(fs, exp)):
+        data = _read_or_none(fs, f"{exp}/{name}")
+        if data is not None:
+            out[name] = data
+    return out
+
+
+def stat(fs: pafs.FileSystem, exp: str) -> tuple:
+    """Names, sizes and modification times of the state files Ray reads in ``exp``:
+    cheap to get, and it changes whenever a file is rewritten."""
+    names = files_ray_reads(state_files(fs, exp))
+    return tuple((i.base_name, i.size, i.mtime_ns) for i in fs.get_file_info([f"{exp}/{n}" for n in names]))
+
+
 def _backups(fs: pafs.FileSystem, exp: str) -> list[str]:
     infos = fs.get_file_info(pafs.FileSelector(f"{exp}/{BACKUP_DIR}", allow_not_found=True))
     found = [i for i in infos if i.type == pafs.FileType.Directory and i.base_name.isdigit()]
@@ -110,29 +148,33 @@ def _backups(fs: pafs.FileSystem, exp: str) -> list[str]:
 def latest_backup(fs: pafs.FileSystem, exp: str) -> str | None:
     """The newest complete backup directory of ``exp`` (a path in ``fs``), or None."""
     for path in reversed(_backups(fs, exp)):
-        if fs.get_file_info(f"{path}/{COMPLETE}").type == pafs.FileType.File:
+        if _exists(fs, f"{path}/{COMPLETE}"):
             return path
     return None
 
 
-def back_up(fs: pafs.FileSystem, exp: str, staging: str | None = None) -> str | None:
-    """Copy Ray's state files in ``exp`` to a new backup; returns its path, or None when
-    they are not one complete snapshot (the previous backup stays then).
+def back_up(fs: pafs.FileSystem, exp: str, staged: collections.abc.Collection | None = None) -> str | None:
+    """Copy the state files Ray reads in ``exp`` (and ``STATIC_FILES``) to a new backup;
+    returns its path, or None when they are not one complete snapshot (the previous
+    backup stays then).
 
-    ``staging`` is the driver's local staging directory, where Ray writes each snapshot
-    whole before copying it to ``exp``: given, the files on storage must equal it, so
-    a copy in flight (some files new, some old, one cut off) is never backed up.
+    ``staged`` holds ``version``s of what Ray staged whole in the driver's staging
+    directory: given, the files on storage must be one of them, so a copy in flight
+    (some files new, some old, one cut off) is never backed up.
     """
-    contents = {name: _read(fs, f"{exp}/{name}") for name in state_files(fs, exp)}
+    contents = read_state(fs, exp)
     incomplete = [name for name, data in contents.items() if not is_complete(data)]
-    if staging is not None and not incomplete:
-        local = pafs.LocalFileSystem()
-        incomplete = [name for name in sorted(set(state_files(local, staging)) | set(contents))
-                      if name not in contents or _read_or_none(local, f"{staging}/{name}") != contents[name]]
-    if not contents or incomplete:
-        logger.debug("not backing up %s now: %s not complete or not yet copied", exp, incomplete)
+    if not contents or incomplete or (staged is not None and version(contents) not in staged):
+        logger.debug("not backing up %s now: %s cut off, or not yet copied whole", exp, incomplete)
         return None
     older = _backups(fs, exp)
+    previous = latest_backup(fs, exp)
+    for name in STATIC_FILES:
+        data = _read_or_none(fs, f"{exp}/{name}")
+        if data is not None and not is_complete(data) and previous is not None:
+            data = _read_or_none(fs, f"{previous}/{name}")  # being copied again: keep the last whole one
+        if data is not None and is_complete(data):
+            contents[name] = data
     number = int(older[-1].rsplit("/", 1)[1]) + 1 if older else 0
     target = f"{exp}/{BACKUP_DIR}/{number:08d}"
     fs.create_dir(target, recursive=True)
@@ -145,15 +187,17 @@ def back_up(fs: pafs.FileSystem, exp: str, staging: str | None = None) -> str | 
 
 
 def restore_if_broken(exp: str) -> str | None:
-    """Before a resume: if a state file Ray will read is cut off, put the last complete
-    backup in place of the state files (moved to ``.nerkit/broken/<time>/``, never
-    deleted) and return the backup's path; None when nothing was broken.
+    """Before a resume: if a file a resume reads is cut off, put the last complete
+    backup in place (the state files and any cut-off static file are moved to
+    ``.nerkit/broken/<time>/``, never deleted) and return the backup's path; None when
+    nothing was broken.
 
     Raises ``ValueError`` when a file is cut off and there is no complete backup.
     """
     fs, path = filesystem(exp)
     names = state_files(fs, path)
-    broken = [n for n in files_ray_reads(names) if not is_complete(_read(fs, f"{path}/{n}"))]
+    statics = [n for n in STATIC_FILES if _exists(fs, f"{path}/{n}")]
+    broken = [n for n in files_ray_reads(names) + statics if not is_complete(_read(fs, f"{path}/{n}"))]
     if not broken:
         return None
     backup = latest_backup(fs, path)
@@ -165,23 +209,31 @@ def restore_if_broken(exp: str) -> str | None:
             "and optuna.db are left as they are")
     aside = f"{path}/{BROKEN_DIR}/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
     fs.create_dir(aside, recursive=True)
-    for name in names:
+    # Every state file goes (Ray reads the newest of each kind, so a newer cut-off
+    # session must not stay); a static file only when it is the broken one.
+    for name in names + [n for n in statics if n in broken]:
         fs.move(f"{path}/{name}", f"{aside}/{name}")
     for name in json.loads(_read(fs, f"{backup}/{COMPLETE}")):
+        if name in STATIC_FILES and _exists(fs, f"{path}/{name}"):
+            continue  # whole where it is
         _write(fs, f"{path}/{name}", _read(fs, f"{backup}/{name}"))
     logger.warning("%s was cut off (the driver died while Ray copied it): resuming from the last "
-                   "complete copy, %s; the state files found are kept in %s", broken, backup, aside)
+                   "complete copy, %s; the files found are kept in %s", broken, backup, aside)
     return backup
 
 
 class StateBackup(Callback):
-    """Keeps ``.nerkit/state`` one complete copy of Ray's state behind storage at most."""
+    """Keeps ``.nerkit/state`` a complete copy of the last snapshot that landed whole."""
 
     def __init__(self, min_interval_s: float = MIN_INTERVAL_S) -> None:
         self.min_interval_s = min_interval_s
         self._interval = min_interval_s
         self._last = 0.0
-        self._seen: tuple | None = None  # the live snapshot file's (name, size, mtime) last backed up
+        self._staged: collections.deque = collections.deque(maxlen=VERSIONS)
+        self._backed_up: frozenset | None = None  # version of the last backup
+        self._since = time.monotonic()  # when the last backup landed (or we started)
+        self._warned = False
+        self._stats: dict[str, tuple] = {}  # "staged"/"storage" -> stat() when last read
 
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
         if time.monotonic() - self._last >= self._interval:
@@ -192,30 +244,47 @@ class StateBackup(Callback):
         self.back_up(trials)
 
     def back_up(self, trials: list) -> str | None:
-        """Back up the state on storage if it changed since the last backup; never raises."""
+        """Back up the state on storage if it is a whole, new snapshot; never raises."""
         if not trials:
             return None
         storage = trials[0].storage
-        fs, exp = storage.storage_filesystem, storage.experiment_fs_path
         started = time.monotonic()
-        target = None
+        target, pending = None, False
         try:
-            names = [n for n in state_files(fs, exp) if n.startswith(STATE_PREFIXES[0])]
-            info = fs.get_file_info(f"{exp}/{names[-1]}") if names else None
-            seen = (info.base_name, info.size, info.mtime_ns) if info else None
-            if seen is not None and seen != self._seen:
-                target = back_up(fs, exp, staging=storage.experiment_driver_staging_path)
-                if target is not None:
-                    self._seen = seen
+            local, staging = pafs.LocalFileSystem(), storage.experiment_driver_staging_path
+            if self._changed("staged", local, staging):
+                staged = read_state(local, staging)
+                if staged and (not self._staged or self._staged[-1] != version(staged)):
+                    self._staged.append(version(staged))
+            fs, exp = storage.storage_filesystem, storage.experiment_fs_path
+            current = read_state(fs, exp) if self._changed("storage", fs, exp) else None
+            if current and version(current) != self._backed_up:
+                target = back_up(fs, exp, staged=self._staged)
+                if target is None:
+                    pending = True
+                    self._stats.pop("storage")  # read it again next time even if unchanged
+                else:
+                    self._backed_up, self._since, self._warned = version(current), time.monotonic(), False
         except Exception:  # noqa: BLE001 - a backup must never end a search; tried again next time
             logger.warning("backing up the experiment state failed; will try again", exc_info=True)
+            pending = True
+            self._stats.clear()
         took = time.monotonic() - started
         self._last = time.monotonic()
-        # Ray's copy still in flight (or Ray saved a newer snapshot than it has copied):
-        # look again soon, or the checks fall into step with Ray's period and never match.
-        # Either way keep this under 5% of the driver's time on slow object storage.
-        pending = seen is not None and seen != self._seen
+        # Ray's copy still in flight: look again soon, or the checks fall into step with
+        # Ray's period and never match. Either way stay under 5% of the driver's time
+        # (reading the state from slow object storage), as Ray does for its snapshots.
         self._interval = max(RETRY_S if pending else self.min_interval_s, 20 * took)
+        if pending and not self._warned and time.monotonic() - self._since > STALL_WARN_S:
+            self._warned = True
+            logger.warning("no complete copy of the experiment state for %.0f s: a driver killed now "
+                           "while Ray copies it resumes from an older copy", time.monotonic() - self._since)
         if target is not None:
-            logger.debug("state backup %s of %s in %.3f s", target, seen, took)
+            logger.debug("state backup %s in %.3f s", target, took)
         return target
+
+    def _changed(self, key: str, fs: pafs.FileSystem, directory: str) -> bool:
+        now = stat(fs, directory)
+        changed = self._stats.get(key) != now
+        self._stats[key] = now
+        return changed

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import pickle
+from types import SimpleNamespace
 
 import pyarrow.fs as pafs
 import pytest
 
-from tune.state_backup import BACKUP_DIR, BROKEN_DIR, back_up, files_ray_reads, is_complete, latest_backup, \
-    restore_if_broken
+from tune.state_backup import BACKUP_DIR, BROKEN_DIR, RETRY_S, StateBackup, back_up, files_ray_reads, is_complete, \
+    latest_backup, read_state, restore_if_broken, version
 
 FS = pafs.LocalFileSystem()
 
@@ -106,19 +107,69 @@ def test_a_backup_cut_off_itself_is_never_used(tmp_path):
     assert latest_backup(FS, str(exp)) == whole
 
 
-def test_a_copy_in_flight_is_never_backed_up(tmp_path):
-    # Ray writes a snapshot whole in the driver's staging directory, then copies it to
-    # storage file by file: until storage equals staging, the files on storage can be
-    # complete yet from two snapshots, which must not become the copy a resume trusts.
+def test_a_copy_in_flight_is_never_backed_up_but_an_older_whole_one_is(tmp_path):
+    # Ray writes each snapshot whole in the driver's staging directory, then copies it to
+    # storage file by file: until storage equals one staged version, the files on storage
+    # can be complete yet from two snapshots, which must not become the copy a resume
+    # trusts. A version Ray staged before the newest is fine (a copy slower than Ray's period).
     staging, exp = tmp_path / "staging", tmp_path / "storage"
     staging.mkdir()
     exp.mkdir()
-    old = _state(exp, "2026-01-01_10-00-00", 2)
-    new = _state(staging, "2026-01-01_10-00-00", 3)
+    v1 = _state(staging, "2026-01-01_10-00-00", 2)
+    staged = [version(read_state(FS, str(staging)))]
+    v2 = _state(staging, "2026-01-01_10-00-00", 3)
+    staged.append(version(read_state(FS, str(staging))))
     name = "experiment_state-2026-01-01_10-00-00.json"
-    (exp / name).write_bytes(new[name])  # the first file has landed, the others not yet
-    assert back_up(FS, str(exp), staging=str(staging)) is None
-    for n, data in new.items():
+    for n, data in v1.items():
         (exp / n).write_bytes(data)
-    backup = back_up(FS, str(exp), staging=str(staging))
-    assert backup is not None and {n: (tmp_path / backup / n).read_bytes() for n in new} == new != old
+    (exp / name).write_bytes(v2[name])  # v2's first file has landed, the others not yet
+    assert back_up(FS, str(exp), staged=staged) is None
+    for n, data in v1.items():
+        (exp / n).write_bytes(data)
+    backup = back_up(FS, str(exp), staged=staged)  # all of v1: whole, if not the newest
+    assert backup is not None and {n: (tmp_path / backup / n).read_bytes() for n in v1} == v1 != v2
+
+
+def test_an_old_sessions_cut_off_file_does_not_stop_backups(tmp_path):
+    # A resumed search copies the first session's files again with every snapshot, so a
+    # kill can cut one off while the files Ray reads (the newest session's) stay whole.
+    exp = tmp_path / "search"
+    exp.mkdir()
+    _state(exp, "2026-01-01_10-00-00", 2)
+    _state(exp, "2026-01-01_12-00-00", 3)
+    (exp / "experiment_state-2026-01-01_10-00-00.json").write_bytes(b"{")
+    backup = back_up(FS, str(exp))
+    assert backup is not None
+    assert sorted(p.name for p in (tmp_path / backup).iterdir() if p.name != "COMPLETE") == sorted(
+        ["experiment_state-2026-01-01_12-00-00.json", "search_gen_state-2026-01-01_12-00-00.json",
+         "searcher-state-2026-01-01_12-00-00.pkl"])
+    assert restore_if_broken(str(exp)) is None  # Ray never reads the old session's file
+
+
+def test_a_cut_off_search_json_or_tuner_pkl_comes_back_from_the_copy(tmp_path):
+    exp = tmp_path / "search"
+    exp.mkdir()
+    _state(exp, "2026-01-01_10-00-00", 2)
+    settings, tuner = b'{"name": "search"}', pickle.dumps({"trainable": "run_trial"}, protocol=5)
+    (exp / "search.json").write_bytes(settings)
+    (exp / "tuner.pkl").write_bytes(tuner)
+    back_up(FS, str(exp))
+    (exp / "search.json").write_bytes(settings[:5])  # cut during a resumed session's copy
+    assert back_up(FS, str(exp)) is not None  # keeps the last whole search.json
+    assert restore_if_broken(str(exp)) is not None
+    assert (exp / "search.json").read_bytes() == settings and (exp / "tuner.pkl").read_bytes() == tuner
+    (aside,) = (exp / BROKEN_DIR).iterdir()
+    assert (aside / "search.json").read_bytes() == settings[:5] and not (aside / "tuner.pkl").exists()
+
+
+def test_the_callback_never_raises_on_a_storage_error(tmp_path):
+    # An error while reading storage (here: the experiment "directory" is a file, so
+    # listing it fails) is logged and retried soon; it never ends the search.
+    (tmp_path / "not-a-dir").write_text("x")
+    storage = SimpleNamespace(storage_filesystem=FS, experiment_fs_path=str(tmp_path / "not-a-dir"),
+                              experiment_driver_staging_path=str(tmp_path / "staging"))
+    callback = StateBackup()
+    with pytest.raises(OSError):
+        FS.get_file_info(pafs.FileSelector(str(tmp_path / "not-a-dir")))
+    assert callback.back_up([SimpleNamespace(storage=storage)]) is None
+    assert callback._interval == RETRY_S
