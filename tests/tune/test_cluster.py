@@ -135,8 +135,9 @@ def test_trials_land_only_on_gpu_workers_two_per_gpu(cluster, tmp_path, tiny_mod
 def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp_path, tiny_model_dir,
                                                                      medium_data_dir):
     # SIGKILL a worker node while its trials train: they restart on the surviving worker from
-    # their last checkpoint (eval_index and step continue, nothing trained from scratch) and
-    # the search completes with every trial accounted for.
+    # their last registered checkpoint (eval_index and step continue, nothing trained from
+    # scratch, at most the last evaluation before the loss run again) and the search
+    # completes with every trial accounted for.
     start = time.monotonic()
     settings = _settings(tmp_path, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=6,
                          grace_epochs=6)
@@ -146,7 +147,9 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp
     def kill_a_busy_node() -> None:
         def mid_trial():
             for rows in _trial_results(exp).values():
-                if not rows[-1].get("final"):
+                # Two results: Ray asked for the second only after registering the first's
+                # checkpoint, so the trial has one to resume from whenever the node dies.
+                if len(rows) >= 2 and not rows[-1].get("final"):
                     # result.json is written once the result's checkpoint is persisted.
                     return rows[-1], (exp / f"trial_{rows[-1]['trial_id']}" / "result.json").stat().st_mtime
             return None
@@ -172,21 +175,26 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp
         before = [r for r in rows if r["node_id"] == killed["node_id"]]
         after = [r for r in rows if r["node_id"] != killed["node_id"]]
         evals = [r["eval_index"] for r in rows]
-        assert evals == list(range(len(rows))), f"{trial_id} re-ran or skipped evaluations: {evals}"
+        # Ray registers a result's checkpoint when it processes the save that follows the
+        # result: a node lost in between restarts the trial from the checkpoint before,
+        # and that one evaluation runs again (its first run stays in the log).
+        assert evals == sorted(evals) and sorted(set(evals)) == list(range(len(set(evals)))) \
+            and len(evals) - len(set(evals)) <= 1, f"{trial_id} re-ran or skipped evaluations: {evals}"
         if not before or before[-1].get("final"):
             continue  # not on the lost node, or finished before it was lost
         moved += 1
         first = after[0]
-        # Resumed from the last checkpoint: the next evaluation and one more epoch of steps.
-        assert first["eval_index"] == before[-1]["eval_index"] + 1
-        assert first["step"] == before[-1]["step"] + per_epoch > per_epoch
+        # Resumed from a checkpoint: the next evaluation (or the last one again), with the
+        # optimizer step count carried on from that checkpoint, not from scratch.
+        assert first["eval_index"] in (before[-1]["eval_index"], before[-1]["eval_index"] + 1)
+        assert first["step"] == (first["eval_index"] + 1) * per_epoch > per_epoch
         assert first["node_id"] in cluster.workers
         assert rows[-1]["final"] and rows[-1]["step"] == 6 * per_epoch
-        logger.info("lost node: trial %s resumed from step %d (eval %d) on another node, training again "
-                    "%.1f s after the kill; lost: the %.1f s trained since that checkpoint (< 1 epoch = %d steps)",
-                    trial_id, before[-1]["step"], before[-1]["eval_index"],
-                    first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["after_checkpoint_s"],
-                    per_epoch)
+        logger.info("lost node: trial %s resumed from step %d (last evaluation before the loss: %d, redone: %s) "
+                    "on another node, training again %.1f s after the kill; %.1f s after its last result",
+                    trial_id, first["step"] - per_epoch, before[-1]["eval_index"],
+                    first["eval_index"] == before[-1]["eval_index"],
+                    first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["after_checkpoint_s"])
     assert moved >= 1, "no trial was running on the node when it was killed"
     logger.info("lost node: %d of 2 trials moved; search done in %.1f s", moved, time.monotonic() - start)
 
