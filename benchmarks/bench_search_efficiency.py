@@ -104,8 +104,17 @@ def _test_f1(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reach(curve: list[dict[str, Any]], target: float) -> float | None:
-    """Cumulative epochs at which ``curve`` first reaches dev F1 ``target``."""
-    return next((p["cum_epochs"] for p in curve if p["best_dev_f1"] >= target - 1e-12), None)
+    """Cumulative epochs at which ``curve`` first reaches dev F1 ``target``.
+
+    Compares each trial's unrounded F1 (the curve's running best is rounded for
+    display: an equal point rounded down once read as never reached).
+    """
+    best = float("-inf")
+    for point in curve:
+        best = max(best, point["trial_dev_f1"])
+        if best >= target - 1e-12:
+            return point["cum_epochs"]
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
