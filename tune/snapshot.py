@@ -18,6 +18,10 @@ import pyarrow.fs as pafs
 from tune.storage import locate, read_text
 
 SNAPSHOT_PREFIX = "experiment_state-"
+#: Ray's state files in the experiment directory (the ``CKPT_FILE_TMPL`` of
+#: TuneController, SearchGenerator, Searcher, CallbackList and BasicVariantGenerator).
+STATE_PREFIXES = (SNAPSHOT_PREFIX, "search_gen_state-", "searcher-state-", "callback-states-",
+                  "basic-variant-state-")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,23 @@ class SnapshotTrial:
     checkpoint: str | None  # the last result's checkpoint dir, e.g. checkpoint_000003; None: none
 
 
+def state_files(fs: pafs.FileSystem, exp: str) -> list[str]:
+    """The names of Ray's state files directly in ``exp`` (a path in ``fs``), sorted."""
+    infos = fs.get_file_info(pafs.FileSelector(exp, allow_not_found=True))
+    return sorted(i.base_name for i in infos
+                  if i.type == pafs.FileType.File and i.base_name.startswith(STATE_PREFIXES))
+
+
+def files_ray_reads(names: list[str]) -> list[str]:
+    """Of ``names``, the state files Ray's restore reads: the newest (largest name) per kind."""
+    newest: dict[str, str] = {}
+    for name in names:
+        prefix = next((p for p in STATE_PREFIXES if name.startswith(p)), None)
+        if prefix is not None:
+            newest[prefix] = max(newest.get(prefix, name), name)
+    return sorted(newest.values())
+
+
 def newest_snapshot(exp: str, fs: pafs.FileSystem | None = None) -> str | None:
     """The path of the snapshot Ray's restore reads (the newest session's), or None.
 
@@ -36,9 +57,8 @@ def newest_snapshot(exp: str, fs: pafs.FileSystem | None = None) -> str | None:
     (as Ray's trials hold it), and so is the path returned.
     """
     fs, path = locate(exp, fs)
-    names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-                   if i.base_name.startswith(SNAPSHOT_PREFIX) and i.base_name.endswith(".json"))
-    return f"{exp.rstrip('/')}/{names[-1]}" if names else None
+    names = [n for n in files_ray_reads(state_files(fs, path)) if n.startswith(SNAPSHOT_PREFIX)]
+    return f"{exp.rstrip('/')}/{names[0]}" if names else None
 
 
 def read_snapshot(path: str, fs: pafs.FileSystem | None = None) -> dict[str, SnapshotTrial]:

@@ -35,14 +35,11 @@ from datetime import datetime, timezone
 import pyarrow.fs as pafs
 from ray.tune import Callback
 
-from tune.storage import filesystem
+from tune.snapshot import files_ray_reads, state_files
+from tune.storage import filesystem, is_file, read_bytes, write_bytes
 
 logger = logging.getLogger(__name__)
 
-#: Ray's state files in the experiment directory (the ``CKPT_FILE_TMPL`` of
-#: TuneController, SearchGenerator, Searcher, CallbackList and BasicVariantGenerator).
-STATE_PREFIXES = ("experiment_state-", "search_gen_state-", "searcher-state-", "callback-states-",
-                  "basic-variant-state-")
 #: Written once per search and read by every resume (Ray's Tuner, nerkit's settings).
 STATIC_FILES = ("tuner.pkl", "search.json")
 BACKUP_DIR = ".nerkit/state"
@@ -59,24 +56,7 @@ VERSIONS = 16
 STALL_WARN_S = 120.0
 
 
-def state_files(fs: pafs.FileSystem, exp: str) -> list[str]:
-    """The names of Ray's state files directly in ``exp``, sorted."""
-    infos = fs.get_file_info(pafs.FileSelector(exp, allow_not_found=True))
-    return sorted(i.base_name for i in infos
-                  if i.type == pafs.FileType.File and i.base_name.startswith(STATE_PREFIXES))
-
-
-def files_ray_reads(names: list[str]) -> list[str]:
-    """Of ``names``, the state files Ray's restore reads: the newest (largest name) per kind."""
-    newest: dict[str, str] = {}
-    for name in names:
-        prefix = next((p for p in STATE_PREFIXES if name.startswith(p)), None)
-        if prefix is not None:
-            newest[prefix] = max(newest.get(prefix, name), name)
-    return sorted(newest.values())
-
-
-def is_complete(data: bytes) -> bool:
+def is_complete(data: bytes | None) -> bool:
     """Whether a state file's bytes are whole: a pickle that reaches its STOP opcode
     (Ray pickles some state under ``.json`` names too) or JSON that parses. Nothing is
     unpickled, so nothing is imported or run."""
@@ -96,27 +76,6 @@ def is_complete(data: bytes) -> bool:
     return True
 
 
-def _read(fs: pafs.FileSystem, path: str) -> bytes:
-    with fs.open_input_stream(path) as f:
-        return f.read()
-
-
-def _read_or_none(fs: pafs.FileSystem, path: str) -> bytes | None:
-    try:
-        return _read(fs, path)
-    except FileNotFoundError:
-        return None
-
-
-def _write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    with fs.open_output_stream(path) as f:
-        f.write(data)
-
-
-def _exists(fs: pafs.FileSystem, path: str) -> bool:
-    return fs.get_file_info(path).type == pafs.FileType.File
-
-
 def version(files: dict[str, bytes]) -> frozenset:
     """A comparable fingerprint of a set of state files (name and content hash)."""
     return frozenset((name, hashlib.sha256(data).hexdigest()) for name, data in files.items())
@@ -126,7 +85,7 @@ def read_state(fs: pafs.FileSystem, exp: str) -> dict[str, bytes]:
     """The state files Ray's restore reads in ``exp``, by name."""
     out = {}
     for name in files_ray_reads(state_files(fs, exp)):
-        data = _read_or_none(fs, f"{exp}/{name}")
+        data = read_bytes(f"{exp}/{name}", fs)
         if data is not None:
             out[name] = data
     return out
@@ -148,7 +107,7 @@ def _backups(fs: pafs.FileSystem, exp: str) -> list[str]:
 def latest_backup(fs: pafs.FileSystem, exp: str) -> str | None:
     """The newest complete backup directory of ``exp`` (a path in ``fs``), or None."""
     for path in reversed(_backups(fs, exp)):
-        if _exists(fs, f"{path}/{COMPLETE}"):
+        if is_file(f"{path}/{COMPLETE}", fs):
             return path
     return None
 
@@ -170,17 +129,17 @@ def back_up(fs: pafs.FileSystem, exp: str, staged: collections.abc.Collection | 
     older = _backups(fs, exp)
     previous = latest_backup(fs, exp)
     for name in STATIC_FILES:
-        data = _read_or_none(fs, f"{exp}/{name}")
+        data = read_bytes(f"{exp}/{name}", fs)
         if data is not None and not is_complete(data) and previous is not None:
-            data = _read_or_none(fs, f"{previous}/{name}")  # being copied again: keep the last whole one
+            data = read_bytes(f"{previous}/{name}", fs)  # being copied again: keep the last whole one
         if data is not None and is_complete(data):
             contents[name] = data
     number = int(older[-1].rsplit("/", 1)[1]) + 1 if older else 0
     target = f"{exp}/{BACKUP_DIR}/{number:08d}"
     fs.create_dir(target, recursive=True)
     for name, data in contents.items():
-        _write(fs, f"{target}/{name}", data)
-    _write(fs, f"{target}/{COMPLETE}", json.dumps(sorted(contents)).encode())
+        write_bytes(f"{target}/{name}", data, fs)
+    write_bytes(f"{target}/{COMPLETE}", json.dumps(sorted(contents)).encode(), fs)
     for path in older:  # only once the new one is complete
         fs.delete_dir(path)
     return target
@@ -196,8 +155,8 @@ def restore_if_broken(exp: str) -> str | None:
     """
     fs, path = filesystem(exp)
     names = state_files(fs, path)
-    statics = [n for n in STATIC_FILES if _exists(fs, f"{path}/{n}")]
-    broken = [n for n in files_ray_reads(names) + statics if not is_complete(_read(fs, f"{path}/{n}"))]
+    statics = [n for n in STATIC_FILES if is_file(f"{path}/{n}", fs)]
+    broken = [n for n in files_ray_reads(names) + statics if not is_complete(read_bytes(f"{path}/{n}", fs))]
     if not broken:
         return None
     backup = latest_backup(fs, path)
@@ -213,10 +172,10 @@ def restore_if_broken(exp: str) -> str | None:
     # session must not stay); a static file only when it is the broken one.
     for name in names + [n for n in statics if n in broken]:
         fs.move(f"{path}/{name}", f"{aside}/{name}")
-    for name in json.loads(_read(fs, f"{backup}/{COMPLETE}")):
-        if name in STATIC_FILES and _exists(fs, f"{path}/{name}"):
+    for name in json.loads(read_bytes(f"{backup}/{COMPLETE}", fs)):
+        if name in STATIC_FILES and is_file(f"{path}/{name}", fs):
             continue  # whole where it is
-        _write(fs, f"{path}/{name}", _read(fs, f"{backup}/{name}"))
+        write_bytes(f"{path}/{name}", read_bytes(f"{backup}/{name}", fs), fs)
     logger.warning("%s was cut off (the driver died while Ray copied it): resuming from the last "
                    "complete copy, %s; the files found are kept in %s", broken, backup, aside)
     return backup

@@ -16,22 +16,40 @@ def locate(uri: str, fs: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem
     return (fs, uri) if fs is not None else filesystem(uri)
 
 
-def read_text(uri: str, fs: pafs.FileSystem | None = None) -> str | None:
-    """A file's text, or None when there is no such file (``locate`` for ``fs``)."""
+def is_file(uri: str, fs: pafs.FileSystem | None = None) -> bool:
+    fs, path = locate(uri, fs)
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def read_bytes(uri: str, fs: pafs.FileSystem | None = None) -> bytes | None:
+    """A file's bytes, or None when there is no such file (``locate`` for ``fs``)."""
     fs, path = locate(uri, fs)
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as f:
-        return f.read().decode("utf-8")
+        return f.read()
+
+
+def read_text(uri: str, fs: pafs.FileSystem | None = None) -> str | None:
+    """A file's text, or None when there is no such file (``locate`` for ``fs``)."""
+    data = read_bytes(uri, fs)
+    return None if data is None else data.decode("utf-8")
+
+
+def write_bytes(uri: str, data: bytes, fs: pafs.FileSystem | None = None) -> None:
+    """Write a file whose directory exists (``locate`` for ``fs``)."""
+    fs, path = locate(uri, fs)
+    with fs.open_output_stream(path) as f:
+        f.write(data)
 
 
 def write_text(uri: str, text: str) -> None:
+    """Write a file, creating its directory."""
     fs, path = filesystem(uri)
     parent = path.rsplit("/", 1)[0]
     if parent:
         fs.create_dir(parent, recursive=True)
-    with fs.open_output_stream(path) as f:
-        f.write(text.encode("utf-8"))
+    write_bytes(path, text.encode("utf-8"), fs)
 
 
 def exists(uri: str) -> bool:

@@ -13,8 +13,9 @@ from types import SimpleNamespace
 import pyarrow.fs as pafs
 import pytest
 
-from tune.state_backup import BACKUP_DIR, BROKEN_DIR, RETRY_S, StateBackup, back_up, files_ray_reads, is_complete, \
-    latest_backup, read_state, restore_if_broken, version
+from tune.snapshot import files_ray_reads
+from tune.state_backup import BACKUP_DIR, BROKEN_DIR, RETRY_S, StateBackup, back_up, is_complete, latest_backup, \
+    read_state, restore_if_broken, version
 
 FS = pafs.LocalFileSystem()
 
