@@ -112,16 +112,18 @@ def latest_backup(fs: pafs.FileSystem, exp: str) -> str | None:
     return None
 
 
-def back_up(fs: pafs.FileSystem, exp: str, staged: collections.abc.Collection | None = None) -> str | None:
+def back_up(fs: pafs.FileSystem, exp: str, staged: collections.abc.Collection | None = None,
+            contents: dict[str, bytes] | None = None) -> str | None:
     """Copy the state files Ray reads in ``exp`` (and ``STATIC_FILES``) to a new backup;
     returns its path, or None when they are not one complete snapshot (the previous
     backup stays then).
 
     ``staged`` holds ``version``s of what Ray staged whole in the driver's staging
     directory: given, the files on storage must be one of them, so a copy in flight
-    (some files new, some old, one cut off) is never backed up.
+    (some files new, some old, one cut off) is never backed up. ``contents``: those
+    files as the caller just read them (``read_state``), so they are not read twice.
     """
-    contents = read_state(fs, exp)
+    contents = dict(read_state(fs, exp) if contents is None else contents)
     incomplete = [name for name, data in contents.items() if not is_complete(data)]
     if not contents or incomplete or (staged is not None and version(contents) not in staged):
         logger.debug("not backing up %s now: %s cut off, or not yet copied whole", exp, incomplete)
@@ -213,17 +215,19 @@ class StateBackup(Callback):
             local, staging = pafs.LocalFileSystem(), storage.experiment_driver_staging_path
             if self._changed("staged", local, staging):
                 staged = read_state(local, staging)
-                if staged and (not self._staged or self._staged[-1] != version(staged)):
-                    self._staged.append(version(staged))
+                staged_version = version(staged) if staged else None
+                if staged_version is not None and (not self._staged or self._staged[-1] != staged_version):
+                    self._staged.append(staged_version)
             fs, exp = storage.storage_filesystem, storage.experiment_fs_path
             current = read_state(fs, exp) if self._changed("storage", fs, exp) else None
-            if current and version(current) != self._backed_up:
-                target = back_up(fs, exp, staged=self._staged)
+            current_version = version(current) if current else None
+            if current_version is not None and current_version != self._backed_up:
+                target = back_up(fs, exp, staged=self._staged, contents=current)
                 if target is None:
                     pending = True
                     self._stats.pop("storage")  # read it again next time even if unchanged
                 else:
-                    self._backed_up, self._since, self._warned = version(current), time.monotonic(), False
+                    self._backed_up, self._since, self._warned = current_version, time.monotonic(), False
         except Exception:  # noqa: BLE001 - a backup must never end a search; tried again next time
             logger.warning("backing up the experiment state failed; will try again", exc_info=True)
             pending = True
