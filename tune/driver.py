@@ -285,26 +285,42 @@ def snapshot_period(trials: int):
         os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)
 
 
+def _unclaimed(study_trials: list, configs: list[dict[str, Any]]) -> list:
+    """The study trials (in number order) that no config claims: each config claims one
+    trial whose suggested parameters are exactly its searched values."""
+    configs = list(configs)
+    unclaimed = []
+    for ot in sorted(study_trials, key=lambda t: t.number):
+        match = next((i for i, c in enumerate(configs) if c == ot.params), None)
+        if match is None:
+            unclaimed.append(ot)
+        else:
+            configs.pop(match)
+    return unclaimed
+
+
+def _study_and_ray_trials(plan: SearchPlan, exp: str):
+    """The search's Optuna study, and Ray's restored trials as (status, searched values)."""
+    import optuna
+    from ray.tune import ExperimentAnalysis
+
+    fixed = {p.name for p in plan.space.params if p.kind == "fixed"}
+    study = optuna.load_study(study_name=plan.settings.name, storage=plan.settings.optuna_url())
+    trials = [(t.status, {k: v for k, v in t.config.items() if k not in fixed})
+              for t in ExperimentAnalysis(exp).trials]
+    return study, trials
+
+
 def unrecorded_finished_trials(plan: SearchPlan, exp: str) -> list[int]:
     """Optuna trials that finished but that no trial in Ray's snapshot is: ones that
     started and ended within the snapshot's lag before the driver died (about a second;
     a few seconds when resuming from tune.state_backup's copy). Optuna cannot take a
     finished trial back, and Ray does not know them."""
     import optuna
-    from ray.tune import ExperimentAnalysis
 
-    fixed = {p.name for p in plan.space.params if p.kind == "fixed"}
-    study = optuna.load_study(study_name=plan.settings.name, storage=plan.settings.optuna_url())
-    known = [{k: v for k, v in t.config.items() if k not in fixed} for t in ExperimentAnalysis(exp).trials]
-    lost = []
+    study, trials = _study_and_ray_trials(plan, exp)
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    for ot in sorted(finished, key=lambda t: t.number):
-        match = next((i for i, c in enumerate(known) if c == ot.params), None)
-        if match is None:
-            lost.append(ot.number)
-        else:
-            known.pop(match)
-    return lost
+    return [ot.number for ot in _unclaimed(finished, [config for _, config in trials])]
 
 
 def fail_orphaned_trials(plan: SearchPlan, exp: str) -> list[int]:
@@ -318,23 +334,13 @@ def fail_orphaned_trials(plan: SearchPlan, exp: str) -> list[int]:
     parameters are exactly its searched values; the unclaimed ones are orphans.
     """
     import optuna
-    from ray.tune import ExperimentAnalysis
 
-    fixed = {p.name for p in plan.space.params if p.kind == "fixed"}
-    study = optuna.load_study(study_name=plan.settings.name, storage=plan.settings.optuna_url())
-    unclaimed = [
-        {k: v for k, v in t.config.items() if k not in fixed}
-        for t in ExperimentAnalysis(exp).trials if t.status not in ("TERMINATED", "ERROR")
-    ]
-    orphans = []
+    study, trials = _study_and_ray_trials(plan, exp)
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for ot in sorted(running, key=lambda t: t.number):
-        match = next((i for i, c in enumerate(unclaimed) if c == ot.params), None)
-        if match is None:
-            study.tell(ot.number, state=optuna.trial.TrialState.FAIL)
-            orphans.append(ot.number)
-        else:
-            unclaimed.pop(match)
+    unfinished = [config for status, config in trials if status not in ("TERMINATED", "ERROR")]
+    orphans = [ot.number for ot in _unclaimed(running, unfinished)]
+    for number in orphans:
+        study.tell(number, state=optuna.trial.TrialState.FAIL)
     if orphans:
         logger.warning("marked Optuna trials %s FAIL: asked before the driver died, never run", orphans)
     return orphans
