@@ -158,13 +158,22 @@ class CheckpointRetention(Callback):
                 latest = max(mine, key=checkpoint_index)
             doomed = superseded(mine, latest, finished)
             if sweep and finished:
-                doomed += [name for name in _checkpoint_dirs(fs, trial.path) if name not in mine]
+                # A killed driver's trials can only have written past the checkpoint the
+                # trial finished on. Older unnamed ones may be Ray's own (its callback
+                # state can trail its trial state after a kill): never those.
+                doomed += [name for name in _checkpoint_dirs(fs, trial.path)
+                           if name not in mine and checkpoint_index(name) > checkpoint_index(latest)]
             for name in doomed:
                 target = f"{trial.path}/{name}"
                 try:
                     fs.delete_dir(target)
                 except FileNotFoundError:
                     pass
+                except OSError:
+                    # One stuck directory must not stop pruning for every other trial.
+                    logger.warning("checkpoint retention: could not delete %s; will try again", target,
+                                   exc_info=True)
+                    continue
                 mine.pop(name, None)  # only once it is gone: a failed delete is retried
                 deleted.append(target)
         # Reading a large search's snapshot from object storage and deleting take a

@@ -170,16 +170,20 @@ def restore_if_broken(exp: str) -> str | None:
             "and optuna.db are left as they are")
     aside = f"{path}/{BROKEN_DIR}/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
     fs.create_dir(aside, recursive=True)
-    # Every state file goes (Ray reads the newest of each kind, so a newer cut-off
-    # session must not stay); a static file only when it is the broken one.
-    for name in names + [n for n in statics if n in broken]:
+    # A cut-off state file: every state file goes (Ray reads the newest of each kind, so
+    # a newer cut-off session must not stay) and the backup's come back. Only a static
+    # file cut off (a resumed search copies them again with every snapshot): the state
+    # files are whole and newer than the backup's, so they stay.
+    state_broken = any(n not in STATIC_FILES for n in broken)
+    for name in (names if state_broken else []) + [n for n in statics if n in broken]:
         fs.move(f"{path}/{name}", f"{aside}/{name}")
     for name in json.loads(read_bytes(f"{backup}/{COMPLETE}", fs)):
-        if name in STATIC_FILES and is_file(f"{path}/{name}", fs):
+        if is_file(f"{path}/{name}", fs):
             continue  # whole where it is
         write_bytes(f"{path}/{name}", read_bytes(f"{backup}/{name}", fs), fs)
-    logger.warning("%s was cut off (the driver died while Ray copied it): resuming from the last "
-                   "complete copy, %s; the files found are kept in %s", broken, backup, aside)
+    logger.warning("%s was cut off (the driver died while Ray copied it): resuming with %s from the "
+                   "last complete copy, %s; the files found are kept in %s", broken,
+                   "the experiment state" if state_broken else "those files", backup, aside)
     return backup
 
 
@@ -188,17 +192,38 @@ class StateBackup(Callback):
 
     def __init__(self, min_interval_s: float = MIN_INTERVAL_S) -> None:
         self.min_interval_s = min_interval_s
-        self._interval = min_interval_s
+        self._backed_up: frozenset | None = None  # version of the last backup
+        self._reset()
+
+    def _reset(self) -> None:
+        """Per-session state: clocks, what this driver staged, what it last read."""
+        self._interval = self.min_interval_s
         self._last = 0.0
         self._staged: collections.deque = collections.deque(maxlen=VERSIONS)
-        self._backed_up: frozenset | None = None  # version of the last backup
         self._since = time.monotonic()  # when the last backup landed (or we started)
         self._warned = False
         self._stats: dict[str, tuple] = {}  # "staged"/"storage" -> stat() when last read
 
+    def setup(self, **info) -> None:
+        # Ray pickles this callback with the Tuner and a resume unpickles it in another
+        # process, maybe on another machine: the clocks and staged versions it carries
+        # mean nothing there.
+        self._reset()
+
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        if not trials:
+            return
         if time.monotonic() - self._last >= self._interval:
             self.back_up(trials)
+            return
+        # Between backups, still note every version Ray stages (a local stat, and a read
+        # only when it changed): with slow storage the backups are seconds apart, and
+        # storage can only ever be matched against a version noted here.
+        try:
+            self._note_staged(trials[0].storage)
+        except Exception:  # noqa: BLE001 - as in back_up: never end a search
+            logger.debug("reading the staged experiment state failed; will try again", exc_info=True)
+            self._stats.pop("staged", None)
 
     def on_experiment_end(self, trials: list, **info) -> None:
         # Ray's final snapshot has been written and its copy waited for.
@@ -212,12 +237,7 @@ class StateBackup(Callback):
         started = time.monotonic()
         target, pending = None, False
         try:
-            local, staging = pafs.LocalFileSystem(), storage.experiment_driver_staging_path
-            if self._changed("staged", local, staging):
-                staged = read_state(local, staging)
-                staged_version = version(staged) if staged else None
-                if staged_version is not None and (not self._staged or self._staged[-1] != staged_version):
-                    self._staged.append(staged_version)
+            self._note_staged(storage)
             fs, exp = storage.storage_filesystem, storage.experiment_fs_path
             current = read_state(fs, exp) if self._changed("storage", fs, exp) else None
             current_version = version(current) if current else None
@@ -245,6 +265,15 @@ class StateBackup(Callback):
         if target is not None:
             logger.debug("state backup %s in %.3f s", target, took)
         return target
+
+    def _note_staged(self, storage) -> None:
+        """Remember the version of the state files Ray staged whole in the driver."""
+        local, staging = pafs.LocalFileSystem(), storage.experiment_driver_staging_path
+        if self._changed("staged", local, staging):
+            staged = read_state(local, staging)
+            staged_version = version(staged) if staged else None
+            if staged_version is not None and (not self._staged or self._staged[-1] != staged_version):
+                self._staged.append(staged_version)
 
     def _changed(self, key: str, fs: pafs.FileSystem, directory: str) -> bool:
         now = stat(fs, directory)

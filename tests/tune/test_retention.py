@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import pyarrow.fs as pafs
 import pytest
 from ray.tune import Callback
 
 from nerkit.data import DataConfig
 from tune.driver import run_search
-from tune.retention import superseded
+from tune.retention import CheckpointRetention, superseded
 from tune.settings import SearchSettings
 from tune.snapshot import newest_snapshot
 from tune.state_backup import latest_backup
@@ -47,6 +49,54 @@ def test_superseded_keeps_the_best_the_snapshot_knows_not_a_newer_one():
     assert superseded(ckpts, "checkpoint_000003") == ["checkpoint_000000"]
     assert superseded(ckpts, "checkpoint_000003", finished=True) == [
         "checkpoint_000000", "checkpoint_000001", "checkpoint_000002"]
+
+
+def _finished_trial(exp: Path, checkpoints: list[str], last: str) -> SimpleNamespace:
+    """A TERMINATED trial whose last result names ``last``, as Ray's snapshot records it,
+    with ``checkpoints`` as directories on disk."""
+    trial_dir = exp / "trial_t1"
+    for name in checkpoints:
+        (trial_dir / name).mkdir(parents=True)
+    state = json.dumps({"trial_id": "t1", "status": "TERMINATED"})
+    metadata = json.dumps({"last_result": {"checkpoint_dir_name": last}})
+    (exp / "experiment_state-2026.json").write_text(json.dumps({"trial_data": [[state, metadata]]}))
+    storage = SimpleNamespace(storage_filesystem=pafs.LocalFileSystem(), experiment_fs_path=str(exp))
+    return SimpleNamespace(trial_id="t1", storage=storage, path=str(trial_dir))
+
+
+def test_the_final_sweep_deletes_only_leftovers_newer_than_the_final_checkpoint(tmp_path):
+    # After a kill, Ray's callback state can trail its trial state: checkpoint 3 is Ray's
+    # (it is the trial's best) but no result this callback saw names it. The sweep takes
+    # only what a killed driver's trial wrote past the final checkpoint (5), never 3.
+    trial = _finished_trial(tmp_path, [f"checkpoint_00000{i}" for i in range(6)], "checkpoint_000004")
+    retention = CheckpointRetention()
+    retention.checkpoints = {"t1": {"checkpoint_000000": 0.1, "checkpoint_000001": 0.2,
+                                    "checkpoint_000002": 0.3, "checkpoint_000004": 0.4}}
+    deleted = retention.prune([trial], sweep=True)
+    assert sorted(Path(p).name for p in deleted) == ["checkpoint_000000", "checkpoint_000001",
+                                                     "checkpoint_000002", "checkpoint_000005"]
+    assert sorted(p.name for p in Path(trial.path).iterdir()) == ["checkpoint_000003", "checkpoint_000004"]
+
+
+def test_a_checkpoint_that_cannot_be_deleted_does_not_stop_pruning_the_rest(tmp_path, monkeypatch):
+    # One stuck directory (permissions, object-store errors) is logged and kept for the
+    # next try; the other superseded checkpoints still go.
+    trial = _finished_trial(tmp_path, [f"checkpoint_00000{i}" for i in range(4)], "checkpoint_000003")
+    retention = CheckpointRetention()
+    retention.checkpoints = {"t1": {f"checkpoint_00000{i}": 0.1 * i for i in range(4)}}
+    stuck = f"{trial.path}/checkpoint_000001"
+    delete_dir = pafs.LocalFileSystem.delete_dir
+
+    class StuckFS(pafs.LocalFileSystem):
+        def delete_dir(self, path):
+            if path == stuck:
+                raise PermissionError(path)
+            return delete_dir(self, path)
+
+    trial.storage.storage_filesystem = StuckFS()
+    deleted = retention.prune([trial])
+    assert sorted(Path(p).name for p in deleted) == ["checkpoint_000000", "checkpoint_000002"]
+    assert "checkpoint_000001" in retention.checkpoints["t1"]  # tried again next time
 
 
 class SnapshotChecker(Callback):

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pyarrow.fs as pafs
 import pytest
 
+from tune import state_backup
 from tune.snapshot import files_ray_reads
 from tune.state_backup import BACKUP_DIR, BROKEN_DIR, RETRY_S, StateBackup, back_up, is_complete, latest_backup, \
     read_state, restore_if_broken, version
@@ -163,7 +164,26 @@ def test_a_cut_off_search_json_or_tuner_pkl_comes_back_from_the_copy(tmp_path):
     assert (aside / "search.json").read_bytes() == settings[:5] and not (aside / "tuner.pkl").exists()
 
 
-def test_the_callback_never_raises_on_a_storage_error(tmp_path):
+def test_only_a_cut_off_static_file_leaves_the_newer_whole_state_in_place(tmp_path):
+    # A resumed search re-copies search.json with every snapshot, so a kill can cut it off
+    # while Ray's state files are whole and newer than the last backup: only search.json
+    # comes back from the copy; the search keeps the progress made since.
+    exp = tmp_path / "search"
+    exp.mkdir()
+    _state(exp, "2026-01-01_10-00-00", 2)
+    settings = b'{"name": "search"}'
+    (exp / "search.json").write_bytes(settings)
+    back_up(FS, str(exp))
+    newer = _state(exp, "2026-01-01_10-00-00", 5)
+    (exp / "search.json").write_bytes(settings[:5])
+    assert restore_if_broken(str(exp)) is not None
+    assert (exp / "search.json").read_bytes() == settings
+    assert {n: (exp / n).read_bytes() for n in newer} == newer
+    (aside,) = (exp / BROKEN_DIR).iterdir()
+    assert sorted(p.name for p in aside.iterdir()) == ["search.json"]
+
+
+def test_the_callback_never_raises_on_a_storage_error(tmp_path, monkeypatch):
     # An error while reading storage (here: the experiment "directory" is a file, so
     # listing it fails) is logged and retried soon; it never ends the search.
     (tmp_path / "not-a-dir").write_text("x")
@@ -172,5 +192,40 @@ def test_the_callback_never_raises_on_a_storage_error(tmp_path):
     callback = StateBackup()
     with pytest.raises(OSError):
         FS.get_file_info(pafs.FileSelector(str(tmp_path / "not-a-dir")))
+    # A frozen clock: the interval is otherwise max(RETRY_S, 20 x the time the failed
+    # attempt took), which a loaded machine stretches past RETRY_S.
+    monkeypatch.setattr(state_backup, "time", SimpleNamespace(monotonic=lambda: 1000.0))
     assert callback.back_up([SimpleNamespace(storage=storage)]) is None
     assert callback._interval == RETRY_S
+
+
+def test_versions_staged_between_backups_are_noted_so_a_slow_copy_still_matches(tmp_path):
+    # With slow storage the backups are seconds apart, but Ray stages a snapshot every
+    # second: each staged version is noted at every controller step, so storage landing
+    # one of the in-between versions is still recognised as whole and backed up.
+    staging, exp = tmp_path / "staging", tmp_path / "storage"
+    staging.mkdir()
+    exp.mkdir()
+    storage = SimpleNamespace(storage_filesystem=FS, experiment_fs_path=str(exp),
+                              experiment_driver_staging_path=str(staging))
+    trials = [SimpleNamespace(storage=storage)]
+    callback = StateBackup(min_interval_s=3600)
+    callback.setup()
+    callback._last = 1e18  # the next backup is far off: only noting runs below
+    versions = []
+    for n in (2, 3, 4):
+        versions.append(_state(staging, "2026-01-01_10-00-00", n))
+        callback.on_step_end(0, trials)
+    for name, data in versions[1].items():  # storage holds the middle version, whole
+        (exp / name).write_bytes(data)
+    assert callback.back_up(trials) is not None
+
+
+def test_setup_starts_a_resumed_session_with_fresh_clocks():
+    # The callback is pickled with the Tuner and unpickled by a resume in another process:
+    # the stall clock and staged versions of the old session must not carry over.
+    callback = StateBackup()
+    callback._since, callback._staged = -1e9, [frozenset({("x", "y")})]
+    callback = pickle.loads(pickle.dumps(callback))
+    callback.setup(stop=None, num_samples=1, total_num_samples=1)
+    assert callback._since > 0 and list(callback._staged) == []
