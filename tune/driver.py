@@ -246,13 +246,16 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     if not tune.Tuner.can_restore(exp):
         raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
                          "first trial started); start it again under a new --name")
-    fail_orphaned_trials(plan, exp)
-    lost = unrecorded_finished_trials(plan, exp)
+    records = _study_and_ray_trials(plan, exp)  # read once: a large snapshot is slow to load
+    fail_orphaned_trials(plan, exp, records)
+    lost = unrecorded_finished_trials(plan, exp, records)
     if lost:
+        # Named again by every later resume of this search: they stay out of Ray's table.
         logger.warning(
-            "Optuna trials %s finished after Ray's last complete snapshot: their results stay in optuna.db "
-            "(the searcher learns from them) and their trial directories on storage, but not in the trial "
-            "table, and Ray runs as many new trials in their place", lost)
+            "Optuna trials %s finished but are not in Ray's trial table (they ended after the last complete "
+            "snapshot of this or an earlier run): their results stay in optuna.db (the searcher learns from "
+            "them) and their trial directories on storage, but not in the trial table, and Ray ran or runs "
+            "as many new trials in their place", lost)
     tuner = tune.Tuner.restore(
         exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
     )
@@ -311,19 +314,20 @@ def _study_and_ray_trials(plan: SearchPlan, exp: str):
     return study, trials
 
 
-def unrecorded_finished_trials(plan: SearchPlan, exp: str) -> list[int]:
+def unrecorded_finished_trials(plan: SearchPlan, exp: str, records: tuple | None = None) -> list[int]:
     """Optuna trials that finished but that no trial in Ray's snapshot is: ones that
     started and ended within the snapshot's lag before the driver died (about a second;
     a few seconds when resuming from tune.state_backup's copy). Optuna cannot take a
-    finished trial back, and Ray does not know them."""
+    finished trial back, and Ray does not know them. ``records``: what
+    ``_study_and_ray_trials`` returned, when the caller has loaded it already."""
     import optuna
 
-    study, trials = _study_and_ray_trials(plan, exp)
+    study, trials = records or _study_and_ray_trials(plan, exp)
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return [ot.number for ot in _unclaimed(finished, [config for _, config in trials])]
 
 
-def fail_orphaned_trials(plan: SearchPlan, exp: str) -> list[int]:
+def fail_orphaned_trials(plan: SearchPlan, exp: str, records: tuple | None = None) -> list[int]:
     """Mark Optuna trials that no Ray trial will ever finish as FAIL; return their numbers.
 
     A driver killed between asking Optuna for a trial and Ray's next experiment
@@ -332,10 +336,11 @@ def fail_orphaned_trials(plan: SearchPlan, exp: str) -> list[int]:
     stay RUNNING forever, and with constant_liar TPE keep counting as a pending point.
     Each unfinished Ray trial claims one RUNNING study trial whose suggested
     parameters are exactly its searched values; the unclaimed ones are orphans.
+    ``records`` as in ``unrecorded_finished_trials``.
     """
     import optuna
 
-    study, trials = _study_and_ray_trials(plan, exp)
+    study, trials = records or _study_and_ray_trials(plan, exp)
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     unfinished = [config for status, config in trials if status not in ("TERMINATED", "ERROR")]
     orphans = [ot.number for ot in _unclaimed(running, unfinished)]

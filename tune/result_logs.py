@@ -3,10 +3,16 @@
 When Ray restarts a failed trial from its checkpoint (``FailureConfig(max_failures)``,
 a lost node), its JSON and CSV loggers first copy the trial's ``result.json`` and
 ``progress.csv`` *from storage* over the driver's own, up-to-date copies. Storage has
-them only as of Ray's last experiment snapshot, about a second old
-(tune.driver.snapshot_period), so the results reported since then vanish from the
+them only as of Ray's last experiment snapshot copied there: a snapshot period old
+(tune.driver.snapshot_period), or more while a copy to slow storage is still running, so the results reported since then vanish from the
 trial's log, from the trial table and from ``nerkit report``. Just before the copy
 back, this callback uploads the driver's copies, so the copy back is whole.
+
+Ray's JSON logger copies ``result.json`` back as the trial starts, right after this
+callback; its CSV logger copies ``progress.csv`` back only with the retry's first
+result, and snapshots in between upload the driver's whole copy again. Left open: a
+snapshot's background copy to storage (its own thread) that is rewriting these files
+at the very moment of the copy back (a window as long as that copy).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 from ray.tune import Callback
+
+from tune.storage import write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +40,7 @@ def upload_result_logs(local_dir: str, fs: pafs.FileSystem, remote_dir: str) -> 
         if not local.is_file():
             continue
         fs.create_dir(remote_dir, recursive=True)
-        pafs.copy_files(local.as_posix(), f"{remote_dir}/{name}", destination_filesystem=fs)
+        write_bytes(f"{remote_dir}/{name}", local.read_bytes(), fs)
         copied.append(name)
     return copied
 
@@ -43,7 +51,7 @@ class ResultLogUpload(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         # Ray appends its logger callbacks after the user's, so this runs right before
         # they copy the logs back, with nothing in between on this (the controller's)
-        # thread. Only a trial restarting from a checkpoint gets them copied back, and
+        # thread (the module doc says what can still interleave). Only a trial restarting from a checkpoint gets them copied back, and
         # only a retry (not a resumed driver, whose staging directory is new) has them
         # locally.
         if trial.checkpoint is None or not trial.local_path:
