@@ -4,9 +4,10 @@ When Ray restarts a failed trial from its checkpoint (``FailureConfig(max_failur
 a lost node), its JSON and CSV loggers first copy the trial's ``result.json`` and
 ``progress.csv`` *from storage* over the driver's own, up-to-date copies. Storage has
 them only as of Ray's last experiment snapshot copied there: a snapshot period old
-(tune.driver.snapshot_period), or more while a copy to slow storage is still running, so the results reported since then vanish from the
-trial's log, from the trial table and from ``nerkit report``. Just before the copy
-back, this callback uploads the driver's copies, so the copy back is whole.
+(tune.driver.snapshot_period), or more while a copy to slow storage is still running.
+So the results reported since then vanish from the trial's log, from the trial table
+and from ``nerkit report``. Just before the copy back, this callback uploads the
+driver's copies, so the copy back is whole.
 
 Ray's JSON logger copies ``result.json`` back as the trial starts, right after this
 callback; its CSV logger copies ``progress.csv`` back only with the retry's first
@@ -51,9 +52,9 @@ class ResultLogUpload(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         # Ray appends its logger callbacks after the user's, so this runs right before
         # they copy the logs back, with nothing in between on this (the controller's)
-        # thread (the module doc says what can still interleave). Only a trial restarting from a checkpoint gets them copied back, and
-        # only a retry (not a resumed driver, whose staging directory is new) has them
-        # locally.
+        # thread; the module doc says what can still interleave. Only a trial restarting
+        # from a checkpoint gets them copied back, and only a retry (not a resumed
+        # driver, whose staging directory is new) has them locally.
         if trial.checkpoint is None or not trial.local_path:
             return
         storage = trial.storage
