@@ -152,9 +152,10 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp
                 # checkpoint, so the trial has one to resume from whenever the node dies.
                 # The same must hold for every trial on that node (two share each worker),
                 # or one could restart from scratch.
-                node = rows[-1]["node_id"] if rows else None
+                # (_trial_results holds trials with at least one result only.)
+                node = rows[-1]["node_id"]
                 if len(rows) >= 2 and not rows[-1].get("final") and all(
-                        len(other) >= 2 for other in results.values() if other and other[-1]["node_id"] == node):
+                        len(other) >= 2 for other in results.values() if other[-1]["node_id"] == node):
                     # result.json is written once the result's checkpoint is persisted.
                     return rows[-1], (exp / f"trial_{rows[-1]['trial_id']}" / "result.json").stat().st_mtime
             return None

@@ -78,7 +78,7 @@ def test_the_final_sweep_deletes_only_leftovers_newer_than_the_final_checkpoint(
     assert sorted(p.name for p in Path(trial.path).iterdir()) == ["checkpoint_000003", "checkpoint_000004"]
 
 
-def test_a_checkpoint_that_cannot_be_deleted_does_not_stop_pruning_the_rest(tmp_path, monkeypatch):
+def test_a_checkpoint_that_cannot_be_deleted_does_not_stop_pruning_the_rest(tmp_path):
     # One stuck directory (permissions, object-store errors) is logged and kept for the
     # next try; the other superseded checkpoints still go.
     trial = _finished_trial(tmp_path, [f"checkpoint_00000{i}" for i in range(4)], "checkpoint_000003")
