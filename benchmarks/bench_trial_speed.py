@@ -23,6 +23,9 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
 * ``trainer_bf16``, ``trainer_grouped_bf16`` — the two above with ``bf16=True`` on CPU
   too (not run by default; ``--variants``): like for like with nerkit where its
   ``precision: auto`` resolves to bf16 (CPUs with AVX512-BF16/AMX).
+* ``trainer_fp32``, ``trainer_grouped_fp32`` — on CUDA, the two without ``bf16``;
+  ``trainer_nocudnn``, ``trainer_grouped_nocudnn`` — with PyTorch's cuDNN attention
+  kernel turned off in the process, like nerkit's bf16 context on CUDA (RESULTS.md §1, GPU).
 * ``exp_*`` — EXPERIMENTS, not nerkit's defaults: nerkit's loop with one setting
   changed: ``freeze_emb`` (``freeze_embeddings``: word-embedding matrix out of
   backward, clipping and the optimizer), ``bf16`` / ``fp32`` (``precision`` forced
@@ -30,7 +33,9 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
   elsewhere), ``compile`` (``torch.compile(dynamic=True)`` patched into the model
   factory in the child process; slow to warm up on CPU, not run by default), and
   ``fused`` (AdamW ``fused=True``: nerkit's default since the first profile, so now
-  the same as ``nerkit``). Combine with ``+``.
+  the same as ``nerkit``), ``nocudnn`` (``torch.backends.cuda.enable_cudnn_sdp(False)`` in the
+  child process: what nerkit's bf16 context on CUDA now does, through ``sdpa_kernel``). Combine
+  with ``+``.
 
 Measured per run: real (non-padding) training tokens per second of training time,
 wall time per epoch (training + that epoch's dev evaluation), total wall (model load to
@@ -61,7 +66,10 @@ CORE_VARIANTS = ("nerkit", "trainer", "trainer_grouped")
 # The Trainer with bf16=True on CPU too (like nerkit's bf16 experiment): like-for-like
 # when nerkit runs bf16 on a CPU with native bf16 (on CUDA both use bf16 already).
 BF16_VARIANTS = ("trainer_bf16", "trainer_grouped_bf16")
-EXPERIMENTS = ("fused", "freeze_emb", "compile", "bf16", "fp32")
+# On CUDA: the Trainer without bf16 (fp32 like nerkit's fp32 experiment), and with
+# PyTorch's cuDNN attention backend off (like nerkit's nocudnn experiment).
+CUDA_VARIANTS = ("trainer_fp32", "trainer_grouped_fp32", "trainer_nocudnn", "trainer_grouped_nocudnn")
+EXPERIMENTS = ("fused", "freeze_emb", "compile", "bf16", "fp32", "nocudnn")
 
 
 # ------------------------------------------------------------------ child: shared
@@ -102,9 +110,11 @@ EXPERIMENT_OVERRIDES: dict[str, dict[str, Any]] = {
 
 def _apply_experiments(cfg, names: list[str]):
     """``cfg`` with the EXPERIMENT settings in ``names``; ``compile`` patches the model
-    factory in this process only."""
+    factory and ``nocudnn`` turns PyTorch's cuDNN attention backend off, in this process only."""
     for name in names:
         cfg = cfg.with_overrides(**EXPERIMENT_OVERRIDES.get(name, {}))
+    if "nocudnn" in names:
+        _no_cudnn_attention()
     if "compile" in names:
         import torch
 
@@ -117,6 +127,12 @@ def _apply_experiments(cfg, names: list[str]):
 
 def _padded_tokens(lengths: list[int], batches: list[list[int]]) -> int:
     return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def _no_cudnn_attention() -> None:
+    import torch
+
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 # ------------------------------------------------------------------ child: nerkit
@@ -163,7 +179,8 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------ child: Trainer
 
 
-def _run_trainer(args, grouped: bool, cpu_bf16: bool = False) -> dict[str, Any]:
+def _run_trainer(args, grouped: bool, cpu_bf16: bool = False, fp32: bool = False,
+                 nocudnn: bool = False) -> dict[str, Any]:
     import datasets
     import torch
     from transformers import DataCollatorForTokenClassification, Trainer, TrainerCallback, TrainingArguments
@@ -184,7 +201,9 @@ def _run_trainer(args, grouped: bool, cpu_bf16: bool = False) -> dict[str, Any]:
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     lm = prepared.label_map
     device = pick_device("auto")
-    bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16
+    bf16 = ((device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16) and not fp32
+    if nocudnn:
+        _no_cudnn_attention()
     weights = class_weights(prepared.train_counts, "seed", o_weight=0.5, entity_boost=3.0)
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(resolve_model(cfg.model))
@@ -432,9 +451,10 @@ def main(argv: list[str] | None = None) -> None:
             out = _run_nerkit(args, [])
         elif args.worker.startswith("exp_"):
             out = _run_nerkit(args, args.worker[4:].split("+"))
-        elif args.worker in ("trainer", "trainer_grouped", *BF16_VARIANTS):
+        elif args.worker in ("trainer", "trainer_grouped", *BF16_VARIANTS, *CUDA_VARIANTS):
             out = _run_trainer(args, grouped=args.worker.startswith("trainer_grouped"),
-                               cpu_bf16=args.worker.endswith("_bf16"))
+                               cpu_bf16=args.worker.endswith("_bf16"), fp32=args.worker.endswith("_fp32"),
+                               nocudnn=args.worker.endswith("_nocudnn"))
         elif args.worker == "profile":
             out = _profile(args)
         else:

@@ -121,25 +121,44 @@ def compute_precision(config: TrainConfig, device: torch.device) -> str:
     return "bf16" if native else "fp32"
 
 
-class _CpuBf16Context:
-    """bf16 autocast with scaled-dot-product attention on its math kernel (CPU only).
+def _attention_backends(device_type: str) -> list:
+    """The scaled-dot-product attention kernels nerkit's bf16 runs may use on a device.
 
-    PyTorch's fused CPU flash-attention kernel is slow in bf16 at some shapes: at 13
-    tokens x 16 its backward took 57 of 198 ms per MiniLM step (1 thread), against
-    about 5 ms in fp32. The math kernel runs attention as matrix multiplies, which
-    autocast sends to the CPU's bf16 units. Over lengths 6 to 32 (about 208 tokens a
-    batch) it was 1.0x to 1.4x faster per step and never slower, with the same loss to
-    4 digits; on the bundled corpus's real, length-grouped batches it gained about 3%
-    tokens/s (benchmarks/RESULTS.md §1). In fp32 the math kernel is no faster, so only
-    bf16 uses it. Re-enterable, like ``torch.autocast``.
+    CPU: the math kernel only. PyTorch's fused CPU flash-attention kernel is slow in
+    bf16 at some shapes: at 13 tokens x 16 its backward took 57 of 198 ms per MiniLM
+    step (1 thread), against about 5 ms in fp32. The math kernel runs attention as
+    matrix multiplies, which autocast sends to the CPU's bf16 units. Over lengths 6 to
+    32 (about 208 tokens a batch) it was 1.0x to 1.4x faster per step and never slower,
+    with the same loss to 4 digits; on the bundled corpus's real, length-grouped batches
+    it gained about 3% tokens/s (benchmarks/RESULTS.md §1).
+
+    CUDA: every kernel but cuDNN's. nerkit pads each batch to its own longest record, so
+    batch shapes change from step to step, and on an H200 (torch 2.11) bf16 steps with
+    the cuDNN kernel allowed took 0.060-0.096 s against 0.022 s without it; fp32, which
+    never uses cuDNN attention, took 0.021 s (benchmarks/RESULTS.md §1, GPU). Flash and
+    memory-efficient attention still serve bf16.
     """
+    from torch.nn.attention import SDPBackend
+
+    if device_type == "cpu":
+        return [SDPBackend.MATH]
+    return [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+class _Bf16Context:
+    """bf16 autocast on ``device_type`` with the attention kernels of
+    :func:`_attention_backends`. Re-enterable, like ``torch.autocast``. In fp32 neither
+    change is faster, so only bf16 makes them."""
+
+    def __init__(self, device_type: str) -> None:
+        self.device_type = device_type
 
     def __enter__(self):
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.nn.attention import sdpa_kernel
 
         self._stack = contextlib.ExitStack()
-        self._stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
-        self._stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        self._stack.enter_context(torch.autocast(self.device_type, dtype=torch.bfloat16))
+        self._stack.enter_context(sdpa_kernel(_attention_backends(self.device_type)))
         return self
 
     def __exit__(self, *exc):
@@ -147,13 +166,11 @@ class _CpuBf16Context:
 
 
 def precision_context(precision: str, device: torch.device):
-    """The compute context for a resolved ``precision``: bf16 autocast (on CPU with the
-    math attention kernel), or a no-op for fp32."""
+    """The compute context for a resolved ``precision``: bf16 autocast with the attention
+    kernels that suit the device (:func:`_attention_backends`), or a no-op for fp32."""
     if precision != "bf16":
         return contextlib.nullcontext()
-    if device.type == "cpu":
-        return _CpuBf16Context()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return _Bf16Context(device.type)
 
 
 def autocast_for(config: TrainConfig, device: torch.device):

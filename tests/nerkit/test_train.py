@@ -12,7 +12,7 @@ import nerkit.train
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
 from nerkit.features import prepare_data
-from nerkit.train import autocast_for, compute_precision, train
+from nerkit.train import autocast_for, compute_precision, precision_context, train
 
 REPORT_KEYS = {"step", "epoch", "eval_index", "dev_f1", "dev_precision", "dev_recall", "dev_loss",
                "train_loss", "entity_pred_ratio", "gold_entity_ratio", "collapsed", "tokens_per_s",
@@ -218,6 +218,29 @@ def test_gpu_precision_follows_the_gpu_and_other_devices_refuse_bf16(cfg, monkey
     assert compute_precision(cfg, torch.device("mps")) == "fp32"
     with pytest.raises(ValueError, match=r"device mps has no bf16 units; use 'auto' or 'fp32'"):
         compute_precision(cfg.with_overrides(precision="bf16"), torch.device("mps"))
+
+
+def _sdpa_enabled() -> dict[str, bool]:
+    b = torch.backends.cuda
+    return {"flash": b.flash_sdp_enabled(), "efficient": b.mem_efficient_sdp_enabled(),
+            "math": b.math_sdp_enabled(), "cudnn": b.cudnn_sdp_enabled()}
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_bf16_picks_attention_kernels_per_device_and_restores_them():
+    # bf16 on CUDA must not use cuDNN attention (3-4x slower steps with nerkit's
+    # per-batch shapes, measured on an H200); bf16 on CPU uses the math kernel only.
+    # fp32 leaves PyTorch's choice alone, and every context puts the flags back.
+    before = _sdpa_enabled()
+    assert all(before.values())
+    with precision_context("bf16", torch.device("cuda")):
+        assert _sdpa_enabled() == {"flash": True, "efficient": True, "math": True, "cudnn": False}
+    with precision_context("bf16", torch.device("cpu")):
+        assert _sdpa_enabled() == {"flash": False, "efficient": False, "math": True, "cudnn": False}
+        assert torch.is_autocast_enabled("cpu")
+    with precision_context("fp32", torch.device("cuda")):
+        assert _sdpa_enabled() == before
+    assert _sdpa_enabled() == before
 
 
 @pytest.mark.parametrize(("native", "expected"), [(False, "fp32"), (True, "bf16")])
