@@ -16,8 +16,8 @@ second, copies the files on storage into ``.nerkit/state/<n>/`` when they equal 
 whole staged version: a copy in flight (some files new, some old, one cut off) never
 does. A ``COMPLETE`` marker is written last. ``restore_if_broken`` (run by
 ``nerkit search --resume`` before anything is read) checks the files a resume reads
-and, when one is cut off, moves them aside and puts the last complete copy in their
-place. Checkpoint retention (tune.retention) reads the snapshot in this copy, not the
+and, when one is cut off or they are whole but from two snapshots (tune.state_check),
+moves them aside and puts the last complete copy in their place. Checkpoint retention (tune.retention) reads the snapshot in this copy, not the
 live one, so the checkpoints a restored copy names are still there.
 """
 
@@ -36,6 +36,7 @@ import pyarrow.fs as pafs
 from ray.tune import Callback
 
 from tune.snapshot import files_ray_reads, state_files
+from tune.state_check import disagreements
 from tune.storage import filesystem, is_file, read_bytes, write_bytes
 
 logger = logging.getLogger(__name__)
@@ -120,13 +121,19 @@ def back_up(fs: pafs.FileSystem, exp: str, staged: collections.abc.Collection | 
 
     ``staged`` holds ``version``s of what Ray staged whole in the driver's staging
     directory: given, the files on storage must be one of them, so a copy in flight
-    (some files new, some old, one cut off) is never backed up. ``contents``: those
+    (some files new, some old, one cut off) is never backed up. Files that disagree on
+    the trials (tune.state_check) are never backed up either. ``contents``: those
     files as the caller just read them (``read_state``), so they are not read twice.
     """
     contents = dict(read_state(fs, exp) if contents is None else contents)
     incomplete = [name for name, data in contents.items() if not is_complete(data)]
     if not contents or incomplete or (staged is not None and version(contents) not in staged):
         logger.debug("not backing up %s now: %s cut off, or not yet copied whole", exp, incomplete)
+        return None
+    # A staged version never disagrees with itself; this guards callers without ``staged``.
+    mixed = disagreements(contents)
+    if mixed:
+        logger.debug("not backing up %s now: %s", exp, "; ".join(mixed))
         return None
     older = _backups(fs, exp)
     previous = latest_backup(fs, exp)
@@ -148,41 +155,47 @@ def back_up(fs: pafs.FileSystem, exp: str, staged: collections.abc.Collection | 
 
 
 def restore_if_broken(exp: str) -> str | None:
-    """Before a resume: if a file a resume reads is cut off, put the last complete
-    backup in place (the state files and any cut-off static file are moved to
+    """Before a resume: if a file a resume reads is cut off, or Ray's state files are
+    whole but from two snapshots (tune.state_check), put the last complete backup in
+    place (the state files and any cut-off static file are moved to
     ``.nerkit/broken/<time>/``, never deleted) and return the backup's path; None when
     nothing was broken.
 
-    Raises ``ValueError`` when a file is cut off and there is no complete backup.
+    Raises ``ValueError`` when something is broken and there is no complete backup.
     """
     fs, path = filesystem(exp)
     names = state_files(fs, path)
     statics = [n for n in STATIC_FILES if is_file(f"{path}/{n}", fs)]
-    broken = [n for n in files_ray_reads(names) + statics if not is_complete(read_bytes(f"{path}/{n}", fs))]
-    if not broken:
+    contents = {n: read_bytes(f"{path}/{n}", fs) for n in files_ray_reads(names) + statics}
+    broken = [n for n, data in contents.items() if not is_complete(data)]
+    # Only whole files can disagree; a cut-off one already sends the state back.
+    mixed = [] if broken else disagreements({n: d for n, d in contents.items() if n not in STATIC_FILES})
+    if not broken and not mixed:
         return None
+    what = (f"{exp}/{broken[0]} is cut off" if broken
+            else f"Ray's state files in {exp} are from two snapshots ({'; '.join(mixed)})")
     backup = latest_backup(fs, path)
     if backup is None:
         raise ValueError(
-            f"{exp}/{broken[0]} is cut off: the driver was killed while Ray was copying its state, and "
+            f"{what}: the driver was killed while Ray was copying its state, and "
             f"there is no complete copy in {exp}/{BACKUP_DIR} (searches started before nerkit kept one). "
             "Start a new search under another --name; this experiment's trial directories, checkpoints "
             "and optuna.db are left as they are")
     aside = f"{path}/{BROKEN_DIR}/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
     fs.create_dir(aside, recursive=True)
-    # A cut-off state file: every state file goes (Ray reads the newest of each kind, so
-    # a newer cut-off session must not stay) and the backup's come back. Only a static
-    # file cut off (a resumed search copies them again with every snapshot): the state
-    # files are whole and newer than the backup's, so they stay.
-    state_broken = any(n not in STATIC_FILES for n in broken)
+    # A cut-off or mismatched state file: every state file goes (Ray reads the newest of
+    # each kind, so a newer cut-off session must not stay) and the backup's come back.
+    # Only a static file cut off (a resumed search copies them again with every
+    # snapshot): the state files are whole and newer than the backup's, so they stay.
+    state_broken = bool(mixed) or any(n not in STATIC_FILES for n in broken)
     for name in (names if state_broken else []) + [n for n in statics if n in broken]:
         fs.move(f"{path}/{name}", f"{aside}/{name}")
     for name in json.loads(read_bytes(f"{backup}/{COMPLETE}", fs)):
         if is_file(f"{path}/{name}", fs):
             continue  # whole where it is
         write_bytes(f"{path}/{name}", read_bytes(f"{backup}/{name}", fs), fs)
-    logger.warning("%s was cut off (the driver died while Ray copied it): resuming with %s from the "
-                   "last complete copy, %s; the files found are kept in %s", broken,
+    logger.warning("%s (the driver died while Ray copied its state): resuming with %s from the last "
+                   "complete copy, %s; the files found are kept in %s", what,
                    "the experiment state" if state_broken else "those files", backup, aside)
     return backup
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 
 import optuna
+import pyarrow.fs
 import pytest
 
 from nerkit.data import DataConfig
 from tune.driver import plan_from_record, resume_search, run_search, unrecorded_finished_trials
 from tune.settings import SearchSettings, read_settings
-from tune.state_backup import BACKUP_DIR, BROKEN_DIR
+from tune.state_backup import BACKUP_DIR, BROKEN_DIR, latest_backup, read_state
+from tune.state_check import disagreements
 from tune.stop_reasons import REASONS
 from tune.summary import summarize
 from tune.tables import collect
@@ -46,6 +48,12 @@ def test_default_search_prunes_with_asha_and_records_every_trial(finished_search
     assert study.best_value <= best + 1e-9
     summary = summarize(finished_search.name, finished_search.storage)
     assert summary["best"]["dev_f1"] == pytest.approx(best)
+    # Ray's real state files, on storage and in nerkit's copy, pass the one-snapshot
+    # checks resume makes (tune.state_check): no false alarm on what Ray wrote.
+    fs = pyarrow.fs.LocalFileSystem()
+    for where in (finished_search.path, latest_backup(fs, finished_search.path)):
+        files = read_state(fs, where)
+        assert any(n.startswith("search_gen_state-") for n in files) and disagreements(files) == []
 
 
 def test_collapse_space_triggers_the_guard(tmp_path, tiny_model_dir, small_data_dir):
@@ -98,6 +106,8 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
     assert proc.poll() is None, f"search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    fs = pyarrow.fs.LocalFileSystem()
+    assert disagreements(read_state(fs, latest_backup(fs, str(exp)))) == []  # a copy of one snapshot
     cut = sorted(exp.glob("search_gen_state-*.json"))[-1]
     cut.write_bytes(b"")  # as a kill during Ray's next copy leaves it
 

@@ -15,17 +15,31 @@ import pytest
 
 from tune import state_backup
 from tune.snapshot import files_ray_reads
+from tune.state_check import disagreements
 from tune.state_backup import BACKUP_DIR, BROKEN_DIR, RETRY_S, StateBackup, back_up, is_complete, latest_backup, \
     read_state, restore_if_broken, version
 
 FS = pafs.LocalFileSystem()
 
 
-def _state(exp, session: str, n: int) -> dict[str, bytes]:
-    """Ray-like state files of one session: JSON and pickles (one pickle under a .json name)."""
+def _table(n: int, live: int = 0) -> bytes:
+    """An experiment_state's bytes: n trials t0.., the last ``live`` of them RUNNING."""
+    rows = [[json.dumps({"trial_id": f"t{i}", "status": "RUNNING" if i >= n - live else "TERMINATED"}), "{}"]
+            for i in range(n)]
+    return json.dumps({"trial_data": rows}).encode()
+
+
+def _search_gen(counter: int, live: list[str]) -> bytes:
+    """A search_gen_state's bytes (a pickle under a .json name, as Ray writes it)."""
+    return pickle.dumps({"counter": counter, "name:ConcurrencyLimiter": {"live_trials": set(live)},
+                         "pad": "x" * 500}, protocol=5)
+
+
+def _state(exp, session: str, n: int, live: int = 0) -> dict[str, bytes]:
+    """Ray-like state files of one snapshot: n trials, the last ``live`` still running."""
     files = {
-        f"experiment_state-{session}.json": json.dumps({"trial_data": [["{}", "{}"]] * n}).encode(),
-        f"search_gen_state-{session}.json": pickle.dumps({"counter": n, "pad": "x" * 500}, protocol=5),
+        f"experiment_state-{session}.json": _table(n, live),
+        f"search_gen_state-{session}.json": _search_gen(n, [f"t{i}" for i in range(n - live, n)]),
         f"searcher-state-{session}.pkl": pickle.dumps(list(range(n * 50)), protocol=5),
     }
     for name, data in files.items():
@@ -37,7 +51,7 @@ def test_is_complete_rejects_every_cut_of_a_pickle_and_of_json():
     data = pickle.dumps({"a": list(range(300)), "b": "text" * 50}, protocol=5)
     assert is_complete(data)
     assert not any(is_complete(data[:cut]) for cut in range(len(data)))
-    text = json.dumps({"trial_data": [["x", "y"]] * 20}).encode()
+    text = _table(20)
     assert is_complete(text) and not any(is_complete(text[:cut]) for cut in range(len(text)))
 
 
@@ -95,6 +109,52 @@ def test_a_cut_off_file_without_a_copy_names_the_file_and_changes_nothing(tmp_pa
         restore_if_broken(str(exp))
     assert (exp / "searcher-state-2026-01-01_10-00-00.pkl").stat().st_size == 9
     assert not (exp / BACKUP_DIR).exists() and not (exp / BROKEN_DIR).exists()
+
+
+def test_files_of_one_snapshot_agree_and_pieces_of_two_do_not():
+    # What Ray stages at one snapshot agrees on the trials; a copy that mixes two does not
+    # (tune.state_check). Another layout is not a disagreement.
+    assert disagreements({"experiment_state-s.json": _table(5, live=2),
+                          "search_gen_state-s.json": _search_gen(5, ["t3", "t4"])}) == []
+    ahead = disagreements({"experiment_state-s.json": _table(5), "search_gen_state-s.json": _search_gen(6, [])})
+    assert ahead == ["search_gen_state-s.json counts 6 trials created, experiment_state-s.json holds 5"]
+    stale = disagreements({"experiment_state-s.json": _table(5), "search_gen_state-s.json": _search_gen(5, ["t4"])})
+    assert stale == ["search_gen_state-s.json has live trials ['t4'] that experiment_state-s.json holds as finished"]
+    unknown = disagreements({"experiment_state-s.json": _table(4, live=1),
+                             "search_gen_state-s.json": _search_gen(4, ["t3", "t9"])})
+    assert unknown == ["search_gen_state-s.json has live trials ['t9'] that experiment_state-s.json does not hold"]
+    assert disagreements({"experiment_state-s.json": _table(5)}) == []  # no searcher state to compare
+    assert disagreements({"experiment_state-s.json": b'{"trial_data": [["{}", "{}"]]}',
+                          "search_gen_state-s.json": _search_gen(2, [])}) == []
+
+
+def test_whole_files_from_two_snapshots_are_replaced_by_the_last_complete_copy(tmp_path):
+    # As in CI once: Ray's copy landed the searcher's state from after the 6th trial was
+    # created, beside a trial table of 5, and the resumed search ended one trial short.
+    exp = tmp_path / "search"
+    exp.mkdir()
+    good = _state(exp, "2026-01-01_10-00-00", 5, live=2)
+    backup = back_up(FS, str(exp))
+    name = "search_gen_state-2026-01-01_10-00-00.json"
+    (exp / name).write_bytes(_search_gen(6, ["t3", "t4", "t5"]))  # the next snapshot's, alone
+    assert back_up(FS, str(exp)) is None  # whole, but not one snapshot: never backed up
+
+    assert restore_if_broken(str(exp)) == backup
+    assert {n: (exp / n).read_bytes() for n in good} == good
+    (aside,) = (exp / BROKEN_DIR).iterdir()
+    assert (aside / name).read_bytes() == _search_gen(6, ["t3", "t4", "t5"])  # kept, not deleted
+    assert restore_if_broken(str(exp)) is None
+
+
+def test_two_snapshots_without_a_copy_say_what_disagrees_and_change_nothing(tmp_path):
+    exp = tmp_path / "old-search"
+    exp.mkdir()
+    _state(exp, "2026-01-01_10-00-00", 5)
+    (exp / "search_gen_state-2026-01-01_10-00-00.json").write_bytes(_search_gen(6, ["t5"]))
+    with pytest.raises(ValueError, match=r"from two snapshots \(search_gen_state-.*counts 6 trials created, "
+                                         r"experiment_state-.* holds 5.*no complete copy.*Start a new search"):
+        restore_if_broken(str(exp))
+    assert not (exp / BROKEN_DIR).exists()
 
 
 def test_a_backup_cut_off_itself_is_never_used(tmp_path):
