@@ -82,12 +82,15 @@ def _count_reporting_trials(exp) -> int:
     return sum(1 for p in exp.glob("trial_*/result.json") if p.stat().st_size > 0)
 
 
-def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, small_data_dir):
-    # SIGKILL the driver (and its local Ray) mid-search, as it happened once in CI: during
-    # Ray's copy of its state to storage, which left the searcher's state file empty and
-    # made Ray start the experiment over from nothing. Resume puts the last complete copy
-    # back (tune.state_backup): every trial is accounted for exactly once and the Optuna
-    # study agrees with the trial table.
+@pytest.mark.parametrize("damage", ["cut", "mixed"])
+def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, small_data_dir, damage):
+    # SIGKILL the driver (and its local Ray) mid-search, as it happened twice in CI: during
+    # Ray's copy of its state to storage, which left the searcher's state file empty
+    # ("cut": Ray would start the experiment over from nothing) or whole but from the next
+    # snapshot ("mixed": a searcher that created one trial more than the table holds, so
+    # the resumed search ended a trial short). Resume puts the last complete copy back
+    # (tune.state_backup, tune.state_check): every trial is accounted for exactly once and
+    # the Optuna study agrees with the trial table.
     import os
     import signal
     import subprocess
@@ -109,7 +112,14 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
     fs = pyarrow.fs.LocalFileSystem()
     assert disagreements(read_state(fs, latest_backup(fs, str(exp)))) == []  # a copy of one snapshot
     cut = sorted(exp.glob("search_gen_state-*.json"))[-1]
-    cut.write_bytes(b"")  # as a kill during Ray's next copy leaves it
+    if damage == "cut":
+        cut.write_bytes(b"")  # as a kill during Ray's next copy leaves it
+    else:
+        import ray.cloudpickle as cloudpickle
+
+        state = cloudpickle.loads(cut.read_bytes())
+        state["counter"] += 1  # the next snapshot's file: one more trial created
+        cut.write_bytes(cloudpickle.dumps(state))
 
     resume_search("r", str(tmp_path))
     assert [p.name for p in (exp / BROKEN_DIR).glob("*/search_gen_state-*.json")] == [cut.name]
