@@ -11,16 +11,26 @@ search ends one trial short (seen in tests/tune/test_cluster.py's killed-driver 
 A concurrency limiter restored with a trial the table holds as finished would keep that
 trial's slot for the rest of the search.
 
-The files of one snapshot agree on the trials, and that can be checked without Ray:
-``SearchGenerator``'s count of the trials it created equals the trial table's length, and
-the ``ConcurrencyLimiter``'s live trials are trials of the table that have not finished.
+The files of one snapshot agree on the trials (read in Ray 2.60's TuneController,
+SearchGenerator, ConcurrencyLimiter and OptunaSearch):
+
+- ``SearchGenerator``'s count of the trials it created equals the trial table's length;
+- the ``ConcurrencyLimiter``'s live trials are trials of the table, none of them
+  TERMINATED (an ERROR trial can stay live: a failed actor reuse errors a trial without
+  telling the searcher, and ``resume_errored`` runs it again anyway);
+- ``OptunaSearch``'s own pickle (``searcher-state``) maps exactly the table's trial ids to
+  study trials. A table newer than that pickle would end the resumed search with a
+  ``KeyError`` at the first result of a trial the searcher does not know.
+
 ``tune.state_backup.restore_if_broken`` puts the last complete copy back when they don't.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import pickle
 from typing import Any
 
 from tune.snapshot import SNAPSHOT_PREFIX
@@ -28,11 +38,46 @@ from tune.snapshot import SNAPSHOT_PREFIX
 logger = logging.getLogger(__name__)
 
 SEARCH_GEN_PREFIX = "search_gen_state-"
-FINISHED = ("TERMINATED", "ERROR")
+SEARCHER_PREFIX = "searcher-state-"
+
+
+class _Stub:
+    """Stands in for every class a searcher pickle names: nothing is imported or run."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+
+class _StubUnpickler(pickle.Unpickler):
+    # OptunaSearch pickles its study, whose RDBStorage opens the database on unpickling:
+    # containers load as themselves, every class and function as _Stub.
+    SAFE = {"set": set, "frozenset": frozenset, "bytearray": bytearray, "complex": complex, "slice": slice}
+
+    def find_class(self, module: str, name: str):
+        if module == "builtins" and name in self.SAFE:
+            return self.SAFE[name]
+        return _Stub
+
+
+def searcher_trial_ids(data: bytes) -> set[str] | None:
+    """The Ray trial ids an ``OptunaSearch`` pickle (``searcher-state-*.pkl``) maps to study
+    trials, read without importing or running anything it names; None when the pickle is
+    not that layout."""
+    state = _StubUnpickler(io.BytesIO(data)).load()
+    trials = state.get("_ot_trials") if isinstance(state, dict) else None
+    return set(trials) if isinstance(trials, dict) else None
 
 
 def _one(files: dict[str, bytes], prefix: str) -> tuple[str, bytes] | None:
     found = [(name, data) for name, data in files.items() if name.startswith(prefix)]
+    if len(found) > 1:  # the caller passes the files Ray reads: one of each kind
+        logger.debug("%d files of kind %s: not compared", len(found), prefix)
     return found[0] if len(found) == 1 else None
 
 
@@ -59,24 +104,52 @@ def disagreements(files: dict[str, bytes]) -> list[str]:
     are one snapshot as far as these checks tell, or when there is nothing to compare (no
     searcher state: Ray's basic variant generator; or a layout these checks do not know,
     which is logged)."""
-    table, gen = _one(files, SNAPSHOT_PREFIX), _one(files, SEARCH_GEN_PREFIX)
-    if table is None or gen is None:
+    table = _one(files, SNAPSHOT_PREFIX)
+    if table is None:
         return []
     try:
         statuses = _trial_statuses(table[1])
+    except Exception:  # noqa: BLE001 - another Ray's layout: nothing to compare, not an error
+        logger.debug("cannot read the trials of %s", table[0], exc_info=True)
+        return []
+    return _against_search_gen(files, table[0], statuses) + _against_searcher(files, table[0], statuses)
+
+
+def _against_search_gen(files: dict[str, bytes], table: str, statuses: dict[str, str]) -> list[str]:
+    gen = _one(files, SEARCH_GEN_PREFIX)
+    if gen is None:
+        return []
+    try:
         state = _search_gen(gen[1])
         counter = int(state["counter"])
         live = set((state.get("name:ConcurrencyLimiter") or {}).get("live_trials") or ())
-    except Exception:  # noqa: BLE001 - another Ray's layout: nothing to compare, not an error
-        logger.debug("cannot compare %s and %s", table[0], gen[0], exc_info=True)
+    except Exception:  # noqa: BLE001 - as above
+        logger.debug("cannot compare %s and %s", table, gen[0], exc_info=True)
         return []
     problems = []
     if counter != len(statuses):
-        problems.append(f"{gen[0]} counts {counter} trials created, {table[0]} holds {len(statuses)}")
+        problems.append(f"{gen[0]} counts {counter} trials created, {table} holds {len(statuses)}")
     unknown = sorted(live - statuses.keys())
     if unknown:
-        problems.append(f"{gen[0]} has live trials {unknown} that {table[0]} does not hold")
-    finished = sorted(t for t in live & statuses.keys() if statuses[t] in FINISHED)
-    if finished:
-        problems.append(f"{gen[0]} has live trials {finished} that {table[0]} holds as finished")
+        problems.append(f"{gen[0]} has live trials {unknown} that {table} does not hold")
+    ended = sorted(t for t in live & statuses.keys() if statuses[t] == "TERMINATED")
+    if ended:
+        problems.append(f"{gen[0]} has live trials {ended} that {table} holds as TERMINATED")
     return problems
+
+
+def _against_searcher(files: dict[str, bytes], table: str, statuses: dict[str, str]) -> list[str]:
+    searcher = _one(files, SEARCHER_PREFIX)
+    if searcher is None:
+        return []
+    try:
+        known = searcher_trial_ids(searcher[1])
+    except Exception:  # noqa: BLE001 - as above
+        logger.debug("cannot read the trials of %s", searcher[0], exc_info=True)
+        return []
+    if known is None or known == statuses.keys():
+        return []
+    missing, extra = sorted(statuses.keys() - known), sorted(known - statuses.keys())
+    return [f"{searcher[0]} knows {len(known)} trials, {table} holds {len(statuses)}"
+            + (f"; unknown to the searcher: {missing}" if missing else "")
+            + (f"; not in the table: {extra}" if extra else "")]

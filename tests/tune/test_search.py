@@ -12,7 +12,7 @@ from nerkit.data import DataConfig
 from tune.driver import plan_from_record, resume_search, run_search, unrecorded_finished_trials
 from tune.settings import SearchSettings, read_settings
 from tune.state_backup import BACKUP_DIR, BROKEN_DIR, latest_backup, read_state
-from tune.state_check import disagreements
+from tune.state_check import disagreements, searcher_trial_ids
 from tune.stop_reasons import REASONS
 from tune.summary import summarize
 from tune.tables import collect
@@ -53,7 +53,10 @@ def test_default_search_prunes_with_asha_and_records_every_trial(finished_search
     fs = pyarrow.fs.LocalFileSystem()
     for where in (finished_search.path, latest_backup(fs, finished_search.path)):
         files = read_state(fs, where)
-        assert any(n.startswith("search_gen_state-") for n in files) and disagreements(files) == []
+        assert disagreements(files) == []
+        # ...and they were compared: the searcher's pickle names the table's 8 trials.
+        (searcher,) = [data for name, data in files.items() if name.startswith("searcher-state-")]
+        assert searcher_trial_ids(searcher) == {t["trial_id"] for t in tables.trials}
 
 
 def test_collapse_space_triggers_the_guard(tmp_path, tiny_model_dir, small_data_dir):

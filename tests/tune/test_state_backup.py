@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from datetime import datetime
 from types import SimpleNamespace
 
 import pyarrow.fs as pafs
@@ -15,7 +16,7 @@ import pytest
 
 from tune import state_backup
 from tune.snapshot import files_ray_reads
-from tune.state_check import disagreements
+from tune.state_check import disagreements, searcher_trial_ids
 from tune.state_backup import BACKUP_DIR, BROKEN_DIR, RETRY_S, StateBackup, back_up, is_complete, latest_backup, \
     read_state, restore_if_broken, version
 
@@ -35,12 +36,19 @@ def _search_gen(counter: int, live: list[str]) -> bytes:
                          "pad": "x" * 500}, protocol=5)
 
 
+def _searcher(ids: list[str]) -> bytes:
+    """An OptunaSearch-like pickle: its __dict__, with study trials as objects of a class
+    the check must not import (and a datetime, as Optuna's trials hold)."""
+    return pickle.dumps({"_ot_trials": {i: SimpleNamespace(number=k, started=datetime(2026, 1, 1))
+                                        for k, i in enumerate(ids)}, "_space": list(range(200))}, protocol=5)
+
+
 def _state(exp, session: str, n: int, live: int = 0) -> dict[str, bytes]:
     """Ray-like state files of one snapshot: n trials, the last ``live`` still running."""
     files = {
         f"experiment_state-{session}.json": _table(n, live),
         f"search_gen_state-{session}.json": _search_gen(n, [f"t{i}" for i in range(n - live, n)]),
-        f"searcher-state-{session}.pkl": pickle.dumps(list(range(n * 50)), protocol=5),
+        f"searcher-state-{session}.pkl": _searcher([f"t{i}" for i in range(n)]),
     }
     for name, data in files.items():
         (exp / name).write_bytes(data)
@@ -119,7 +127,18 @@ def test_files_of_one_snapshot_agree_and_pieces_of_two_do_not():
     ahead = disagreements({"experiment_state-s.json": _table(5), "search_gen_state-s.json": _search_gen(6, [])})
     assert ahead == ["search_gen_state-s.json counts 6 trials created, experiment_state-s.json holds 5"]
     stale = disagreements({"experiment_state-s.json": _table(5), "search_gen_state-s.json": _search_gen(5, ["t4"])})
-    assert stale == ["search_gen_state-s.json has live trials ['t4'] that experiment_state-s.json holds as finished"]
+    assert stale == ["search_gen_state-s.json has live trials ['t4'] that experiment_state-s.json holds as TERMINATED"]
+    # An ERROR trial can stay live in one snapshot (a failed actor reuse errors it without
+    # telling the searcher): not a disagreement.
+    errored = json.dumps({"trial_data": [[json.dumps({"trial_id": "t0", "status": "ERROR"}), "{}"]]}).encode()
+    assert disagreements({"experiment_state-s.json": errored, "search_gen_state-s.json": _search_gen(1, ["t0"])}) == []
+    # The searcher's own pickle must know exactly the table's trials.
+    behind = disagreements({"experiment_state-s.json": _table(3), "searcher-state-s.pkl": _searcher(["t0", "t1"])})
+    assert behind == ["searcher-state-s.pkl knows 2 trials, experiment_state-s.json holds 3; "
+                      "unknown to the searcher: ['t2']"]
+    assert disagreements({"experiment_state-s.json": _table(3), "searcher-state-s.pkl": _searcher(["t0", "t1", "t2"])}) \
+        == []
+    assert searcher_trial_ids(pickle.dumps(list(range(5)))) is None  # another layout: not compared
     unknown = disagreements({"experiment_state-s.json": _table(4, live=1),
                              "search_gen_state-s.json": _search_gen(4, ["t3", "t9"])})
     assert unknown == ["search_gen_state-s.json has live trials ['t9'] that experiment_state-s.json does not hold"]
