@@ -152,17 +152,19 @@ class _Bf16Context:
 
     def __init__(self, device_type: str) -> None:
         self.device_type = device_type
+        self._stacks: list[contextlib.ExitStack] = []  # one per entry: nesting unwinds in order
 
     def __enter__(self):
         from torch.nn.attention import sdpa_kernel
 
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(torch.autocast(self.device_type, dtype=torch.bfloat16))
-        self._stack.enter_context(sdpa_kernel(_attention_backends(self.device_type)))
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(self.device_type, dtype=torch.bfloat16))
+        stack.enter_context(sdpa_kernel(_attention_backends(self.device_type)))
+        self._stacks.append(stack)
         return self
 
     def __exit__(self, *exc):
-        return self._stack.__exit__(*exc)
+        return self._stacks.pop().__exit__(*exc)
 
 
 def precision_context(precision: str, device: torch.device):

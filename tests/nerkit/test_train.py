@@ -241,6 +241,12 @@ def test_bf16_picks_attention_kernels_per_device_and_restores_them():
     with precision_context("fp32", torch.device("cuda")):
         assert _sdpa_enabled() == before
     assert _sdpa_enabled() == before
+    ctx = precision_context("bf16", torch.device("cpu"))  # one context entered twice, nested
+    with ctx:
+        with ctx:
+            assert _sdpa_enabled()["math"] and not _sdpa_enabled()["flash"]
+        assert torch.is_autocast_enabled("cpu") and not _sdpa_enabled()["flash"]
+    assert _sdpa_enabled() == before and not torch.is_autocast_enabled("cpu")
 
 
 @pytest.mark.parametrize(("native", "expected"), [(False, "fp32"), (True, "bf16")])
