@@ -17,8 +17,9 @@ whole staged version: a copy in flight (some files new, some old, one cut off) n
 does. A ``COMPLETE`` marker is written last. ``restore_if_broken`` (run by
 ``nerkit search --resume`` before anything is read) checks the files a resume reads
 and, when one is cut off or they are whole but from two snapshots (tune.state_check),
-moves them aside and puts the last complete copy in their place. Checkpoint retention (tune.retention) reads the snapshot in this copy, not the
-live one, so the checkpoints a restored copy names are still there.
+moves them aside and puts the last complete copy in their place. Checkpoint retention
+(tune.retention) reads the snapshot in this copy, not the live one, so the checkpoints
+a restored copy names are still there.
 """
 
 from __future__ import annotations

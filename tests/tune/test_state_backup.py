@@ -136,8 +136,8 @@ def test_files_of_one_snapshot_agree_and_pieces_of_two_do_not():
     behind = disagreements({"experiment_state-s.json": _table(3), "searcher-state-s.pkl": _searcher(["t0", "t1"])})
     assert behind == ["searcher-state-s.pkl knows 2 trials, experiment_state-s.json holds 3; "
                       "unknown to the searcher: ['t2']"]
-    assert disagreements({"experiment_state-s.json": _table(3), "searcher-state-s.pkl": _searcher(["t0", "t1", "t2"])}) \
-        == []
+    agreeing = {"experiment_state-s.json": _table(3), "searcher-state-s.pkl": _searcher(["t0", "t1", "t2"])}
+    assert disagreements(agreeing) == []
     assert searcher_trial_ids(pickle.dumps(list(range(5)))) is None  # another layout: not compared
     unknown = disagreements({"experiment_state-s.json": _table(4, live=1),
                              "search_gen_state-s.json": _search_gen(4, ["t3", "t9"])})
