@@ -6,8 +6,8 @@ config with ``id2label``/``label2id``) plus the tokenizer, ``nerkit_config.json`
 ``transformers.pipeline("token-classification", model=DIR)`` and ``nerkit predict``.
 
 A **training checkpoint** is a model directory plus ``training_state.safetensors``
-(optimizer moments, RNG states) and ``training_state.json`` (step, epoch,
-scheduler, history). Nothing is pickled: checkpoints may come from shared storage,
+(optimizer moments, RNG states; a mostly-zero moment matrix as its non-zero rows) and
+``training_state.json`` (step, epoch, scheduler, history). Nothing is pickled: checkpoints may come from shared storage,
 and unpickling is code execution.
 """
 
@@ -70,18 +70,49 @@ class TrainingState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: A 2-D optimizer tensor is written as its non-zero rows when at least this share of its
+#: rows is zero. AdamW's moments of a word-embedding matrix are zero, bit for bit, in
+#: every row whose token the training data never holds: 29,865 of MiniLM's 30,522 rows
+#: on the bundled corpus, 90 of a checkpoint's 259 MiB.
+SPARSE_ROWS_MIN_ZERO_SHARE = 0.5
+ROWS, VALUES = "@rows", "@values"
+
+
+def _sparse_rows(t: torch.Tensor) -> torch.Tensor | None:
+    """Indices of the rows of ``t`` that are not all +0.0 bits, when enough rows are."""
+    if t.ndim != 2 or t.numel() == 0:
+        return None
+    # Bit pattern, not value: a -0.0 row is kept as it is, so the round trip is exact.
+    nonzero = t.view(torch.uint8).reshape(t.shape[0], -1).any(dim=1)
+    kept = nonzero.nonzero().flatten()
+    return kept if len(kept) <= (1 - SPARSE_ROWS_MIN_ZERO_SHARE) * t.shape[0] else None
+
+
 def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    tensors, scalars = {}, {}
+    tensors, scalars, sparse = {}, {}, {}
     for idx, slots in opt_state["state"].items():
         for name, value in slots.items():
-            if torch.is_tensor(value):
-                tensors[f"opt.{idx}.{name}"] = value.detach().cpu().contiguous()
-            else:
+            key = f"opt.{idx}.{name}"
+            if not torch.is_tensor(value):
                 scalars[f"{idx}.{name}"] = value
-    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
+                continue
+            value = value.detach().cpu().contiguous()
+            rows = _sparse_rows(value)
+            if rows is None:
+                tensors[key] = value
+            else:
+                tensors[key + ROWS], tensors[key + VALUES] = rows, value[rows].contiguous()
+                sparse[key] = list(value.shape)
+    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars, "sparse_rows": sparse}
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    tensors = dict(tensors)
+    for key, shape in meta.get("sparse_rows", {}).items():  # checkpoints before it have none
+        values = tensors.pop(key + VALUES)
+        full = torch.zeros(shape, dtype=values.dtype)
+        full[tensors.pop(key + ROWS)] = values
+        tensors[key] = full
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):

@@ -110,3 +110,23 @@ def test_loading_a_model_dir_as_checkpoint_fails(trained):
     cfg, model_dir, _ = trained
     with pytest.raises(ValueError, match="not a nerkit training checkpoint"):
         load_training_checkpoint(model_dir, model=None, optimizer=None, scheduler=None)
+
+
+def test_mostly_zero_moment_rows_are_written_sparse_and_read_back_bit_for_bit():
+    # AdamW's moments of an embedding matrix are zero in every row the data never touches:
+    # only the other rows are written, and reading restores every bit (a -0.0 row too).
+    from nerkit.checkpoint import ROWS, VALUES, _flatten_optimizer, _unflatten_optimizer
+
+    emb = torch.zeros(1000, 8)
+    emb[[3, 500, 999]] = torch.randn(3, 8)
+    emb[7, 2] = -0.0  # equal to 0.0, but not the same bits
+    dense = torch.randn(4, 8)
+    state = {"state": {0: {"exp_avg": emb, "step": torch.tensor(5.0)}, 1: {"exp_avg": dense}},
+             "param_groups": [{"lr": 1e-3, "params": [0, 1]}]}
+    tensors, meta = _flatten_optimizer(state)
+    assert tensors["opt.0.exp_avg" + ROWS].tolist() == [3, 7, 500, 999]
+    assert tensors["opt.0.exp_avg" + VALUES].shape == (4, 8) and "opt.0.exp_avg" not in tensors
+    assert torch.equal(tensors["opt.1.exp_avg"], dense)  # no zero rows: written whole
+    back = _unflatten_optimizer(tensors, json.loads(json.dumps(meta)))["state"]
+    assert torch.equal(back[0]["exp_avg"].view(torch.int32), emb.view(torch.int32))
+    assert torch.equal(back[1]["exp_avg"], dense) and torch.equal(back[0]["step"], torch.tensor(5.0))
