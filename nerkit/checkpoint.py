@@ -7,8 +7,8 @@ config with ``id2label``/``label2id``) plus the tokenizer, ``nerkit_config.json`
 
 A **training checkpoint** is a model directory plus ``training_state.safetensors``
 (optimizer moments, RNG states; a mostly-zero moment matrix as its non-zero rows) and
-``training_state.json`` (step, epoch, scheduler, history). Nothing is pickled: checkpoints may come from shared storage,
-and unpickling is code execution.
+``training_state.json`` (step, epoch, scheduler, history). Nothing is pickled:
+checkpoints may come from shared storage, and unpickling is code execution.
 """
 
 from __future__ import annotations
