@@ -31,6 +31,7 @@ import io
 import json
 import logging
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 from tune.snapshot import SNAPSHOT_PREFIX
@@ -90,12 +91,25 @@ def _trial_statuses(data: bytes) -> dict[str, str]:
     return out
 
 
-def _search_gen(data: bytes) -> dict[str, Any]:
+def _created_and_live(data: bytes) -> tuple[int, set[str]]:
+    """From a ``search_gen_state`` file's bytes: the count of trials created, and the
+    concurrency limiter's live trials."""
     # Ray writes it with cloudpickle; Ray's own restore unpickles the same file next, so
     # this trusts it no more than a resume already does.
     import ray.cloudpickle as cloudpickle
 
-    return cloudpickle.loads(data)
+    state = cloudpickle.loads(data)
+    return int(state["counter"]), set((state.get("name:ConcurrencyLimiter") or {}).get("live_trials") or ())
+
+
+def _parsed(entry: tuple[str, bytes], parse: Callable[[bytes], Any]) -> Any:
+    """``parse`` of a state file's bytes, or None when it is in a layout these checks do
+    not know (another Ray's): nothing to compare then, not an error."""
+    try:
+        return parse(entry[1])
+    except Exception:  # noqa: BLE001 - any layout error means the same: not compared
+        logger.debug("cannot read the trials of %s", entry[0], exc_info=True)
+        return None
 
 
 def disagreements(files: dict[str, bytes]) -> list[str]:
@@ -105,27 +119,18 @@ def disagreements(files: dict[str, bytes]) -> list[str]:
     searcher state: Ray's basic variant generator; or a layout these checks do not know,
     which is logged)."""
     table = _one(files, SNAPSHOT_PREFIX)
-    if table is None:
-        return []
-    try:
-        statuses = _trial_statuses(table[1])
-    except Exception:  # noqa: BLE001 - another Ray's layout: nothing to compare, not an error
-        logger.debug("cannot read the trials of %s", table[0], exc_info=True)
+    statuses = None if table is None else _parsed(table, _trial_statuses)
+    if statuses is None:
         return []
     return _against_search_gen(files, table[0], statuses) + _against_searcher(files, table[0], statuses)
 
 
 def _against_search_gen(files: dict[str, bytes], table: str, statuses: dict[str, str]) -> list[str]:
     gen = _one(files, SEARCH_GEN_PREFIX)
-    if gen is None:
+    parsed = None if gen is None else _parsed(gen, _created_and_live)
+    if parsed is None:
         return []
-    try:
-        state = _search_gen(gen[1])
-        counter = int(state["counter"])
-        live = set((state.get("name:ConcurrencyLimiter") or {}).get("live_trials") or ())
-    except Exception:  # noqa: BLE001 - as above
-        logger.debug("cannot compare %s and %s", table, gen[0], exc_info=True)
-        return []
+    counter, live = parsed
     problems = []
     if counter != len(statuses):
         problems.append(f"{gen[0]} counts {counter} trials created, {table} holds {len(statuses)}")
@@ -140,13 +145,7 @@ def _against_search_gen(files: dict[str, bytes], table: str, statuses: dict[str,
 
 def _against_searcher(files: dict[str, bytes], table: str, statuses: dict[str, str]) -> list[str]:
     searcher = _one(files, SEARCHER_PREFIX)
-    if searcher is None:
-        return []
-    try:
-        known = searcher_trial_ids(searcher[1])
-    except Exception:  # noqa: BLE001 - as above
-        logger.debug("cannot read the trials of %s", searcher[0], exc_info=True)
-        return []
+    known = None if searcher is None else _parsed(searcher, searcher_trial_ids)
     if known is None or known == statuses.keys():
         return []
     missing, extra = sorted(statuses.keys() - known), sorted(known - statuses.keys())
