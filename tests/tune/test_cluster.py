@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -98,6 +97,36 @@ class _EmptyLogOnStorageAfterFirstResult(Callback):
                 pass
 
 
+class _KillBusyNode(Callback):
+    """Kills a worker node from the driver's result loop, at a known point in a trial.
+
+    Fires on the first result of evaluation 1 or later (4 of 6 still to run) whose node
+    has no running trial without a registered checkpoint, so every trial there has one to
+    resume from. Deciding here, not by polling result files on storage, keeps the kill
+    mid-trial: those files land there late, and on a fast machine a trial finished
+    before a poller saw its second evaluation and the node died with nothing on it.
+    """
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.killed: dict = {}
+
+    def __getstate__(self):
+        # Ray pickles the run's callbacks into its experiment state; the cluster handle
+        # (locks, processes) stays behind.
+        return {**self.__dict__, "cluster": None}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed or result["eval_index"] < 1 or result.get("final"):
+            return
+        node = result["node_id"]
+        # Ray updates trial.last_result after its callbacks: this trial's node is in `result`.
+        on_node = [t for t in trials if t is trial or (t.status == t.RUNNING and t.last_result.get("node_id") == node)]
+        if all(t.checkpoint is not None for t in on_node):
+            self.cluster.kill_worker(node)
+            self.killed.update(node_id=node, at=time.time(), trial_id=trial.trial_id, eval_index=result["eval_index"])
+
+
 def _assert_accounted(tables, n: int, statuses=("TERMINATED",)) -> None:
     ids = [t["trial_id"] for t in tables.trials]
     assert len(ids) == n and len(set(ids)) == n, ids
@@ -143,41 +172,15 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp
     settings = _settings(tmp_path, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=6,
                          grace_epochs=6)
     exp = Path(settings.experiment_path)
-    killed: dict = {}
-
-    def kill_a_busy_node() -> None:
-        def mid_trial():
-            results = _trial_results(exp)
-            for rows in results.values():
-                # Two results: Ray asked for the second only after registering the first's
-                # checkpoint, so the trial has one to resume from whenever the node dies.
-                # The same must hold for every trial on that node (two share each worker),
-                # or one could restart from scratch.
-                # (_trial_results holds trials with at least one result only.)
-                node = rows[-1]["node_id"]
-                if len(rows) >= 2 and not rows[-1].get("final") and all(
-                        len(other) >= 2 for other in results.values() if other[-1]["node_id"] == node):
-                    # result.json is written once the result's checkpoint is persisted.
-                    return rows[-1], (exp / f"trial_{rows[-1]['trial_id']}" / "result.json").stat().st_mtime
-            return None
-
-        try:
-            victim, reported_at = wait_for(mid_trial, 240, "a trial past its first evaluation")
-            cluster.kill_worker(victim["node_id"])
-            killed.update(node_id=victim["node_id"], at=time.time(), after_checkpoint_s=time.time() - reported_at)
-        except BaseException as e:  # reported by the main thread
-            killed["error"] = e
-
-    killer = threading.Thread(target=kill_a_busy_node, daemon=True)
-    killer.start()
-    run_search(settings, address=cluster.address)
-    killer.join(timeout=10)
-    assert "error" not in killed, killed.get("error")
+    killer = _KillBusyNode(cluster)
+    run_search(settings, address=cluster.address, callbacks=[killer])
+    killed = killer.killed
+    assert killed, "no trial reached its second evaluation with a checkpoint on its node"
 
     tables = collect(str(exp))
     _assert_accounted(tables, 2)
     per_epoch = math.ceil(640 / 16)
-    moved = 0
+    moved = []
     for trial_id, rows in _trial_results(exp).items():
         before = [r for r in rows if r["node_id"] == killed["node_id"]]
         after = [r for r in rows if r["node_id"] != killed["node_id"]]
@@ -189,7 +192,7 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp
             and len(evals) - len(set(evals)) <= 1, f"{trial_id} re-ran or skipped evaluations: {evals}"
         if not before or before[-1].get("final"):
             continue  # not on the lost node, or finished before it was lost
-        moved += 1
+        moved.append(trial_id)
         first = after[0]
         # Resumed from a checkpoint: the next evaluation (or the last one again), with the
         # optimizer step count carried on from that checkpoint, not from scratch.
@@ -198,12 +201,13 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tmp
         assert first["node_id"] in cluster.workers
         assert rows[-1]["final"] and rows[-1]["step"] == 6 * per_epoch
         logger.info("lost node: trial %s resumed from step %d (last evaluation before the loss: %d, redone: %s) "
-                    "on another node, training again %.1f s after the kill; %.1f s after its last result",
+                    "on another node, training again %.1f s after the kill (killed at trial %s's evaluation %d)",
                     trial_id, first["step"] - per_epoch, before[-1]["eval_index"],
                     first["eval_index"] == before[-1]["eval_index"],
-                    first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["after_checkpoint_s"])
-    assert moved >= 1, "no trial was running on the node when it was killed"
-    logger.info("lost node: %d of 2 trials moved; search done in %.1f s", moved, time.monotonic() - start)
+                    first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["trial_id"],
+                    killed["eval_index"])
+    assert killed["trial_id"] in moved, f"trial {killed['trial_id']} did not move off the killed node: {moved}"
+    logger.info("lost node: %d of 2 trials moved; search done in %.1f s", len(moved), time.monotonic() - start)
 
 
 def test_killed_driver_resumes_on_the_cluster_with_every_trial_once(cluster, tmp_path, tiny_model_dir,
