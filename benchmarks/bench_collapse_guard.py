@@ -34,7 +34,7 @@ from typing import Any
 
 import _benchutil as bu
 
-KEEP = ("eval_index", "epoch", "dev_f1", "entity_pred_ratio", "collapsed")
+KEEP = ("eval_index", "epoch", "dev_f1", "entity_pred_ratio", "collapsed", "dev_loss", "train_loss")
 
 
 def _train_history(config: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
                 "search_ratios": [round(x, 4) for x in search_ratios],
                 "rerun_ratios": [h["entity_pred_ratio"] for h in full["history"]],
                 "rerun_f1": [h["dev_f1"] for h in full["history"]],
+                # Losses too: whether a collapsed trial that is still learning can be told
+                # from one that is stuck (§5, seventh session).
+                "rerun_dev_loss": [h["dev_loss"] for h in full["history"]],
+                "rerun_train_loss": [h["train_loss"] for h in full["history"]],
                 "replay_matches": [round(x, 4) for x in search_ratios] ==
                                   [h["entity_pred_ratio"] for h in full["history"][:len(search_ratios)]],
                 "would_have_recovered": any(not h["collapsed"] for h in after),
