@@ -18,9 +18,11 @@ import pyarrow.fs as pafs
 from tune.storage import locate, read_text
 
 SNAPSHOT_PREFIX = "experiment_state-"
+SEARCH_GEN_PREFIX = "search_gen_state-"
+SEARCHER_PREFIX = "searcher-state-"
 #: Ray's state files in the experiment directory (the ``CKPT_FILE_TMPL`` of
 #: TuneController, SearchGenerator, Searcher, CallbackList and BasicVariantGenerator).
-STATE_PREFIXES = (SNAPSHOT_PREFIX, "search_gen_state-", "searcher-state-", "callback-states-",
+STATE_PREFIXES = (SNAPSHOT_PREFIX, SEARCH_GEN_PREFIX, SEARCHER_PREFIX, "callback-states-",
                   "basic-variant-state-")
 
 
