@@ -7,7 +7,7 @@ Command (tiny random BERT: the search machinery, not the model, is measured)::
 ``--model bundled-minilm`` measures the same with MiniLM (slow on 2 cores).
 
 The search is ``search_spaces/default.yaml`` as ``tune.driver.run_search`` runs it
-(TPE, ASHA, guard, one checkpoint per evaluation), on local Ray with 1 CPU per
+(TPE, ASHA, guard, one checkpoint per evaluation unless ``--checkpoint-every``), on local Ray with 1 CPU per
 trial. Each trial's function is ``tune.trainable.run_trial`` wrapped here so it
 appends wall-clock timestamps (model/tokenizer load, each dev evaluation, each
 checkpoint write, each ``tune.report`` — which persists the checkpoint into the
@@ -37,7 +37,8 @@ import _benchutil as bu
 EVENTS = ("imports", "model_load", "tokenizer_load", "eval", "ckpt_write", "report")
 
 
-def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, events_dir: str) -> None:
+def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, events_dir: str,
+                 checkpoint_every: int = 1) -> None:
     """``run_trial`` with timestamps appended to ``events_dir/<trial_id>.jsonl`` (runs in a Ray worker)."""
     import time as _time
 
@@ -90,7 +91,7 @@ def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, even
     importlib.import_module(f"transformers.models.{kind}.modeling_{kind}")
     log("imports", start, _time.time())
     try:
-        run_trial(config, base=base, prepared=prepared)
+        run_trial(config, base=base, prepared=prepared, checkpoint_every=checkpoint_every)
     finally:
         log("fn_end", _time.time(), _time.time())
 
@@ -102,7 +103,8 @@ def _search(settings, events_dir: str):
     import tune.driver as driver
 
     def trainable(plan, prepared):
-        fn = tune.with_parameters(_timed_trial, base=plan.base.to_dict(), prepared=prepared, events_dir=events_dir)
+        fn = tune.with_parameters(_timed_trial, base=plan.base.to_dict(), prepared=prepared, events_dir=events_dir,
+                                  checkpoint_every=plan.settings.checkpoint_every)
         return tune.with_resources(fn, {"cpu": plan.settings.cpus_per_trial})
 
     original = driver._trainable
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--max-epochs", type=float, default=3)
     p.add_argument("--train-limit", type=int)
+    p.add_argument("--checkpoint-every", type=int, default=1,
+                   help="the search's --checkpoint-every: checkpoint every Nth evaluation and the final one")
     p.add_argument("--ckpt-probe-model", default="bundled-minilm", help="'' to skip")
     p.add_argument("--out", help="also write the JSON document here")
     args = p.parse_args(argv)
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         data = DataConfig(path=str(bu.corpus_copy(tmp_path / "data", train_limit=args.train_limit)))
         settings = SearchSettings(name="overhead", space=str(bu.REPO / "search_spaces/default.yaml"),
                                   storage=str(tmp_path / "runs"), trials=args.trials, model=model, data=data,
-                                  max_epochs=args.max_epochs)
+                                  max_epochs=args.max_epochs, checkpoint_every=args.checkpoint_every)
         events_dir = tmp_path / "events"
         events_dir.mkdir()
         load = bu.load_avg()
@@ -250,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         "breakdown_slot_s": {k: round(v, 1) for k, v in breakdown.items()},
         "per_trial_mean_s": {k: round(v / max(1, len(events)), 3) for k, v in per_kind.items()},
         "evaluations": sum(1 for evs in events.values() for e in evs if e["kind"] == "eval"),
+        "checkpoints": sum(1 for evs in events.values() for e in evs if e["kind"] == "ckpt_write"),
         "worker_processes": len({e["pid"] for evs in events.values() for e in evs}),
         "per_trial": [{"imports_s": round(sum(e["end"] - e["start"] for e in evs if e["kind"] == "imports"), 2),
                        "model_load_s": round(sum(e["end"] - e["start"] for e in evs if e["kind"] == "model_load"), 2),

@@ -147,7 +147,8 @@ def _trainable(plan: SearchPlan, prepared: PreparedData):
         resources["gpu"] = plan.settings.gpus_per_trial
     # with_parameters puts the tokenised data in Ray's object store once; every
     # trial on every node reads it from there instead of re-tokenising.
-    fn = tune.with_parameters(run_trial, base=plan.base.to_dict(), prepared=prepared)
+    fn = tune.with_parameters(run_trial, base=plan.base.to_dict(), prepared=prepared,
+                              checkpoint_every=plan.settings.checkpoint_every)
     return tune.with_resources(fn, resources)
 
 

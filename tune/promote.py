@@ -68,8 +68,9 @@ def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pa
     """The trial's best checkpoint as a local directory (downloaded from object storage)."""
     ckpt = row.get("checkpoint") or ""
     if not ckpt:
-        raise ValueError(f"trial {row['trial_id']} has no checkpoint to promote; re-run with "
-                         "--confirm-seeds K to re-train its config instead")
+        raise ValueError(f"trial {row['trial_id']} has no checkpoint to promote (it failed, or stopped before "
+                         "its first checkpoint under --checkpoint-every); re-run with --confirm-seeds K to "
+                         "re-train its config instead")
     if "://" not in experiment and Path(ckpt).is_dir():
         return Path(ckpt)
     import pyarrow.fs as pafs

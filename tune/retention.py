@@ -154,7 +154,8 @@ class CheckpointRetention(Callback):
             if latest is None:
                 if not finished:
                     continue
-                # A trial that ended on a result without a checkpoint (diverged).
+                # A trial that ended on a result without a checkpoint (diverged, or
+                # stopped between checkpoints with --checkpoint-every).
                 latest = max(mine, key=checkpoint_index)
             doomed = superseded(mine, latest, finished)
             if sweep and finished:

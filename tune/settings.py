@@ -49,6 +49,7 @@ class SearchSettings:
     seed: int = 0                          # TPE sampler seed
     baselines: bool = True                 # enqueue the space's baselines first
     max_failures: int = 2                  # retries of a failing trial (from its checkpoint)
+    checkpoint_every: int = 1              # checkpoint every Nth evaluation (and the final one)
     model: str = "bundled-minilm"
     max_length: int = 128
     data: DataConfig = field(default_factory=DataConfig)
@@ -74,6 +75,9 @@ class SearchSettings:
             raise ValueError(f"max_concurrent is {self.max_concurrent}, but must be >= 1 or unset")
         if self.max_failures < 0:
             raise ValueError(f"max_failures is {self.max_failures}, but must be >= 0")
+        if not (isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1):
+            raise ValueError(f"checkpoint_every is {self.checkpoint_every!r}, but must be an integer >= 1 "
+                             "(1: a checkpoint at every evaluation)")
 
     @property
     def storage_root(self) -> str:

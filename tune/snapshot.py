@@ -32,7 +32,7 @@ class SnapshotTrial:
 
     trial_id: str
     status: str  # Ray's: PENDING, RUNNING, PAUSED, TERMINATED, ERROR
-    checkpoint: str | None  # the last result's checkpoint dir, e.g. checkpoint_000003; None: none
+    checkpoint: str | None  # the last result's checkpoint dir, e.g. checkpoint_000003; None: it had none
 
 
 def state_files(fs: pafs.FileSystem, exp: str) -> list[str]:
@@ -75,10 +75,12 @@ def read_snapshot(path: str, fs: pafs.FileSystem | None = None) -> dict[str, Sna
     trials = {}
     for state_json, metadata_json in json.loads(text)["trial_data"]:
         state, metadata = json.loads(state_json), json.loads(metadata_json)
-        # Every nerkit result carries the checkpoint saved with it (but a diverged
-        # trial's final report, which ends the trial), so the last result names the
-        # trial's newest checkpoint. Ray restores from that one or, if the snapshot
-        # fell before Ray processed its save, the one before (tune.retention).
+        # A nerkit result carries the checkpoint saved with it, if any: every result
+        # by default; only every Nth and the final one with --checkpoint-every N; never
+        # a diverged trial's final report. When it has one, that is the trial's newest
+        # checkpoint: Ray restores from it or, if the snapshot fell before Ray processed
+        # its save, the one before (tune.retention). When it has none, None says "not
+        # known from this snapshot", and retention waits for a later one.
         last = metadata.get("last_result") or {}
         trials[state["trial_id"]] = SnapshotTrial(state["trial_id"], state["status"],
                                                   last.get("checkpoint_dir_name"))

@@ -41,6 +41,9 @@ def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
             "params": {k: best.get(f"param_{k}") for k in searched if best.get(f"param_{k}") is not None},
             "config": json.loads(best["config"]),
             "checkpoint": best["checkpoint"],
+            "checkpoint_eval_index": best.get("checkpoint_eval_index"),
+            "checkpoint_dev_f1": best.get("checkpoint_dev_f1"),
+            "best_eval_index": best["best_eval_index"],
             "stop_reason": best["stop_reason"],
         }
     return out

@@ -12,7 +12,8 @@ JSON), ``entity_o_ratio``, ``best_dev_f1`` / ``best_eval_index`` / ``best_epoch`
 ``last_dev_f1`` / ``last_eval_index`` / ``last_epoch`` / ``last_entity_pred_ratio``,
 ``evaluations``, ``epochs_trained``, ``tokens_trained``, ``wall_time_s``,
 ``node_ip``, ``hostname``, ``node_id``, ``gpu_ids``, ``compute_precision``,
-``checkpoint``, ``error``, ``experiment``, ``schema_version``.
+``checkpoint`` / ``checkpoint_eval_index`` / ``checkpoint_dev_f1``, ``error``, ``experiment``,
+``schema_version``.
 
 history: ``trial_id``, ``eval_index``, ``step``, ``epoch``, ``tokens_seen``,
 ``train_loss``, ``dev_loss``, ``dev_f1``, ``dev_precision``, ``dev_recall``,
@@ -118,6 +119,8 @@ def collect(experiment_path: str) -> TrialTables:
             # cluster can run trials of one search in different precisions.
             "compute_precision": str(last.get("compute_precision", "")),
             "checkpoint": "",
+            "checkpoint_eval_index": None,
+            "checkpoint_dev_f1": None,
             "error": _error(trial),
             "experiment": experiment_path,
             "schema_version": SCHEMA_VERSION,
@@ -131,8 +134,12 @@ def collect(experiment_path: str) -> TrialTables:
         for etype, f1 in (_per_type_f1(best) if best else {}).items():
             row[f"best_f1_{etype}"] = f1
         if best is not None:
-            ckpt = analysis.get_best_checkpoint(trial, METRIC, "max")
+            ckpt, at = _best_checkpoint(trial)
             row["checkpoint"] = _uri(ckpt) if ckpt is not None else ""
+            # With --checkpoint-every above 1 the best evaluation may have no checkpoint:
+            # this says which one `checkpoint` holds (promotion scores that one).
+            row["checkpoint_eval_index"] = int(at["eval_index"]) if ckpt is not None and "eval_index" in at else None
+            row["checkpoint_dev_f1"] = _f(at.get(METRIC)) if ckpt is not None else None
         trials.append(row)
         for r in results:
             h = {"trial_id": trial.trial_id, **{k: r.get(k) for k in _HISTORY_KEYS}}
@@ -140,6 +147,17 @@ def collect(experiment_path: str) -> TrialTables:
             h["schema_version"] = SCHEMA_VERSION
             history.append(h)
     return TrialTables(experiment_path, record, trials, history)
+
+
+def _best_checkpoint(trial) -> tuple[Any, dict[str, Any]]:
+    """The trial's checkpoint with the highest dev F1 and the result it came with.
+
+    The same choice as Ray's ``ExperimentAnalysis.get_best_checkpoint`` (NaN left out,
+    the first of equals), which returns the checkpoint alone.
+    """
+    scored = [(r.checkpoint, r.metrics) for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results
+              if _f(r.metrics.get(METRIC)) is not None]
+    return max(scored, key=lambda c: c[1][METRIC], default=(None, {}))
 
 
 def _f(value: Any) -> float | None:

@@ -1,10 +1,12 @@
 """The Ray Tune trainable: one search trial = one nerkit.train.train run.
 
-Each evaluation is reported to Tune with a resumable checkpoint (model, optimizer,
-scheduler, step, data order, RNG). After a failure Ray restarts the trial and
-``tune.get_checkpoint()`` hands back the last one, from which training continues
-exactly. Tokenised data arrives through ``tune.with_parameters`` (Ray's object
-store), prepared once per search by the driver.
+Each evaluation is reported to Tune; every ``checkpoint_every``-th one (and the
+final one) with a resumable checkpoint (model, optimizer, scheduler, step, data
+order, RNG). After a failure Ray restarts the trial and ``tune.get_checkpoint()``
+hands back the last checkpoint, from which training continues exactly, redoing the
+evaluations reported since (at most ``checkpoint_every - 1``; after a resumed driver,
+also what Ray's last experiment snapshot had not recorded). Tokenised data arrives through
+``tune.with_parameters`` (Ray's object store), prepared once per search by the driver.
 
 Every result carries finite numbers only: a diverged run reports dev F1 0 and
 ``stop_reason="diverged"`` so neither ASHA nor Optuna ever sees NaN.
@@ -13,7 +15,7 @@ Fault injection (for testing retries on a cluster; docs/CLUSTER.md): when the
 environment variable ``NERKIT_FAULT_INJECT`` holds JSON like
 ``{"when": {"learning_rate": 3e-05}, "at_eval": 1, "error": "oom"}``, every trial
 whose resolved config matches ``when`` raises ``torch.cuda.OutOfMemoryError`` right
-after reporting (and checkpointing) evaluation ``at_eval`` or any later one. Every
+after reporting evaluation ``at_eval`` or any later one. Every
 attempt fails again, so the trial uses up its retries and ends as ``error``. Trials
 read the variable where they run: set it in the environment of the Ray nodes or in
 the job's ``runtime_env``.
@@ -77,7 +79,20 @@ def injected_fault(cfg: TrainConfig, spec: str | None) -> int | None:
     return at_eval if all(values.get(k) == v for k, v in fault.get("when", {}).items()) else None
 
 
-def run_trial(config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData) -> None:
+def writes_checkpoint(metrics: dict[str, Any], checkpoint_every: int) -> bool:
+    """Whether the evaluation in ``metrics`` is reported with a checkpoint.
+
+    Every ``checkpoint_every``-th evaluation (1-based: with 2, the 2nd, 4th, …) and
+    always a run's final one, so a trial that ends on its own leaves its end state.
+    A trial ASHA stops before its first checkpointed evaluation leaves none: it is
+    the weak trials that stop early, and their checkpoints are what fewer writes save.
+    """
+    return bool(metrics.get("final")) or (metrics["eval_index"] + 1) % checkpoint_every == 0
+
+
+def run_trial(
+    config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData, checkpoint_every: int = 1,
+) -> None:
     """Ray Tune function trainable (see module doc)."""
     import ray
 
@@ -102,9 +117,12 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], prepared: Prepare
     def report(metrics: dict[str, Any], save) -> None:
         nonlocal last
         last = _finite({**metrics, **placement, "stop_reason": "completed" if metrics.get("final") else ""})
-        with tempfile.TemporaryDirectory(prefix="nerkit-ckpt-") as tmp:
-            save(tmp)
-            tune.report(last, checkpoint=tune.Checkpoint.from_directory(tmp))
+        if not writes_checkpoint(metrics, checkpoint_every):
+            tune.report(last)
+        else:
+            with tempfile.TemporaryDirectory(prefix="nerkit-ckpt-") as tmp:
+                save(tmp)
+                tune.report(last, checkpoint=tune.Checkpoint.from_directory(tmp))
         if fail_after is not None and metrics["eval_index"] >= fail_after:
             raise torch.cuda.OutOfMemoryError(
                 f"CUDA out of memory (injected by {FAULT_ENV} after evaluation {metrics['eval_index']})")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import optuna
 import pyarrow.fs
@@ -16,6 +18,7 @@ from tune.state_check import disagreements, searcher_trial_ids
 from tune.stop_reasons import REASONS
 from tune.summary import summarize
 from tune.tables import collect
+from tune.trainable import FAULT_ENV, writes_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +82,67 @@ def test_collapse_space_triggers_the_guard(tmp_path, tiny_model_dir, small_data_
     assert all(t["evaluations"] == 3 and t["epochs_trained"] < 4 for t in tables.trials)
     study = optuna.load_study(study_name="c", storage=settings.optuna_url())
     assert all(t.value == 0.0 for t in study.trials)
+
+
+def test_checkpoint_every_is_validated_and_picks_every_nth_and_the_final_evaluation():
+    assert [i for i in range(5) if writes_checkpoint({"eval_index": i, "final": i == 4}, 2)] == [1, 3, 4]
+    assert [i for i in range(3) if writes_checkpoint({"eval_index": i, "final": False}, 1)] == [0, 1, 2]
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match=r"checkpoint_every is .*, but must be an integer >= 1"):
+            SearchSettings(name="s", space="x.yaml", checkpoint_every=bad)
+
+
+def _result_rows(trial_dir: Path) -> list[dict]:
+    text = (trial_dir / "result.json").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_checkpoint_every_writes_fewer_checkpoints_and_a_retry_resumes_from_the_last(
+        tmp_path, tiny_model_dir, small_data_dir):
+    # --checkpoint-every 2 over 5 evaluations: checkpoints at evaluations 1 and 3 (every
+    # 2nd) and 4 (the final one), none at 0 and 2. The team-recipe baseline fails after
+    # evaluation 2 on every attempt: its retry must resume from evaluation 1's checkpoint
+    # (so evaluation 0 is reported once) and redo evaluation 2 exactly. The trial table
+    # names which evaluation each trial's checkpoint holds, and retention still leaves a
+    # finished trial its best and its latest.
+    import ray
+
+    ray.shutdown()
+    fault = {"when": {"learning_rate": 3e-05}, "at_eval": 2}
+    ray.init(include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {FAULT_ENV: json.dumps(fault)}})
+    try:
+        settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="every2", trials=3, max_epochs=5,
+                             grace_epochs=5, checkpoint_every=2, max_failures=1)
+        run_search(settings)
+    finally:
+        ray.shutdown()
+    exp = Path(settings.experiment_path)
+    tables = collect(str(exp))
+    rows = {t["trial_id"]: t for t in tables.trials}
+    failed = next(t for t in tables.trials if t["baseline"] == "team-recipe")
+    assert (failed["status"], failed["stop_reason"]) == ("ERROR", "error")
+    for trial_id, row in rows.items():
+        results = _result_rows(exp / f"trial_{trial_id}")
+        saved = {r["eval_index"]: r for r in results if r.get("checkpoint_dir_name")}
+        if row is failed:
+            assert [r["eval_index"] for r in results] == [0, 1, 2, 2]  # resumed at 1, not from scratch
+            first, redo = results[2], results[3]
+            assert (redo["step"], redo["dev_f1"]) == (first["step"], first["dev_f1"])  # exact resume
+            assert sorted(saved) == [1]
+        else:
+            assert row["stop_reason"] == "completed"
+            assert sorted(saved) == [1, 3, 4]
+        # The table's checkpoint is the best checkpointed evaluation, which it names.
+        best_saved = max(saved.values(), key=lambda r: r["dev_f1"])
+        assert row["checkpoint_eval_index"] == best_saved["eval_index"]
+        assert row["checkpoint_dev_f1"] == pytest.approx(best_saved["dev_f1"])
+        assert json.loads((Path(row["checkpoint"]) / "metrics.json").read_text())["eval_index"] == \
+            best_saved["eval_index"]
+        on_disk = sorted(p.name for p in (exp / f"trial_{trial_id}").glob("checkpoint_*"))
+        kept = {Path(row["checkpoint"]).name, saved[max(saved)]["checkpoint_dir_name"]}
+        assert on_disk == sorted(kept), (trial_id, on_disk)
+    assert read_settings(str(exp))["settings"]["checkpoint_every"] == 2  # stored for --resume
 
 
 def _count_reporting_trials(exp) -> int:

@@ -51,6 +51,15 @@ def test_stop_reasons_agree_with_ray(finished_search, search_tables):
     assert sum(counts.values()) == 8 and counts["completed"] >= 1
 
 
+def test_with_a_checkpoint_at_every_evaluation_the_checkpoint_is_the_best_evaluation(search_tables):
+    # The default (--checkpoint-every 1): each trial's checkpoint holds its best evaluation,
+    # and the row says so (tests/tune/test_search.py covers sparser checkpoints).
+    for t in search_tables.trials:
+        assert t["checkpoint"], t["trial_id"]
+        assert t["checkpoint_eval_index"] == t["best_eval_index"]
+        assert t["checkpoint_dev_f1"] == pytest.approx(t["best_dev_f1"])
+
+
 def test_best_row_is_the_best_dev_evaluation(search_tables):
     # best_row picks the trial whose history holds the highest dev F1.
     top = max((h for h in search_tables.history if h["stop_reason"] != "diverged"), key=lambda h: h["dev_f1"])

@@ -51,6 +51,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="TPE sampler seed."),
         no_baselines: bool = typer.Option(False, "--no-baselines", help="Do not enqueue the space's baselines."),
         max_failures: int = typer.Option(2, "--max-failures", help="Retries of a failing trial."),
+        checkpoint_every: int = typer.Option(
+            1, "--checkpoint-every",
+            help="Checkpoint every Nth evaluation and the final one (fewer writes; a retried trial redoes more)."),
         max_epochs: Optional[float] = typer.Option(None, "--max-epochs", help="Override the space's ASHA max budget."),
         grace_epochs: Optional[float] = typer.Option(None, "--grace-epochs", help="Override ASHA's grace period."),
         reduction_factor: Optional[float] = typer.Option(None, "--reduction-factor"),
@@ -72,7 +75,8 @@ def register(app: typer.Typer) -> None:
             settings = SearchSettings(
                 name=exp_name, space=str(space), storage=storage, trials=trials,
                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
-                seed=seed, baselines=not no_baselines, max_failures=max_failures, model=model,
+                seed=seed, baselines=not no_baselines, max_failures=max_failures,
+                checkpoint_every=checkpoint_every, model=model,
                 max_length=max_length,
                 data=data_config(data, train_file, dev_file, test_file, fmt, on_invalid, 13),
                 max_epochs=max_epochs, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
@@ -115,6 +119,10 @@ def _print_summary(s: dict) -> None:
                   f"{best['epoch']:.2f} (entity_pred_ratio {best['entity_pred_ratio']:.4f}, "
                   f"entity:O weight ratio {best['entity_o_ratio']:.3f})")
     console.print("  searched: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
-    console.print(f"  checkpoint: {best['checkpoint']}")
+    console.print(f"  checkpoint: {best['checkpoint'] or '(none)'}")
+    if best["checkpoint"] and best.get("checkpoint_eval_index") != best["best_eval_index"]:
+        # Only with --checkpoint-every above 1: the best evaluation was not checkpointed.
+        console.print(f"  [yellow]that checkpoint is evaluation {best['checkpoint_eval_index']} "
+                      f"(dev F1 {best['checkpoint_dev_f1']:.4f}), not the best one ({best['best_eval_index']})[/]")
     for b in s.get("baselines", []):
         console.print(f"  baseline {b['name']}: best dev F1 {b['dev_f1']:.4f} ({b['trial_id']}, {b['stop_reason']})")
