@@ -168,6 +168,10 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
 
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
            "--trials", "6", "--max-epochs", "3", "--storage", str(tmp_path), "--name", "r", "--json", "--seed", "3"]
+    if damage == "mixed":
+        # Sparse checkpoints too: resumed trials go back to an older checkpoint, and
+        # retention must still leave each the one its snapshot restores from.
+        cmd += ["--checkpoint-every", "2"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     exp = tmp_path / "r"
     deadline = time.time() + 240
@@ -203,6 +207,7 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
     assert {(t.params["learning_rate"], t.params["batch_size"]) for t in complete if t.number not in lost} == \
         {(t["param_learning_rate"], t["param_batch_size"]) for t in tables.trials}
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert read_settings(str(exp))["settings"]["checkpoint_every"] == (2 if damage == "mixed" else 1)
 
 
 def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fix(finished_search, tmp_path):
