@@ -39,6 +39,17 @@ def test_report_escapes_text(search_tables):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def test_report_says_when_the_best_trials_checkpoint_is_not_its_best_evaluation(search_tables):
+    # Under --checkpoint-every N the best evaluation may have no checkpoint: the report
+    # names the one promotion would publish. With a checkpoint at every evaluation it does not.
+    assert "checkpoint holds" not in build_report(search_tables)
+    tables = copy.deepcopy(search_tables)
+    best = best_row(tables)
+    best.update(checkpoint_eval_index=best["best_eval_index"] + 1, checkpoint_dev_f1=0.125)
+    html = build_report(tables)
+    assert f"evaluation {best['best_eval_index'] + 1} (dev F1 0.1250), not the best one" in html
+
+
 def test_importances_missing_study_is_a_note(search_tables, tmp_path):
     # Without a readable Optuna study the report says why instead of failing (and creates no file).
     tables = copy.deepcopy(search_tables)
