@@ -136,7 +136,7 @@ def _ckpt_probe(model_name: str, tmp: Path, repeats: int = 3) -> dict[str, Any]:
     cfg = TrainConfig(model=model_name)
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     model = load_model(model_name, prepared.label_map)
-    opt = _optimizer(model, cfg)
+    opt = _optimizer(model, cfg, torch.device("cpu"))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(1, 10))
     ids = torch.tensor([prepared.train.input_ids[0]])
     model(input_ids=ids).logits.sum().backward()

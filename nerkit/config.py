@@ -18,6 +18,7 @@ from nerkit.weights import STRATEGIES
 
 LOSSES = ("ce", "focal")
 PRECISIONS = ("auto", "fp32", "bf16")
+EMBEDDING_UPDATES = ("auto", "sparse", "dense")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 13
     freeze_embeddings: bool = False     # keep the word-embedding matrix fixed (faster)
+    embedding_update: str = "auto"      # sparse: AdamW on the rows batches use (same maths,
+                                        # nerkit.sparse_embedding); auto: sparse on CPU
     # -- evaluation
     eval_every_steps: int | None = None  # None: evaluate at the end of every epoch
     early_stopping_patience: int | None = None  # evaluations without dev-F1 gain
@@ -69,6 +72,8 @@ class TrainConfig:
             raise bad("weight_strategy", f"one of {list(STRATEGIES)}")
         if self.precision not in PRECISIONS:
             raise bad("precision", f"one of {list(PRECISIONS)}")
+        if self.embedding_update not in EMBEDDING_UPDATES:
+            raise bad("embedding_update", f"one of {list(EMBEDDING_UPDATES)}")
         if self.entity_o_ratio is not None and (self.o_weight != 1.0 or self.entity_boost != 1.0):
             raise ValueError(
                 f"entity_o_ratio={self.entity_o_ratio} replaces o_weight and entity_boost, but they "

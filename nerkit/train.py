@@ -35,6 +35,7 @@ from nerkit.evaluate import evaluate_split
 from nerkit.features import PreparedData, prepare_data
 from nerkit.losses import token_loss
 from nerkit.model import load_model, resolve_model
+from nerkit.sparse_embedding import RowSparseAdamW, clip_grad_norm, row_sparse_embedding
 from nerkit.alignment import load_tokenizer
 from nerkit.weights import class_weights, entity_o_ratio
 
@@ -180,7 +181,20 @@ def autocast_for(config: TrainConfig, device: torch.device):
     return precision_context(compute_precision(config, device), device)
 
 
-def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+def embedding_update(config: TrainConfig, model, device: torch.device) -> str:
+    """``sparse`` or ``dense``: how the word-embedding matrix is updated (nerkit.sparse_embedding).
+
+    ``auto`` is sparse on CPU, where the dense update was about a fifth of a step, and
+    dense on GPUs, where the dense update is cheap and the sparse one is not measured.
+    Dense, whatever asked, where the model's embedding cannot be updated sparsely.
+    """
+    wanted = config.embedding_update
+    if wanted == "auto":
+        wanted = "sparse" if device.type == "cpu" else "dense"
+    return "sparse" if wanted == "sparse" and row_sparse_embedding(model) is not None else "dense"
+
+
+def _optimizer(model, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     if config.freeze_embeddings:
         # The word-embedding matrix is half of a small encoder's parameters (11.7M of
         # MiniLM's 22.7M): frozen, its gradient and AdamW update disappear.
@@ -196,6 +210,8 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     ]
     # fused: one kernel over all parameters instead of a Python loop per tensor; the
     # AdamW step fell from 157 ms to 21 ms per MiniLM step on CPU (benchmarks/RESULTS.md).
+    if embedding_update(config, model, device) == "sparse":
+        return RowSparseAdamW(groups, embedding=row_sparse_embedding(model), lr=config.learning_rate, fused=True)
     return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
 
 
@@ -257,7 +273,7 @@ def train(
 
     model = load_model(config.model, lm).to(device)
     model.train()
-    optimizer = _optimizer(model, config)
+    optimizer = _optimizer(model, config, device)
     train_split = prepared.train
     lengths = [len(x) for x in train_split.input_ids]
     if not lengths:
@@ -276,7 +292,14 @@ def train(
     status = "completed"
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
 
+    def materialize() -> None:
+        # The row-sparse optimizer owes untouched embedding rows their weight decay
+        # until something reads them (nerkit.sparse_embedding).
+        if isinstance(optimizer, RowSparseAdamW):
+            optimizer.materialize()
+
     def save_checkpoint(path: str | Path, metrics: dict | None = None) -> Path:
+        materialize()
         return save_training_checkpoint(
             path, model=model, tokenizer=tokenizer, optimizer=optimizer, scheduler=scheduler,
             state=state, config=config_dict, metrics=metrics,
@@ -353,7 +376,7 @@ def train(
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            clip_grad_norm(model.parameters(), config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             state.step += 1
@@ -389,6 +412,7 @@ def train(
             if end_of_epoch:
                 break
 
+    materialize()
     result = TrainResult(
         status=status,
         best=_best(state.history),

@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after N evaluations without dev-F1 gain."),
         seed: Optional[int] = typer.Option(None, "--seed"),
         freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings", help="Keep the word-embedding matrix fixed (about 1.2x faster on CPU)."),
+        embedding_update: Optional[str] = typer.Option(None, "--embedding-update", help="auto (sparse on CPU) | sparse | dense: AdamW on the embedding rows batches use, or on all."),
         device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
         precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 where the GPU/CPU has bf16 units) | fp32 | bf16"),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads."),
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
             loss=loss, gamma=gamma, weight_strategy=weight_strategy, o_weight=o_weight,
             entity_boost=entity_boost, max_length=max_length, label_all_subwords=label_all_subwords,
             eval_every_steps=eval_every_steps, early_stopping_patience=early_stopping, seed=seed,
-            freeze_embeddings=freeze_embeddings, device=device, precision=precision, num_threads=threads,
+            freeze_embeddings=freeze_embeddings, embedding_update=embedding_update, device=device, precision=precision, num_threads=threads,
         )
         if class_weights is False:
             overrides.update(weight_strategy="none", o_weight=1.0, entity_boost=1.0)

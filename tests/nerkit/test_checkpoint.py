@@ -93,7 +93,7 @@ def test_load_restores_model_optimizer_and_progress(trained):
 
     lm = prepare_data(cfg.data, cfg.model).label_map
     model = load_model(cfg.model, lm)
-    optimizer = _optimizer(model, cfg)
+    optimizer = _optimizer(model, cfg, torch.device("cpu"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
     state = load_training_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
     assert isinstance(state, TrainingState) and (state.step, state.epoch, state.batch_in_epoch) == (10, 1, 0)
