@@ -88,3 +88,24 @@ def test_clipping_counts_sparse_rows_like_the_dense_matrix():
     assert total_d > 1.0  # clipping happened
     torch.testing.assert_close(sparse_emb.weight.grad.to_dense(), dense_emb.weight.grad)
     torch.testing.assert_close(lin[0].weight.grad, lin[1].weight.grad)
+
+
+@pytest.mark.parametrize("first, then", [("sparse", "dense"), ("dense", "sparse")])
+def test_a_checkpoint_resumes_under_the_other_update(cfg, tmp_path, first, then):
+    # A retried trial can land on another kind of node (auto: sparse on CPU, dense on
+    # GPU): a checkpoint written under one update resumes under the other and finishes
+    # close to a run that never switched.
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(metrics, save):
+        save(tmp_path / "ckpt")
+        raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg.with_overrides(embedding_update=first), report=save_then_stop)
+    switched = train(cfg.with_overrides(embedding_update=then), resume_from=tmp_path / "ckpt")
+    straight = train(cfg.with_overrides(embedding_update=first))
+    assert switched.status == straight.status == "completed"
+    assert [m["eval_index"] for m in switched.history] == [0, 1]
+    assert switched.history[-1]["train_loss"] == pytest.approx(straight.history[-1]["train_loss"], rel=1e-3)
