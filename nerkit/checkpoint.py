@@ -129,6 +129,10 @@ def save_training_checkpoint(
     config: dict[str, Any], metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Model directory + everything needed to continue training from ``state``."""
+    if hasattr(optimizer, "materialize"):
+        # nerkit.sparse_embedding owes untouched embedding rows their weight decay
+        # until read; a checkpoint holds the weights dense AdamW would.
+        optimizer.materialize()
     path = save_model_dir(path, model, tokenizer, config, metrics)
     tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
     tensors["rng.torch"] = torch.get_rng_state()

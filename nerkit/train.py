@@ -35,7 +35,7 @@ from nerkit.evaluate import evaluate_split
 from nerkit.features import PreparedData, prepare_data
 from nerkit.losses import token_loss
 from nerkit.model import load_model, resolve_model
-from nerkit.sparse_embedding import RowSparseAdamW, clip_grad_norm, row_sparse_embedding
+from nerkit.sparse_embedding import SPARSE_MAX_ROW_SHARE, RowSparseAdamW, clip_grad_norm, row_sparse_embedding
 from nerkit.alignment import load_tokenizer
 from nerkit.weights import class_weights, entity_o_ratio
 
@@ -181,20 +181,24 @@ def autocast_for(config: TrainConfig, device: torch.device):
     return precision_context(compute_precision(config, device), device)
 
 
-def embedding_update(config: TrainConfig, model, device: torch.device) -> str:
+def embedding_update(config: TrainConfig, model, device: torch.device, used_rows: int | None = None) -> str:
     """``sparse`` or ``dense``: how the word-embedding matrix is updated (nerkit.sparse_embedding).
 
-    ``auto`` is sparse on CPU, where the dense update was about a fifth of a step, and
-    dense on GPUs, where the dense update is cheap and the sparse one is not measured.
-    Dense, whatever asked, where the model's embedding cannot be updated sparsely.
+    ``auto`` is sparse on CPU when the training split's distinct tokens (``used_rows``,
+    the rows the sparse update will keep active) are few, where the dense update was
+    about a fifth of a step; dense on GPUs, where the dense update is cheap and the
+    sparse one is not measured. Dense, whatever asked, where the model's embedding
+    cannot be updated sparsely.
     """
+    emb = row_sparse_embedding(model)
     wanted = config.embedding_update
     if wanted == "auto":
-        wanted = "sparse" if device.type == "cpu" else "dense"
-    return "sparse" if wanted == "sparse" and row_sparse_embedding(model) is not None else "dense"
+        few = emb is not None and used_rows is not None and used_rows <= SPARSE_MAX_ROW_SHARE * emb.num_embeddings
+        wanted = "sparse" if device.type == "cpu" and few else "dense"
+    return "sparse" if wanted == "sparse" and emb is not None else "dense"
 
 
-def _optimizer(model, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model, config: TrainConfig, device: torch.device, used_rows: int | None = None) -> torch.optim.Optimizer:
     if config.freeze_embeddings:
         # The word-embedding matrix is half of a small encoder's parameters (11.7M of
         # MiniLM's 22.7M): frozen, its gradient and AdamW update disappear.
@@ -210,7 +214,7 @@ def _optimizer(model, config: TrainConfig, device: torch.device) -> torch.optim.
     ]
     # fused: one kernel over all parameters instead of a Python loop per tensor; the
     # AdamW step fell from 157 ms to 21 ms per MiniLM step on CPU (benchmarks/RESULTS.md).
-    if embedding_update(config, model, device) == "sparse":
+    if embedding_update(config, model, device, used_rows) == "sparse":
         return RowSparseAdamW(groups, embedding=row_sparse_embedding(model), lr=config.learning_rate, fused=True)
     return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
 
@@ -273,11 +277,12 @@ def train(
 
     model = load_model(config.model, lm).to(device)
     model.train()
-    optimizer = _optimizer(model, config, device)
     train_split = prepared.train
     lengths = [len(x) for x in train_split.input_ids]
     if not lengths:
         raise ValueError("the training split is empty; give training records")
+    used_rows = len({t for ids in train_split.input_ids for t in ids} | {prepared.pad_token_id})
+    optimizer = _optimizer(model, config, device, used_rows)
     per_epoch = math.ceil(len(lengths) / config.batch_size)
     total_steps = max(1, math.ceil(config.epochs * per_epoch))
     warmup = int(config.warmup_ratio * total_steps)
@@ -309,6 +314,7 @@ def train(
         nonlocal window_loss, window_steps, window_tokens, window_start
         elapsed = time.perf_counter() - window_start
         state.train_seconds += elapsed
+        materialize()  # the weights an evaluation reads are also the ones best_state copies
         dev = evaluate_split(
             model, prepared.dev, lm, pad_id=prepared.pad_token_id, device=device,
             weights=weight_t, gamma=gamma, collapse_eps=config.collapse_eps, autocast=autocast,

@@ -53,14 +53,19 @@ def test_sparse_and_dense_updates_train_the_same_model(cfg, models):
         assert s["train_loss"] == pytest.approx(d["train_loss"], rel=1e-4)
 
 
-def test_auto_is_sparse_on_cpu_and_dense_where_rows_cannot_be_split(cfg, tiny_model_dir):
+def test_auto_is_sparse_on_cpu_for_few_used_rows_and_dense_where_rows_cannot_be_split(cfg, tiny_model_dir):
+    # auto: sparse on CPU while the training split's distinct tokens are few (the sparse
+    # update's cost grows with them); dense on GPUs, for many tokens, or when asked.
     from nerkit.model import load_model
     from nerkit.features import prepare_data
 
     model = load_model(str(tiny_model_dir), prepare_data(cfg.data, cfg.model).label_map)
-    assert embedding_update(cfg, model, torch.device("cpu")) == "sparse"
-    assert embedding_update(cfg, model, torch.device("cuda")) == "dense"  # not measured on GPUs
-    assert embedding_update(cfg.with_overrides(embedding_update="dense"), model, torch.device("cpu")) == "dense"
+    cpu, few, many = torch.device("cpu"), 600, 20_000
+    assert embedding_update(cfg, model, cpu, few) == "sparse"
+    assert embedding_update(cfg, model, cpu, many) == "dense"
+    assert embedding_update(cfg, model, torch.device("cuda"), few) == "dense"  # not measured on GPUs
+    assert embedding_update(cfg.with_overrides(embedding_update="sparse"), model, cpu, many) == "sparse"
+    assert embedding_update(cfg.with_overrides(embedding_update="dense"), model, cpu, few) == "dense"
     # Frozen, or shared with another module (tied weights): dense.
     model.get_input_embeddings().weight.requires_grad_(False)
     assert row_sparse_embedding(model) is None
@@ -109,3 +114,53 @@ def test_a_checkpoint_resumes_under_the_other_update(cfg, tmp_path, first, then)
     assert switched.status == straight.status == "completed"
     assert [m["eval_index"] for m in switched.history] == [0, 1]
     assert switched.history[-1]["train_loss"] == pytest.approx(straight.history[-1]["train_loss"], rel=1e-3)
+
+
+def test_a_mask_carried_through_a_dense_resume_is_widened_to_the_rows_that_moved(cfg, tmp_path):
+    # sparse -> dense -> sparse (a trial retried on a GPU node, then a CPU node): the dense
+    # optimizer carries the first mask unchanged, so rows it first updated have moments but
+    # no mark. Loaded back, those rows count as active again and keep their momentum.
+    from nerkit.model import load_model
+    from nerkit.features import prepare_data
+
+    model = load_model(cfg.model, prepare_data(cfg.data, cfg.model).label_map)
+    emb = model.get_input_embeddings()
+    groups = [{"params": [emb.weight], "weight_decay": 0.01}]
+    sparse = RowSparseAdamW(groups, embedding=emb, lr=1e-2, fused=True)
+    emb(torch.tensor([1, 2])).sum().backward()
+    sparse.step()
+    carried = sparse.state_dict()
+    carried["state"][0]["exp_avg"][5] = 0.5  # a row the dense optimizer then updated
+    again = RowSparseAdamW([{"params": [emb.weight], "weight_decay": 0.01}], embedding=emb, lr=1e-2, fused=True)
+    again.load_state_dict(carried)
+    assert (again.state[emb.weight][ACTIVE].nonzero().flatten().tolist()) == [1, 2, 5]
+
+
+def test_unsupported_adamw_options_and_closures_are_refused():
+    # Options the embedding's own update does not implement would silently apply to every
+    # other parameter only: refused, with what is supported.
+    emb = torch.nn.Embedding(10, 4)
+    with pytest.raises(ValueError, match=r"RowSparseAdamW got \['amsgrad'\]"):
+        RowSparseAdamW([{"params": [emb.weight]}], embedding=emb, lr=1e-3, amsgrad=True)
+    opt = RowSparseAdamW([{"params": [emb.weight]}], embedding=emb, lr=1e-3)
+    with pytest.raises(ValueError, match="takes no closure"):
+        opt.step(lambda: 0.0)
+
+
+def test_a_gradient_from_an_eval_mode_forward_is_not_lost():
+    # The forward hook activates rows only in training mode; a gradient that arrives
+    # otherwise is activated by step() and updates the right rows.
+    torch.manual_seed(0)
+    sparse_emb, dense_emb = torch.nn.Embedding(10, 4), torch.nn.Embedding(10, 4)
+    dense_emb.load_state_dict(sparse_emb.state_dict())
+    sparse_opt = RowSparseAdamW([{"params": [sparse_emb.weight], "weight_decay": 0.1}], embedding=sparse_emb,
+                                lr=1e-2, fused=True)
+    dense_opt = torch.optim.AdamW([{"params": [dense_emb.weight], "weight_decay": 0.1}], lr=1e-2, fused=True)
+    sparse_emb.eval()
+    for ids in (torch.tensor([3, 7]), torch.tensor([7, 8, 8])):
+        for emb, opt in ((sparse_emb, sparse_opt), (dense_emb, dense_opt)):
+            opt.zero_grad(set_to_none=True)
+            (emb(ids) ** 2).sum().backward()
+            opt.step()
+    sparse_opt.materialize()
+    torch.testing.assert_close(sparse_emb.weight, dense_emb.weight)
