@@ -33,7 +33,7 @@ def models(monkeypatch) -> list:
 def test_sparse_and_dense_updates_train_the_same_model(cfg, models):
     # Two epochs with weight decay and clipping: the row-sparse optimizer ends within float
     # rounding of torch's dense AdamW, untouched embedding rows included (their decay is
-    # owed, then paid before the weights are read), and scores the same.
+    # owed, then paid before the weights are read), with the same losses.
     dense = train(cfg.with_overrides(embedding_update="dense"))
     dense_model, dense_opt = models[0], models[1]
     sparse = train(cfg.with_overrides(embedding_update="sparse"))
@@ -48,8 +48,9 @@ def test_sparse_and_dense_updates_train_the_same_model(cfg, models):
     assert not torch.equal(emb[untouched], start.get_input_embeddings().weight[untouched])  # decayed
     for (name, d), (_, s) in zip(dense_model.state_dict().items(), sparse_model.state_dict().items()):
         torch.testing.assert_close(s, d, rtol=1e-4, atol=1e-6, msg=name)
+    # Losses, not F1: an argmax tie broken the other way by float rounding could move F1.
     for d, s in zip(dense.history, sparse.history):
-        assert s["dev_f1"] == pytest.approx(d["dev_f1"], abs=1e-3)
+        assert s["dev_loss"] == pytest.approx(d["dev_loss"], rel=1e-4)
         assert s["train_loss"] == pytest.approx(d["train_loss"], rel=1e-4)
 
 
