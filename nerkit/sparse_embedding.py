@@ -90,7 +90,7 @@ class RowSparseAdamW(torch.optim.AdamW):
         if ACTIVE not in state:
             # Fresh, or restored from a checkpoint of the dense optimizer: a row with
             # non-zero moments has been in a batch.
-            state[ACTIVE] = ((state["exp_avg"] != 0) | (state["exp_avg_sq"] != 0)).any(dim=1).float()
+            state[ACTIVE] = _moved_rows(state).float()
         return state
 
     def _group(self) -> dict:
@@ -128,8 +128,7 @@ class RowSparseAdamW(torch.optim.AdamW):
         if state and ACTIVE in state:
             # A dense AdamW that resumed an earlier checkpoint of this class carries its
             # old mask along unchanged: rows it updated since have moments but no mark.
-            moved = ((state["exp_avg"] != 0) | (state["exp_avg_sq"] != 0)).any(dim=1)
-            state[ACTIVE] = torch.maximum(state[ACTIVE], moved.to(state[ACTIVE].dtype))
+            state[ACTIVE] = torch.maximum(state[ACTIVE], _moved_rows(state).to(state[ACTIVE].dtype))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -172,6 +171,11 @@ class RowSparseAdamW(torch.optim.AdamW):
             p.addcdiv_(m, denom, value=-step_size)
             self.weight[rows], state["exp_avg"][rows], state["exp_avg_sq"][rows] = p, m, v
         self.pending *= 1 - lr * wd
+
+
+def _moved_rows(state: dict) -> torch.Tensor:
+    """Rows with non-zero AdamW moments: rows some batch has used."""
+    return ((state["exp_avg"] != 0) | (state["exp_avg_sq"] != 0)).any(dim=1)
 
 
 def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> torch.Tensor:

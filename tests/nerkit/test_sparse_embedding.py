@@ -97,20 +97,12 @@ def test_clipping_counts_sparse_rows_like_the_dense_matrix():
 
 
 @pytest.mark.parametrize("first, then", [("sparse", "dense"), ("dense", "sparse")])
-def test_a_checkpoint_resumes_under_the_other_update(cfg, tmp_path, first, then):
+def test_a_checkpoint_resumes_under_the_other_update(cfg, checkpoint_at_first_eval, first, then):
     # A retried trial can land on another kind of node (auto: sparse on CPU, dense on
     # GPU): a checkpoint written under one update resumes under the other and finishes
     # close to a run that never switched.
-    class Stop(Exception):
-        pass
-
-    def save_then_stop(metrics, save):
-        save(tmp_path / "ckpt")
-        raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg.with_overrides(embedding_update=first), report=save_then_stop)
-    switched = train(cfg.with_overrides(embedding_update=then), resume_from=tmp_path / "ckpt")
+    ckpt = checkpoint_at_first_eval(cfg.with_overrides(embedding_update=first))
+    switched = train(cfg.with_overrides(embedding_update=then), resume_from=ckpt)
     straight = train(cfg.with_overrides(embedding_update=first))
     assert switched.status == straight.status == "completed"
     assert [m["eval_index"] for m in switched.history] == [0, 1]

@@ -126,22 +126,13 @@ def test_injected_nan_loss_diverges(cfg, monkeypatch):
 
 
 @pytest.mark.parametrize("eval_every_steps", [None, 3], ids=["epoch-boundary", "mid-epoch"])
-def test_exact_resume(cfg, models, tmp_path, eval_every_steps):
+def test_exact_resume(cfg, models, checkpoint_at_first_eval, eval_every_steps):
     # Interrupted after the first evaluation and resumed, training ends exactly where it would have.
     cfg = cfg.with_overrides(eval_every_steps=eval_every_steps)
     full, full_reports = _run(cfg)
     full_params = models[-1].state_dict()
 
-    class Killed(Exception):
-        pass
-
-    def save_then_die(metrics, save):
-        save(tmp_path / "ckpt")
-        raise Killed
-
-    with pytest.raises(Killed):
-        train(cfg, report=save_then_die)
-    resumed, resumed_reports = _run(cfg, resume_from=tmp_path / "ckpt")
+    resumed, resumed_reports = _run(cfg, resume_from=checkpoint_at_first_eval(cfg))
     resumed_params = models[-1].state_dict()
 
     assert full_params.keys() == resumed_params.keys()
