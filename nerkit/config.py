@@ -50,6 +50,7 @@ class TrainConfig:
     freeze_embeddings: bool = False     # keep the word-embedding matrix fixed (faster)
     embedding_update: str = "auto"      # sparse: AdamW on the rows batches use (same maths,
                                         # nerkit.sparse_embedding); auto: sparse on CPU
+                                        # when training uses <= 10% of the rows
     # -- evaluation
     eval_every_steps: int | None = None  # None: evaluate at the end of every epoch
     early_stopping_patience: int | None = None  # evaluations without dev-F1 gain

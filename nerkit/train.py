@@ -304,7 +304,6 @@ def train(
             optimizer.materialize()
 
     def save_checkpoint(path: str | Path, metrics: dict | None = None) -> Path:
-        materialize()
         return save_training_checkpoint(
             path, model=model, tokenizer=tokenizer, optimizer=optimizer, scheduler=scheduler,
             state=state, config=config_dict, metrics=metrics,
