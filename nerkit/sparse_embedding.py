@@ -74,7 +74,6 @@ class RowSparseAdamW(torch.optim.AdamW):
             raise ValueError(f"RowSparseAdamW got {unsupported}; it supports {sorted(_SUPPORTED)} "
                              "(use embedding_update: dense for the others)")
         super().__init__(groups, **kwargs)
-        self.embedding = embedding
         self.weight = embedding.weight
         embedding.sparse = True  # backward gives the rows a batch used, not 30k zeros
         self.pending = 1.0       # decay owed by every untouched row since the last materialize

@@ -10,6 +10,7 @@ import optuna
 import pyarrow.fs
 import pytest
 
+from cluster_utils import results as trial_results
 from nerkit.data import DataConfig
 from tune.driver import plan_from_record, resume_search, run_search, unrecorded_finished_trials
 from tune.settings import SearchSettings, read_settings
@@ -92,11 +93,6 @@ def test_checkpoint_every_is_validated_and_picks_every_nth_and_the_final_evaluat
             SearchSettings(name="s", space="x.yaml", checkpoint_every=bad)
 
 
-def _result_rows(trial_dir: Path) -> list[dict]:
-    text = (trial_dir / "result.json").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def test_checkpoint_every_writes_fewer_checkpoints_and_a_retry_resumes_from_the_last(
         tmp_path, tiny_model_dir, small_data_dir):
     # --checkpoint-every 2 over 5 evaluations: checkpoints at evaluations 1 and 3 (every
@@ -123,7 +119,7 @@ def test_checkpoint_every_writes_fewer_checkpoints_and_a_retry_resumes_from_the_
     failed = next(t for t in tables.trials if t["baseline"] == "team-recipe")
     assert (failed["status"], failed["stop_reason"]) == ("ERROR", "error")
     for trial_id, row in rows.items():
-        results = _result_rows(exp / f"trial_{trial_id}")
+        results = trial_results(exp / f"trial_{trial_id}")
         saved = {r["eval_index"]: r for r in results if r.get("checkpoint_dir_name")}
         if row is failed:
             assert [r["eval_index"] for r in results] == [0, 1, 2, 2]  # resumed at 1, not from scratch
