@@ -23,7 +23,7 @@ from tune.importance import param_importances
 from tune.report_plots import importance_bars, learning_curves, param_scatter
 from tune.stop_reasons import REASONS
 from tune.storage import write_text
-from tune.summary import best_row
+from tune.summary import best_row, checkpoint_not_best
 from tune.tables import SCHEMA_VERSION, TrialTables, collect
 
 REPORT_FILE = "report.html"
@@ -93,10 +93,9 @@ def _best_section(best: dict[str, Any] | None, searched: list[str]) -> str:
              ["best dev F1", best["best_dev_f1"]], ["at epoch", best["best_epoch"]],
              ["entity_pred_ratio there", best["best_entity_pred_ratio"]],
              ["entity:O weight ratio", best.get("entity_o_ratio")], ["checkpoint", best["checkpoint"] or "-"]]
-    if best["checkpoint"] and best.get("checkpoint_eval_index") not in (None, best["best_eval_index"]):
-        # --checkpoint-every above 1: promotion would publish this evaluation, not the best.
-        facts.append(["checkpoint holds", f"evaluation {best['checkpoint_eval_index']} "
-                                          f"(dev F1 {best['checkpoint_dev_f1']:.4f}), not the best one"])
+    lag = checkpoint_not_best(best)
+    if lag:
+        facts.append(["checkpoint holds", lag])  # what promotion would publish
     facts += [[f"param {p}", best.get(f"param_{p}")] for p in searched if best.get(f"param_{p}") is not None]
     per_type = sorted((k.removeprefix("best_f1_"), v) for k, v in best.items() if k.startswith("best_f1_"))
     return (_table(["", "value"], facts, left=2) + "<h3>F1 per entity type (dev, best evaluation)</h3>"

@@ -15,6 +15,19 @@ def best_row(tables: TrialTables) -> dict[str, Any] | None:
     return max(scored, key=lambda t: t["best_dev_f1"], default=None)
 
 
+def checkpoint_not_best(row: dict[str, Any]) -> str | None:
+    """Which evaluation a trial's checkpoint holds, when it is not the trial's best, else None.
+
+    Only with --checkpoint-every above 1 can the best evaluation lack a checkpoint;
+    promotion then publishes the one named here. ``row`` is a trial-table row or the
+    summary's ``best``.
+    """
+    held = row.get("checkpoint_eval_index")
+    if not row.get("checkpoint") or held in (None, row["best_eval_index"]):
+        return None
+    return f"evaluation {held} (dev F1 {row['checkpoint_dev_f1']:.4f}), not the best one ({row['best_eval_index']})"
+
+
 def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
     tables = collect(experiment_path(name, storage))
     searched = [p["name"] for p in tables.record["space"]["params"] if p["kind"] != "fixed"]

@@ -109,6 +109,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_summary(s: dict) -> None:
+    from tune.summary import checkpoint_not_best
+
     console.print(f"[bold]search[/] {s['name']}  at {s['experiment_path']}")
     console.print("trials by stop reason: " + "  ".join(f"{k} {v}" for k, v in sorted(s["reasons"].items())))
     best = s.get("best")
@@ -120,9 +122,8 @@ def _print_summary(s: dict) -> None:
                   f"entity:O weight ratio {best['entity_o_ratio']:.3f})")
     console.print("  searched: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
     console.print(f"  checkpoint: {best['checkpoint'] or '(none)'}")
-    if best["checkpoint"] and best.get("checkpoint_eval_index") != best["best_eval_index"]:
-        # Only with --checkpoint-every above 1: the best evaluation was not checkpointed.
-        console.print(f"  [yellow]that checkpoint is evaluation {best['checkpoint_eval_index']} "
-                      f"(dev F1 {best['checkpoint_dev_f1']:.4f}), not the best one ({best['best_eval_index']})[/]")
+    lag = checkpoint_not_best(best)
+    if lag:
+        console.print(f"  [yellow]that checkpoint is {lag}[/]")
     for b in s.get("baselines", []):
         console.print(f"  baseline {b['name']}: best dev F1 {b['dev_f1']:.4f} ({b['trial_id']}, {b['stop_reason']})")
