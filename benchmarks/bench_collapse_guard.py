@@ -13,6 +13,9 @@ Command (the run for RESULTS.md)::
    guard (``nerkit.train.train`` with the trial's ``config`` column, 1 CPU thread as
    in the search, so its first evaluations replay the trial's). It *would have
    recovered* if any evaluation after the guard's verdict is not collapsed.
+   Trials the ratio alone would have stopped but the guard spared (their
+   ``gold_entity_prob`` still rose, tune.guard) are listed with their own later
+   evaluations from the search, which ran them on: did they come back?
 3. The transient-collapse check behind the guard's defaults: plain cross-entropy
    (uniform weights, lr 5e-5, batch 16) on the whole bundled corpus, trained for 1
    epoch and for 3 epochs; entity_pred_ratio and dev F1 at each epoch.
@@ -34,7 +37,8 @@ from typing import Any
 
 import _benchutil as bu
 
-KEEP = ("eval_index", "epoch", "dev_f1", "entity_pred_ratio", "collapsed", "dev_loss", "train_loss")
+KEEP = ("eval_index", "epoch", "dev_f1", "entity_pred_ratio", "gold_entity_prob", "collapsed", "dev_loss",
+        "train_loss")
 
 
 def _train_history(config: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -50,10 +54,14 @@ def _train_history(config: dict[str, Any], threads: int) -> dict[str, Any]:
                         for m in result.history]}
 
 
-def _guard_verdict(ratios: list[float], guard: dict[str, Any]) -> int | None:
+def _guard_verdict(ratios: list[float], guard: dict[str, Any], probs: list[float | None] | None = None) -> int | None:
     from tune.guard import GuardConfig, collapse_index
 
-    return collapse_index(ratios, GuardConfig(**guard))
+    return collapse_index(ratios, GuardConfig(**guard), probs)
+
+
+def _round(values: list[float | None]) -> list[float | None]:
+    return [None if v is None else round(v, 4) for v in values]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     from nerkit.data import DataConfig
     from tune.driver import run_search
     from tune.settings import SearchSettings
-    from tune.stop_reasons import ratio_history
+    from tune.stop_reasons import entity_prob_history, ratio_history
     from tune.tables import collect
 
     doc: dict[str, Any] = bu.document("collapse_guard", vars(args))
@@ -106,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         reruns = []
         for r in stopped:
             search_ratios = ratio_history(by_trial.get(r["trial_id"], []))
-            stop_at = _guard_verdict(search_ratios, guard)
+            search_probs = entity_prob_history(by_trial.get(r["trial_id"], []))
+            stop_at = _guard_verdict(search_ratios, guard, search_probs)
             full = futures[r["trial_id"]].result()
             after = full["history"][stop_at + 1:] if stop_at is not None else []
             reruns.append({
@@ -115,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
                 "entity_o_ratio": r["entity_o_ratio"],
                 "epochs_in_search": r["epochs_trained"],
                 "search_ratios": [round(x, 4) for x in search_ratios],
+                "search_entity_probs": _round(search_probs),
                 "rerun_ratios": [h["entity_pred_ratio"] for h in full["history"]],
+                "rerun_entity_probs": [h.get("gold_entity_prob") for h in full["history"]],
                 "rerun_f1": [h["dev_f1"] for h in full["history"]],
                 # Losses too: whether a collapsed trial that is still learning can be told
                 # from one that is stuck (§5, seventh session).
@@ -136,6 +147,25 @@ def main(argv: list[str] | None = None) -> None:
     for r in tables.trials:
         reasons[r["stop_reason"]] = reasons.get(r["stop_reason"], 0) + 1
     recovered = [x["trial_id"] for x in reruns if x["would_have_recovered"]]
+    # Trials the ratio alone would have stopped but a rising gold_entity_prob spared
+    # (tune.guard): they ran on in the search itself, so their own later evaluations say
+    # whether sparing them was right.
+    spared = []
+    for r in tables.trials:
+        hist = by_trial.get(r["trial_id"], [])
+        ratios, probs = ratio_history(hist), entity_prob_history(hist)
+        ratio_only = _guard_verdict(ratios, {**guard, "min_rise": None})
+        if r["stop_reason"] != "collapsed" and ratio_only is not None and ratio_only < len(ratios) - 1:
+            evals = {int(h["eval_index"]): h for h in hist}  # the last report of each, as the histories
+            later = [evals[i] for i in sorted(evals) if i > ratio_only]
+            spared.append({
+                "trial_id": r["trial_id"], "entity_o_ratio": r["entity_o_ratio"], "stop_reason": r["stop_reason"],
+                "ratio_only_verdict_at": ratio_only, "ratios": _round(ratios), "entity_probs": _round(probs),
+                "f1": _round([h.get("dev_f1") for h in hist]),
+                "recovered": any(h["entity_pred_ratio"] >= guard["eps"] for h in later),
+                "best_f1_after_verdict": max((h["dev_f1"] for h in later), default=None),
+                "epochs_after_verdict": round((r["epochs_trained"] or 0) - evals[ratio_only]["epoch"], 2),
+            })
     doc.update({
         "load_avg_1m_before": load, "load_avg_1m_after": bu.load_avg(), "search_wall_s": round(search_wall, 1),
         "guard": guard, "stop_reasons": reasons, "epochs_trained": round(trained, 2),
@@ -144,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         "guard_stopped": len(stopped), "would_have_recovered": recovered,
         "share_recovered": round(len(recovered) / len(stopped), 3) if stopped else None,
         "target_met": not recovered,
+        "spared_by_rising_entity_prob": spared,
+        "spared_that_recovered": [x["trial_id"] for x in spared if x["recovered"]],
         "best_dev_f1_in_search": max((r["best_dev_f1"] or 0.0) for r in tables.trials),
         "trials": [{k: r[k] for k in ("trial_id", "stop_reason", "epochs_trained", "best_dev_f1",
                                       "last_entity_pred_ratio", "entity_o_ratio")}
@@ -153,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     })
     summary = [{k: doc[k] for k in ("guard_stopped", "epochs_trained", "epochs_saved_by_guard",
                                     "share_of_compute_saved", "share_recovered", "best_dev_f1_in_search",
-                                    "search_wall_s", "load_avg_1m_before")} | {"stop_reasons": reasons}]
+                                    "search_wall_s", "load_avg_1m_before")}
+               | {"stop_reasons": reasons, "spared": len(spared), "spared_recovered": len(doc["spared_that_recovered"])}]
     rerun_rows = [{**x, "params": json.dumps(x["params"], default=str)} for x in reruns]
     ce_rows = [{"epochs_budget": e, "epoch": h["epoch"], "entity_pred_ratio": h["entity_pred_ratio"],
                 "dev_f1": h["dev_f1"], "collapsed": h["collapsed"]}
@@ -161,8 +194,13 @@ def main(argv: list[str] | None = None) -> None:
     bu.emit(doc, [
         ("Collapse guard", summary, list(summary[0])),
         ("Guard-stopped trials re-trained to the end without the guard", rerun_rows,
-         ["trial_id", "entity_o_ratio", "search_ratios", "rerun_ratios", "rerun_f1", "replay_matches",
+         ["trial_id", "entity_o_ratio", "search_ratios", "rerun_ratios", "rerun_entity_probs", "rerun_f1",
+          "replay_matches",
           "would_have_recovered"]),
+        ("Trials spared by a rising gold_entity_prob (the ratio alone would have stopped them)",
+         [{**x, "ratios": str(x["ratios"]), "entity_probs": str(x["entity_probs"]), "f1": str(x["f1"])} for x in spared],
+         ["trial_id", "entity_o_ratio", "stop_reason", "ratio_only_verdict_at", "ratios", "entity_probs", "f1",
+          "recovered", "epochs_after_verdict"]),
         ("Plain CE (uniform weights, lr 5e-5): 1-epoch vs 3-epoch budget", ce_rows,
          ["epochs_budget", "epoch", "entity_pred_ratio", "dev_f1", "collapsed"]),
     ], args.out)

@@ -332,6 +332,7 @@ def train(
             "dev_token_accuracy": dev["token_accuracy"],
             "entity_pred_ratio": dev["entity_pred_ratio"],
             "gold_entity_ratio": dev["gold_entity_ratio"],
+            "gold_entity_prob": dev["gold_entity_prob"],
             "collapsed": bool(dev["collapsed"]),
             "per_type": dev["per_type"],
             "tokens_per_s": window_tokens / elapsed if elapsed > 0 else 0.0,

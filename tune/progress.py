@@ -45,11 +45,13 @@ class SearchProgress(Callback):
         self.total = total
         self.guard = guard
         self.ratios: dict[str, dict[int, float]] = {}
+        self.entity_probs: dict[str, dict[int, float | None]] = {}
         self.best: tuple[float, str, float] | None = None
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if "eval_index" in result and "entity_pred_ratio" in result:
             self.ratios.setdefault(trial.trial_id, {})[int(result["eval_index"])] = result["entity_pred_ratio"]
+            self._probs().setdefault(trial.trial_id, {})[int(result["eval_index"])] = result.get("gold_entity_prob")
         f1 = result.get("dev_f1")
         if isinstance(f1, (int, float)) and (self.best is None or f1 > self.best[0]):
             self.best = (float(f1), trial.trial_id, float(result.get("epoch", 0.0)))
@@ -57,6 +59,12 @@ class SearchProgress(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._publish(trials)
+
+    def _probs(self) -> dict[str, dict[int, float | None]]:
+        # A callback pickled before gold_entity_prob existed (a resumed search) lacks it.
+        if not hasattr(self, "entity_probs"):
+            self.entity_probs = {}
+        return self.entity_probs
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._publish(trials)
@@ -73,7 +81,10 @@ class SearchProgress(Callback):
                 p.running += 1
             else:
                 hist = self.ratios.get(t.trial_id, {})
-                reason = stop_reason(t.status, t.last_result, [hist[i] for i in sorted(hist)], self.guard)
+                probs = self._probs().get(t.trial_id, {})
+                order = sorted(hist)
+                reason = stop_reason(t.status, t.last_result, [hist[i] for i in order], self.guard,
+                                     [probs.get(i) for i in order])
                 if reason:
                     p.reasons[reason] = p.reasons.get(reason, 0) + 1
         if self.best is not None:

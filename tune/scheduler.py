@@ -30,6 +30,7 @@ class GuardedASHA(ASHAScheduler):
         )
         self.guard = guard
         self.ratios: dict[str, list[float]] = {}
+        self.entity_probs: dict[str, list[float | None]] = {}
         self.collapsed: set[str] = set()
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
@@ -39,7 +40,15 @@ class GuardedASHA(ASHAScheduler):
             history = self.ratios.setdefault(trial.trial_id, [])
             del history[result["eval_index"]:]
             history.append(result["entity_pred_ratio"])
-            if not result.get("final") and collapse_index(history, self.guard) is not None:
+            # A scheduler pickled before gold_entity_prob existed (a resumed search) has
+            # no entity_probs; its earlier evaluations count as unreported.
+            if not hasattr(self, "entity_probs"):
+                self.entity_probs = {}
+            probs = self.entity_probs.setdefault(trial.trial_id, [])
+            probs.extend([None] * (len(history) - len(probs)))
+            del probs[len(history):]
+            probs[-1] = result.get("gold_entity_prob")
+            if not result.get("final") and collapse_index(history, self.guard, probs) is not None:
                 self.collapsed.add(trial.trial_id)
                 return TrialScheduler.STOP
         return super().on_trial_result(tune_controller, trial, result)

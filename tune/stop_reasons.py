@@ -16,8 +16,11 @@ REASONS = ("completed", "asha", "collapsed", "diverged", "error")
 FINISHED = ("TERMINATED", "ERROR")
 
 
-def stop_reason(status: str, last: dict | None, ratios: Sequence[float], guard: GuardConfig) -> str:
-    """The stop reason of a trial from its Ray status, last result and ratio history."""
+def stop_reason(
+    status: str, last: dict | None, ratios: Sequence[float], guard: GuardConfig,
+    entity_probs: Sequence[float | None] | None = None,
+) -> str:
+    """The stop reason of a trial from its Ray status, last result and guard histories."""
     if status == "ERROR":
         return "error"
     if status != "TERMINATED":
@@ -27,15 +30,29 @@ def stop_reason(status: str, last: dict | None, ratios: Sequence[float], guard: 
         return "diverged"
     if last.get("final"):
         return "completed"
-    if collapse_index(ratios, guard) is not None:
+    if collapse_index(ratios, guard, entity_probs) is not None:
         return "collapsed"
     return "asha"
 
 
 def ratio_history(results: Sequence[dict]) -> list[float]:
     """entity_pred_ratio per evaluation, later reports of an evaluation winning (resume)."""
-    by_eval: dict[int, float] = {}
+    return [float(r["entity_pred_ratio"]) for r in _last_per_evaluation(results)]
+
+
+def entity_prob_history(results: Sequence[dict]) -> list[float | None]:
+    """gold_entity_prob per evaluation, aligned with ``ratio_history`` (None where not reported)."""
+    return [_prob(r.get("gold_entity_prob")) for r in _last_per_evaluation(results)]
+
+
+def _last_per_evaluation(results: Sequence[dict]) -> list[dict]:
+    by_eval: dict[int, dict] = {}
     for r in results:
         if "eval_index" in r and "entity_pred_ratio" in r and r.get("stop_reason") != "diverged":
-            by_eval[int(r["eval_index"])] = float(r["entity_pred_ratio"])
+            by_eval[int(r["eval_index"])] = r
     return [by_eval[i] for i in sorted(by_eval)]
+
+
+def _prob(value) -> float | None:
+    # Result logs read back through pandas hold NaN where a row lacks the column.
+    return None if value is None or value != value else float(value)

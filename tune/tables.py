@@ -18,7 +18,7 @@ JSON), ``entity_o_ratio``, ``best_dev_f1`` / ``best_eval_index`` / ``best_epoch`
 history: ``trial_id``, ``eval_index``, ``step``, ``epoch``, ``tokens_seen``,
 ``train_loss``, ``dev_loss``, ``dev_f1``, ``dev_precision``, ``dev_recall``,
 ``dev_macro_f1``, ``dev_token_accuracy``, ``entity_pred_ratio``,
-``gold_entity_ratio``, ``collapsed``, ``tokens_per_s``, ``time_total_s``,
+``gold_entity_ratio``, ``gold_entity_prob``, ``collapsed``, ``tokens_per_s``, ``time_total_s``,
 ``f1_<TYPE>``, ``stop_reason``, ``schema_version``.
 """
 
@@ -31,14 +31,14 @@ from typing import Any
 
 from tune.guard import GuardConfig
 from tune.settings import read_settings
-from tune.stop_reasons import ratio_history, stop_reason
+from tune.stop_reasons import entity_prob_history, ratio_history, stop_reason
 
 SCHEMA_VERSION = 1
 METRIC = "dev_f1"
 _HISTORY_KEYS = (
     "eval_index", "step", "epoch", "tokens_seen", "train_loss", "dev_loss", "dev_f1", "dev_precision",
     "dev_recall", "dev_macro_f1", "dev_token_accuracy", "entity_pred_ratio", "gold_entity_ratio",
-    "collapsed", "tokens_per_s", "time_total_s", "stop_reason",
+    "gold_entity_prob", "collapsed", "tokens_per_s", "time_total_s", "stop_reason",
 )
 
 
@@ -95,7 +95,7 @@ def collect(experiment_path: str) -> TrialTables:
         results = _results(analysis.trial_dataframes.get(trial.trial_id))
         ratios = ratio_history(results)
         last = results[-1] if results else (trial.last_result or {})
-        reason = stop_reason(trial.status, last, ratios, guard)
+        reason = stop_reason(trial.status, last, ratios, guard, entity_prob_history(results))
         params = {k: v for k, v in trial.config.items()}
         evals = [r for r in results if "eval_index" in r and r.get("stop_reason") != "diverged"]
         best = max(evals, key=lambda r: r.get(METRIC, -1.0), default=None)

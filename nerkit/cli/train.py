@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
             config_file, data_config(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed), overrides
         )
         collapsed_run = [0]
+        last_entity_prob: list[float | None] = [None]
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                       TimeElapsedColumn(), console=console, transient=True, disable=as_json) as progress:
             task = progress.add_task("training", total=None)
@@ -90,10 +91,16 @@ def register(app: typer.Typer) -> None:
                     return
                 progress.console.print(format_metrics_line(metrics), highlight=False)
                 collapsed_run[0] = collapsed_run[0] + 1 if metrics["collapsed"] else 0
+                prob, before = metrics.get("gold_entity_prob"), last_entity_prob[0]
+                last_entity_prob[0] = prob
                 if collapsed_run[0] >= COLLAPSE_WARN_EVALS:
+                    # Whether the model is moving towards entities tells a stuck run from
+                    # a slow one (the search's collapse guard spares the latter).
+                    trend = (f"; its probability on entity labels at gold entity tokens went {before:.3f} → "
+                             f"{prob:.3f}" if prob is not None and before is not None else "")
                     progress.console.print(
                         f"[yellow]warning:[/] entity_pred_ratio has stayed under {cfg.collapse_eps} for "
-                        f"{collapsed_run[0]} evaluations: the model predicts 'O' almost everywhere")
+                        f"{collapsed_run[0]} evaluations: the model predicts 'O' almost everywhere{trend}")
 
             result = train(cfg, report=report, on_step=on_step, output_dir=output_dir, evaluate_test=True)
         summary = {"status": result.status, "output_dir": str(result.output_dir),

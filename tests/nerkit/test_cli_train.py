@@ -57,6 +57,18 @@ def test_metrics_lines_without_json(tiny_model_dir, small_data_dir, tmp_path):
     assert "model saved to" in result.stdout
 
 
+def test_collapse_warning_shows_the_entity_probability_trend(tiny_model_dir, small_data_dir, tmp_path):
+    # A huge O weight collapses the run to all-'O'; after two collapsed evaluations the
+    # warning says so, with the gold-entity probability before and now (is it still moving?).
+    config = tmp_path / "train.yaml"
+    config.write_text("weight_strategy: none\no_weight: 300.0\nlearning_rate: 0.002\neval_every_steps: 4\n")
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "stayed under 0.005 for 2 evaluations" in text
+    assert "probability on entity labels at gold entity tokens went" in text
+
+
 def test_bad_loss_is_a_value_error_naming_it(tmp_path):
     # --loss hinge fails before any training with a ValueError that names 'hinge'.
     result = CliRunner().invoke(build_app(), ["train", "--loss", "hinge", "--output-dir", str(tmp_path)])

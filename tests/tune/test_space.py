@@ -75,6 +75,7 @@ def _write(tmp_path, text: str) -> Path:
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbudget:\n  max_epochs: 2\n  grace_epochs: 3\n", 3, "grace_epochs"),
         ("params:\n  loss: {type: choice, values: [ce]}\n  gamma: {type: uniform, low: 0.5, high: 2.0, when: {loss: focal}}\n", 3, "not a possible value"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - name: b\n    params: {o_weight: 0.9}\n", 5, "outside the searched range"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\ncollapse_guard:\n  min_rise: 1.5\n", 3, "min_rise is 1.5"),
     ],
 )
 def test_bad_space_errors_name_file_line_and_key(tmp_path, text, line, needle):
@@ -85,6 +86,13 @@ def test_bad_space_errors_name_file_line_and_key(tmp_path, text, line, needle):
     msg = str(exc.value)
     assert f"{path}:{line}:" in msg
     assert needle in msg
+
+
+def test_guard_min_rise_null_judges_the_ratio_alone(tmp_path):
+    # `min_rise: null` turns the rising-probability exemption off; omitted, the default applies.
+    base = "params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\n"
+    assert load_space(_write(tmp_path, base + "collapse_guard: {min_rise: null}\n")).guard.min_rise is None
+    assert load_space(_write(tmp_path, base)).guard.min_rise == 0.01
 
 
 def test_invalid_yaml_names_line(tmp_path):

@@ -1,0 +1,55 @@
+"""Evaluation of a model over a split: predictions, loss and the gold-entity probability."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from nerkit.batching import collate
+from nerkit.config import DataConfig
+from nerkit.evaluate import evaluate_split, predict_split
+from nerkit.features import prepare_data
+from nerkit.metrics import IGNORE
+from nerkit.model import load_model
+
+
+@pytest.fixture(scope="module")
+def model_and_dev(tiny_model_dir, small_data_dir):
+    prepared = prepare_data(DataConfig(path=str(small_data_dir)), str(tiny_model_dir))
+    torch.manual_seed(0)
+    return load_model(str(tiny_model_dir), prepared.label_map), prepared
+
+
+def test_gold_entity_prob_is_mean_entity_mass_at_gold_entity_tokens(model_and_dev):
+    # Computed record by record here, batched (sorted, padded) there: the same number,
+    # 1 - P(O) averaged over counted tokens whose gold label is an entity, nothing else.
+    model, prepared = model_and_dev
+    dev, o_id = prepared.dev, prepared.label_map.o_id
+    model.eval()
+    masses = []
+    with torch.no_grad():
+        for i in range(len(dev.input_ids)):
+            batch = collate(dev.input_ids, dev.labels, [i], prepared.pad_token_id)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[0]
+            for pos, y in enumerate(dev.labels[i]):
+                if y not in (IGNORE, o_id):
+                    masses.append(1.0 - torch.softmax(logits[pos], -1)[o_id].item())
+    assert len(masses) > 20
+    got = predict_split(model, dev, pad_id=prepared.pad_token_id, device=torch.device("cpu"), batch_size=7)
+    assert got.gold_entity_prob == pytest.approx(sum(masses) / len(masses), abs=1e-5)
+    metrics = evaluate_split(model, dev, prepared.label_map, pad_id=prepared.pad_token_id, device=torch.device("cpu"))
+    assert metrics["gold_entity_prob"] == pytest.approx(got.gold_entity_prob, abs=1e-5)
+    assert len(got.preds) == len(dev.input_ids) and got.loss > 0
+
+
+def test_gold_entity_prob_is_none_without_gold_entities(model_and_dev):
+    # A split with no entity token has nothing to average: None, not 0 (0 would read as
+    # "fully collapsed" to the guard).
+    model, prepared = model_and_dev
+    o_id = prepared.label_map.o_id
+    only_o = dataclasses.replace(prepared.dev, labels=[[y if y == IGNORE else o_id for y in row]
+                                                       for row in prepared.dev.labels])
+    got = predict_split(model, only_o, pad_id=prepared.pad_token_id, device=torch.device("cpu"))
+    assert got.gold_entity_prob is None
