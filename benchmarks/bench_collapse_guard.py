@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     from nerkit.data import DataConfig
     from tune.driver import run_search
     from tune.settings import SearchSettings
-    from tune.stop_reasons import entity_prob_history, ratio_history
+    from tune.stop_reasons import last_per_evaluation, entity_prob_history, ratio_history
     from tune.tables import collect
 
     doc: dict[str, Any] = bu.document("collapse_guard", vars(args))
@@ -154,14 +154,16 @@ def main(argv: list[str] | None = None) -> None:
     for r in tables.trials:
         hist = by_trial.get(r["trial_id"], [])
         ratios, probs = ratio_history(hist), entity_prob_history(hist)
+        evals = last_per_evaluation(hist)  # the rows both histories were built from
         ratio_only = _guard_verdict(ratios, {**guard, "min_rise": None})
-        if r["stop_reason"] != "collapsed" and ratio_only is not None and ratio_only < len(ratios) - 1:
-            evals = {int(h["eval_index"]): h for h in hist}  # the last report of each, as the histories
-            later = [evals[i] for i in sorted(evals) if i > ratio_only]
+        rule = _guard_verdict(ratios, guard, probs) if r["stop_reason"] == "collapsed" else None
+        # Spared at the ratio-only verdict: it ran on (perhaps to a later verdict of the rule).
+        if ratio_only is not None and ratio_only < len(ratios) - 1 and (rule is None or rule > ratio_only):
+            later = evals[ratio_only + 1:]
             spared.append({
                 "trial_id": r["trial_id"], "entity_o_ratio": r["entity_o_ratio"], "stop_reason": r["stop_reason"],
                 "ratio_only_verdict_at": ratio_only, "ratios": _round(ratios), "entity_probs": _round(probs),
-                "f1": _round([h.get("dev_f1") for h in hist]),
+                "f1": _round([h.get("dev_f1") for h in evals]),
                 "recovered": any(h["entity_pred_ratio"] >= guard["eps"] for h in later),
                 "best_f1_after_verdict": max((h["dev_f1"] for h in later), default=None),
                 "epochs_after_verdict": round((r["epochs_trained"] or 0) - evals[ratio_only]["epoch"], 2),

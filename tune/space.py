@@ -186,7 +186,11 @@ def load_space(path: str | Path) -> SearchSpace:
         raise err(("base", overlap[0]), f"{overlap} is both fixed in base and searched in params",
                   "keep it in one section")
     budget = _section(Budget, raw.get("budget") or {}, ("budget",), err)
-    guard = _section(GuardConfig, raw.get("collapse_guard") or {}, ("collapse_guard",), err)
+    guard_raw = raw.get("collapse_guard") or {}
+    if isinstance(guard_raw, dict):
+        # YAML 1.1 reads `1e-2` (no dot) as a string; the guard's thresholds are numbers.
+        guard_raw = {k: _number(v) if k in ("eps", "min_rise") else v for k, v in guard_raw.items()}
+    guard = _section(GuardConfig, guard_raw, ("collapse_guard",), err)
     baselines = tuple(
         _parse_baseline(i, b, params, base, err) for i, b in enumerate(raw.get("baselines") or [])
     )

@@ -37,15 +37,16 @@ def stop_reason(
 
 def ratio_history(results: Sequence[dict]) -> list[float]:
     """entity_pred_ratio per evaluation, later reports of an evaluation winning (resume)."""
-    return [float(r["entity_pred_ratio"]) for r in _last_per_evaluation(results)]
+    return [float(r["entity_pred_ratio"]) for r in last_per_evaluation(results)]
 
 
 def entity_prob_history(results: Sequence[dict]) -> list[float | None]:
     """gold_entity_prob per evaluation, aligned with ``ratio_history`` (None where not reported)."""
-    return [_prob(r.get("gold_entity_prob")) for r in _last_per_evaluation(results)]
+    return [_prob(r.get("gold_entity_prob")) for r in last_per_evaluation(results)]
 
 
-def _last_per_evaluation(results: Sequence[dict]) -> list[dict]:
+def last_per_evaluation(results: Sequence[dict]) -> list[dict]:
+    """One result per evaluation (its last report), in evaluation order; diverged reports left out."""
     by_eval: dict[int, dict] = {}
     for r in results:
         if "eval_index" in r and "entity_pred_ratio" in r and r.get("stop_reason") != "diverged":

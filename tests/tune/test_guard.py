@@ -106,3 +106,8 @@ def test_entity_prob_history_aligns_with_ratio_history():
     assert ratio_history(results) == [0.0, 0.0, 0.0]
     assert entity_prob_history(results) == [0.3, 0.2, None]
     assert entity_prob_history([{"eval_index": 0, "entity_pred_ratio": 0.0, "gold_entity_prob": float("nan")}]) == [None]
+
+
+def test_a_rise_of_exactly_min_rise_spares():
+    # 0.21 - 0.20 is 0.00999... in floating point; the documented ">= min_rise" still holds.
+    assert collapse_index([0.0, 0.0, 0.0], DEFAULT, [0.30, 0.20, 0.21]) is None

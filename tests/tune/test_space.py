@@ -93,6 +93,8 @@ def test_guard_min_rise_null_judges_the_ratio_alone(tmp_path):
     base = "params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\n"
     assert load_space(_write(tmp_path, base + "collapse_guard: {min_rise: null}\n")).guard.min_rise is None
     assert load_space(_write(tmp_path, base)).guard.min_rise == 0.01
+    # YAML reads 1e-2 (no dot) as a string; it is still the number it looks like.
+    assert load_space(_write(tmp_path, base + "collapse_guard: {min_rise: 1e-2, eps: 5e-3}\n")).guard.min_rise == 0.01
 
 
 def test_invalid_yaml_names_line(tmp_path):
