@@ -1,7 +1,8 @@
 """The search report: one self-contained HTML file (plots embedded as PNG data URIs).
 
 Sections: what was searched and how trials ended; the best trial; baselines against it;
-learning curves (dev F1 and entity_pred_ratio per epoch, line style by stop reason);
+learning curves (dev F1, entity_pred_ratio and gold_entity_prob per epoch, line style
+by stop reason);
 dev F1 against each searched parameter; parameter importances (Optuna); compute spent
 per stop reason; the best trial's F1 per entity type. Every piece of text is escaped,
 so trial errors or parameter values cannot inject markup.
@@ -135,6 +136,8 @@ def build_report(tables: TrialTables) -> str:
         "<h2>Best trial</h2>", _best_section(best, searched),
         "<h2>Baselines against the best trial</h2>", _baselines(trials, best),
         "<h2>Learning curves</h2>",
+        _note("gold_entity_prob: the probability the model puts on entity labels at dev tokens that are "
+              "entities; the collapse guard does not count an all-'O' evaluation where it still rose"),
         _img(learning_curves(trials, tables.history, best and best["trial_id"], eps) if tables.history else None,
              "learning curves"),
         "<h2>Dev F1 against each searched parameter</h2>",

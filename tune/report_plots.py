@@ -54,9 +54,11 @@ def _curves(history: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def learning_curves(trials: list[dict[str, Any]], history: list[dict[str, Any]],
                     best_id: str | None, collapse_eps: float | None) -> str:
-    """Dev F1 and entity_pred_ratio against epoch, one line per trial, styled by stop reason."""
-    fig = Figure(figsize=(11, 4.2))
-    ax_f1, ax_ratio = fig.subplots(1, 2)
+    """Dev F1, entity_pred_ratio and gold_entity_prob against epoch, one line per trial,
+    styled by stop reason. The third panel is what the collapse guard reads besides the
+    ratio: an all-'O' trial whose line there still climbs is spared (tune.guard)."""
+    fig = Figure(figsize=(15, 4.2))
+    ax_f1, ax_ratio, ax_prob = fig.subplots(1, 3)
     curves = _curves(history)
     colors = [f"C{i % 10}" for i in range(len(trials))]
     trial_handles = []
@@ -67,9 +69,10 @@ def learning_curves(trials: list[dict[str, Any]], history: list[dict[str, Any]],
         style, marker = STYLES.get(_reason(row), STYLES[""])
         width = 2.6 if row["trial_id"] == best_id else 1.2
         epochs = [p["epoch"] for p in points]
-        for ax, key in ((ax_f1, "dev_f1"), (ax_ratio, "entity_pred_ratio")):
-            ax.plot(epochs, [p.get(key) for p in points], linestyle=style, marker=marker,
-                    color=color, linewidth=width, markersize=5)
+        for ax, key in ((ax_f1, "dev_f1"), (ax_ratio, "entity_pred_ratio"), (ax_prob, "gold_entity_prob")):
+            # None (a search from before gold_entity_prob existed) leaves a gap.
+            values = [float("nan") if p.get(key) is None else p[key] for p in points]
+            ax.plot(epochs, values, linestyle=style, marker=marker, color=color, linewidth=width, markersize=5)
         label = row["trial_id"] + (f" ({row['baseline']})" if row.get("baseline") else "")
         trial_handles.append(Line2D([], [], color=color, linewidth=width, label=label))
     if collapse_eps is not None:
@@ -78,13 +81,14 @@ def learning_curves(trials: list[dict[str, Any]], history: list[dict[str, Any]],
                           fontsize=7, color="tab:red", va="bottom")
     ax_f1.set(xlabel="epoch", ylabel="dev F1", title="dev F1 per evaluation")
     ax_ratio.set(xlabel="epoch", ylabel="entity_pred_ratio", title="predicted entity tokens / all tokens")
+    ax_prob.set(xlabel="epoch", ylabel="gold_entity_prob", title="P(entity label) at gold entity tokens")
     reasons = sorted({_reason(r) for r in trials}, key=list(STYLES).index)
     style_handles = [Line2D([], [], color="0.3", linestyle=STYLES[r][0], marker=STYLES[r][1],
                             label=r or "running") for r in reasons]
     # Trial colours only help while they can be told apart.
     handles = style_handles + (trial_handles if len(trial_handles) <= 10 else [])
-    fig.subplots_adjust(right=0.8, wspace=0.25)
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.81, 0.5), fontsize=8,
+    fig.subplots_adjust(right=0.85, wspace=0.3)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.86, 0.5), fontsize=8,
                title="stop reason / trial (thick: best)", title_fontsize=8)
     return to_data_uri(fig)
 

@@ -27,6 +27,7 @@ def test_report_is_one_file_with_embedded_plots(finished_search, search_tables):
         assert section in html
     assert best_row(search_tables)["trial_id"] in html
     assert "team-recipe" in html  # the default space's baseline
+    assert "gold_entity_prob" in html  # the learning curves' third panel, explained
     assert "src=\"http" not in html and "<script" not in html
 
 
