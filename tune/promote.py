@@ -107,10 +107,16 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
 
 
 def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, who: str) -> None:
+    # The collapse gate refuses a model that is no use at finding entities: one that
+    # predicts almost only 'O', or one whose entities are all wrong (F1 0 whatever
+    # --min-f1 says). --min-entity-ratio 0 turns both off.
     if test["entity_pred_ratio"] < min_entity_ratio:
         raise PromotionRefused(
             f"{who}: test entity_pred_ratio {test['entity_pred_ratio']:.4f} < --min-entity-ratio "
             f"{min_entity_ratio} (the model predicts almost only 'O'); nothing was promoted")
+    if min_entity_ratio > 0 and not test["f1"] > 0:
+        raise PromotionRefused(f"{who}: test F1 is {test['f1']:.4f} (no test entity found correctly); "
+                               "nothing was promoted")
     if test["f1"] < min_f1:
         raise PromotionRefused(f"{who}: test F1 {test['f1']:.4f} < --min-f1 {min_f1}; nothing was promoted")
 
@@ -130,6 +136,11 @@ def promote(
         raise ValueError(f"confirm_seeds is {confirm_seeds}, but must be >= 0 (0: no re-training)")
     if top_k < 1:
         raise ValueError(f"top_k is {top_k}, but must be >= 1")
+    # `not 0 <= x <= 1` also refuses NaN, which would silently turn a gate off.
+    if not 0 <= min_f1 <= 1:
+        raise ValueError(f"min_f1 is {min_f1}, but must be in [0, 1]")
+    if not 0 <= min_entity_ratio <= 1:
+        raise ValueError(f"min_entity_ratio is {min_entity_ratio}, but must be in [0, 1]")
     target = Registry(registry, model_name)  # validates the name; writes nothing yet
     exp = experiment_path(name, storage)
     tables = collect(exp)

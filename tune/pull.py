@@ -22,7 +22,8 @@ from pathlib import Path
 
 from tune.registry import MANIFEST, Registry, hash_stream
 
-_REF = re.compile(r"^(?P<uri>.+?)(?:@(?P<spec>latest|v\d+))?$")
+_SPEC = re.compile(r"^(latest|v[1-9]\d*)$")
+_USAGE = "<registry>/<model-name>[@vN|@latest], e.g. s3://bucket/models/ner@latest"
 
 
 class PullError(ValueError):
@@ -37,26 +38,35 @@ def parse_ref(ref: str) -> tuple[str, str, str]:
     >>> parse_ref("registry/ner")
     ('registry', 'ner', 'latest')
     """
-    m = _REF.match(ref.strip())
-    uri = m.group("uri").rstrip("/") if m else ""
-    if "/" not in uri.split("://")[-1]:
-        raise ValueError(f"model reference is {ref!r}, but must be <registry>/<model-name>[@vN|@latest], "
-                         "e.g. s3://bucket/models/ner@latest")
-    registry, name = uri.rsplit("/", 1)
-    return registry, name, (m.group("spec") or "latest")
+    uri, spec = ref.strip().rstrip("/"), "latest"
+    head, _, last = uri.rpartition("/")
+    if "@" in last:  # only the model name's segment carries a version ("user@host" may be in the URI)
+        name, _, spec = last.rpartition("@")
+        uri = f"{head}/{name}" if head else name
+        if not _SPEC.match(spec):
+            raise ValueError(f"version is {spec!r} in model reference {ref!r}, but must be vN (v1, v2, ...) "
+                             f"or latest: {_USAGE}")
+    registry, _, name = uri.rpartition("/")
+    if "/" not in uri.split("://")[-1] or not registry.split("://")[-1] or not name:
+        raise ValueError(f"model reference is {ref!r}, but must be {_USAGE}")
+    return registry, name, spec
 
 
 def resolve(reg: Registry, spec: str) -> int:
     """The version number ``spec`` (``latest`` or ``vN``) names in ``reg``."""
+    versions = reg.versions()
+    there = [f"v{v}" for v in versions] or "none"
     if spec == "latest":
         number = reg.latest()
         if number is None:
-            raise ValueError(f"{reg.uri} has no 'latest' pointer (nothing promoted yet?); "
-                             f"versions there: {[f'v{v}' for v in reg.versions()] or 'none'}")
+            raise ValueError(f"{reg.uri} has no 'latest' pointer (nothing promoted yet?); versions there: {there}")
+        if number not in versions:
+            raise ValueError(f"{reg.uri}/latest says v{number}, which does not exist (the registry was edited "
+                             f"by hand?); versions there: {there}; pull one of them by number")
         return number
     number = int(spec[1:])
-    if number not in reg.versions():
-        raise ValueError(f"{reg.uri} has no {spec}; versions there: {[f'v{v}' for v in reg.versions()] or 'none'}")
+    if number not in versions:
+        raise ValueError(f"{reg.uri} has no {spec}; versions there: {there}")
     return number
 
 
@@ -75,7 +85,10 @@ def _download_verified(reg: Registry, src: str, dest: Path, label: str) -> dict:
         manifest = json.loads(raw.decode("utf-8"))
     except ValueError:
         raise PullError(f"{label}: {MANIFEST} is not valid JSON (damaged)") from None
-    expected = manifest.get("files") or {}
+    expected = manifest.get("files") if isinstance(manifest, dict) else None
+    if not _valid_file_list(expected):
+        raise PullError(f"{label}: {MANIFEST} has no valid 'files' mapping of name -> {{sha256, size}} "
+                        "(damaged, or not written by nerkit promote)")
     present = set(reg.files(src)) - {MANIFEST}
     missing, extra = sorted(set(expected) - present), sorted(present - set(expected))
     if missing:
@@ -97,6 +110,13 @@ def _download_verified(reg: Registry, src: str, dest: Path, label: str) -> dict:
     return manifest
 
 
+def _valid_file_list(files) -> bool:
+    return isinstance(files, dict) and bool(files) and all(
+        isinstance(name, str) and isinstance(want, dict) and isinstance(want.get("sha256"), str)
+        and isinstance(want.get("size"), int) and not isinstance(want.get("size"), bool)
+        for name, want in files.items())
+
+
 def pull(ref: str, to: str | Path, force: bool = False) -> Path:
     """Download and verify a model version into ``to`` (see module doc).
 
@@ -115,6 +135,11 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
     registry, name, spec = parse_ref(ref)
     reg = Registry(registry, name)
     dest = Path(to).expanduser().absolute()
+    if dest.is_symlink():
+        # Replacing a link would swap it for a real directory (and leave the target as it
+        # was): ask for the directory itself.
+        raise ValueError(f"{dest} is a symbolic link (to {os.readlink(dest)}); pass the directory it points to "
+                         "as --to")
     if dest.exists() and not dest.is_dir():
         raise ValueError(f"{dest} exists and is not a directory; pick another --to")
     if _is_nonempty_dir(dest) and not force:
@@ -144,7 +169,12 @@ def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
             os.rename(dest, old)
         else:
             dest.rmdir()
-    os.rename(tmp, dest)
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        if old is not None:
+            os.rename(old, dest)  # put the old directory back: the destination is left as it was
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

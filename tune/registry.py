@@ -171,6 +171,16 @@ class Registry:
         for name in names:
             self.fs.create_dir(f"{dest}/{name}".rsplit("/", 1)[0], recursive=True)
             self.fs.copy_file(f"{tmp}/{name}", f"{dest}/{name}")
+        # A second publisher that found the same version free copies into it too; the
+        # version then holds a mix. Re-reading it is the only way to know on a store
+        # without an atomic claim: fail loudly rather than report success.
+        staged, stored = self.file_hashes(tmp), self.file_hashes(dest)
+        if stored != staged:
+            differ = sorted(n for n in set(staged) | set(stored) if staged.get(n) != stored.get(n))
+            raise OSError(f"{self.uri}/v{version} does not hold what this promote wrote ({', '.join(differ)} "
+                          "differ): another promote published the same version at the same time, which "
+                          "object stores cannot prevent. Run one promote per model name at a time; "
+                          f"check v{version} with `nerkit pull {self.uri}@v{version}` and promote again")
         self.fs.delete_dir(tmp)
         return True
 

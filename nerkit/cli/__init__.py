@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # Library modules log; only the CLI talks to the terminal.
 err_console = Console(stderr=True)
@@ -51,5 +52,7 @@ def main() -> None:
         app()
     except (ValueError, FileNotFoundError) as exc:
         # User errors (bad data, bad config) get one clear line, not a traceback.
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        # Escaped: messages quote user values and lists ("[@vN|@latest]", "['B-FOOD']") that
+        # rich would otherwise read as markup and drop.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         sys.exit(2)

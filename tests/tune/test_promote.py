@@ -51,11 +51,17 @@ def test_refused_promotion_writes_nothing(finished_search, tmp_path):
 
     registry = tmp_path / "reg"
     res = CliRunner().invoke(build_app(), ["promote", finished_search.name, "--registry", str(registry),
-                                           "--storage", finished_search.storage, "--min-f1", "0.99"])
+                                           "--storage", finished_search.storage, "--min-f1", "0.99",
+                                           "--min-entity-ratio", "0"])
     assert res.exit_code == 1, res.output
     assert "min-f1" in res.output
+    # The search's random tiny model finds no test entity: the default gates refuse it.
+    res = CliRunner().invoke(build_app(), ["promote", finished_search.name, "--registry", str(registry),
+                                           "--storage", finished_search.storage])
+    assert res.exit_code == 1, res.output
+    assert "no test entity found correctly" in " ".join(res.output.split())
     with pytest.raises(PromotionRefused, match="entity_pred_ratio"):
-        promote(finished_search.name, str(registry), storage=finished_search.storage, min_entity_ratio=1.01)
+        promote(finished_search.name, str(registry), storage=finished_search.storage, min_entity_ratio=1.0)
     assert not registry.exists()
 
 
@@ -159,3 +165,69 @@ def test_object_store_path_publishes_without_directory_rename(tmp_path, monkeypa
         manifest = json.loads(reg.fs.open_input_stream(f"{reg.version_path(v)}/{MANIFEST}").read())
         assert manifest["version"] == v and {**manifest["files"], MANIFEST: found[MANIFEST]} == found
     assert not [i for i in reg.fs.get_file_info(pafs.FileSelector(reg.root, recursive=True)) if ".tmp-" in i.path]
+
+
+class _RivalOnManifest(pafs.FSSpecHandler):
+    """A real (local, through fsspec) filesystem that pyarrow sees as an object store. With
+    ``rival`` set, another publisher's weights land in the version just before this one's
+    manifest is copied: the race two object-store promotes of one model name can run."""
+
+    rival: bytes | None = None
+
+    def copy_file(self, src, dest):
+        if self.rival is not None and dest.endswith(f"/{MANIFEST}"):
+            with open(dest.rsplit("/", 1)[0] + "/weights.bin", "wb") as f:
+                f.write(self.rival)
+        return super().copy_file(src, dest)
+
+
+def _object_store_registry(root) -> tuple[Registry, _RivalOnManifest]:
+    import fsspec
+
+    handler = _RivalOnManifest(fsspec.filesystem("file"))
+    reg = Registry(str(root), "ner")
+    reg.fs, reg.local = pafs.PyFileSystem(handler), False
+    return reg, handler
+
+
+def test_object_store_publish_copies_a_verified_version(tmp_path):
+    # Without a directory rename, the version is copied file by file (manifest last) and
+    # verifies exactly like a local one.
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"mine")
+    reg, _ = _object_store_registry(tmp_path / "reg")
+    assert reg.publish({"weights.bin": src}, {}, lambda n: f"v{n}") == 1
+    assert _verified(tmp_path / "reg", 1)["files"]["weights.bin"]["size"] == 4
+    assert reg.latest() == 1 and not list((tmp_path / "reg" / "ner").glob(".tmp-*"))
+
+
+def test_object_store_publish_detects_a_concurrent_publisher(tmp_path):
+    # Two promotes found v1 free and both copied into it: the one that finds a mix there
+    # fails, naming the file and what to do, instead of reporting success.
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"mine")
+    reg, handler = _object_store_registry(tmp_path / "reg")
+    handler.rival = b"theirs"
+    with pytest.raises(OSError, match=r"ner/v1 does not hold what this promote wrote \(weights.bin differ\)"):
+        reg.publish({"weights.bin": src}, {}, lambda n: f"v{n}")
+    assert reg.latest() is None  # latest never points at the mixed version
+
+
+def test_gate_values_are_validated(finished_search, tmp_path):
+    # NaN or out-of-range gates would silently turn a check off: refused before anything runs.
+    for kwargs, needle in (({"min_f1": float("nan")}, "min_f1 is nan"), ({"min_f1": 1.5}, "min_f1 is 1.5"),
+                           ({"min_entity_ratio": -0.1}, "min_entity_ratio is -0.1"),
+                           ({"min_entity_ratio": 1.01}, "min_entity_ratio is 1.01")):
+        with pytest.raises(ValueError, match=needle):
+            promote(finished_search.name, str(tmp_path / "reg"), storage=finished_search.storage, **kwargs)
+    assert not (tmp_path / "reg").exists()
+
+
+def test_a_model_with_test_f1_zero_is_refused_unless_the_collapse_gate_is_off():
+    from tune.promote import _check_gates
+
+    useless = {"f1": 0.0, "entity_pred_ratio": 0.2}
+    with pytest.raises(PromotionRefused, match="test F1 is 0.0000"):
+        _check_gates(useless, 0.0, 0.005, "trial t")
+    _check_gates(useless, 0.0, 0.0, "trial t")  # --min-entity-ratio 0: gates off (a random test model)
+    _check_gates({"f1": 0.3, "entity_pred_ratio": 0.2}, 0.0, 0.005, "trial t")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -114,4 +115,65 @@ def test_unknown_version_and_bad_reference(promoted, tmp_path):
         parse_ref("ner@v1")
     assert parse_ref("s3://bucket/models/ner@v3") == ("s3://bucket/models", "ner", "v3")
     assert parse_ref("gs://b/m/ner") == ("gs://b/m", "ner", "latest")
+    assert parse_ref("registry/ner@v1/") == ("registry", "ner", "v1")
+    assert parse_ref("s3://user@bucket/m/ner") == ("s3://user@bucket/m", "ner", "latest")
+    for bad in ("reg/ner@3", "reg/ner@V1", "reg/ner@LATEST", "reg/ner@v0"):
+        with pytest.raises(ValueError, match=r"version is .*, but must be vN \(v1, v2, \.\.\.\) or latest"):
+            parse_ref(bad)
+    for bad in ("/ner@v1", "s3://ner@v1", "reg/@v1"):
+        with pytest.raises(ValueError, match="<registry>/<model-name>"):
+            parse_ref(bad)
     assert not (tmp_path / "m").exists()
+
+
+def test_latest_pointing_at_a_missing_version_is_named(registry_copy, tmp_path):
+    # A hand-edited pointer: the error says what latest claims and what exists.
+    (registry_copy / "ner" / "latest").write_text("v7\n")
+    with pytest.raises(ValueError, match=r"latest says v7, which does not exist .* versions there: \['v1'\]"):
+        pull(f"{registry_copy}/ner@latest", tmp_path / "m")
+    assert _nothing_left(tmp_path / "m")
+
+
+@pytest.mark.parametrize("files", [{}, {"model.safetensors": {"sha256": "ab"}}, ["model.safetensors"]])
+def test_a_manifest_without_valid_file_entries_is_refused(registry_copy, tmp_path, files):
+    # An empty or malformed `files` list would otherwise "verify" a folder holding nothing.
+    path = registry_copy / "ner" / "v1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"] = files
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(PullError, match="no valid 'files' mapping"):
+        pull(f"{registry_copy}/ner@v1", tmp_path / "m")
+    assert _nothing_left(tmp_path / "m")
+
+
+def test_a_symlinked_destination_is_refused(promoted, tmp_path):
+    # Replacing a link would swap it for a real directory: ask for the directory itself.
+    registry, _ = promoted
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        pull(f"{registry}/ner@v1", tmp_path / "link", force=True)
+    assert (tmp_path / "link").is_symlink() and not any((tmp_path / "real").iterdir())
+
+
+def test_force_keeps_the_old_directory_when_the_final_rename_fails(promoted, tmp_path, monkeypatch):
+    # Fault injection: the rename of the verified download into place fails (a full disk,
+    # a rival pull). The old directory must be back where it was, whole.
+    import tune.pull as pull_mod
+
+    registry, _ = promoted
+    dest = tmp_path / "model"
+    dest.mkdir()
+    (dest / "old.txt").write_text("keep me")
+    real_rename = os.rename
+
+    def failing_rename(src, dst):
+        if ".pull-" in str(src):
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(pull_mod.os, "rename", failing_rename)
+    with pytest.raises(OSError, match="No space left"):
+        pull(f"{registry}/ner@v1", dest, force=True)
+    assert (dest / "old.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

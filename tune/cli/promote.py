@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
@@ -20,7 +21,7 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(3, "--top-k", help="Configs to confirm with --confirm-seeds."),
         min_f1: float = typer.Option(0.0, "--min-f1", help="Refuse below this test F1."),
         min_entity_ratio: float = typer.Option(0.005, "--min-entity-ratio",
-                                               help="Refuse below this test entity_pred_ratio (collapse)."),
+                                               help="Refuse below this test entity_pred_ratio (collapse), or at test F1 0; 0 turns both off."),
         storage: str = typer.Option("runs", "--storage", help="Where the search stored it."),
     ) -> None:
         """Test the best trial's model on the test split and publish it as <registry>/<name>/v<N>."""
@@ -30,9 +31,7 @@ def register(app: typer.Typer) -> None:
             result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
                              top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage)
         except PromotionRefused as exc:
-            err_console.print(f"[bold red]promotion refused:[/] {exc}", highlight=False)
-            # SystemExit rather than typer.Exit: nerkit.cli.main runs the app with
-            # standalone_mode=False, where click returns typer.Exit's code instead of exiting.
+            err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False)
             raise SystemExit(1) from None
         test = result.manifest["test_metrics"]
         console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {result.uri} "

@@ -13,7 +13,7 @@ console = Console()
 def register(app: typer.Typer) -> None:
     @app.command("pull")
     def pull_cmd(
-        ref: str = typer.Argument(..., help="<registry>/<model-name>[@vN|@latest] (default @latest)."),
+        ref: str = typer.Argument(..., help="<registry>/<model-name>\\[@vN|@latest] (default @latest)."),
         to: Path = typer.Option(..., "--to", help="Destination directory (must be absent or empty)."),
         force: bool = typer.Option(False, "--force", help="Replace a non-empty --to after verifying."),
     ) -> None:
