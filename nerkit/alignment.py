@@ -154,9 +154,13 @@ def align_records(
             ids = encoding.word_ids(i)
             present = {w for w in ids if w is not None}
             kept = max(present) + 1 if present else 0
-            if kept < len(record.tokens):
+            # Words missing at the end were cut only if the encoding hit max_length;
+            # otherwise they produced no subword (control characters) and vanished.
+            if kept < len(record.tokens) and len(ids) >= max_length:
                 truncated += 1
                 dropped += len(record.tokens) - kept
+            else:
+                vanished += len(record.tokens) - kept
             vanished += kept - len(present)
             input_ids.append(list(encoding["input_ids"][i]))
             labels.append(align_word_labels(ids, _encode(record, label_map), label_map, label_all_subwords))

@@ -27,8 +27,6 @@ from nerkit.labels import OUTSIDE, split_tag
 from nerkit.records import Record
 
 ON_INVALID = ("error", "repair", "skip")
-# How many reasons a FileReport keeps: enough to see the pattern, not a wall of text.
-MAX_REASONS = 5
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,8 @@ class FileReport:
     reasons: list[str] = field(default_factory=list)
 
     def note(self, reason: str) -> None:
-        if len(self.reasons) < MAX_REASONS:
-            self.reasons.append(reason)
+        # Every reason is kept (the doctor promises every bad record); displays cut the list.
+        self.reasons.append(reason)
 
     @property
     def kept(self) -> int:

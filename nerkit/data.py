@@ -51,6 +51,9 @@ class DataConfig:
         on_invalid: ``"error"``, ``"repair"`` or ``"skip"`` (see :mod:`nerkit.bio`).
         split_seed: Seed of the shuffle before a single file is split.
         split_ratios: ``(train, dev, test)`` shares for a single file; they sum to 1.
+        label_names: The label of each integer tag id, in id order, for data whose tags
+            are integers with no names attached (JSONL, or Parquet/datasets without a
+            ``ClassLabel``); ignored where the data names its labels.
     """
 
     path: str | None = None
@@ -61,6 +64,7 @@ class DataConfig:
     on_invalid: str = "error"
     split_seed: int = 13
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    label_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("path", *SPLITS):
@@ -85,6 +89,14 @@ class DataConfig:
                 "three must sum to 1, e.g. (0.8, 0.1, 0.1)"
             )
         object.__setattr__(self, "split_ratios", tuple(float(r) for r in ratios))
+        if self.label_names is not None:
+            names = self.label_names
+            if (not isinstance(names, (list, tuple)) or not names
+                    or not all(isinstance(n, str) and n.strip() == n and n for n in names)
+                    or len(set(names)) != len(names)):
+                raise ValueError(f"label_names is {names!r}, but must be a non-empty list of distinct labels in "
+                                 "id order, e.g. ['O', 'B-FOOD', 'I-FOOD']")
+            object.__setattr__(self, "label_names", tuple(names))
 
 
 @dataclass(frozen=True)
@@ -124,11 +136,12 @@ def load_dataset(cfg: DataConfig) -> NerDataset:
     splits: dict[str, list[Record]] = {name: [] for name in SPLITS}
     reports: list[FileReport] = []
     for name, (path, hf_split) in sources.items():
-        records, report = read_records(path, cfg.format, cfg.on_invalid, split=hf_split)
+        records, report = read_records(path, cfg.format, cfg.on_invalid, split=hf_split,
+                                       label_names=cfg.label_names)
         splits[name] = records
         reports.append(report)
     if single is not None:
-        records, report = read_records(single, cfg.format, cfg.on_invalid)
+        records, report = read_records(single, cfg.format, cfg.on_invalid, label_names=cfg.label_names)
         reports.append(report)
         wanted = [name for name in SPLITS if name not in sources]
         splits.update(_split(records, wanted, cfg.split_ratios, cfg.split_seed))

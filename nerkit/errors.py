@@ -24,3 +24,20 @@ class DataError(ValueError):
         if fix:
             message += f". Fix: {fix}"
         super().__init__(message)
+
+
+def not_utf8(path) -> DataError:
+    """The DataError for a file that is not UTF-8, naming the first line that is not.
+
+    Decoding errors surface while a text file is read in chunks, where the line number
+    is lost; this re-reads the bytes line by line to find it.
+    """
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad = raw[exc.start:exc.start + 4]
+                return DataError(str(path), line_no, f"not UTF-8 text: byte(s) {bad!r} at column {exc.start + 1}",
+                                 "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    return DataError(str(path), 0, "not UTF-8 text", "save the file as UTF-8")

@@ -10,7 +10,7 @@ per trial.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nerkit.alignment import AlignedSplit, align_records, load_tokenizer
 from nerkit.data import DataConfig, NerDataset, load_dataset
@@ -54,7 +54,9 @@ def prepare_data(
         label_all_subwords,
     )
     if key in _CACHE:
-        return _CACHE[key]
+        # The same records may come from other files or another on_invalid policy: the
+        # tokenised splits are shared, the load report (what was skipped) is this load's.
+        return replace(_CACHE[key], dataset=dataset)
     lm = dataset.label_map
 
     def align(records) -> AlignedSplit:

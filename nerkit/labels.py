@@ -29,6 +29,9 @@ def split_tag(tag: str) -> tuple[str, str | None]:
         raise ValueError(
             f"tag {tag!r} is not IOB2: allowed are 'O', 'B-<TYPE>' and 'I-<TYPE>'"
         )
+    if any(ch.isspace() for ch in etype):
+        # 'B-FOOD ' would otherwise be an entity type of its own, beside 'FOOD'.
+        raise ValueError(f"tag {tag!r} has whitespace in its type {etype!r}: types are single words like 'FOOD'")
     return prefix, etype
 
 

@@ -57,6 +57,9 @@ class TrainResult:
     weights: list[float] = field(default_factory=list)
     entity_o_ratio: float = float("nan")
     compute_precision: str = "fp32"              # what ran: bf16 (autocast) or fp32
+    # What loading the data read, repaired and skipped (nerkit.bio.LoadReport.to_dict):
+    # --on-invalid repair/skip change data, and that is never silent.
+    data_report: dict[str, Any] | None = None
 
 
 def set_seed(seed: int) -> None:
@@ -427,6 +430,7 @@ def train(
         weights=weights,
         entity_o_ratio=ratio,
         compute_precision=precision,
+        data_report=prepared.dataset.report.to_dict(),
     )
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -438,7 +442,8 @@ def train(
     if output_dir is not None:
         summary = {"status": status, "best": result.best, "last": _drop_nested(last_metrics),
                    "test": result.test, "class_weights": dict(zip(lm.labels, weights)),
-                   "entity_o_ratio": ratio, "fingerprint": prepared.fingerprint}
+                   "entity_o_ratio": ratio, "fingerprint": prepared.fingerprint,
+                   "data_report": result.data_report}
         result.output_dir = save_model_dir(output_dir, model, tokenizer, config_dict, summary)
     return result
 

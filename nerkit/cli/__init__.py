@@ -54,5 +54,5 @@ def main() -> None:
         # User errors (bad data, bad config) get one clear line, not a traceback.
         # Escaped: messages quote user values and lists ("[@vN|@latest]", "['B-FOOD']") that
         # rich would otherwise read as markup and drop.
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)

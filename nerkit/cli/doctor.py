@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from nerkit.cli.options import LABEL_NAMES_HELP, parse_label_names
+
 _STYLE = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
 
 
@@ -26,6 +28,7 @@ def register(app: typer.Typer) -> None:
             "auto", "--format", help="auto | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"
         ),
         on_invalid: str = typer.Option("error", "--on-invalid", help="error | repair | skip"),
+        label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
         max_length: int = typer.Option(
             128, "--max-length", help="Subword budget per record, as in training."
         ),
@@ -38,7 +41,8 @@ def register(app: typer.Typer) -> None:
         from nerkit.doctor import run_doctor
 
         report = run_doctor(
-            data, model=model, format=fmt, on_invalid=on_invalid, max_length=max_length
+            data, model=model, format=fmt, on_invalid=on_invalid, max_length=max_length,
+            label_names=parse_label_names(label_names),
         )
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

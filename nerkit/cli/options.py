@@ -40,7 +40,18 @@ def build_train_config(
 
 def data_config(
     data: str | None, train: str | None, dev: str | None, test: str | None,
-    fmt: str, on_invalid: str, split_seed: int,
+    fmt: str, on_invalid: str, split_seed: int, label_names: str | None = None,
 ) -> DataConfig:
     return DataConfig(path=data, train=train, dev=dev, test=test, format=fmt,
-                      on_invalid=on_invalid, split_seed=split_seed)
+                      on_invalid=on_invalid, split_seed=split_seed, label_names=parse_label_names(label_names))
+
+
+#: Help text of every command's --label-names option.
+LABEL_NAMES_HELP = "Labels of integer tag ids, in id order, comma-separated (e.g. O,B-FOOD,I-FOOD)."
+
+
+def parse_label_names(text: str | None) -> tuple[str, ...] | None:
+    """``"O,B-FOOD,I-FOOD"`` → ``("O", "B-FOOD", "I-FOOD")``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    return tuple(name.strip() for name in text.split(","))

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nerkit.cli.options import build_train_config, data_config
+from nerkit.cli.options import LABEL_NAMES_HELP, build_train_config, data_config
 
 console = Console()
 
@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("auto", "--format", help="auto | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"),
         on_invalid: str = typer.Option("error", "--on-invalid", help="error | repair | skip (repair/skip report counts)."),
         split_seed: int = typer.Option(13, "--split-seed", help="Seed for splitting a single file."),
+        label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
         output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", "-o", help="Where the best model directory goes."),
         config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (options below override it)."),
         model: Optional[str] = typer.Option(None, "--model", help="HF name or path; default: the bundled MiniLM."),
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
         elif class_weights is True and weight_strategy is None:
             overrides.update(weight_strategy="seed")
         cfg = build_train_config(
-            config_file, data_config(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed), overrides
+            config_file, data_config(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed, label_names), overrides
         )
         collapsed_run = [0]
         last_entity_prob: list[float | None] = [None]
@@ -105,10 +106,17 @@ def register(app: typer.Typer) -> None:
             result = train(cfg, report=report, on_step=on_step, output_dir=output_dir, evaluate_test=True)
         summary = {"status": result.status, "output_dir": str(result.output_dir),
                    "entity_o_ratio": result.entity_o_ratio, "compute_precision": result.compute_precision,
-                   "best": result.best, "test": result.test}
+                   "best": result.best, "test": result.test, "data_report": result.data_report}
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
             return
+        changed = result.data_report or {}
+        if changed.get("repaired") or changed.get("skipped"):
+            reasons = [r for f in changed["files"] for r in f["reasons"]]
+            console.print(f"data: {changed['repaired']} record(s) repaired, {changed['skipped']} skipped "
+                          f"(--on-invalid {cfg.data.on_invalid}); e.g. {reasons[0] if reasons else ''} "
+                          f"(all of them: nerkit doctor, or data_report in {result.output_dir}/metrics.json)",
+                          highlight=False, markup=False, soft_wrap=True)
         console.print(f"status: {result.status}   effective entity:O weight ratio {result.entity_o_ratio:.3f}   "
                       f"precision {result.compute_precision}")
         if result.best:

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nerkit.alignment import align_records, load_tokenizer
 from nerkit.data import SPLITS, DataConfig
 from nerkit.doctor._checks import (
@@ -42,6 +44,7 @@ def run_doctor(
     on_invalid: str = "error",
     max_length: int = 128,
     preview: int = 3,
+    label_names: Sequence[str] | None = None,
 ) -> DoctorReport:
     """Run every check on ``data`` (``None``: the bundled corpus); see module doc.
 
@@ -53,6 +56,7 @@ def run_doctor(
         on_invalid: ``"error"``, ``"repair"`` or ``"skip"``.
         max_length: Subword budget per record, as in training.
         preview: How many train records the alignment preview shows.
+        label_names: Labels of integer tag ids, in id order (see DataConfig).
 
     Raises:
         ValueError: for an invalid ``format``/``on_invalid``/``max_length`` (bad data
@@ -60,7 +64,8 @@ def run_doctor(
     """
     from nerkit.model import BUNDLED_MODEL, resolve_model
 
-    cfg = DataConfig(path=data, format=format, on_invalid=on_invalid)
+    cfg = DataConfig(path=data, format=format, on_invalid=on_invalid,
+                     label_names=tuple(label_names) if label_names is not None else None)
     if not isinstance(max_length, int) or max_length < 3:
         raise ValueError(f"max_length is {max_length!r}, but must be an integer >= 3")
     report = DoctorReport(data=data or "<bundled corpus>", model=model or BUNDLED_MODEL)

@@ -15,6 +15,8 @@ from nerkit.stats import format_label_table, label_stats
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
 # Subwords shown per preview record: enough to see the alignment, short enough to read.
 _PREVIEW_SUBWORDS = 24
+# Bad records listed in the text report; --json has them all.
+_LISTED = 20
 
 
 def check_data(cfg: DataConfig, report: DoctorReport) -> NerDataset | None:
@@ -35,8 +37,7 @@ def check_data(cfg: DataConfig, report: DoctorReport) -> NerDataset | None:
         report.add(
             "data",
             "fail",
-            f"{exc}\n{dataset.report.skipped} record(s) have problems; the first:\n  "
-            + "\n  ".join(reasons)
+            f"{exc}\n{dataset.report.skipped} record(s) have problems:\n  " + _listing(reasons)
             + "\n(the checks below ran without them)",
             **dataset.report.to_dict(),
         )
@@ -53,11 +54,18 @@ def check_data(cfg: DataConfig, report: DoctorReport) -> NerDataset | None:
         reasons = [r for f in dataset.report.files for r in f.reasons]
         detail += (
             f"\n{dataset.report.repaired} record(s) repaired, {dataset.report.skipped} skipped "
-            f"(on_invalid={cfg.on_invalid!r}); the first:\n  " + "\n  ".join(reasons)
+            f"(on_invalid={cfg.on_invalid!r}):\n  " + _listing(reasons)
         )
     status = "warn" if changed else "ok"
     report.add("data", status, detail, formats=formats, **dataset.report.to_dict())
     return dataset
+
+
+def _listing(reasons: list[str]) -> str:
+    """The reasons one per line; a long list is cut, the JSON report keeps every one."""
+    shown = reasons[:_LISTED]
+    more = len(reasons) - len(shown)
+    return "\n  ".join(shown) + (f"\n  ... and {more} more (--json lists every one)" if more else "")
 
 
 def _format_of(source: str, given: str) -> str:
@@ -117,7 +125,8 @@ def check_truncation(
         record
         for name in SPLITS
         for record, ids in zip(dataset.split(name), aligned[name].word_ids)
-        if _kept(ids) < len(record.tokens)
+        # As in alignment: missing words are cut only where the encoding is full.
+        if _kept(ids) < len(record.tokens) and len(ids) >= max_length
     ]
     if not cut:
         detail = f"every record fits max_length={max_length} subwords"

@@ -1,21 +1,40 @@
 """The ``conll`` reader: one token per line, blank lines between sentences.
 
-Columns are separated by whitespace; the token is the first column and the tag the
-last (so 2-column files and the 4-column CoNLL-2003 layout both work).
-``-DOCSTART-`` lines are skipped. A record's line is its first token's line, and
-each token's own line is kept in ``record.meta["token_lines"]`` so a bad tag is
-reported where it is.
+Columns are separated by tabs when a line has one (so a token may hold spaces:
+``New York<TAB>B-LOC``), otherwise by runs of spaces (never by other Unicode spaces,
+so ``10<NBSP>km`` stays one token). The token is the first column and the tag the last
+(so 2-column files and the 4-column CoNLL-2003 layout both work), and every token
+line has as many columns as the first: a row missing its tag column would otherwise
+read another column as its tag. ``-DOCSTART-`` lines are skipped. A record's line is
+its first token's line, and each token's own line is kept in
+``record.meta["token_lines"]`` so a bad tag is reported where it is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from nerkit.errors import DataError
+from nerkit.errors import DataError, not_utf8
 from nerkit.records import Record
 
 DOCSTART = "-DOCSTART-"
+_SPACES = re.compile(r" +")
+
+
+def split_columns(line: str) -> list[str]:
+    r"""The columns of one CoNLL line (see module doc); ``[]`` for a blank line.
+
+    >>> split_columns("New York\tB-LOC\n"), split_columns("pizza  NN  B-FOOD")
+    (['New York', 'B-LOC'], ['pizza', 'NN', 'B-FOOD'])
+    """
+    text = line.rstrip("\r\n")
+    if not text.strip():
+        return []
+    if "\t" in text:
+        return [c.strip(" ") for c in text.strip("\t").split("\t")]
+    return _SPACES.split(text.strip(" "))
 
 
 def read_conll(path: str | Path) -> Iterator[Record | DataError]:
@@ -28,10 +47,12 @@ def read_conll(path: str | Path) -> Iterator[Record | DataError]:
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
-    with open(path, encoding="utf-8") as handle:
+    width: tuple[int, int] | None = None  # (columns, line) of the first token line
+    # utf-8-sig: a byte-order mark (Windows editors write one) is not part of line 1.
+    with open(path, encoding="utf-8-sig") as handle:
         try:
             for line_no, raw in enumerate(handle, start=1):
-                columns = raw.split()
+                columns = split_columns(raw)
                 if not columns or columns[0] == DOCSTART:
                     if tokens:
                         yield _record(tokens, tags, lines, source)
@@ -44,11 +65,21 @@ def read_conll(path: str | Path) -> Iterator[Record | DataError]:
                         f"{raw.strip()!r} has one column; expected the token first and the tag last",
                         "separate token and tag with a space or tab, e.g. 'pizza B-FOOD'",
                     )
+                if width is None:
+                    width = (len(columns), line_no)
+                elif len(columns) != width[0]:
+                    raise DataError(
+                        source,
+                        line_no,
+                        f"{raw.strip()!r} has {len(columns)} columns, but line {width[1]} has {width[0]}",
+                        "give every token line the same columns, the tag last (a token holding spaces "
+                        "needs tab-separated columns)",
+                    )
                 tokens.append(columns[0])
                 tags.append(columns[-1])
                 lines.append(line_no)
-        except UnicodeDecodeError as exc:
-            raise DataError(source, 0, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8") from None
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
     if tokens:
         yield _record(tokens, tags, lines, source)
 

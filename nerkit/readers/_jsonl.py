@@ -8,10 +8,11 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from nerkit.errors import DataError
+from nerkit.errors import DataError, not_utf8
 from nerkit.records import Record
 
 TAG_COLUMNS = ("tags", "ner_tags")
@@ -24,7 +25,8 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
         DataError: for a line that is not a JSON object, or a file that is not UTF-8.
     """
     source = str(path)
-    with open(path, encoding="utf-8") as handle:
+    # utf-8-sig: a byte-order mark (Windows editors write one) is not part of line 1.
+    with open(path, encoding="utf-8-sig") as handle:
         try:
             for line_no, raw in enumerate(handle, start=1):
                 if not raw.strip():
@@ -46,8 +48,8 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
                         "write one JSON object per line (JSON Lines), not an array",
                     )
                 yield line_no, obj
-        except UnicodeDecodeError as exc:
-            raise DataError(source, 0, f"not UTF-8 text ({exc.reason})", "save the file as UTF-8") from None
+        except UnicodeDecodeError:
+            raise not_utf8(path) from None
 
 
 def require(obj: dict, key: str, kind: type, source: str, line: int, example: str):
@@ -88,7 +90,8 @@ def decode_tags(
                     source,
                     line,
                     f"tags[{i}] is the integer {value} and no label list was given",
-                    "write tags as strings ('B-FOOD'), or pass the label names for the ids",
+                    "write tags as strings ('B-FOOD'), or give the label of each id in id order: "
+                    "--label-names O,B-FOOD,I-FOOD (DataConfig.label_names)",
                 )
             if not 0 <= value < len(label_names):
                 raise DataError(
@@ -133,6 +136,13 @@ def token_record(
         )
     if not tokens:
         return DataError(source, line, "the record has no tokens", "remove the empty record")
+    for i, token in enumerate(tokens):
+        if not _visible(token):
+            # A tokenizer gives such a token no subword, so its tag would vanish unseen.
+            return DataError(
+                source, line, f"tokens[{i}] = {token!r} has no visible character, so its tag {tags[i]!r} "
+                "would be lost", "remove the token and its tag, or join it to a neighbouring token",
+            )
     return Record(
         tokens=tuple(tokens),
         tags=decode_tags(tags, label_names, source, line),
@@ -152,6 +162,12 @@ def read_jsonl_tokens(
         key = next((k for k in TAG_COLUMNS if k in obj), "tags")
         tags = require(obj, key, list, source, line, example)
         yield token_record(tokens, tags, source, line, label_names)
+
+
+def _visible(token: str) -> bool:
+    """Whether ``token`` has a character other than whitespace, control and format
+    (zero-width) characters."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in token)
 
 
 def _clip(text: str, limit: int = 80) -> str:

@@ -56,6 +56,16 @@ def test_truncation_is_counted_and_logged(tokenizer, caplog):
     assert "1 of 2 records were truncated to max_length=6" in caplog.text
 
 
+def test_words_without_subwords_are_not_counted_as_truncation(tokenizer, caplog):
+    # A trailing control character gives no subword; the record is far below max_length,
+    # so that is a vanished word, not truncation (no "raise --max-length" advice).
+    records = [Record(("pizza", "bhejo", "\x07"), ("B-FOOD", "O", "O"))]
+    with caplog.at_level(logging.WARNING, logger="nerkit.alignment"):
+        aligned = align_records(records, tokenizer, LM, max_length=128)
+    assert (aligned.num_truncated, aligned.num_words_dropped) == (0, 0)
+    assert "1 words produced no subwords" in caplog.text and "truncated" not in caplog.text
+
+
 def test_tag_outside_label_map_names_the_record(tokenizer):
     # A tag the label map lacks is a DataError at the record's file:line.
     record = Record(("coke",), ("B-DRINK",), source="dev.jsonl", line=4)

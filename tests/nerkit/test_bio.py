@@ -67,11 +67,12 @@ def test_repair_policy_still_errors_on_malformed_tags():
 
 
 def test_skip_policy_drops_and_counts_with_reasons():
-    # Skip drops bad records, never silently: counts and the first reasons are kept.
+    # Skip drops bad records, never silently: counts and every reason are kept.
     records = [rec(["a"], ["I-X"], line=i) for i in range(1, 9)] + [rec(["b"], ["O"], line=9)]
     kept, report = apply_policy(records, "orders.jsonl", "skip")
     assert len(kept) == 1 and (report.read, report.skipped, report.kept) == (9, 8, 1)
-    assert len(report.reasons) == 5 and "record skipped" in report.reasons[0]
+    assert len(report.reasons) == 8 and "record skipped" in report.reasons[0]
+    assert report.reasons[-1].startswith("orders.jsonl:8:")
 
 
 def test_span_errors_under_each_policy(tmp_path):

@@ -69,6 +69,24 @@ def test_collapse_warning_shows_the_entity_probability_trend(tiny_model_dir, sma
     assert "probability on entity labels at gold entity tokens went" in text
 
 
+def test_skipped_records_are_reported(tiny_model_dir, small_data_dir, tmp_path):
+    # --on-invalid skip drops a bad record; train says so (and metrics.json keeps the count).
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data_dir, data)
+    with open(data / "train.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "2 pizza", "entities": [{"start": 3, "end": 7, "label": "FOOD"}]}) + "\n")
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(data), "--epochs", "1", "--on-invalid", "skip",
+            "--output-dir", str(tmp_path / "model"), "--threads", "1", "--device", "cpu"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "data: 0 record(s) repaired, 1 skipped (--on-invalid skip)" in text and "train.jsonl:161:" in text
+    saved = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert saved["data_report"]["skipped"] == 1
+
+
 def test_bad_loss_is_a_value_error_naming_it(tmp_path):
     # --loss hinge fails before any training with a ValueError that names 'hinge'.
     result = CliRunner().invoke(build_app(), ["train", "--loss", "hinge", "--output-dir", str(tmp_path)])

@@ -29,6 +29,9 @@ def numbered(n, tag="B-FOOD"):
         ({"split_ratios": (0.9, 0.0, 0.1)}, r"train and dev must be > 0"),
         ({"split_ratios": (0.8, 0.1, 0.2)}, r"sum to 1"),
         ({"split_seed": "13"}, r"split_seed is '13', but must be an integer"),
+        ({"label_names": ["O", "O"]}, r"label_names is \['O', 'O'\], but must be a non-empty list of distinct"),
+        ({"label_names": []}, r"label_names is \[\], but must be"),
+        ({"label_names": "O,B-FOOD"}, r"label_names is 'O,B-FOOD', but must be"),
     ],
 )
 def test_data_config_rejects_bad_values(kwargs, message):
@@ -40,6 +43,22 @@ def test_data_config_rejects_bad_values(kwargs, message):
 def test_data_config_accepts_a_yaml_list_for_ratios():
     # YAML gives lists; the frozen config stores a tuple.
     assert DataConfig(split_ratios=[0.7, 0.2, 0.1]).split_ratios == (0.7, 0.2, 0.1)
+
+
+def test_integer_tags_load_with_label_names(tmp_path):
+    # HF-style ner_tags ids without a ClassLabel: the config names the labels, in id order,
+    # and a TrainConfig stored as JSON (lists) brings them back.
+    from nerkit.config import TrainConfig
+
+    for split in ("train", "dev"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps({"tokens": ["2", "pizza"], "ner_tags": [0, 1]}) + "\n")
+    cfg = DataConfig(path=str(tmp_path), label_names=["O", "B-FOOD", "I-FOOD"])
+    ds = load_dataset(cfg)
+    assert ds.train[0].tags == ("O", "B-FOOD") and cfg.label_names == ("O", "B-FOOD", "I-FOOD")
+    stored = json.loads(json.dumps(TrainConfig(data=cfg).to_dict()))
+    assert TrainConfig.from_dict(stored).data == cfg
+    with pytest.raises(DataError, match="--label-names O,B-FOOD,I-FOOD"):
+        load_dataset(DataConfig(path=str(tmp_path)))
 
 
 def test_directory_with_split_files(tmp_path):

@@ -84,6 +84,25 @@ def test_doctor_collects_every_bad_record_and_keeps_checking(broken_dir):
     assert status(report, "metric sanity").status == "ok"
 
 
+def test_doctor_lists_every_bad_record_in_json_and_cuts_only_the_text(good_dir):
+    # 25 bad records: the text shows 20 and says how many more; --json has all 25.
+    bad = {"text": "2 pizza", "entities": [{"start": 3, "end": 7, "label": "FOOD"}]}
+    write(good_dir / "train.jsonl", [GOOD[0]] + [bad] * 25)
+    data = status(run_doctor(str(good_dir)), "data")
+    assert "25 record(s) have problems" in data.detail and "... and 5 more (--json lists every one)" in data.detail
+    res = CliRunner().invoke(build_app(), ["doctor", str(good_dir), "--json"])
+    reasons = [r for f in json.loads(res.stdout)["checks"][0]["data"]["files"] for r in f["reasons"]]
+    assert len(reasons) == 25 and reasons[-1].startswith(f"{good_dir / 'train.jsonl'}:26:")
+
+
+def test_doctor_label_names_option_decodes_integer_tags(good_dir):
+    for split in ("train", "dev", "test"):
+        (good_dir / f"{split}.jsonl").write_text(json.dumps({"tokens": ["2", "pizza"], "ner_tags": [0, 1]}) + "\n")
+    res = CliRunner().invoke(build_app(), ["doctor", str(good_dir), "--label-names", "O,B-FOOD,I-FOOD"])
+    assert res.exit_code == 0, res.output
+    assert "labels (3): O, B-FOOD, I-FOOD" in res.stdout
+
+
 def test_baseline_and_metric_sanity(good_dir):
     # The all-O accuracy is stated as the do-nothing baseline; gold-as-prediction gives F1 = 1.
     report = run_doctor(str(good_dir))

@@ -223,3 +223,65 @@ def test_unknown_format_names_path_and_allowed(tmp_path):
         read_records(path)
     with pytest.raises(ValueError, match=r"format is 'csv', but must be 'auto' or one of"):
         read_records(path, format="csv")
+
+
+@pytest.mark.parametrize("suffix, body", [
+    (".conll", "-DOCSTART- -X- -X- O\n\npizza NN B-FOOD\n"),
+    (".conll", "pizza NN B-FOOD\n"),
+    (".jsonl", '{"tokens": ["pizza"], "tags": ["B-FOOD"]}\n'),
+])
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path, suffix, body):
+    # Windows editors write a BOM; it must not become text of the first token (or a
+    # "-DOCSTART-" that is no longer recognised and turns into a record).
+    path = tmp_path / f"bom{suffix}"
+    path.write_text(body, encoding="utf-8-sig")
+    records, _ = read_records(path)
+    assert [r.tokens for r in records] == [("pizza",)]
+
+
+def test_conll_tab_separated_tokens_keep_their_spaces(tmp_path):
+    # With tabs, a token may hold spaces; without, only ASCII spaces separate columns,
+    # so a no-break space stays inside its token.
+    path = tmp_path / "a.tsv"
+    path.write_text("New York\tB-LOC\nse\tO\n\n10\u00a0km O\n", encoding="utf-8")
+    records, _ = read_records(path, format="conll")
+    assert [r.tokens for r in records] == [("New York", "se"), ("10\u00a0km",)]
+    assert [r.tags for r in records] == [("B-LOC", "O"), ("O",)]
+
+
+def test_conll_row_missing_its_tag_column_is_an_error(tmp_path):
+    # A 4-column file with one 3-column row would read the chunk tag as the NER tag.
+    path = tmp_path / "a.conll"
+    path.write_text("EU NNP B-NP B-ORG\nrejects VBZ B-VP\n", encoding="utf-8")
+    message = read_error(path)
+    assert f"{path}:2:" in message and "has 3 columns, but line 1 has 4" in message
+
+
+@pytest.mark.parametrize("suffix, body", [
+    (".conll", "pizza B-FOOD\n" * 40 + "caf\xe9 O\n"),
+    (".jsonl", '{"tokens": ["pizza"], "tags": ["B-FOOD"]}\n' * 40 + '{"tokens": ["caf\xe9"], "tags": ["O"]}\n'),
+])
+def test_not_utf8_names_the_line(tmp_path, suffix, body):
+    # The decoding error is found while the file is read in chunks; the message still
+    # names the line of the first byte that is not UTF-8.
+    path = tmp_path / f"latin1{suffix}"
+    path.write_bytes(body.encode("latin-1"))
+    message = read_error(path)
+    assert f"{path}:41: not UTF-8 text" in message and "save the file as UTF-8" in message
+
+
+@pytest.mark.parametrize("token", ["", " ", "\u200b", "\x07"])
+def test_a_token_with_no_visible_character_is_refused(tmp_path, token):
+    # The tokenizer gives it no subword, so its tag (here an entity) would vanish unseen.
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["pizza", "bhejo", token], "tags": ["B-FOOD", "O", "B-LOC"]}])
+    message = read_error(path)
+    assert f"{path}:1:" in message and "tokens[2]" in message and "'B-LOC' would be lost" in message
+    kept, report = read_records(path, on_invalid="skip")
+    assert kept == [] and report.skipped == 1
+
+
+def test_whitespace_inside_a_tag_is_an_error(tmp_path):
+    # 'B-FOOD ' would otherwise become an entity type of its own beside 'FOOD'.
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD "]}])
+    message = read_error(path)
+    assert f"{path}:1:" in message and "'B-FOOD '" in message

@@ -153,7 +153,8 @@ def test_data_is_tokenised_once(cfg, monkeypatch):
     monkeypatch.setattr(nerkit.features, "align_records", lambda *a: calls.append(1) or real_align(*a))
     first = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     assert len(calls) == 3  # train, dev, test
-    assert prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords) is first
+    again = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
+    assert (again.train, again.dev, again.test) == (first.train, first.dev, first.test) and again.train is first.train
     train(cfg)
     assert len(calls) == 3
     prepare_data(cfg.data, cfg.model, cfg.max_length + 1, cfg.label_all_subwords)

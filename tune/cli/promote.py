@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
                              top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage)
         except PromotionRefused as exc:
-            err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise SystemExit(1) from None
         test = result.manifest["test_metrics"]
         console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {result.uri} "

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from nerkit.cli.options import data_config
+from nerkit.cli.options import LABEL_NAMES_HELP, data_config
 
 console = Console()
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "default.yaml"
@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         test_file: Optional[str] = typer.Option(None, "--test"),
         fmt: str = typer.Option("auto", "--format"),
         on_invalid: str = typer.Option("error", "--on-invalid"),
+        label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
         model: str = typer.Option("bundled-minilm", "--model", help="HF name or path (default: bundled MiniLM)."),
         max_length: int = typer.Option(128, "--max-length"),
         trials: int = typer.Option(8, "--trials", "-n", help="Trials, baselines included."),
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
                 seed=seed, baselines=not no_baselines, max_failures=max_failures,
                 checkpoint_every=checkpoint_every, model=model,
                 max_length=max_length,
-                data=data_config(data, train_file, dev_file, test_file, fmt, on_invalid, 13),
+                data=data_config(data, train_file, dev_file, test_file, fmt, on_invalid, 13, label_names),
                 max_epochs=max_epochs, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
             )
         live = Live(console=console, refresh_per_second=4, transient=False) if not as_json else None

@@ -1,0 +1,22 @@
+"""prepare_data: tokenised splits cached by content, with each load's own report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from nerkit.data import DataConfig
+from nerkit.features import prepare_data
+
+
+def test_a_cache_hit_keeps_this_loads_report(tiny_model_dir, small_data_dir, tmp_path):
+    # A copy with one bad record skipped has the same records (fingerprint) as the
+    # original: the tokenised splits are shared, but the report says what this load skipped.
+    data = tmp_path / "data"
+    shutil.copytree(small_data_dir, data)
+    with open(data / "train.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "2 pizza", "entities": [{"start": 3, "end": 7, "label": "FOOD"}]}) + "\n")
+    clean = prepare_data(DataConfig(path=str(small_data_dir)), str(tiny_model_dir))
+    skipped = prepare_data(DataConfig(path=str(data), on_invalid="skip"), str(tiny_model_dir))
+    assert skipped.fingerprint == clean.fingerprint and skipped.train is clean.train
+    assert (clean.dataset.report.skipped, skipped.dataset.report.skipped) == (0, 1)
