@@ -3,19 +3,24 @@
 Text is split into words exactly as the data readers split it (nerkit.text), each
 word is labelled by its first subword (the alignment the model was trained with),
 and B-/I- runs are merged into entities whose character spans index the input
-string.
+string. A text longer than the model's window is tagged in overlapping windows, each
+word taking the prediction of the window where it sits furthest from an edge, so no
+word goes untagged. Models with IO labels (``FOOD`` without a prefix) work too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from nerkit.labels import LabelMap
 from nerkit.text import split_words
+
+#: Files any one of which a model directory needs for its tokenizer.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
 
 @dataclass(frozen=True)
@@ -34,18 +39,23 @@ def tags_to_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     """``(type, first_word, last_word_exclusive)`` for each entity in a tag sequence.
 
     An ``I-X`` that does not continue an ``X`` entity starts a new one (the lenient
-    conlleval reading), so an ill-formed prediction still yields its entity.
+    conlleval reading), so an ill-formed prediction still yields its entity. A tag
+    without a ``B-``/``I-`` prefix (IO labels: ``FOOD``) reads as ``I-FOOD``.
 
     >>> tags_to_spans(["B-STORE", "I-STORE", "O", "I-FOOD"])
     [('STORE', 0, 2), ('FOOD', 3, 4)]
+    >>> tags_to_spans(["FOOD", "FOOD", "O", "LOC"])
+    [('FOOD', 0, 2), ('LOC', 3, 4)]
     """
     spans: list[tuple[str, int, int]] = []
     current: list | None = None
     for i, tag in enumerate(tags):
-        prefix, _, etype = tag.partition("-")
-        if tag == "O" or not etype:
+        if tag == "O":
             current = None
             continue
+        prefix, sep, etype = tag.partition("-")
+        if not sep or prefix not in ("B", "I") or not etype:
+            prefix, etype = "I", tag
         if prefix == "I" and current is not None and current[0] == etype and current[2] == i:
             current[2] = i + 1
             spans[-1] = tuple(current)  # type: ignore[assignment]
@@ -55,32 +65,100 @@ def tags_to_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return spans
 
 
-class Predictor:
-    """A loaded model directory that turns strings into entities."""
+def check_labels(labels: Sequence[str], where: str) -> None:
+    """Refuse label sets no entity can be read from (names the model and the fix)."""
+    if labels and all(re.fullmatch(r"LABEL_\d+", label) for label in labels):
+        raise ValueError(f"{where} has labels {list(labels)[:3]}...: no entity names, so it was not fine-tuned "
+                         "for NER (a base model?); train one with `nerkit train` or pass a model with named labels")
+    if "O" not in labels:
+        raise ValueError(f"{where} has labels {list(labels)}, with no 'O'; nerkit reads IOB2 ('O', 'B-X', 'I-X') "
+                         "or IO ('O', 'X') labels")
 
-    def __init__(self, model, tokenizer, max_length: int = 512, device: str = "auto") -> None:
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if device == "auto" else device))
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a device this machine has."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if re.fullmatch(r"cuda(:\d+)?", name):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.partition(":")[2] or 0)
+        if index >= count:
+            raise ValueError(f"device is {name!r}, but this machine has {count} usable CUDA device(s); "
+                             "use --device cpu or auto")
+        return torch.device(name)
+    raise ValueError(f"device is {name!r}, but must be auto, cpu, cuda or cuda:N")
+
+
+def window_length(model, tokenizer) -> int:
+    """Subwords per window: what the tokenizer and the position embeddings allow."""
+    limits = [512]
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and tok_max < 100_000:  # unset: a huge sentinel
+        limits.append(tok_max)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        # RoBERTa-style models offset positions past the padding id.
+        offset = 2 if "roberta" in str(getattr(model.config, "model_type", "")) else 0
+        limits.append(positions - offset)
+    return min(limits)
+
+
+class Predictor:
+    """A loaded model that turns strings into entities.
+
+    ``max_length`` is the window in subwords (default: what the model allows, see
+    :func:`window_length`); longer texts are tagged window by window.
+    """
+
+    def __init__(self, model, tokenizer, max_length: int | None = None, device: str = "auto") -> None:
+        self.device = resolve_device(device)
+        id2label = model.config.id2label
+        self.labels = [id2label[i] if i in id2label else id2label[str(i)] for i in range(len(id2label))]
+        check_labels(self.labels, "the model")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
-        self.label_map = LabelMap.from_id2label(model.config.id2label)
-        self.max_length = max_length
+        self.max_length = max_length or window_length(model, tokenizer)
+        if self.max_length < 4:
+            raise ValueError(f"max_length is {self.max_length}, but must be >= 4 (special tokens and one word)")
 
     @classmethod
     def from_dir(cls, path: str | Path, device: str = "auto") -> "Predictor":
+        """Load a model directory (``nerkit train --output-dir``, ``nerkit pull``) or a hub name."""
         from transformers import AutoModelForTokenClassification
 
         from nerkit.alignment import load_tokenizer
 
+        resolved = resolve_device(device)  # before minutes of loading
         path = Path(path)
-        if not (path / "config.json").is_file():
+        local = path.is_dir()
+        if local and not (path / "config.json").is_file():
             raise ValueError(f"{path} is not a model directory (no config.json); give a directory "
                              "written by `nerkit train --output-dir` or `nerkit pull`")
-        model = AutoModelForTokenClassification.from_pretrained(str(path), use_safetensors=True)
-        return cls(model, load_tokenizer(str(path)), device=device)
+        if local and not any((path / f).is_file() for f in _TOKENIZER_FILES):
+            raise ValueError(f"{path} has no tokenizer (none of {list(_TOKENIZER_FILES)}); it is incomplete: "
+                             "pull it again, or save the tokenizer beside the model")
+        try:
+            model = AutoModelForTokenClassification.from_pretrained(str(path), use_safetensors=local or None)
+            tokenizer = load_tokenizer(str(path))
+        except ValueError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - damaged files, unknown hub names: one clear error
+            raise ValueError(f"could not load the model {str(path)!r}: {type(exc).__name__}: {exc}. A damaged "
+                             "directory: pull it again; a hub name: check it and the network") from None
+        check_labels([model.config.id2label[i] for i in range(len(model.config.id2label))], str(path))
+        return cls(model, tokenizer, device=str(resolved))
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Entity]]:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"text {i} is a {type(text).__name__}, but must be a string")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"text {i} is not valid UTF-8 ({text[:40]!r})") from None
         out: list[list[Entity]] = []
         for start in range(0, len(texts), batch_size):
             out += self._predict_batch(texts[start : start + batch_size])
@@ -88,24 +166,39 @@ class Predictor:
 
     def _predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
         words = [split_words(t) for t in texts]
+        inputs = [[w for w, _, _ in ws] for ws in words]
+        # Overlapping windows: `stride` subwords of each window repeat at the start of the next.
+        stride = max(1, (self.max_length - 2) // 4)
         enc = self.tokenizer(
-            [[w for w, _, _ in ws] for ws in words], is_split_into_words=True, truncation=True,
-            max_length=self.max_length, padding=True, return_tensors="pt",
+            [ws or [""] for ws in inputs], is_split_into_words=True, truncation=True, max_length=self.max_length,
+            stride=stride, return_overflowing_tokens=True, padding=True, return_tensors="pt",
         )
         logits = self.model(input_ids=enc["input_ids"].to(self.device),
                             attention_mask=enc["attention_mask"].to(self.device)).logits
         probs = logits.float().softmax(-1).cpu()
+        # For each text, each word's first subword in the window where it sits furthest from an edge.
+        best: list[dict[int, tuple[int, int, int]]] = [{} for _ in texts]  # word -> (margin, window, pos)
+        for window, sample in enumerate(enc["overflow_to_sample_mapping"].tolist()):
+            ids = enc.word_ids(window)
+            real = [p for p, w in enumerate(ids) if w is not None]
+            seen: set[int] = set()
+            for pos in real:
+                wid = ids[pos]
+                previous = ids[pos - 1] if pos > 0 else None
+                if wid in seen or previous == wid:  # not the word's first subword (or it began before)
+                    seen.add(wid)
+                    continue
+                seen.add(wid)
+                margin = min(pos - real[0], real[-1] - pos)
+                if wid not in best[sample] or margin > best[sample][wid][0]:
+                    best[sample][wid] = (margin, window, pos)
         results = []
-        for row, (text, ws) in enumerate(zip(texts, words)):
-            first: dict[int, int] = {}
-            for pos, wid in enumerate(enc.word_ids(row)):
-                if wid is not None and wid not in first:
-                    first[wid] = pos
-            # Words with no subword get no prediction: those past max_length, and
-            # characters the tokenizer drops (U+FE0F after an emoji, zero-width joiners).
-            kept = sorted(first)
-            word_probs = [probs[row, first[i]] for i in kept]
-            tags = [self.label_map.labels[int(p.argmax())] for p in word_probs]
+        for sample, (text, ws) in enumerate(zip(texts, words)):
+            # Words with no subword get no prediction: characters the tokenizer drops
+            # (U+FE0F after an emoji).
+            kept = sorted(w for w in best[sample] if w < len(ws))
+            word_probs = [probs[best[sample][w][1], best[sample][w][2]] for w in kept]
+            tags = [self.labels[int(p.argmax())] for p in word_probs]
             ents = []
             for etype, a, b in tags_to_spans(tags):
                 score = sum(float(word_probs[i].max()) for i in range(a, b)) / (b - a)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 
@@ -17,7 +19,8 @@ def register(app: typer.Typer) -> None:
     def predict_cmd(
         texts: Optional[List[str]] = typer.Argument(None, help="Sentences to tag."),
         model: Path = typer.Option(..., "--model", "-m", help="A model directory (nerkit train / nerkit pull)."),
-        file: Optional[Path] = typer.Option(None, "--file", "-f", help="A file with one sentence per line."),
+        file: Optional[Path] = typer.Option(
+            None, "--file", "-f", help="A file with one sentence per line ('-': standard input); every line is a sentence."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per sentence."),
         device: str = typer.Option("auto", "--device"),
     ) -> None:
@@ -26,9 +29,7 @@ def register(app: typer.Typer) -> None:
 
         lines = list(texts or [])
         if file is not None:
-            if not file.is_file():
-                raise ValueError(f"{file}: no such file; give a text file with one sentence per line")
-            lines += [ln for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            lines += _read_lines(file)
         if not lines:
             raise ValueError("no sentences given; pass them as arguments or with --file")
         predictor = Predictor.from_dir(model, device=device)
@@ -36,8 +37,24 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 typer.echo(json.dumps({"text": text, "entities": [e.to_dict() for e in ents]}, ensure_ascii=False))
                 continue
-            console.print(f"[bold]{text}[/]", highlight=False)
+            # Escaped: a sentence like "buy [red]rice" is text, not markup.
+            console.print(f"[bold]{escape(text)}[/]", highlight=False)
             if not ents:
                 console.print("  (no entities)")
             for e in ents:
-                console.print(f"  {e.label:<6} {e.text!r:<24} [{e.start}:{e.end}]  {e.score:.3f}", highlight=False)
+                console.print(escape(f"  {e.label:<6} {e.text!r:<24} [{e.start}:{e.end}]  {e.score:.3f}"),
+                              highlight=False)
+
+
+def _read_lines(file: Path) -> list[str]:
+    """Every line of ``file`` (``-``: standard input), so --json output lines up with the
+    input line for line; only a final newline ends the last line instead of adding one."""
+    if str(file) == "-":
+        text = sys.stdin.read()
+    elif file.exists() and not file.is_dir():  # pipes and /dev/stdin are not regular files
+        text = file.read_text(encoding="utf-8")
+    else:
+        raise ValueError(f"{file}: no such file; give a text file with one sentence per line, or - for stdin")
+    # Only \n ends a line: U+2028 or a form feed inside a sentence stays in it.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return lines[:-1] if lines and lines[-1] == "" else lines

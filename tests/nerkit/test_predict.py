@@ -81,11 +81,25 @@ def test_multiword_entity_spans_first_to_last_word(tokenizer, text):
     assert 0 < ents[0].score <= 1
 
 
-def test_words_past_max_length_get_no_entity(tokenizer):
-    # With room for 4 subwords only the first 4 one-subword words are tagged.
+def test_a_long_text_is_tagged_in_windows_and_no_word_is_lost(tokenizer):
+    # Room for 4 subwords per window, 8 words: every word still gets a prediction (B then
+    # I everywhere reads as one entity over the whole text), and with B everywhere each
+    # word is its own entity, in order.
     text = "a b c d e f g h"
+    (ents,) = Predictor(_Scripted(rest=2), tokenizer, max_length=6, device="cpu").predict([text])
+    assert [(e.text, e.start, e.end) for e in ents] == [(text, 0, len(text))]
     (ents,) = Predictor(_Scripted(rest=1), tokenizer, max_length=6, device="cpu").predict([text])
-    assert [e.text for e in ents] == ["a", "b", "c", "d"]
+    assert [e.text for e in ents] == list("abcdefgh")
+
+
+def test_window_fits_the_models_positions(model_dir):
+    # The tiny model has 128 positions (its tokenizer allows 512): a 300-word text is
+    # tagged in 128-subword windows instead of failing on the position embeddings.
+    predictor = Predictor.from_dir(model_dir, device="cpu")
+    assert predictor.max_length == 128
+    text = " ".join(["pizza"] * 300)
+    (ents,) = predictor.predict([text])
+    assert all(text[e.start:e.end] == e.text for e in ents)
 
 
 def test_batches_keep_order(tokenizer):
@@ -120,19 +134,71 @@ def test_cli_predict_text(model_dir):
 
 
 def test_cli_predict_file_json(model_dir, tmp_path):
-    # --file reads one sentence per line (blank lines skipped); --json prints one object per sentence.
-    lines = ["tushar se 2 misal mangwao", DEVANAGARI, EMOJI]
+    # --file: every line is a sentence (a blank one has no entities), so --json output
+    # lines up with the input line for line; CRLF endings and a U+2028 inside a line are not
+    # line breaks of their own.
+    lines = ["tushar se 2 misal mangwao", "", DEVANAGARI + "\u2028ok", EMOJI]
     path = tmp_path / "in.txt"
-    path.write_text(lines[0] + "\n\n" + "\n".join(lines[1:]) + "\n", encoding="utf-8")
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))
     result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir), "--device", "cpu",
                                               "--file", str(path), "--json"])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = [json.loads(line) for line in result.stdout.split("\n") if line]  # U+2028 is inside a row
     assert [r["text"] for r in rows] == lines
     for row in rows:
         for e in row["entities"]:
             assert row["text"][e["start"]:e["end"]] == e["text"]
             assert set(e) == {"text", "label", "start", "end", "score"}
+
+
+def test_cli_predict_reads_stdin_and_prints_text_not_markup(model_dir):
+    # --file - reads standard input; a sentence with [brackets] is printed as it is.
+    result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir), "--device", "cpu", "--file", "-"],
+                                input="buy [red]rice [/] now\n")
+    assert result.exit_code == 0, result.output
+    assert "buy [red]rice [/] now" in result.stdout
+
+
+@pytest.mark.parametrize("device, needle", [("gpu", "must be auto, cpu, cuda or cuda:N"),
+                                            ("cuda:7", "usable CUDA device")])
+def test_bad_device_is_refused_before_loading(model_dir, device, needle):
+    with pytest.raises(ValueError, match=needle):
+        Predictor.from_dir(model_dir, device=device)
+
+
+def test_incomplete_or_label_less_models_are_refused(model_dir, tmp_path):
+    import shutil
+
+    # No tokenizer files: refused, instead of an empty tokenizer that makes every word [UNK].
+    broken = tmp_path / "no-tokenizer"
+    shutil.copytree(model_dir, broken)
+    for f in broken.glob("tokenizer*"):
+        f.unlink()
+    for f in ("vocab.txt", "special_tokens_map.json"):
+        (broken / f).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="has no tokenizer"):
+        Predictor.from_dir(broken)
+    # A damaged weights file: one clear error naming the directory.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model_dir, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="could not load the model .*damaged.* pull it again"):
+        Predictor.from_dir(damaged)
+    # LABEL_n labels (a base model's head): no entity names to read.
+    model = _Scripted(rest=1)
+    model.config = SimpleNamespace(id2label={0: "LABEL_0", 1: "LABEL_1"})
+    with pytest.raises(ValueError, match="no entity names"):
+        Predictor(model, None, max_length=8, device="cpu")
+
+
+def test_io_labels_and_o_anywhere_in_the_label_list(tokenizer):
+    # IO labels ('FOOD', no prefix) with 'O' last: a run of one type is one entity (the
+    # scripted model says LOC at the first word, FOOD after).
+    model = _Scripted(rest=0)
+    model.config = SimpleNamespace(id2label={0: "FOOD", 1: "LOC", 2: "O"})
+    (ents,) = Predictor(model, tokenizer, max_length=16, device="cpu").predict(["inayat se pizza"])
+    assert [(e.label, e.text) for e in ents] == [("LOC", "inayat"), ("FOOD", "se pizza")]
 
 
 def test_cli_predict_without_input_is_an_error(model_dir):
