@@ -9,6 +9,8 @@ applied through :meth:`TrainConfig.with_overrides`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,35 +69,57 @@ class TrainConfig:
 
         if isinstance(self.data, dict):
             object.__setattr__(self, "data", DataConfig(**self.data))
-        if self.loss not in LOSSES:
-            raise bad("loss", f"one of {list(LOSSES)}")
-        if self.weight_strategy not in STRATEGIES:
-            raise bad("weight_strategy", f"one of {list(STRATEGIES)}")
-        if self.precision not in PRECISIONS:
-            raise bad("precision", f"one of {list(PRECISIONS)}")
-        if self.embedding_update not in EMBEDDING_UPDATES:
-            raise bad("embedding_update", f"one of {list(EMBEDDING_UPDATES)}")
+        if not isinstance(self.data, DataConfig):
+            raise bad("data", "a mapping of data settings (path, format, on_invalid, ...)")
+        # Types first: YAML and JSON hand over strings, booleans and None as readily as
+        # numbers, and a wrong type would fail (or mislead) far from the file it came from.
+        for name, kind in _FIELD_KINDS.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if not _is_kind(value, kind):
+                raise bad(name, _KIND_WORDS[kind] + (" or unset (null)" if name in _OPTIONAL else ""))
+        for name, allowed in (("loss", LOSSES), ("weight_strategy", STRATEGIES), ("precision", PRECISIONS),
+                              ("embedding_update", EMBEDDING_UPDATES)):
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"one of {list(allowed)}")
+        if not self.model.strip():
+            raise bad("model", "a hub name, a local path or 'bundled-minilm'")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise bad("device", "auto, cpu, cuda or cuda:N")
         if self.entity_o_ratio is not None and (self.o_weight != 1.0 or self.entity_boost != 1.0):
             raise ValueError(
                 f"entity_o_ratio={self.entity_o_ratio} replaces o_weight and entity_boost, but they "
                 f"are {self.o_weight} and {self.entity_boost}; leave them at 1.0"
             )
+        # `not x >= 0` (rather than `x < 0`) also refuses NaN; finiteness is checked with the types.
         if not self.gamma >= 0:
             raise bad("gamma", ">= 0")
-        for name in ("o_weight", "entity_boost", "learning_rate", "epochs"):
+        for name in ("o_weight", "entity_boost", "learning_rate", "epochs", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise bad(name, "> 0")
-        for name in ("batch_size", "max_length"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                raise bad(name, "an integer >= 1")
+        for name in ("max_weight", "entity_o_ratio"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise bad(name, "> 0 or unset (null)")
+        if not self.smoothing >= 0:
+            raise bad("smoothing", ">= 0")
+        if not 0 <= self.beta < 1:
+            raise bad("beta", "in [0, 1)")
+        if not self.weight_decay >= 0:
+            raise bad("weight_decay", ">= 0")
+        if self.batch_size < 1:
+            raise bad("batch_size", "an integer >= 1")
         if self.max_length < 8:
-            raise bad("max_length", ">= 8")
+            raise bad("max_length", "an integer >= 8")
+        if self.seed < 0:
+            raise bad("seed", "an integer >= 0")
         if not 0 <= self.warmup_ratio < 1:
             raise bad("warmup_ratio", "in [0, 1)")
-        if self.eval_every_steps is not None and self.eval_every_steps < 1:
-            raise bad("eval_every_steps", ">= 1 or unset")
-        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
-            raise bad("early_stopping_patience", ">= 1 or unset")
+        if not 0 <= self.collapse_eps < 1:
+            raise bad("collapse_eps", "in [0, 1)")
+        for name in ("eval_every_steps", "early_stopping_patience", "num_threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise bad(name, "an integer >= 1 or unset (null)")
 
     @property
     def focal_gamma(self) -> float:
@@ -107,13 +131,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a mapping (a YAML file, a stored config): unknown keys are errors, and
+        number-looking strings (YAML reads ``1e-5``, without a dot, as a string) become numbers."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training setting(s) {unknown}; allowed are {sorted(known)}")
-        values = dict(values)
+        values = {k: _number(v) if _FIELD_KINDS.get(k) == "float" else v for k, v in values.items()}
         if isinstance(values.get("data"), dict):
             data = dict(values["data"])
+            data_known = {f.name for f in dataclasses.fields(DataConfig)}
+            bad_keys = sorted(set(data) - data_known)
+            if bad_keys:
+                raise ValueError(f"unknown data setting(s) {bad_keys}; allowed are {sorted(data_known)}")
             if isinstance(data.get("split_ratios"), list):
                 data["split_ratios"] = tuple(data["split_ratios"])
             values["data"] = DataConfig(**data)
@@ -126,3 +156,37 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training setting(s) {unknown}; allowed are {sorted(known)}")
         return dataclasses.replace(self, **overrides)
+
+
+#: The type each scalar setting must have ("float" accepts ints; no kind accepts bools
+#: but "bool"); settings in _OPTIONAL may also be None.
+_FIELD_KINDS = {
+    "model": "str", "max_length": "int", "label_all_subwords": "bool", "loss": "str", "gamma": "float",
+    "weight_strategy": "str", "o_weight": "float", "entity_boost": "float", "smoothing": "float",
+    "beta": "float", "max_weight": "float", "entity_o_ratio": "float", "learning_rate": "float",
+    "batch_size": "int", "epochs": "float", "warmup_ratio": "float", "weight_decay": "float",
+    "max_grad_norm": "float", "seed": "int", "freeze_embeddings": "bool", "embedding_update": "str",
+    "eval_every_steps": "int", "early_stopping_patience": "int", "collapse_eps": "float", "device": "str",
+    "precision": "str", "num_threads": "int", "length_grouping": "bool",
+}
+_OPTIONAL = {"max_weight", "entity_o_ratio", "eval_every_steps", "early_stopping_patience", "num_threads"}
+_KIND_WORDS = {"str": "a string", "int": "an integer", "float": "a finite number", "bool": "true or false"}
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if isinstance(value, bool):
+        return kind == "bool"
+    if kind == "int":
+        return isinstance(value, int)
+    if kind == "float":
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, {"str": str, "bool": bool}[kind])
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -63,12 +64,24 @@ class SearchSettings:
         if not _NAME.match(self.name):
             raise ValueError(f"search name is {self.name!r}, but must match {_NAME.pattern} "
                              "(letters, digits, '_', '-', '.')")
+        if not isinstance(self.storage, str) or not self.storage.strip():
+            raise ValueError(f"storage is {self.storage!r}, but must be a directory or a URI ({', '.join(REMOTE_SCHEMES)})")
+        if "://" in self.storage and not is_remote(self.storage):
+            # Anything else would silently become a local folder named "file:" or "http:".
+            raise ValueError(f"storage is {self.storage!r}, but a URI must start with one of {list(REMOTE_SCHEMES)}; "
+                             "for a local directory give its path")
         if not (isinstance(self.trials, int) and self.trials >= 1):
             raise ValueError(f"trials is {self.trials!r}, but must be an integer >= 1")
-        if not self.cpus_per_trial > 0:
-            raise ValueError(f"cpus_per_trial is {self.cpus_per_trial}, but must be > 0")
-        if not 0 <= self.gpus_per_trial:
-            raise ValueError(f"gpus_per_trial is {self.gpus_per_trial}, but must be >= 0")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+            raise ValueError(f"seed is {self.seed!r}, but must be an integer in [0, 2**32)")
+        if not 0 < self.cpus_per_trial < math.inf:
+            raise ValueError(f"cpus_per_trial is {self.cpus_per_trial}, but must be a finite number > 0")
+        if not 0 <= self.gpus_per_trial < math.inf:
+            raise ValueError(f"gpus_per_trial is {self.gpus_per_trial}, but must be a finite number >= 0")
+        for name in ("max_epochs", "grace_epochs", "reduction_factor"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:
+                raise ValueError(f"{name} is {value}, but must be a finite number > 0 or unset")
         if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
             raise ValueError(f"gpus_per_trial is {self.gpus_per_trial}: above 1 it must be a whole number")
         if self.max_concurrent is not None and self.max_concurrent < 1:

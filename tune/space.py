@@ -159,11 +159,14 @@ class _Errors:
                 break
         where = f"{self.path}:{line}" if line else str(self.path)
         dotted = ".".join(str(k) for k in key)
-        msg = f"{where}: {dotted}: {problem}"
+        msg = f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}"
         return ValueError(msg + (f". Fix: {fix}" if fix else ""))
 
 
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# Settings that are numbers: YAML reads `1e-5` (no dot) as a string, so such strings are
+# read as the numbers they look like.
+_FLOAT_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if str(f.type).startswith("float")}
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -177,7 +180,11 @@ def load_space(path: str | Path) -> SearchSpace:
         if key not in SECTIONS:
             raise err((key,), f"unknown section {key!r}", f"use one of {sorted(SECTIONS)}")
     base = _parse_base(raw.get("base") or {}, err)
-    params = tuple(_parse_param(name, spec, err) for name, spec in (raw.get("params") or {}).items())
+    raw_params = raw.get("params") or {}
+    if not isinstance(raw_params, dict):
+        raise err(("params",), f"expected a mapping of parameter name to distribution, got {type(raw_params).__name__}",
+                  "write e.g. `learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}`")
+    params = tuple(_parse_param(name, spec, err) for name, spec in raw_params.items())
     if not params:
         raise err(("params",), "no parameters to search", "add at least one entry under params:")
     _check_conditions(params, err)
@@ -194,13 +201,39 @@ def load_space(path: str | Path) -> SearchSpace:
     baselines = tuple(
         _parse_baseline(i, b, params, base, err) for i, b in enumerate(raw.get("baselines") or [])
     )
+    names = [b.name for b in baselines]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise err(("baselines",), f"baseline name {dup!r} is used twice", "give every baseline its own name")
     space = SearchSpace(str(path), params, base, budget, guard, baselines, str(raw.get("description", "")))
     # The base config must itself be valid (e.g. entity_o_ratio with o_weight != 1).
     try:
         TrainConfig().with_overrides(**base)
     except (ValueError, TypeError) as exc:
         raise err(("base",), str(exc)) from None
+    # So must every value a trial can get: a bad choice ('focall') or a float batch size
+    # would otherwise fail inside every trial on the cluster, retries included.
+    for p in params:
+        for field_name, value in _values_to_check(p):
+            try:
+                TrainConfig().with_overrides(**{**base, p.name: value})
+            except (ValueError, TypeError) as exc:
+                raise err(("params", p.name, field_name), f"{p.name} = {value!r}: {exc}") from None
+    for i, b in enumerate(baselines):
+        try:
+            TrainConfig().with_overrides(**{**base, **b.params})
+        except (ValueError, TypeError) as exc:
+            raise err(("baselines", i), f"baseline {b.name!r}: {exc}") from None
     return space
+
+
+def _values_to_check(p: Param) -> list[tuple[str, Any]]:
+    """The values of ``p`` to validate: every choice, the fixed value, both range ends."""
+    if p.kind == "choice":
+        return [("values", v) for v in p.values or ()]
+    if p.kind == "fixed":
+        return [("value", p.value)]
+    return [("low", p.low), ("high", p.high)]
 
 
 def _parse_base(base: Any, err: _Errors) -> dict[str, Any]:
@@ -211,7 +244,7 @@ def _parse_base(base: Any, err: _Errors) -> dict[str, Any]:
             raise err(("base", key), f"unknown or reserved training setting {key!r}",
                       f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}; data/model/epochs come from the command line and budget")
         _check_sign(key, value, ("base", key), err)
-    return dict(base)
+    return {k: _number(v) if k in _FLOAT_FIELDS else v for k, v in base.items()}
 
 
 def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
@@ -231,26 +264,35 @@ def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
     missing = sorted((KINDS[kind] - {"step"}) - set(spec))
     if missing:
         raise err(key, f"a {kind} parameter needs {missing}")
-    when = tuple(
-        (k, tuple(v) if isinstance(v, list) else (v,)) for k, v in (spec.get("when") or {}).items()
-    )
+    raw_when = spec.get("when") or {}
+    if not isinstance(raw_when, dict):
+        raise err(key + ("when",), f"when is {raw_when!r}, but must be a mapping of parameter to value(s)",
+                  "write e.g. `when: {loss: focal}`")
+    when = tuple((k, tuple(v) if isinstance(v, list) else (v,)) for k, v in raw_when.items())
     if kind in ("loguniform", "uniform", "int"):
         # PyYAML reads `3e-5` (no dot) as a string; accept numeric strings.
         low, high = (_number(spec[b]) for b in ("low", "high"))
         for bound, v in (("low", low), ("high", high)):
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
-                raise err(key + (bound,), f"{bound} is {v!r}, but must be a number")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise err(key + (bound,), f"{bound} is {v!r}, but must be a finite number")
         if not low < high:
             raise err(key, f"empty range: low={low} is not below high={high}", "make low < high")
         if kind == "loguniform" and low <= 0:
             raise err(key + ("low",), f"low is {low}, but a loguniform range must be > 0")
         if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
             raise err(key, f"int bounds must be integers, got low={low}, high={high}")
+        step = spec.get("step")
+        if step is not None and (not isinstance(step, (int, float)) or isinstance(step, bool) or not step > 0
+                                 or (kind == "int" and not float(step).is_integer())):
+            raise err(key + ("step",), f"step is {step!r}, but must be a number > 0"
+                      + (" and an integer" if kind == "int" else ""))
         _check_sign(name, low, key + ("low",), err)
         return Param(name, kind, float(low) if kind != "int" else int(low),
                      float(high) if kind != "int" else int(high), spec.get("step"), when=when)
     if kind == "choice":
         values = spec["values"]
+        if isinstance(values, list) and name in _FLOAT_FIELDS:
+            values = [_number(v) for v in values]
         if not isinstance(values, list) or not values:
             raise err(key + ("values",), f"values is {values!r}, but must be a non-empty list")
         if len(set(map(repr, values))) != len(values):
@@ -258,8 +300,9 @@ def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
         for v in values:
             _check_sign(name, v, key + ("values",), err)
         return Param(name, kind, values=tuple(values), when=when)
-    _check_sign(name, spec["value"], key + ("value",), err)
-    return Param(name, kind, value=spec["value"], when=when)
+    value = _number(spec["value"]) if name in _FLOAT_FIELDS else spec["value"]
+    _check_sign(name, value, key + ("value",), err)
+    return Param(name, kind, value=value, when=when)
 
 
 def _number(v: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +30,70 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def build_train_config(
-    config_file: Path | None, data: DataConfig | None, overrides: dict[str, Any]
+    config_file: Path | None, data: dict[str, Any] | DataConfig | None, overrides: dict[str, Any]
 ) -> TrainConfig:
-    """Base config (file or defaults) + data + the options the user actually gave."""
-    base = TrainConfig.from_dict(load_yaml_mapping(config_file)) if config_file else TrainConfig()
+    """Base config (file or defaults) + the data options given + the options given.
+
+    ``data`` holds only the data options the user gave (see :func:`data_options`): they
+    change the file's ``data:`` section, never replace it with defaults. Errors in the
+    file name the file and the line of the setting.
+    """
+    base = _config_from_file(config_file) if config_file else TrainConfig()
     given = {k: v for k, v in overrides.items() if v is not None}
-    if data is not None:
+    if isinstance(data, DataConfig):
         given["data"] = data
+    elif data:
+        given["data"] = dataclasses.replace(base.data, **data)
     return base.with_overrides(**given)
+
+
+def _config_from_file(path: Path) -> TrainConfig:
+    values = load_yaml_mapping(path)
+    try:
+        return TrainConfig.from_dict(values)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        line = _setting_line(Path(path).read_text(), message)
+        raise ValueError(f"{path}{f':{line}' if line else ''}: {message}") from None
+
+
+def _setting_line(text: str, message: str) -> int | None:
+    """The line of the setting an error message starts with (``epochs is -1, ...``,
+    ``unknown training setting(s) ['x']``), at the top level or under ``data:``."""
+    m = re.match(r"(?:unknown (?:training|data) setting\(s\) \['([^']+)'|(\w+) is |entity_o_ratio=)", message)
+    if not m:
+        return None
+    key = m.group(1) or m.group(2) or "entity_o_ratio"
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    mappings = [root] if isinstance(root, yaml.MappingNode) else []
+    for node in list(mappings):
+        mappings += [v for k, v in node.value if k.value == "data" and isinstance(v, yaml.MappingNode)]
+    for node in mappings:
+        for k, _ in node.value:
+            if k.value == key:
+                return k.start_mark.line + 1
+    return None
+
+
+def data_options(
+    data: str | None = None, train: str | None = None, dev: str | None = None, test: str | None = None,
+    fmt: str | None = None, on_invalid: str | None = None, split_seed: int | None = None,
+    label_names: str | None = None,
+) -> dict[str, Any]:
+    """The data options a command was given (None: not given), as DataConfig fields."""
+    given = dict(path=data, train=train, dev=dev, test=test, format=fmt, on_invalid=on_invalid,
+                 split_seed=split_seed, label_names=parse_label_names(label_names))
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def data_config(
     data: str | None, train: str | None, dev: str | None, test: str | None,
     fmt: str, on_invalid: str, split_seed: int, label_names: str | None = None,
 ) -> DataConfig:
-    return DataConfig(path=data, train=train, dev=dev, test=test, format=fmt,
-                      on_invalid=on_invalid, split_seed=split_seed, label_names=parse_label_names(label_names))
+    return DataConfig(**data_options(data, train, dev, test, fmt, on_invalid, split_seed, label_names))
 
 
 #: Help text of every command's --label-names option.

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nerkit.cli.options import LABEL_NAMES_HELP, build_train_config, data_config
+from nerkit.cli.options import LABEL_NAMES_HELP, build_train_config, data_options
 
 console = Console()
 
@@ -33,9 +33,10 @@ def register(app: typer.Typer) -> None:
         train_file: Optional[str] = typer.Option(None, "--train", help="Explicit train file."),
         dev_file: Optional[str] = typer.Option(None, "--dev", help="Explicit dev file."),
         test_file: Optional[str] = typer.Option(None, "--test", help="Explicit test file."),
-        fmt: str = typer.Option("auto", "--format", help="auto | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"),
-        on_invalid: str = typer.Option("error", "--on-invalid", help="error | repair | skip (repair/skip report counts)."),
-        split_seed: int = typer.Option(13, "--split-seed", help="Seed for splitting a single file."),
+        # None = not given: the --config file's data: section (or the defaults) applies.
+        fmt: Optional[str] = typer.Option(None, "--format", help="auto (default) | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"),
+        on_invalid: Optional[str] = typer.Option(None, "--on-invalid", help="error (default) | repair | skip (repair/skip report counts)."),
+        split_seed: Optional[int] = typer.Option(None, "--split-seed", help="Seed for splitting a single file (default 13)."),
         label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
         output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", "-o", help="Where the best model directory goes."),
         config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (options below override it)."),
@@ -72,12 +73,21 @@ def register(app: typer.Typer) -> None:
             freeze_embeddings=freeze_embeddings, embedding_update=embedding_update, device=device, precision=precision, num_threads=threads,
         )
         if class_weights is False:
+            given = [f"--{n.replace('_', '-')}" for n in ("weight_strategy", "o_weight", "entity_boost")
+                     if overrides[n] is not None]
+            if given:
+                raise ValueError(f"--no-class-weights means uniform weights, but {', '.join(given)} was given too; "
+                                 "drop one of them")
             overrides.update(weight_strategy="none", o_weight=1.0, entity_boost=1.0)
         elif class_weights is True and weight_strategy is None:
             overrides.update(weight_strategy="seed")
         cfg = build_train_config(
-            config_file, data_config(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed, label_names), overrides
+            config_file, data_options(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed, label_names),
+            overrides,
         )
+        if class_weights is False:
+            # Uniform means uniform: a config file's entity_o_ratio or weight cap goes too.
+            cfg = cfg.with_overrides(entity_o_ratio=None, max_weight=None)
         collapsed_run = [0]
         last_entity_prob: list[float | None] = [None]
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),

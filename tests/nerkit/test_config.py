@@ -59,6 +59,21 @@ def test_with_overrides_validates_again():
         ({"eval_every_steps": 0}, "0"),
         ({"early_stopping_patience": 0}, "0"),
         ({"entity_o_ratio": 3.0, "entity_boost": 2.0}, "2.0"),
+        # Types: what YAML or JSON hands over besides numbers.
+        ({"epochs": None}, "None"),
+        ({"learning_rate": float("inf")}, "inf"),
+        ({"seed": "13"}, "'13'"),
+        ({"batch_size": True}, "True"),
+        ({"freeze_embeddings": "false"}, "'false'"),
+        ({"model": None}, "None"),
+        ({"weight_decay": -1.0}, "-1.0"),
+        ({"max_grad_norm": 0.0}, "0.0"),
+        ({"num_threads": 0}, "0"),
+        ({"collapse_eps": 5.0}, "5.0"),
+        ({"device": "gpu"}, "'gpu'"),
+        ({"beta": 2.0}, "2.0"),
+        ({"smoothing": -1.0}, "-1.0"),
+        ({"seed": -3}, "-3"),
     ],
 )
 def test_bad_values_raise_naming_the_value(kwargs, named):
@@ -68,6 +83,16 @@ def test_bad_values_raise_naming_the_value(kwargs, named):
     message = str(info.value)
     assert named in message
     assert next(iter(kwargs)) in message or "entity_o_ratio" in message
+
+
+def test_yaml_number_strings_are_numbers():
+    # PyYAML reads 1e-5 (no dot) as a string; from_dict reads it as the number it looks like,
+    # but only where a number is expected.
+    assert TrainConfig.from_dict({"learning_rate": "1e-5"}).learning_rate == 1e-5
+    with pytest.raises(ValueError, match="loss is '1e-5'"):
+        TrainConfig.from_dict({"loss": "1e-5"})
+    with pytest.raises(ValueError, match=r"unknown data setting\(s\) \['bogus'\]"):
+        TrainConfig.from_dict({"data": {"bogus": 1}})
 
 
 def test_config_is_frozen():

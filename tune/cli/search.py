@@ -31,6 +31,7 @@ def _progress_table(p) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command("search")
     def search_cmd(
+        ctx: typer.Context,
         space: Path = typer.Option(DEFAULT_SPACE, "--space", help="Search space YAML (search_spaces/)."),
         data: Optional[str] = typer.Option(None, "--data", help="Data file or directory (default: bundled corpus)."),
         train_file: Optional[str] = typer.Option(None, "--train"),
@@ -70,6 +71,16 @@ def register(app: typer.Typer) -> None:
         from tune.summary import summarize
 
         if resume:
+            # A resumed search runs on its saved settings (search.json); an option that
+            # would change them is refused rather than silently ignored. (Compared by name:
+            # typer vendors its own click, whose ParameterSource is not click's.)
+            ignored = sorted(f"--{p.replace('_', '-')}" for p in ctx.params
+                             if p not in ("resume", "storage", "address", "as_json")
+                             and getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE")
+            if ignored:
+                raise ValueError(f"--resume {resume} continues the search with its saved settings, but "
+                                 f"{', '.join(ignored)} was given too; drop them (only --storage, --address and "
+                                 "--json go with --resume), or start a new search under another --name")
             exp_name = resume
         else:
             exp_name = name or time.strftime("search-%Y%m%d-%H%M%S")

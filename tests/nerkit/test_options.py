@@ -1,0 +1,53 @@
+"""Option parsing shared by train and search (nerkit.cli.options): files, data, errors."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from nerkit.cli import build_app
+from nerkit.cli.options import build_train_config, data_options
+
+
+def test_config_files_data_section_survives_unless_an_option_changes_it(tmp_path):
+    # The file's data: section is the base; only the data options actually given change it.
+    path = tmp_path / "t.yaml"
+    path.write_text("epochs: 2\ndata:\n  path: /x.jsonl\n  split_ratios: [0.7, 0.2, 0.1]\n")
+    cfg = build_train_config(path, data_options(), {})
+    assert (cfg.epochs, cfg.data.path, cfg.data.split_ratios) == (2, "/x.jsonl", (0.7, 0.2, 0.1))
+    cfg = build_train_config(path, data_options(on_invalid="skip"), {})
+    assert (cfg.data.path, cfg.data.on_invalid) == ("/x.jsonl", "skip")
+
+
+@pytest.mark.parametrize("text, where, needle", [
+    ("learning_rate: 1e-5\nepochs: -1\n", ":2:", "epochs is -1, but must be > 0"),
+    ("epochs: 1\nlearning_rat: 0.1\n", ":2:", "unknown training setting(s) ['learning_rat']"),
+    ("epochs: 1\ndata:\n  bogus: 1\n", ":3:", "unknown data setting(s) ['bogus']"),
+    ("data:\n  split_ratios: [0.5, 0.5]\n", ":2:", "split_ratios is (0.5, 0.5)"),
+])
+def test_config_file_errors_name_the_file_and_line(tmp_path, text, where, needle):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        build_train_config(path, data_options(), {})
+    assert str(info.value).startswith(f"{path}{where} ") and needle in str(info.value)
+
+
+def test_no_class_weights_refuses_explicit_weights():
+    # --no-class-weights with --o-weight is a contradiction, refused before anything loads.
+    result = CliRunner().invoke(build_app(), ["train", "--no-class-weights", "--o-weight", "0.5", "--epochs", "0.01"])
+    assert result.exit_code != 0 and "--no-class-weights means uniform weights" in str(result.exception)
+
+
+def test_train_cli_no_class_weights_clears_a_files_ratio(tiny_model_dir, small_data_dir, tmp_path):
+    # Uniform means uniform: a config file's entity_o_ratio does not survive --no-class-weights.
+    import json
+
+    config = tmp_path / "t.yaml"
+    config.write_text("entity_o_ratio: 5.0\n")
+    result = CliRunner().invoke(build_app(), [
+        "train", "--config", str(config), "--no-class-weights", "--model", str(tiny_model_dir), "--data",
+        str(small_data_dir), "--epochs", "1", "--threads", "1", "--device", "cpu", "--json",
+        "--output-dir", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["entity_o_ratio"] == 1.0

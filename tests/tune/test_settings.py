@@ -1,0 +1,33 @@
+"""Search settings are checked before anything is written or started."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from nerkit.cli import build_app
+from tune.settings import SearchSettings
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"seed": -1}, r"seed is -1, but must be an integer in \[0, 2\*\*32\)"),
+    ({"storage": "file:///x"}, "a URI must start with one of"),
+    ({"storage": "http://host/x"}, "a URI must start with one of"),
+    ({"storage": " "}, "storage is ' ', but must be a directory or a URI"),
+    ({"cpus_per_trial": float("inf")}, "cpus_per_trial is inf, but must be a finite number > 0"),
+    ({"max_epochs": float("inf")}, "max_epochs is inf, but must be a finite number > 0 or unset"),
+    ({"reduction_factor": -2.0}, "reduction_factor is -2.0"),
+])
+def test_bad_settings_are_refused(kwargs, needle):
+    # A bad seed used to pass here and fail inside Optuna after search.json was written,
+    # using up the name; a file:// storage became a local folder named "file:".
+    with pytest.raises(ValueError, match=needle):
+        SearchSettings(name="s", space="x.yaml", **kwargs)
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path):
+    # A resumed search runs on its saved settings: --trials beside --resume is an error,
+    # not silently dropped.
+    result = CliRunner().invoke(build_app(), ["search", "--resume", "s", "--trials", "50", "--storage", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--resume s continues the search with its saved settings, but --trials was given" in str(result.exception)
