@@ -137,7 +137,7 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training setting(s) {unknown}; allowed are {sorted(known)}")
-        values = {k: _number(v) if _FIELD_KINDS.get(k) == "float" else v for k, v in values.items()}
+        values = {k: parse_number(v) if _FIELD_KINDS.get(k) == "float" else v for k, v in values.items()}
         if isinstance(values.get("data"), dict):
             data = dict(values["data"])
             data_known = {f.name for f in dataclasses.fields(DataConfig)}
@@ -183,7 +183,9 @@ def _is_kind(value: Any, kind: str) -> bool:
     return isinstance(value, {"str": str, "bool": bool}[kind])
 
 
-def _number(value: Any) -> Any:
+def parse_number(value: Any) -> Any:
+    """A number-looking string as its float (YAML 1.1 reads ``1e-5``, without a dot, as a
+    string); anything else unchanged, for the validation that follows to judge."""
     if isinstance(value, str):
         try:
             return float(value)

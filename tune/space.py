@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerkit.config import TrainConfig
+from nerkit.config import TrainConfig, parse_number
 from tune.guard import GuardConfig
 from tune.yaml_lines import load_with_lines
 
@@ -196,7 +196,7 @@ def load_space(path: str | Path) -> SearchSpace:
     guard_raw = raw.get("collapse_guard") or {}
     if isinstance(guard_raw, dict):
         # YAML 1.1 reads `1e-2` (no dot) as a string; the guard's thresholds are numbers.
-        guard_raw = {k: _number(v) if k in ("eps", "min_rise") else v for k, v in guard_raw.items()}
+        guard_raw = {k: parse_number(v) if k in ("eps", "min_rise") else v for k, v in guard_raw.items()}
     guard = _section(GuardConfig, guard_raw, ("collapse_guard",), err)
     baselines = tuple(
         _parse_baseline(i, b, params, base, err) for i, b in enumerate(raw.get("baselines") or [])
@@ -244,7 +244,7 @@ def _parse_base(base: Any, err: _Errors) -> dict[str, Any]:
             raise err(("base", key), f"unknown or reserved training setting {key!r}",
                       f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}; data/model/epochs come from the command line and budget")
         _check_sign(key, value, ("base", key), err)
-    return {k: _number(v) if k in _FLOAT_FIELDS else v for k, v in base.items()}
+    return {k: parse_number(v) if k in _FLOAT_FIELDS else v for k, v in base.items()}
 
 
 def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
@@ -271,7 +271,7 @@ def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
     when = tuple((k, tuple(v) if isinstance(v, list) else (v,)) for k, v in raw_when.items())
     if kind in ("loguniform", "uniform", "int"):
         # PyYAML reads `3e-5` (no dot) as a string; accept numeric strings.
-        low, high = (_number(spec[b]) for b in ("low", "high"))
+        low, high = (parse_number(spec[b]) for b in ("low", "high"))
         for bound, v in (("low", low), ("high", high)):
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise err(key + (bound,), f"{bound} is {v!r}, but must be a finite number")
@@ -292,7 +292,7 @@ def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
     if kind == "choice":
         values = spec["values"]
         if isinstance(values, list) and name in _FLOAT_FIELDS:
-            values = [_number(v) for v in values]
+            values = [parse_number(v) for v in values]
         if not isinstance(values, list) or not values:
             raise err(key + ("values",), f"values is {values!r}, but must be a non-empty list")
         if len(set(map(repr, values))) != len(values):
@@ -300,18 +300,9 @@ def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
         for v in values:
             _check_sign(name, v, key + ("values",), err)
         return Param(name, kind, values=tuple(values), when=when)
-    value = _number(spec["value"]) if name in _FLOAT_FIELDS else spec["value"]
+    value = parse_number(spec["value"]) if name in _FLOAT_FIELDS else spec["value"]
     _check_sign(name, value, key + ("value",), err)
     return Param(name, kind, value=value, when=when)
-
-
-def _number(v: Any) -> Any:
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return v
 
 
 def _check_sign(name: str, value: Any, key: tuple, err: _Errors) -> None:
