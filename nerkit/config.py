@@ -101,8 +101,11 @@ class TrainConfig:
         for name in ("max_weight", "entity_o_ratio"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise bad(name, "> 0 or unset (null)")
-        if not self.smoothing >= 0:
-            raise bad("smoothing", ">= 0")
+        if not 0 <= self.smoothing <= 2:
+            raise bad("smoothing", "in [0, 2]")
+        if self.max_weight is not None and self.entity_o_ratio is not None:
+            raise ValueError(f"max_weight={self.max_weight} and entity_o_ratio={self.entity_o_ratio} cannot be "
+                             "combined: the cap changes the entity:O ratio; use one of them")
         if not 0 <= self.beta < 1:
             raise bad("beta", "in [0, 1)")
         if not self.weight_decay >= 0:

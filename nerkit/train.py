@@ -269,6 +269,10 @@ def train(
         prepared = prepare_data(config.data, config.model, config.max_length, config.label_all_subwords)
     lm = prepared.label_map
     tokenizer = load_tokenizer(resolve_model(config.model))
+    if not any(prepared.train_counts[1:]):
+        # All 'O': no entity to learn, and every entity:O ratio would be NaN.
+        raise ValueError("the train split has no entity tokens (every counted tag is 'O'), so there is nothing "
+                         "to learn; check the data with `nerkit doctor`")
 
     weights = class_weights(
         prepared.train_counts, config.weight_strategy, config.o_weight, config.entity_boost,
@@ -292,11 +296,22 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(warmup, total_steps))
 
     state = TrainingState()
+    best_state: dict[str, torch.Tensor] | None = None
     if resume_from is not None:
         state = load_training_checkpoint(resume_from, model=model, optimizer=optimizer, scheduler=scheduler)
         logger.info("resumed from %s at step %d", resume_from, state.step)
+        if output_dir is not None or evaluate_test:
+            # A training checkpoint holds its own weights, not the best evaluation's: the
+            # best model can be saved (or tested) only if it is this checkpoint or a later one.
+            if state.history and state.best_step != state.step:
+                raise ValueError(
+                    f"{resume_from} is at step {state.step}, but the run's best evaluation was at step "
+                    f"{state.best_step}, whose weights this checkpoint does not hold, so the best model could "
+                    "not be saved or tested; resume from that step's checkpoint, or resume without "
+                    "output_dir/evaluate_test")
+            if state.history:
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     config_dict = config.to_dict()
-    best_state: dict[str, torch.Tensor] | None = None
     status = "completed"
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
 
@@ -439,7 +454,8 @@ def train(
             model, prepared.test, lm, pad_id=prepared.pad_token_id, device=device,
             weights=weight_t, gamma=gamma, collapse_eps=config.collapse_eps, autocast=autocast,
         )
-    if output_dir is not None:
+    if output_dir is not None and state.history:
+        # No evaluation (a run that diverged at once) means no model chosen: nothing is saved.
         summary = {"status": status, "best": result.best, "last": _drop_nested(last_metrics),
                    "test": result.test, "class_weights": dict(zip(lm.labels, weights)),
                    "entity_o_ratio": ratio, "fingerprint": prepared.fingerprint,

@@ -51,8 +51,8 @@ def count_labels(label_rows: Iterable[Sequence[int]], num_labels: int) -> list[i
 def _base_weights(counts: Sequence[int], strategy: str, smoothing: float, beta: float) -> list[float]:
     total = sum(counts)
     k = len(counts)
-    # A label absent from training is never a target, so its weight never enters the
-    # loss; count it as 1 to keep the formulas finite.
+    # A label absent from training is never a target; count it as 1 to keep the formulas
+    # finite (class_weights then gives it the mean entity weight).
     safe = [max(c, 1) for c in counts]
     if strategy == "seed":
         return [1.0] + [total / (k * c) for c in safe[1:]]
@@ -117,6 +117,10 @@ def class_weights(
         raise ValueError(f"beta is {beta}, but must be in [0, 1)")
     if max_weight is not None and not max_weight > 0:
         raise ValueError(f"max_weight is {max_weight}, but must be > 0 or unset")
+    if max_weight is not None and target_ratio is not None:
+        # The cap would move the ratio the caller asked for (2.0 asked, 1.55 trained).
+        raise ValueError(f"max_weight={max_weight} and target_ratio={target_ratio} cannot be combined: "
+                         "the cap changes the entity:O ratio; use one of them")
 
     weights = _base_weights(counts, strategy, smoothing, beta)
     if target_ratio is not None:
@@ -134,6 +138,12 @@ def class_weights(
     weights[1:] = [w * entity_boost for w in weights[1:]]
     if max_weight is not None:
         weights = [min(w, max_weight) for w in weights]
+    # A label absent from training is never a training target, but dev and test losses
+    # see it: give it the mean entity weight, not the largest weight of all (from count 1).
+    entity_tokens = sum(counts[1:])
+    if entity_tokens:
+        mean_entity = sum(w * c for w, c in zip(weights[1:], counts[1:])) / entity_tokens
+        weights[1:] = [w if c else mean_entity for w, c in zip(weights[1:], counts[1:])]
     return weights
 
 

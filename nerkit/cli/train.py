@@ -134,4 +134,7 @@ def register(app: typer.Typer) -> None:
         if result.test:
             console.print(f"test F1 {result.test['f1']:.4f}  P {result.test['precision']:.4f}  "
                           f"R {result.test['recall']:.4f}  entity_pred_ratio {result.test['entity_pred_ratio']:.4f}")
-        console.print(f"model saved to {result.output_dir}")
+        if result.output_dir is None:
+            console.print(f"[yellow]no model saved:[/] the run ended ({result.status}) before its first evaluation")
+        else:
+            console.print(f"model saved to {result.output_dir}")

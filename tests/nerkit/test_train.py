@@ -273,3 +273,44 @@ def test_cpu_bf16_runs_attention_on_the_math_kernel(cfg, monkeypatch):
     assert "aten::_scaled_dot_product_attention_math" in ran["auto"]
     assert not any("flash_attention" in op for op in ran["auto"])
     assert any("flash_attention" in op for op in ran["fp32"])
+
+
+def test_resumed_run_saves_and_tests_the_best_model(cfg, tmp_path):
+    # Checkpoints at every evaluation. Resumed from the best evaluation's checkpoint, the
+    # saved model and its test score are the uninterrupted run's; resumed from a later,
+    # worse one, whose weights are not the best, output_dir/evaluate_test are refused.
+    cfg = cfg.with_overrides(eval_every_steps=4, epochs=3)
+    saved: dict[int, str] = {}
+
+    def keep(metrics, save):
+        saved[metrics["eval_index"]] = str(save(tmp_path / f"ckpt{metrics['eval_index']}"))
+
+    full = train(cfg, report=keep, output_dir=tmp_path / "full", evaluate_test=True)
+    f1s = [m["dev_f1"] for m in full.history]
+    best = f1s.index(max(f1s))
+    resumed = train(cfg, resume_from=saved[best], output_dir=tmp_path / "resumed", evaluate_test=True)
+    assert resumed.test == full.test and resumed.best == full.best
+    later = [i for i in range(best + 1, len(f1s) - 1) if f1s[i] < f1s[best]]
+    assert later, f"this run's dev F1 {f1s} needs a worse evaluation after its best"
+    with pytest.raises(ValueError, match="best evaluation was at step"):
+        train(cfg, resume_from=saved[later[0]], output_dir=tmp_path / "x")
+    drop = lambda m: {k: v for k, v in m.items() if k not in TIMING_KEYS}  # noqa: E731
+    resumed_late = train(cfg, resume_from=saved[later[0]])  # without them it resumes
+    assert [drop(m) for m in resumed_late.history] == [drop(m) for m in full.history]
+
+
+def test_a_run_that_ends_before_its_first_evaluation_saves_no_model(cfg, tmp_path):
+    # Diverged at once: no evaluation chose a model, so none is written.
+    result = train(cfg.with_overrides(learning_rate=1e6, precision="fp32", epochs=1), output_dir=tmp_path / "m")
+    assert result.status == "diverged" and not result.history
+    assert result.output_dir is None and not (tmp_path / "m").exists()
+
+
+def test_a_train_split_without_entities_is_refused(tiny_model_dir, tmp_path, corpus_slice):
+    import json as _json
+
+    data = corpus_slice(tmp_path, 20, 10, 10)
+    rows = [_json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    (data / "train.jsonl").write_text("".join(_json.dumps({**r, "entities": []}) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="the train split has no entity tokens"):
+        train(TrainConfig(model=str(tiny_model_dir), data=DataConfig(path=str(data)), epochs=1, num_threads=1))

@@ -163,3 +163,19 @@ def test_scaling_all_weights_leaves_training_unchanged(tiny_model_dir, small_dat
     assert not torch.equal(p0["classifier.weight"], initial[0]["classifier.weight"])  # it did train
     for name in p0:
         torch.testing.assert_close(p1[name], p0[name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_label_absent_from_training_gets_the_mean_entity_weight():
+    # Never a training target, but dev and test losses see it: it must not carry the
+    # largest weight of all (what count 1 would give it).
+    counts = [100, 10, 5, 0, 0]
+    for strategy in ("seed", "inverse", "effective"):
+        w = class_weights(counts, strategy)
+        mean_entity = (w[1] * 10 + w[2] * 5) / 15
+        assert w[3] == w[4] == pytest.approx(mean_entity), strategy
+        assert entity_o_ratio(w, counts) == pytest.approx(mean_entity / w[0])
+
+
+def test_max_weight_cannot_move_a_target_ratio():
+    with pytest.raises(ValueError, match="cannot be combined"):
+        class_weights([100, 10, 5], "seed", max_weight=3.0, target_ratio=2.0)
