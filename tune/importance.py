@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tune.settings import OPTUNA_FILE, is_remote
+
 #: Fewer complete trials than this cannot rank parameters meaningfully.
 MIN_COMPLETE_TRIALS = 3
 
@@ -22,11 +24,16 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(url[len(prefix):]) if url.startswith(prefix) else None
 
 
-def param_importances(record: dict[str, Any]) -> tuple[dict[str, float] | None, list[str]]:
+def param_importances(
+    record: dict[str, Any], experiment_path: str | None = None,
+) -> tuple[dict[str, float] | None, list[str]]:
     """``({param: importance}, notes)`` for the search described by ``record`` (search.json).
 
     Args:
         record: The experiment's ``search.json`` (``TrialTables.record``).
+        experiment_path: Where the experiment is now. A search on local storage keeps its
+            study in ``<experiment>/optuna.db``: read there, not at the path recorded when
+            it ran (a moved or copied search would otherwise read another one's study).
 
     Returns:
         Importances normalised to sum to 1 (``None`` when they cannot be computed) and
@@ -35,6 +42,8 @@ def param_importances(record: dict[str, Any]) -> tuple[dict[str, float] | None, 
     import optuna
 
     url, name = record.get("optuna_storage", ""), record["settings"]["name"]
+    if experiment_path is not None and not is_remote(experiment_path):
+        url = f"sqlite:///{Path(experiment_path) / OPTUNA_FILE}"
     db = _sqlite_file(url)
     if not url or (db is not None and not db.is_file()):
         # Opening a missing SQLite file would create an empty database: check first.

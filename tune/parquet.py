@@ -125,7 +125,20 @@ def refresh_tables(experiment_path: str) -> TrialTables:
 def read_table(uri: str):
     """One Parquet table as a pandas DataFrame (local path or object-store URI)."""
     fs, path = filesystem(uri)
-    return pq.read_table(path, filesystem=fs).to_pandas()
+    return to_pandas(pq.read_table(path, filesystem=fs))
+
+
+def to_pandas(arrow: pa.Table):
+    """An Arrow table as a DataFrame whose int64 columns stay integers when a row is null
+    (pandas' nullable Int64; plain pandas would turn ``3`` into ``3.0``)."""
+    import pandas as pd
+
+    return arrow.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+
+
+def frames(tables: TrialTables):
+    """``(trials, history)`` DataFrames straight from :func:`tune.tables.collect`, unwritten."""
+    return to_pandas(to_arrow(tables.trials, "trials")), to_pandas(to_arrow(tables.history, "history"))
 
 
 def read_tables(experiment_path: str):

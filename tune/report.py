@@ -103,8 +103,8 @@ def _best_section(best: dict[str, Any] | None, searched: list[str]) -> str:
             + (_table(["type", "F1"], [list(x) for x in per_type]) if per_type else _note("no per-type scores")))
 
 
-def _importance_section(record: dict[str, Any]) -> str:
-    importances, notes = param_importances(record)
+def _importance_section(record: dict[str, Any], experiment_path: str | None = None) -> str:
+    importances, notes = param_importances(record, experiment_path)
     html = "".join(_note(n) for n in notes)
     if importances is None:
         return html
@@ -143,7 +143,7 @@ def build_report(tables: TrialTables) -> str:
         "<h2>Dev F1 against each searched parameter</h2>",
         _note("best dev F1 of each trial; categorical parameters are spread (jittered) around their category"),
         _img(param_scatter(trials, params), "parameter scatter"),
-        "<h2>Parameter importances</h2>", _importance_section(record),
+        "<h2>Parameter importances</h2>", _importance_section(record, tables.experiment),
         "<h2>Compute spent</h2>",
         _table(["stop reason", "trials", "epochs", "wall time (s)", "share of wall time"], compute_spent(trials)),
         f'<p class="note">generated {escape(time.strftime("%Y-%m-%d %H:%M:%S"))} by nerkit report '

@@ -12,7 +12,8 @@ JSON), ``entity_o_ratio``, ``best_dev_f1`` / ``best_eval_index`` / ``best_epoch`
 ``last_dev_f1`` / ``last_eval_index`` / ``last_epoch`` / ``last_entity_pred_ratio``,
 ``evaluations``, ``epochs_trained``, ``tokens_trained``, ``wall_time_s``,
 ``node_ip``, ``hostname``, ``node_id``, ``gpu_ids``, ``compute_precision``,
-``checkpoint`` / ``checkpoint_eval_index`` / ``checkpoint_dev_f1``, ``error``, ``experiment``,
+``checkpoint`` / ``checkpoint_eval_index`` / ``checkpoint_dev_f1``, ``error``,
+``results_incomplete``, ``experiment``,
 ``schema_version``.
 
 history: ``trial_id``, ``eval_index``, ``step``, ``epoch``, ``tokens_seen``,
@@ -93,6 +94,11 @@ def collect(experiment_path: str) -> TrialTables:
     trials, history = [], []
     for trial in analysis.trials:
         results = _results(analysis.trial_dataframes.get(trial.trial_id))
+        # A result log cut short or lost (a trial directory deleted, a disk filled) still
+        # leaves Ray's own record of the trial's last result: use it, and say so.
+        incomplete = _log_behind(results, trial.last_result or {})
+        if incomplete:
+            results = results + [_flat(trial.last_result)]
         ratios = ratio_history(results)
         last = results[-1] if results else (trial.last_result or {})
         reason = stop_reason(trial.status, last, ratios, guard, entity_prob_history(results))
@@ -122,6 +128,7 @@ def collect(experiment_path: str) -> TrialTables:
             "checkpoint_eval_index": None,
             "checkpoint_dev_f1": None,
             "error": _error(trial),
+            "results_incomplete": incomplete,
             "experiment": experiment_path,
             "schema_version": SCHEMA_VERSION,
         }
@@ -147,6 +154,25 @@ def collect(experiment_path: str) -> TrialTables:
             h["schema_version"] = SCHEMA_VERSION
             history.append(h)
     return TrialTables(experiment_path, record, trials, history)
+
+
+def _log_behind(results: list[dict[str, Any]], last: dict[str, Any]) -> bool:
+    """Whether Ray's last result of a trial is an evaluation its result log lacks."""
+    if "eval_index" not in last:
+        return False
+    logged = [int(r["eval_index"]) for r in results if "eval_index" in r]
+    return not logged or max(logged) < int(last["eval_index"])
+
+
+def _flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested result as the result log's flat row (``per_type/FOOD/f1``)."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _best_checkpoint(trial) -> tuple[Any, dict[str, Any]]:

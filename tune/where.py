@@ -91,8 +91,11 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
     if isinstance(op, (ast.In, ast.NotIn)):
         column = _column(left, df)
         values = _literal_list(right)
-        mask = column.isin(values).fillna(False).astype(bool)
-        return ~mask if isinstance(op, ast.NotIn) else mask
+        # A missing value satisfies no comparison: `x in [...]` and `x not in [...]` are
+        # both false for it (`x == None` asks for missing values).
+        present = column.notna()
+        mask = column.isin([v for v in values if v is not None]).fillna(False).astype(bool)
+        return (present & ~mask if isinstance(op, ast.NotIn) else mask).astype(bool)
     if type(op) not in _COMPARE:
         raise _Invalid(f"operator {type(op).__name__} is not supported")
     if isinstance(left, ast.Name) and not isinstance(right, ast.Name):
@@ -115,7 +118,8 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
     except TypeError as exc:
         raise _Invalid(f"column {column.name!r} (type {column.dtype}) cannot be compared with "
                        f"{value!r} ({exc})") from None
-    return mask.fillna(False).astype(bool)
+    # NaN != x is True in pandas; a missing value satisfies no comparison, `!=` included.
+    return (mask.fillna(False).astype(bool) & column.notna()).astype(bool)
 
 
 def _column(node: ast.AST, df):

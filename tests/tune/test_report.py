@@ -51,24 +51,28 @@ def test_report_says_when_the_best_trials_checkpoint_is_not_its_best_evaluation(
     assert f"evaluation {best['best_eval_index'] + 1} (dev F1 0.1250), not the best one" in html
 
 
-def test_importances_missing_study_is_a_note(search_tables, tmp_path):
-    # Without a readable Optuna study the report says why instead of failing (and creates no file).
+def test_importances_read_the_study_beside_the_experiment(search_tables, tmp_path):
+    # A copied or moved search reads its own optuna.db, never the one at the path recorded
+    # when it ran (here still the original search's, which has a study); without one the
+    # report says why instead of failing, and creates no file.
     tables = copy.deepcopy(search_tables)
-    tables.record["optuna_storage"] = f"sqlite:///{tmp_path / 'gone.db'}"
+    tables.experiment = str(tmp_path / "moved")
     html = build_report(tables)
-    assert "no Optuna study at" in html and not (tmp_path / "gone.db").exists()
+    assert f"no Optuna study at sqlite:///{tmp_path / 'moved' / 'optuna.db'}" in html
+    assert not (tmp_path / "moved" / "optuna.db").exists()
 
 
 def test_importances_need_enough_complete_trials(search_tables, tmp_path):
     # A study with a single complete trial gets a note, not an exception.
     import optuna
 
-    url = f"sqlite:///{tmp_path / 'one.db'}"
+    (tmp_path / "moved").mkdir()
+    url = f"sqlite:///{tmp_path / 'moved' / 'optuna.db'}"
     study = optuna.create_study(study_name=search_tables.record["settings"]["name"], storage=url,
                                 direction="maximize")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     tables = copy.deepcopy(search_tables)
-    tables.record["optuna_storage"] = url
+    tables.experiment = str(tmp_path / "moved")
     assert "1 complete trial(s)" in build_report(tables)
 
 

@@ -179,7 +179,11 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
     )
     run_search(settings, callbacks=[checker, orphan])
     assert checker.missing == []
-    assert checker.checks["live"] > 0 and checker.checks["backup"] > 0, checker.checks
+    assert checker.checks["live"] > 0, checker.checks
+    # A backup lands at most every 20x its own duration (tune.state_backup keeps under 5%
+    # of the driver's time): on a loaded machine one slow copy can leave none during the
+    # shorter checkpoint-every-2 run. Every-1 must see them; every-2 checks the ones there are.
+    assert every == 2 or checker.checks["backup"] > 0, checker.checks
     assert orphan.planted is not None and not orphan.planted.exists()
 
     tables = collect(settings.experiment_path)

@@ -120,3 +120,25 @@ def test_all_null_column_is_a_nullable_float():
     table = to_arrow([{"trial_id": "a", "param_gamma": None}], "trials")
     assert table.schema.field("param_gamma").type == pa.float64()
     assert math.isnan(table.to_pandas()["param_gamma"][0])
+
+
+def test_a_result_log_cut_short_falls_back_to_rays_last_result(finished_search, search_tables, tmp_path):
+    # The best trial's result.json is cut back to its first evaluation (a full disk, a
+    # hand edit): its row keeps its real best from Ray's record, and says the log is short.
+    import shutil
+
+    from tune.tables import collect
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    best = max(search_tables.trials, key=lambda t: t["best_dev_f1"] or -1)
+    if best["evaluations"] < 2:
+        pytest.skip("the best trial of this search evaluated once")
+    log = exp / f"trial_{best['trial_id']}" / "result.json"
+    log.write_text(log.read_text().splitlines()[0] + "\n")
+    rows = {t["trial_id"]: t for t in collect(str(exp)).trials}
+    row = rows[best["trial_id"]]
+    assert row["results_incomplete"] is True and row["last_eval_index"] == best["last_eval_index"]
+    f1 = {h["eval_index"]: h["dev_f1"] for h in search_tables.history if h["trial_id"] == best["trial_id"]}
+    assert row["best_dev_f1"] == pytest.approx(max(f1[0], f1[best["last_eval_index"]]))  # what is left of it
+    assert all(r["results_incomplete"] is False for tid, r in rows.items() if tid != best["trial_id"])

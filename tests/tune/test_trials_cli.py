@@ -128,3 +128,40 @@ def test_cli_bad_where_is_a_user_error(finished_search, monkeypatch, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "is not allowed" in " ".join(err.split()) and "param_o_weight" in err
+
+
+def test_missing_values_satisfy_no_comparison():
+    # gamma is null for CE trials: `!=` and `not in` leave them out, as `<` does; only
+    # `== None` asks for them.
+    df = pd.DataFrame({"param_gamma": [2.0, None, 1.0]})
+    assert where_mask(df, "param_gamma != 2.0").tolist() == [False, False, True]
+    assert where_mask(df, "param_gamma not in [2.0]").tolist() == [False, False, True]
+    assert where_mask(df, "param_gamma == None").tolist() == [False, True, False]
+
+
+def test_read_only_storage_still_shows_the_trials(finished_search, app, monkeypatch):
+    # Fault injection: writing the Parquet tables fails (read-only storage). Reading needs
+    # no write: the rows are shown, with a warning that they were not saved.
+    import tune.parquet
+
+    def refuse(*_a, **_k):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tune.parquet, "write_tables", refuse)
+    res = CliRunner().invoke(app, ["trials", finished_search.name, "--storage", finished_search.storage,
+                                                   "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)) > 0 and "Read-only file system" in res.stderr
+
+
+def test_integer_columns_stay_integers_with_a_null(tmp_path):
+    # A pending trial has no best_eval_index: the others still read as 3, not 3.0.
+    from tune.parquet import read_table, to_arrow
+
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(to_arrow([{"trial_id": "a", "best_eval_index": 3}, {"trial_id": "b", "best_eval_index": None}],
+                            "trials"), path)
+    df = read_table(str(path))
+    assert df["best_eval_index"].tolist()[0] == 3 and str(df["best_eval_index"].dtype) == "Int64"

@@ -11,15 +11,21 @@ import math
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _num(value, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    import pandas as pd
+
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if fmt == ".4g" and isinstance(value, float) and abs(value) >= 1e4:
+        fmt = ".1f"  # a wall time of 12345.6 s, not 1.235e+04
     return format(value, fmt)
 
 
@@ -59,30 +65,40 @@ def _params(row, short: dict[str, str]) -> str:
 
 
 def _compact(df) -> tuple[Table, str]:
-    """The default view (one line per trial with what decides between trials) and its legend."""
+    """The default view (one line per trial with what decides between trials) and its legend.
+
+    Seven columns in a light box fit an 80-column terminal: the baseline name goes under
+    the trial id, the stop reason stands for the status (a running or pending trial has
+    none), ``ratio`` is the last evaluation's entity_pred_ratio, and the parameters take
+    the width that is left, folding.
+    """
     short = _short_names([c for c in df.columns if c.startswith("param_")])
-    t = Table(header_style="bold", show_lines=False)
-    for title in ("trial", "status", "stop", "baseline", "searched", "best F1 @ ep",
-                  "last ratio", "epochs", "wall s"):
-        # The parameters get the spare width; at 80 columns every column folds instead
-        # of one vanishing.
-        t.add_column(title, overflow="fold", min_width=24 if title == "searched" else None)
+    t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for title in ("trial", "stop", "searched", "best F1 @ ep", "ratio", "epochs", "wall s"):
+        if title == "searched":
+            t.add_column(title, overflow="fold", ratio=1, min_width=12)
+        elif title == "trial":
+            t.add_column(title, overflow="fold", max_width=10)
+        else:
+            t.add_column(title, no_wrap=True)
     for _, r in df.iterrows():
         best = f"{_num(r['best_dev_f1'], '.4f')} @ {_num(r['best_epoch'], '.2f')}"
-        t.add_row(str(r["trial_id"]), str(r["status"]), str(r["stop_reason"] or "-"),
-                  str(r["baseline"] or ""), _params(r, short), best,
-                  _num(r["last_entity_pred_ratio"], ".3f"), _num(r["epochs_trained"], ".2f"),
-                  _num(r["wall_time_s"], ".1f"))
+        trial = str(r["trial_id"]) + (f"\n({r['baseline']})" if r["baseline"] else "")
+        stop = str(r["stop_reason"] or str(r["status"]).lower())
+        t.add_row(trial, stop, _params(r, short), best, _num(r["last_entity_pred_ratio"], ".3f"),
+                  _num(r["epochs_trained"], ".2f"), _num(r["wall_time_s"], ".1f"))
     legend = ", ".join(f"{v}={k.removeprefix('param_')}" for k, v in short.items() if v != k.removeprefix("param_"))
     return t, legend
 
 
 def _plain(df) -> Table:
+    import pandas as pd
+
     t = Table(header_style="bold")
     for col in df.columns:
         t.add_column(str(col), overflow="fold")
     for _, r in df.iterrows():
-        t.add_row(*(_num(v, ".4g") if isinstance(v, float) else str(v) for v in r.tolist()))
+        t.add_row(*(_num(v, ".4g") if isinstance(v, float) or v is pd.NA else str(v) for v in r.tolist()))
     return t
 
 
@@ -105,7 +121,8 @@ def register(app: typer.Typer) -> None:
         as_csv: bool = typer.Option(False, "--csv", help="Rows as CSV."),
     ) -> None:
         """Show a search's trials (or their history) from freshly written Parquet tables."""
-        from tune.parquet import read_tables, refresh_tables
+        from tune.parquet import frames, write_tables
+        from tune.tables import collect
         from tune.settings import experiment_path
         from tune.trial_query import TrialQuery, select_history, select_trials, split_list
 
@@ -117,8 +134,14 @@ def register(app: typer.Typer) -> None:
             columns=split_list([columns] if columns else None),
         )
         exp = experiment_path(name, storage)
-        refresh_tables(exp)
-        trials_df, history_df = read_tables(exp)
+        tables = collect(exp)
+        try:
+            write_tables(tables)
+        except OSError as exc:
+            # Reading needs no write access: show the tables, say they were not saved.
+            err_console.print(f"[yellow]warning:[/] could not write {exp}/trials.parquet ({exc}); "
+                              "showing the tables without saving them", highlight=False, soft_wrap=True)
+        trials_df, history_df = frames(tables)
         df = select_history(history_df, trials_df, query) if history else select_trials(trials_df, query)
         if as_json:
             typer.echo(json.dumps(_records(df), indent=2, default=_plain_value))
