@@ -76,6 +76,19 @@ def _write(tmp_path, text: str) -> Path:
         ("params:\n  loss: {type: choice, values: [ce]}\n  gamma: {type: uniform, low: 0.5, high: 2.0, when: {loss: focal}}\n", 3, "not a possible value"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - name: b\n    params: {o_weight: 0.9}\n", 5, "outside the searched range"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\ncollapse_guard:\n  min_rise: 1.5\n", 3, "min_rise is 1.5"),
+        # Every value a trial can get is checked here, at the file and line, before Ray
+        # starts; else it would fail inside every trial on the cluster, retries included.
+        ("params:\n  loss: {type: choice, values: [ce, focall]}\n", 2, "loss is 'focall', but must be one of"),
+        ("params:\n  batch_size: {type: uniform, low: 8, high: 32}\n", 2, "batch_size is 8.0, but must be an integer"),
+        ("base:\n  o_weight: 0.5\nparams:\n  entity_o_ratio: {type: uniform, low: 1, high: 4}\n", 4, "replaces o_weight"),
+        ("params:\n  warmup_ratio: {type: uniform, low: 0.1, high: 2}\n", 2, "warmup_ratio is 2.0, but must be in [0, 1)"),
+        ("params:\n  batch_size: {type: int, low: 8, high: 32, step: 0}\n", 2, "step is 0, but must be a number > 0"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: .inf}\n", 2, "high is inf, but must be a finite number"),
+        ("params:\n  loss: {type: choice, values: [ce, focal]}\n  gamma: {type: uniform, low: 0.5, high: 2, when: focal}\n",
+         3, "when is 'focal', but must be a mapping"),
+        ("params: [x]\n", 1, "expected a mapping of parameter name to distribution"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - {name: b, params: {o_weight: 0.2}}\n"
+         "  - {name: b, params: {o_weight: 0.3}}\n", 3, "baseline name 'b' is used twice"),
     ],
 )
 def test_bad_space_errors_name_file_line_and_key(tmp_path, text, line, needle):
@@ -102,28 +115,6 @@ def test_invalid_yaml_names_line(tmp_path):
     path = _write(tmp_path, "params:\n  o_weight: {type: uniform\n")
     with pytest.raises(ValueError, match=f"{path}:"):
         load_space(path)
-
-
-@pytest.mark.parametrize("text, line, needle", [
-    ("params:\n  loss: {type: choice, values: [ce, focall]}\n", 2, "loss is 'focall', but must be one of"),
-    ("params:\n  batch_size: {type: uniform, low: 8, high: 32}\n", 2, "batch_size is 8.0, but must be an integer"),
-    ("base:\n  o_weight: 0.5\nparams:\n  entity_o_ratio: {type: uniform, low: 1, high: 4}\n", 4, "replaces o_weight"),
-    ("params:\n  warmup_ratio: {type: uniform, low: 0.1, high: 2}\n", 2, "warmup_ratio is 2.0, but must be in [0, 1)"),
-    ("params:\n  batch_size: {type: int, low: 8, high: 32, step: 0}\n", 2, "step is 0, but must be a number > 0"),
-    ("params:\n  o_weight: {type: uniform, low: 0.1, high: .inf}\n", 2, "high is inf, but must be a finite number"),
-    ("params:\n  loss: {type: choice, values: [ce, focal]}\n  gamma: {type: uniform, low: 0.5, high: 2, when: focal}\n",
-     3, "when is 'focal', but must be a mapping"),
-    ("params: [x]\n", 1, "expected a mapping of parameter name to distribution"),
-    ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - {name: b, params: {o_weight: 0.2}}\n"
-     "  - {name: b, params: {o_weight: 0.3}}\n", 3, "baseline name 'b' is used twice"),
-])
-def test_every_value_a_trial_can_get_is_checked_at_load(tmp_path, text, line, needle):
-    # What would fail inside every trial on the cluster (retries included) fails here, at
-    # the file and line, before Ray starts.
-    path = _write(tmp_path, text)
-    with pytest.raises(ValueError) as exc:
-        load_space(path)
-    assert f"{path}:{line}:" in str(exc.value) and needle in str(exc.value)
 
 
 def test_number_strings_in_a_space_are_numbers(tmp_path):
