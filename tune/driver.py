@@ -139,6 +139,20 @@ def default_concurrency(settings: SearchSettings) -> int:
     return max(1, min(slots))
 
 
+def _warn_if_autoscaling_would_starve(settings: SearchSettings, address: str | None) -> None:
+    """On a cluster, the default concurrency is what its nodes hold *now*. An autoscaling
+    cluster adds nodes only for trials that wait, so a head-only start would run one trial
+    at a time for the whole search: say so, and how to ask for more."""
+    if settings.max_concurrent is not None or not (address or os.environ.get("RAY_ADDRESS")):
+        return
+    slots = default_concurrency(settings)
+    if slots < settings.trials:
+        logger.warning(
+            "the cluster holds %d concurrent trial(s) now, so the search runs at most %d at once; an "
+            "autoscaling cluster starts more nodes only for trials that wait: pass --max-concurrent N "
+            "(e.g. the trials its max_workers hold) to let it grow", slots, slots)
+
+
 def _trainable(plan: SearchPlan, prepared: PreparedData):
     from ray import tune
 
@@ -209,6 +223,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
         raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
                          f"`nerkit search --resume {settings.name}` or pick another --name")
     init_ray(address)
+    _warn_if_autoscaling_would_starve(settings, address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not is_remote(settings.storage):
         Path(exp).mkdir(parents=True, exist_ok=True)

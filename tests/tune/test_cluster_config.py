@@ -406,3 +406,19 @@ def test_file_mounts_cover_editable_install(cluster_file):
     tune_mount = next(k for k in config["file_mounts"] if k.endswith("/tune"))
     del config["file_mounts"][tune_mount]
     assert _mount_problems(config)
+
+
+def test_search_spaces_are_synced_beside_the_package(cluster_file):
+    # `nerkit search` on the head (ray exec) defaults to <install root>/search_spaces/
+    # default.yaml: the spaces must be synced there, as the package is.
+    config = _ray_up_config(_load(cluster_file))
+    target = next(k for k in config["file_mounts"] if k.endswith("/tune")).rsplit("/", 1)[0]
+    assert config["file_mounts"].get(f"{target}/search_spaces") == "./search_spaces"
+
+
+def test_a_half_made_venv_is_made_again(cluster_file):
+    # `test -d` would skip a venv left without pip (no ensurepip, a dpkg lock at first boot)
+    # on every later `ray up`.
+    commands = [c for cs in _setup_command_lists(_ray_up_config(_load(cluster_file))).values() for c in cs]
+    venv = [c for c in commands if "-m venv" in c]
+    assert venv and all(c.startswith("test -x ~/nerkit-venv/bin/pip ||") for c in venv)
