@@ -161,18 +161,29 @@ class TrainConfig:
         return dataclasses.replace(self, **overrides)
 
 
+def _setting_kinds() -> tuple[dict[str, str], set[str]]:
+    """Each scalar setting's type from its annotation ("float | None" → "float", optional),
+    so the checks cannot drift from the fields."""
+    kinds, optional = {}, set()
+    for f in dataclasses.fields(TrainConfig):
+        base, _, rest = str(f.type).replace(" ", "").partition("|")
+        if base in ("str", "int", "float", "bool"):
+            kinds[f.name] = base
+            if rest == "None":
+                optional.add(f.name)
+    return kinds, optional
+
+
 #: The type each scalar setting must have ("float" accepts ints; no kind accepts bools
 #: but "bool"); settings in _OPTIONAL may also be None.
-_FIELD_KINDS = {
-    "model": "str", "max_length": "int", "label_all_subwords": "bool", "loss": "str", "gamma": "float",
-    "weight_strategy": "str", "o_weight": "float", "entity_boost": "float", "smoothing": "float",
-    "beta": "float", "max_weight": "float", "entity_o_ratio": "float", "learning_rate": "float",
-    "batch_size": "int", "epochs": "float", "warmup_ratio": "float", "weight_decay": "float",
-    "max_grad_norm": "float", "seed": "int", "freeze_embeddings": "bool", "embedding_update": "str",
-    "eval_every_steps": "int", "early_stopping_patience": "int", "collapse_eps": "float", "device": "str",
-    "precision": "str", "num_threads": "int", "length_grouping": "bool",
-}
-_OPTIONAL = {"max_weight", "entity_o_ratio", "eval_every_steps", "early_stopping_patience", "num_threads"}
+_FIELD_KINDS, _OPTIONAL = _setting_kinds()
+
+
+def setting_kind(name: str) -> str | None:
+    """``"str"``, ``"int"``, ``"float"`` or ``"bool"`` for a scalar TrainConfig setting, else None."""
+    return _FIELD_KINDS.get(name)
+
+
 _KIND_WORDS = {"str": "a string", "int": "an integer", "float": "a finite number", "bool": "true or false"}
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nerkit.config import TrainConfig, parse_number
+from nerkit.config import TrainConfig, parse_number, setting_kind
 from tune.guard import GuardConfig
 from tune.yaml_lines import load_with_lines
 
@@ -166,7 +166,7 @@ class _Errors:
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # Settings that are numbers: YAML reads `1e-5` (no dot) as a string, so such strings are
 # read as the numbers they look like.
-_FLOAT_FIELDS = {f.name for f in dataclasses.fields(TrainConfig) if str(f.type).startswith("float")}
+_FLOAT_FIELDS = {name for name in _TRAIN_FIELDS if setting_kind(name) == "float"}
 
 
 def load_space(path: str | Path) -> SearchSpace:
