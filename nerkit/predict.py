@@ -112,11 +112,12 @@ class Predictor:
     :func:`window_length`); longer texts are tagged window by window.
     """
 
-    def __init__(self, model, tokenizer, max_length: int | None = None, device: str = "auto") -> None:
+    def __init__(self, model, tokenizer, max_length: int | None = None, device: str = "auto",
+                 name: str = "the model") -> None:
         self.device = resolve_device(device)
         id2label = model.config.id2label
         self.labels = [id2label[i] if i in id2label else id2label[str(i)] for i in range(len(id2label))]
-        check_labels(self.labels, "the model")
+        check_labels(self.labels, name)  # name: what errors call the model (its directory)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.max_length = max_length or window_length(model, tokenizer)
@@ -147,8 +148,7 @@ class Predictor:
         except Exception as exc:  # noqa: BLE001 - damaged files, unknown hub names: one clear error
             raise ValueError(f"could not load the model {str(path)!r}: {type(exc).__name__}: {exc}. A damaged "
                              "directory: pull it again; a hub name: check it and the network") from None
-        check_labels([model.config.id2label[i] for i in range(len(model.config.id2label))], str(path))
-        return cls(model, tokenizer, device=str(resolved))
+        return cls(model, tokenizer, device=str(resolved), name=str(path))
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Entity]]:
@@ -184,11 +184,12 @@ class Predictor:
             seen: set[int] = set()
             for pos in real:
                 wid = ids[pos]
-                previous = ids[pos - 1] if pos > 0 else None
-                if wid in seen or previous == wid:  # not the word's first subword (or it began before)
-                    seen.add(wid)
+                if wid in seen:  # a continuation subword
                     continue
                 seen.add(wid)
+                # A word that began in the previous window shows only its tail here, at
+                # the window's first position: margin 0, which never beats the entry its
+                # real first subword made there (ties keep the earlier window).
                 margin = min(pos - real[0], real[-1] - pos)
                 if wid not in best[sample] or margin > best[sample][wid][0]:
                     best[sample][wid] = (margin, window, pos)

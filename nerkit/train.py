@@ -310,7 +310,7 @@ def train(
                     "not be saved or tested; resume from that step's checkpoint, or resume without "
                     "output_dir/evaluate_test")
             if state.history:
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_state = _cpu_copy(model)
     config_dict = config.to_dict()
     status = "completed"
     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
@@ -368,7 +368,7 @@ def train(
         if improved:
             state.best_f1, state.best_step, state.evals_since_best = metrics["dev_f1"], state.step, 0
             if output_dir is not None or evaluate_test:
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best_state = _cpu_copy(model)
         else:
             state.evals_since_best += 1
         patience = config.early_stopping_patience
@@ -462,6 +462,11 @@ def train(
                    "data_report": result.data_report}
         result.output_dir = save_model_dir(output_dir, model, tokenizer, config_dict, summary)
     return result
+
+
+def _cpu_copy(model) -> dict[str, torch.Tensor]:
+    """The model's weights copied to the CPU (the best evaluation's, kept for the end)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _best(history: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -79,6 +79,7 @@ def _baseline_name(params: dict[str, Any], baselines: list[dict[str, Any]]) -> s
 def collect(experiment_path: str) -> TrialTables:
     """Read an experiment into trial rows and history rows (see module doc)."""
     from ray.tune import ExperimentAnalysis
+    from ray.tune.utils import flatten_dict
 
     from tune.trainable import trial_config
 
@@ -98,7 +99,8 @@ def collect(experiment_path: str) -> TrialTables:
         # leaves Ray's own record of the trial's last result: use it, and say so.
         incomplete = _log_behind(results, trial.last_result or {})
         if incomplete:
-            results = results + [_flat(trial.last_result)]
+            # Ray's own flattening: the one that made the result log's columns.
+            results = results + [flatten_dict(dict(trial.last_result), delimiter="/")]
         ratios = ratio_history(results)
         last = results[-1] if results else (trial.last_result or {})
         reason = stop_reason(trial.status, last, ratios, guard, entity_prob_history(results))
@@ -162,17 +164,6 @@ def _log_behind(results: list[dict[str, Any]], last: dict[str, Any]) -> bool:
         return False
     logged = [int(r["eval_index"]) for r in results if "eval_index" in r]
     return not logged or max(logged) < int(last["eval_index"])
-
-
-def _flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested result as the result log's flat row (``per_type/FOOD/f1``)."""
-    out: dict[str, Any] = {}
-    for key, value in result.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}/"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _best_checkpoint(trial) -> tuple[Any, dict[str, Any]]:
