@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_rem
 from tune.space import Sampler, SearchSpace, load_space
 from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
+from tune.study_store import live_study_url, make_room_for_new_study, mark_study, study_for_resume
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class SearchPlan:
             "space": self.space.to_dict(),
             "base_config": self.base.to_dict(),
             "optuna_storage": self.settings.optuna_url(),
+            # Marks this search's Optuna study, so no other study is taken for it (tune.study_store).
+            "search_id": uuid.uuid4().hex,
             "versions": {p: version(p) for p in ("nerkit", "ray", "optuna", "transformers", "torch")},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -184,7 +188,7 @@ def _searcher(plan: SearchPlan):
     searcher = ResumableOptunaSearch(
         space=Sampler(plan.space), metric=METRIC, mode="max", sampler=sampler,
         points_to_evaluate=baselines or None, study_name=s.name,
-        storage=optuna.storages.RDBStorage(s.optuna_url()),
+        storage=optuna.storages.RDBStorage(s.optuna_url()), study_copies=is_remote(s.storage),
     )
     limit = s.max_concurrent or default_concurrency(s)
     return ConcurrencyLimiter(searcher, max_concurrent=limit)
@@ -227,7 +231,10 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not is_remote(settings.storage):
         Path(exp).mkdir(parents=True, exist_ok=True)
-    write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(plan.to_record(), indent=2, sort_keys=True, default=str) + "\n")
+    make_room_for_new_study(exp)
+    record = plan.to_record()
+    write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    mark_study(settings.optuna_url(), settings.name, record["search_id"])
     scheduler = GuardedASHA(
         plan.space.guard, max_t=plan.space.budget.max_epochs,
         grace_period=plan.space.budget.grace_epochs, reduction_factor=plan.space.budget.reduction_factor,
@@ -252,17 +259,23 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     """Continue an interrupted search with its saved searcher and scheduler state."""
     from ray import tune
 
+    from tune.searcher import study_location
+
     exp = experiment_path(name, storage)
     # First: a driver killed while Ray copied its state (search.json included) leaves a
     # file cut off; this puts the last complete copy back.
     restore_if_broken(exp)
-    plan = plan_from_record(read_settings(exp))
+    record = read_settings(exp)
+    plan = plan_from_record(record)
+    # The study as this machine sees it: the copy on storage when the machine that ran
+    # the search is gone; the searcher restored below opens it there (tune.searcher).
+    study_url = study_for_resume(exp, record)
     init_ray(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not tune.Tuner.can_restore(exp):
         raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
                          "first trial started); start it again under a new --name")
-    records = _study_and_ray_trials(plan, exp)  # read once: a large snapshot is slow to load
+    records = _study_and_ray_trials(plan, exp, study_url)  # read once: a large snapshot is slow to load
     fail_orphaned_trials(plan, exp, records)
     lost = unrecorded_finished_trials(plan, exp, records)
     if lost:
@@ -272,12 +285,13 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
             "snapshot of this or an earlier run): their results stay in optuna.db (the searcher learns from "
             "them) and their trial directories on storage, but not in the trial table, and Ray ran or runs "
             "as many new trials in their place", lost)
-    tuner = tune.Tuner.restore(
-        exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
-    )
     # The RunConfig (with its callbacks) and Ray's snapshot period come back from the
     # saved state.
-    return tuner.fit()
+    with study_location(study_url):
+        tuner = tune.Tuner.restore(
+            exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
+        )
+        return tuner.fit()
 
 
 @contextmanager
@@ -318,13 +332,14 @@ def _unclaimed(study_trials: list, configs: list[dict[str, Any]]) -> list:
     return unclaimed
 
 
-def _study_and_ray_trials(plan: SearchPlan, exp: str):
-    """The search's Optuna study, and Ray's restored trials as (status, searched values)."""
+def _study_and_ray_trials(plan: SearchPlan, exp: str, study_url: str | None = None):
+    """The search's Optuna study (at ``study_url``, by default where this machine keeps
+    it), and Ray's restored trials as (status, searched values)."""
     import optuna
     from ray.tune import ExperimentAnalysis
 
     fixed = {p.name for p in plan.space.params if p.kind == "fixed"}
-    study = optuna.load_study(study_name=plan.settings.name, storage=plan.settings.optuna_url())
+    study = optuna.load_study(study_name=plan.settings.name, storage=study_url or live_study_url(exp))
     trials = [(t.status, {k: v for k, v in t.config.items() if k not in fixed})
               for t in ExperimentAnalysis(exp).trials]
     return study, trials

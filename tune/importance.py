@@ -1,27 +1,24 @@
 """Parameter importances of a search, from its Optuna study.
 
-The study lives where ``search.json`` says (``optuna_storage``) under the search's
-name. Importances need a few finished trials; with fewer, or when the study cannot be
-read (a remote search whose driver cache is elsewhere), the answer is ``None`` and a
-note that says why — a report shows the note instead of failing.
+The study is found as ``tune.study_store.study_for_reading`` says: the experiment's own
+``optuna.db`` on local storage; with object storage the live study when this machine
+ran the search, else the copy uploaded with Ray's last snapshot. Importances need a
+few finished trials; with fewer, or when no study is found, the answer is ``None`` and
+a note that says why — a report shows the note instead of failing.
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from tune.settings import OPTUNA_FILE, is_remote
+from tune.settings import is_remote
+from tune.study_store import live_study_url, study_for_reading
 
 #: Fewer complete trials than this cannot rank parameters meaningfully.
 MIN_COMPLETE_TRIALS = 3
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL (``None`` for other databases)."""
-    prefix = "sqlite:///"
-    return Path(url[len(prefix):]) if url.startswith(prefix) else None
 
 
 def param_importances(
@@ -34,21 +31,27 @@ def param_importances(
         experiment_path: Where the experiment is now. A search on local storage keeps its
             study in ``<experiment>/optuna.db``: read there, not at the path recorded when
             it ran (a moved or copied search would otherwise read another one's study).
+            ``None``: the path its settings give.
 
     Returns:
         Importances normalised to sum to 1 (``None`` when they cannot be computed) and
         human-readable notes (why not, or the evaluator's warnings).
     """
+    from tune.settings import experiment_path as path_of
+
+    name = record["settings"]["name"]
+    experiment = experiment_path or path_of(name, record["settings"]["storage"])
+    with tempfile.TemporaryDirectory(prefix="nerkit-study-") as workdir:
+        url = study_for_reading(experiment, record, Path(workdir))
+        if url is None:
+            where = live_study_url(experiment) + (" nor a copy on storage" if is_remote(experiment) else "")
+            return None, [f"no Optuna study at {where}; importances need the search's study database"]
+        return _importances(url, name)
+
+
+def _importances(url: str, name: str) -> tuple[dict[str, float] | None, list[str]]:
     import optuna
 
-    url, name = record.get("optuna_storage", ""), record["settings"]["name"]
-    if experiment_path is not None and not is_remote(experiment_path):
-        url = f"sqlite:///{Path(experiment_path) / OPTUNA_FILE}"
-    db = _sqlite_file(url)
-    if not url or (db is not None and not db.is_file()):
-        # Opening a missing SQLite file would create an empty database: check first.
-        return None, [f"no Optuna study at {url or '(not recorded)'}; importances need the "
-                      "search driver's study database"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.load_study(study_name=name, storage=url)

@@ -79,6 +79,8 @@ def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pa
     uri = ckpt if "://" in ckpt or "://" not in experiment else f"{experiment.split('://')[0]}://{ckpt}"
     fs, path = filesystem(uri)
     dest = workdir / "checkpoint"
+    # pyarrow's copy to a local filesystem does not make the destination directory.
+    dest.mkdir(parents=True, exist_ok=True)
     pafs.copy_files(path, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
     return dest
 

@@ -19,22 +19,130 @@ shown.
 Ray stores the searcher object, class included, in the experiment's ``tuner.pkl``:
 searches started before this class existed resume with Ray's own ``OptunaSearch``,
 and this module's path and class name must stay importable for later resumes.
+
+Where the study is can change between runs of one search: a search on object storage
+resumed on another machine, or a local experiment directory copied elsewhere. Ray
+pickles the searcher whole (its study and storage included, twice: in ``tuner.pkl`` and
+in ``searcher-state-*.pkl``), and unpickling Optuna's ``RDBStorage`` opens the database
+at the URL it was created with. That opened the *original* study from a copied
+experiment (a resume then wrote to another search's study), and failed, or created an
+empty one, on a machine without that path. So this class pickles its storage as a
+reference, and ``study_location`` (set by ``tune.driver.resume_search``) says which
+database a reference opens now. With ``study_copies`` (object storage), every snapshot
+of the searcher also writes a copy of the study beside it (``tune.study_store``).
 """
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
+import io
 import logging
+import os
+import pickle
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from tune.study_store import copy_name, copy_study, sqlite_path
+
 logger = logging.getLogger(__name__)
+
+#: The study URL a pickled storage reference opens while set (``study_location``).
+_STUDY_URL: contextvars.ContextVar[str | None] = contextvars.ContextVar("nerkit_study_url", default=None)
+_STORAGE_REF = "nerkit:optuna-rdb-storage"
+#: The name Ray gives the searcher's state file (Searcher.CKPT_FILE_TMPL, OptunaSearch's).
+_STATE_MARK = "searcher-state-"
+
+
+@contextmanager
+def study_location(url: str) -> Iterator[None]:
+    """While inside, a searcher unpickled (from ``tuner.pkl`` or its state file) opens
+    the study at ``url``, whatever URL it was pickled with."""
+    token = _STUDY_URL.set(url)
+    try:
+        yield
+    finally:
+        _STUDY_URL.reset(token)
+
+
+class _StoragePickler(pickle.Pickler):
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, optuna.storages.RDBStorage):
+            return (_STORAGE_REF, obj.url)
+        return None
+
+
+class _StorageUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self._opened: dict[str, optuna.storages.RDBStorage] = {}  # one storage object per URL, as pickled
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _STORAGE_REF):
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        url = _STUDY_URL.get() or pid[1]
+        if url not in self._opened:
+            self._opened[url] = optuna.storages.RDBStorage(url)
+        return self._opened[url]
+
+
+def _dumps(state: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    _StoragePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    return buf.getvalue()
+
+
+def _loads(data: bytes) -> dict[str, Any]:
+    return _StorageUnpickler(io.BytesIO(data)).load()
 
 
 class ResumableOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that leaves study trials that already finished as they are."""
+    """``OptunaSearch`` that leaves study trials that already finished as they are, opens
+    the study where it is now after a resume, and (``study_copies``) writes a copy of
+    the study with each snapshot of its state."""
+
+    def __init__(self, *args: Any, study_copies: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._study_copies = study_copies
+        self._study_copy_sha: str | None = None
+
+    # Ray's OptunaSearch saves and restores a pickle of ``__dict__``; these keep that
+    # layout (state files written by Ray's class still load) with the storage pickled
+    # as a reference (module doc).
+    def save(self, checkpoint_path: str) -> None:
+        if getattr(self, "_study_copies", False):
+            self._write_study_copy(checkpoint_path)
+        with open(checkpoint_path, "wb") as f:
+            f.write(_dumps(self.__dict__.copy()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(_loads(f.read()))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"nerkit_pickled": _dumps(self.__dict__.copy())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(_loads(state["nerkit_pickled"]) if "nerkit_pickled" in state else state)
+
+    def _write_study_copy(self, checkpoint_path: str) -> None:
+        """Copy the study beside the state file Ray is writing: ``optuna-study-<session>.db``
+        for ``[.<tmp>-]searcher-state-<session>.pkl``. The copy's hash goes into the state,
+        so a copy and a state file from two snapshots are told apart (tune.state_check)."""
+        source = sqlite_path(self._storage.url) if self._storage is not None else None
+        if source is None or not source.is_file():
+            return  # not a SQLite study (a user's own database needs no copy)
+        name = os.path.basename(checkpoint_path)
+        session = name.split(_STATE_MARK, 1)[1].removesuffix(".pkl") if _STATE_MARK in name else "default"
+        dest = Path(checkpoint_path).parent / copy_name(session)
+        copy_study(source, dest)
+        self._study_copy_sha = hashlib.sha256(dest.read_bytes()).hexdigest()
 
     def _finished_state(self, trial_id: str) -> optuna.trial.TrialState | None:
         """The study state of ``trial_id``'s study trial if it has finished, else None."""

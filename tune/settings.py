@@ -101,16 +101,12 @@ class SearchSettings:
         return experiment_path(self.name, self.storage)
 
     def optuna_url(self) -> str:
-        """SQLite file inside the experiment dir, so `optuna-dashboard` opens the live study.
+        """Where the live Optuna study is: ``optuna.db`` inside the experiment directory, so
+        `optuna-dashboard` opens it. Remote storage cannot host SQLite: the study then lives
+        on the driver's disk and is copied to storage with every snapshot (tune.study_store)."""
+        from tune.study_store import live_study_url
 
-        Remote storage cannot host SQLite; the study then lives on the driver's disk
-        under ~/.cache/nerkit/optuna/ (the path is recorded in search.json).
-        """
-        if is_remote(self.storage):
-            root = Path(os.environ.get("NERKIT_CACHE", Path.home() / ".cache" / "nerkit")) / "optuna"
-            root.mkdir(parents=True, exist_ok=True)
-            return f"sqlite:///{root / (self.name + '.db')}"
-        return f"sqlite:///{Path(self.experiment_path) / OPTUNA_FILE}"
+        return live_study_url(self.experiment_path)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

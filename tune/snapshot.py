@@ -20,10 +20,13 @@ from tune.storage import locate, read_text
 SNAPSHOT_PREFIX = "experiment_state-"
 SEARCH_GEN_PREFIX = "search_gen_state-"
 SEARCHER_PREFIX = "searcher-state-"
+#: The study copy nerkit's searcher writes beside its state with object storage (tune.study_store).
+STUDY_COPY_PREFIX = "optuna-study-"
 #: Ray's state files in the experiment directory (the ``CKPT_FILE_TMPL`` of
-#: TuneController, SearchGenerator, Searcher, CallbackList and BasicVariantGenerator).
+#: TuneController, SearchGenerator, Searcher, CallbackList and BasicVariantGenerator),
+#: and the study copy that belongs to each snapshot of them.
 STATE_PREFIXES = (SNAPSHOT_PREFIX, SEARCH_GEN_PREFIX, SEARCHER_PREFIX, "callback-states-",
-                  "basic-variant-state-")
+                  "basic-variant-state-", STUDY_COPY_PREFIX)
 
 
 @dataclass(frozen=True)

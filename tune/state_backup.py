@@ -39,6 +39,8 @@ from ray.tune import Callback
 from tune.snapshot import files_ray_reads, state_files
 from tune.state_check import disagreements
 from tune.storage import filesystem, is_file, read_bytes, write_bytes
+from tune.study_store import SQLITE_MAGIC
+from tune.study_store import is_whole as study_is_whole
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +62,13 @@ STALL_WARN_S = 120.0
 
 def is_complete(data: bytes | None) -> bool:
     """Whether a state file's bytes are whole: a pickle that reaches its STOP opcode
-    (Ray pickles some state under ``.json`` names too) or JSON that parses. Nothing is
-    unpickled, so nothing is imported or run."""
+    (Ray pickles some state under ``.json`` names too), JSON that parses, or a SQLite
+    study copy as long as its header says. Nothing is unpickled, so nothing is imported
+    or run."""
     if not data:
         return False
+    if data.startswith(SQLITE_MAGIC):
+        return study_is_whole(data)
     if data[:1] == b"\x80":  # pickle protocol >= 2 starts with PROTO
         try:
             for _ in pickletools.genops(io.BytesIO(data)):

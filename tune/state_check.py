@@ -21,12 +21,16 @@ SearchGenerator, ConcurrencyLimiter and OptunaSearch):
 - ``OptunaSearch``'s own pickle (``searcher-state``) maps exactly the table's trial ids to
   study trials. A table newer than that pickle would end the resumed search with a
   ``KeyError`` at the first result of a trial the searcher does not know.
+- With object storage, the study copy (``optuna-study``, tune.study_store) is the one
+  that searcher state was saved with: the state holds the copy's hash. A copy older
+  than the state would lack study trials the searcher refers to.
 
 ``tune.state_backup.restore_if_broken`` puts the last complete copy back when they don't.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -34,7 +38,7 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from tune.snapshot import SEARCH_GEN_PREFIX, SEARCHER_PREFIX, SNAPSHOT_PREFIX
+from tune.snapshot import SEARCH_GEN_PREFIX, SEARCHER_PREFIX, SNAPSHOT_PREFIX, STUDY_COPY_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +66,29 @@ class _StubUnpickler(pickle.Unpickler):
             return self.SAFE[name]
         return _Stub
 
+    def persistent_load(self, pid):
+        return _Stub()  # tune.searcher pickles its study storage as a reference
+
+
+def _searcher_state(data: bytes) -> dict:
+    """A searcher pickle's attributes ({} for another layout)."""
+    state = _StubUnpickler(io.BytesIO(data)).load()
+    return state if isinstance(state, dict) else {}
+
 
 def searcher_trial_ids(data: bytes) -> set[str] | None:
     """The Ray trial ids an ``OptunaSearch`` pickle (``searcher-state-*.pkl``) maps to study
     trials, read without importing or running anything it names; None when the pickle is
     not that layout."""
-    state = _StubUnpickler(io.BytesIO(data)).load()
-    trials = state.get("_ot_trials") if isinstance(state, dict) else None
+    trials = _searcher_state(data).get("_ot_trials")
     return set(trials) if isinstance(trials, dict) else None
+
+
+def study_copy_hash(data: bytes) -> str | None:
+    """The hash of the study copy a ``ResumableOptunaSearch`` state was saved with (None:
+    saved without one)."""
+    sha = _searcher_state(data).get("_study_copy_sha")
+    return sha if isinstance(sha, str) else None
 
 
 def _one(files: dict[str, bytes], prefix: str) -> tuple[str, bytes] | None:
@@ -120,8 +139,9 @@ def disagreements(files: dict[str, bytes]) -> list[str]:
     table = _one(files, SNAPSHOT_PREFIX)
     statuses = None if table is None else _parsed(table, _trial_statuses)
     if statuses is None:
-        return []
-    return _against_search_gen(files, table[0], statuses) + _against_searcher(files, table[0], statuses)
+        return _against_study_copy(files)
+    return (_against_search_gen(files, table[0], statuses) + _against_searcher(files, table[0], statuses)
+            + _against_study_copy(files))
 
 
 def _against_search_gen(files: dict[str, bytes], table: str, statuses: dict[str, str]) -> list[str]:
@@ -151,3 +171,16 @@ def _against_searcher(files: dict[str, bytes], table: str, statuses: dict[str, s
     return [f"{searcher[0]} knows {len(known)} trials, {table} holds {len(statuses)}"
             + (f"; unknown to the searcher: {missing}" if missing else "")
             + (f"; not in the table: {extra}" if extra else "")]
+
+
+def _against_study_copy(files: dict[str, bytes]) -> list[str]:
+    searcher = _one(files, SEARCHER_PREFIX)
+    expected = None if searcher is None else _parsed(searcher, study_copy_hash)
+    if expected is None:
+        return []
+    copy = _one(files, STUDY_COPY_PREFIX)
+    if copy is None:
+        return [f"{searcher[0]} was saved with a study copy, and there is none"]
+    if hashlib.sha256(copy[1]).hexdigest() != expected:
+        return [f"{copy[0]} is not the study copy {searcher[0]} was saved with"]
+    return []

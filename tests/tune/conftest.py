@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +56,46 @@ def promoted(finished_search, tmp_path_factory):
     registry = tmp_path_factory.mktemp("registry")
     result = promote(finished_search.name, str(registry), storage=finished_search.storage, min_entity_ratio=0.0)
     return registry, result
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 endpoint on localhost (moto's server) that every process of the test
+    session reaches through ``AWS_ENDPOINT_URL``, pyarrow's and boto's own setting.
+
+    Ray's workers write checkpoints to storage themselves and take their environment from
+    the Ray that starts them, so a Ray already running in this process is shut down first
+    (the next search starts one that inherits the endpoint).
+    """
+    import ray
+    from moto.server import ThreadedMotoServer
+
+    if ray.is_initialized():
+        ray.shutdown()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env["AWS_ENDPOINT_URL"]
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
+
+
+@pytest.fixture
+def s3_storage(s3_endpoint, request) -> str:
+    """``s3://`` storage in a fresh bucket of the session's S3 endpoint."""
+    import re
+    import uuid
+
+    import boto3
+
+    bucket = f"nerkit-{re.sub(r'[^a-z0-9]', '-', request.node.name.lower())[:30].strip('-')}-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/searches"

@@ -62,3 +62,88 @@ def test_a_replayed_step_of_a_running_study_trial_is_ignored_quietly(tmp_path):
         searcher.on_trial_result("t1", {"dev_f1": 0.5, "training_iteration": 2})
     (trial,) = optuna.load_study(study_name="s", storage=url).trials
     assert trial.state == optuna.trial.TrialState.RUNNING and trial.intermediate_values == {1: 0.3, 2: 0.5}
+
+
+def _copy_of_experiment(tmp_path, searcher):
+    """Ray's two pickles of a searcher (tuner.pkl's object and its state file), and the
+    study, copied to another directory as `cp -r` of an experiment would."""
+    import shutil
+
+    import ray.cloudpickle as cloudpickle
+
+    state = tmp_path / "searcher-state-2026-01-01_00-00-00.pkl"
+    searcher.save(str(state))
+    tuner_bytes = cloudpickle.dumps(searcher)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tmp_path / "optuna.db", copy / "optuna.db")
+    return tuner_bytes, state, copy
+
+
+def test_a_restored_searcher_opens_the_study_where_it_is_now(tmp_path):
+    # A copied experiment (or a search resumed on another machine) must not open the
+    # study at the path it was pickled with: a resume of the copy used to write into the
+    # original's study. Inside study_location both of Ray's pickles open the given study.
+    import ray.cloudpickle as cloudpickle
+
+    from tune.searcher import study_location
+
+    original = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, original)
+    searcher.suggest("t1")
+    tuner_bytes, state, copy = _copy_of_experiment(tmp_path, searcher)
+    moved = f"sqlite:///{copy / 'optuna.db'}"
+    with study_location(moved):
+        from_tuner = cloudpickle.loads(tuner_bytes)
+        from_tuner.restore(str(state))
+    assert from_tuner._storage.url == moved
+    from_tuner.suggest("t2")  # writes: to the copy's study only
+    from_tuner.on_trial_complete("t1", {"dev_f1": 0.5, "training_iteration": 1})
+    assert len(optuna.load_study(study_name="s", storage=moved).trials) == 2
+    assert [t.state for t in optuna.load_study(study_name="s", storage=original).trials] == \
+        [optuna.trial.TrialState.RUNNING]  # untouched
+    # Without a location, the pickle opens the URL it was made with, as Ray's class does.
+    assert cloudpickle.loads(tuner_bytes)._storage.url == original
+
+
+def test_state_files_written_by_rays_own_searcher_still_restore(tmp_path):
+    # Searches started before the storage reference existed saved Ray's plain pickle.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    old = _searcher(OptunaSearch, url)
+    old.suggest("t1")
+    state = tmp_path / "searcher-state-x.pkl"
+    old.save(str(state))
+    new = _searcher(ResumableOptunaSearch, url)
+    new.restore(str(state))
+    assert set(new._ot_trials) == {"t1"} and new._storage.url == url
+
+
+def test_with_study_copies_each_saved_state_has_the_study_copy_it_names(tmp_path):
+    # Object storage: the study is copied beside each saved state (Ray uploads both with
+    # one snapshot), and the state holds the copy's hash, which tune.state_check compares.
+    import hashlib
+
+    from tune.state_check import disagreements, study_copy_hash
+    from tune.study_store import is_whole
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, url)
+    searcher._study_copies = True
+    searcher.suggest("t1")
+    # Ray writes the state under a temporary name, then renames it.
+    searcher.save(str(tmp_path / ".abc-tmp-searcher-state-S1.pkl"))
+    copy = tmp_path / "optuna-study-S1.db"
+    data = copy.read_bytes()
+    assert is_whole(data) and not is_whole(data[:-100])
+    state = (tmp_path / ".abc-tmp-searcher-state-S1.pkl").read_bytes()
+    assert study_copy_hash(state) == hashlib.sha256(data).hexdigest()
+    assert [t.number for t in optuna.load_study(study_name="s", storage=f"sqlite:///{copy}").trials] == [0]
+    assert disagreements({"searcher-state-S1.pkl": state, "optuna-study-S1.db": data}) == []
+
+    searcher.suggest("t2")
+    searcher.save(str(tmp_path / "searcher-state-S1.pkl"))  # the next snapshot
+    newer = (tmp_path / "searcher-state-S1.pkl").read_bytes()
+    assert copy.read_bytes() != data
+    found = disagreements({"searcher-state-S1.pkl": newer, "optuna-study-S1.db": data})  # copy from before
+    assert found and "not the study copy" in found[0]
+    assert "there is none" in disagreements({"searcher-state-S1.pkl": newer})[0]
