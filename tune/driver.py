@@ -267,14 +267,14 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     restore_if_broken(exp)
     record = read_settings(exp)
     plan = plan_from_record(record)
-    # The study as this machine sees it: the copy on storage when the machine that ran
-    # the search is gone; the searcher restored below opens it there (tune.searcher).
-    study_url = study_for_resume(exp, record)
     init_ray(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not tune.Tuner.can_restore(exp):
         raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
                          "first trial started); start it again under a new --name")
+    # The study as this machine sees it: the copy on storage when the machine that ran
+    # the search is gone; the searcher restored below opens it there (tune.searcher).
+    study_url = study_for_resume(exp, record)
     records = _study_and_ray_trials(plan, exp, study_url)  # read once: a large snapshot is slow to load
     fail_orphaned_trials(plan, exp, records)
     lost = unrecorded_finished_trials(plan, exp, records)
@@ -378,5 +378,7 @@ def fail_orphaned_trials(plan: SearchPlan, exp: str, records: tuple | None = Non
     for number in orphans:
         study.tell(number, state=optuna.trial.TrialState.FAIL)
     if orphans:
-        logger.warning("marked Optuna trials %s FAIL: asked before the driver died, never run", orphans)
+        logger.warning("marked Optuna trials %s FAIL: asked before the driver died, but not in Ray's last "
+                       "snapshot (they started after it), so Ray runs a new trial in each one's place; a "
+                       "directory such a trial began on storage stays there, outside the trial table", orphans)
     return orphans

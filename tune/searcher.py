@@ -26,20 +26,17 @@ pickles the searcher whole (its study and storage included, twice: in ``tuner.pk
 in ``searcher-state-*.pkl``), and unpickling Optuna's ``RDBStorage`` opens the database
 at the URL it was created with. That opened the *original* study from a copied
 experiment (a resume then wrote to another search's study), and failed, or created an
-empty one, on a machine without that path. So this class pickles its storage as a
-reference, and ``study_location`` (set by ``tune.driver.resume_search``) says which
-database a reference opens now. With ``study_copies`` (object storage), every snapshot
-of the searcher also writes a copy of the study beside it (``tune.study_store``).
+empty one, on a machine without that path. ``study_location`` (used by
+``tune.driver.resume_search``) says which database an unpickled storage opens now. With
+``study_copies`` (object storage), every snapshot of the searcher also writes a copy of
+the study beside it (``tune.study_store``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
-import io
 import logging
 import os
-import pickle
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,53 +50,33 @@ from tune.study_store import copy_name, copy_study, sqlite_path
 
 logger = logging.getLogger(__name__)
 
-#: The study URL a pickled storage reference opens while set (``study_location``).
-_STUDY_URL: contextvars.ContextVar[str | None] = contextvars.ContextVar("nerkit_study_url", default=None)
-_STORAGE_REF = "nerkit:optuna-rdb-storage"
 #: The name Ray gives the searcher's state file (Searcher.CKPT_FILE_TMPL, OptunaSearch's).
 _STATE_MARK = "searcher-state-"
 
 
 @contextmanager
 def study_location(url: str) -> Iterator[None]:
-    """While inside, a searcher unpickled (from ``tuner.pkl`` or its state file) opens
-    the study at ``url``, whatever URL it was pickled with."""
-    token = _STUDY_URL.set(url)
+    """While inside, every Optuna ``RDBStorage`` of a SQLite study that is unpickled (the
+    searcher, from ``tuner.pkl`` and from its state file) opens the study at ``url``,
+    whatever URL it was pickled with.
+
+    The hook is ``RDBStorage.__setstate__``, swapped for the duration: the searcher's own
+    unpickling cannot reach it, since Ray unpickles ``tuner.pkl`` itself, and searchers
+    pickled by earlier nerkit and by Ray's own class must be relocated too. Only the
+    driver's resume uses this, in the thread that restores the searcher.
+    """
+    original = optuna.storages.RDBStorage.__setstate__
+
+    def relocated(storage: optuna.storages.RDBStorage, state: dict[str, Any]) -> None:
+        if str(state.get("url", "")).startswith("sqlite:///"):
+            state = {**state, "url": url}
+        original(storage, state)
+
+    optuna.storages.RDBStorage.__setstate__ = relocated
     try:
         yield
     finally:
-        _STUDY_URL.reset(token)
-
-
-class _StoragePickler(pickle.Pickler):
-    def persistent_id(self, obj: Any) -> Any:
-        if isinstance(obj, optuna.storages.RDBStorage):
-            return (_STORAGE_REF, obj.url)
-        return None
-
-
-class _StorageUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file)
-        self._opened: dict[str, optuna.storages.RDBStorage] = {}  # one storage object per URL, as pickled
-
-    def persistent_load(self, pid: Any) -> Any:
-        if not (isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _STORAGE_REF):
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        url = _STUDY_URL.get() or pid[1]
-        if url not in self._opened:
-            self._opened[url] = optuna.storages.RDBStorage(url)
-        return self._opened[url]
-
-
-def _dumps(state: dict[str, Any]) -> bytes:
-    buf = io.BytesIO()
-    _StoragePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
-    return buf.getvalue()
-
-
-def _loads(data: bytes) -> dict[str, Any]:
-    return _StorageUnpickler(io.BytesIO(data)).load()
+        optuna.storages.RDBStorage.__setstate__ = original
 
 
 class ResumableOptunaSearch(OptunaSearch):
@@ -112,24 +89,10 @@ class ResumableOptunaSearch(OptunaSearch):
         self._study_copies = study_copies
         self._study_copy_sha: str | None = None
 
-    # Ray's OptunaSearch saves and restores a pickle of ``__dict__``; these keep that
-    # layout (state files written by Ray's class still load) with the storage pickled
-    # as a reference (module doc).
     def save(self, checkpoint_path: str) -> None:
-        if getattr(self, "_study_copies", False):
+        if getattr(self, "_study_copies", False):  # searchers pickled before copies existed lack it
             self._write_study_copy(checkpoint_path)
-        with open(checkpoint_path, "wb") as f:
-            f.write(_dumps(self.__dict__.copy()))
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(_loads(f.read()))
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"nerkit_pickled": _dumps(self.__dict__.copy())}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(_loads(state["nerkit_pickled"]) if "nerkit_pickled" in state else state)
+        super().save(checkpoint_path)
 
     def _write_study_copy(self, checkpoint_path: str) -> None:
         """Copy the study beside the state file Ray is writing: ``optuna-study-<session>.db``

@@ -66,9 +66,6 @@ class _StubUnpickler(pickle.Unpickler):
             return self.SAFE[name]
         return _Stub
 
-    def persistent_load(self, pid):
-        return _Stub()  # tune.searcher pickles its study storage as a reference
-
 
 def _searcher_state(data: bytes) -> dict:
     """A searcher pickle's attributes ({} for another layout)."""

@@ -46,7 +46,9 @@ def write_bytes(uri: str, data: bytes, fs: pafs.FileSystem | None = None) -> Non
 def write_text(uri: str, text: str) -> None:
     """Write a file, creating its directory."""
     fs, path = filesystem(uri)
-    parent = path.rsplit("/", 1)[0]
+    # A bare file name ("report.html") has no directory to make: rsplit would give the
+    # name itself, and create_dir would make a directory where the file is to go.
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent:
         fs.create_dir(parent, recursive=True)
     write_bytes(path, text.encode("utf-8"), fs)

@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ def copy_study(source: Path, dest: Path) -> None:
     be writing it (SQLite's online backup), put at ``dest`` in one rename."""
     tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex}")
     try:
-        with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src, \
+        # A file URI, not "file:{path}": a '#' or '?' in the path would cut it short.
+        with closing(sqlite3.connect(Path(source).resolve().as_uri() + "?mode=ro", uri=True)) as src, \
                 closing(sqlite3.connect(tmp)) as out:
             src.backup(out)
         os.replace(tmp, dest)
@@ -108,19 +110,49 @@ def copy_study(source: Path, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _study_facts(path: Path) -> tuple[int, str | None]:
-    """(trials in the database, the search id its study carries) of a study file;
-    (-1, None) when it is not an Optuna database."""
-    import json
+@dataclass(frozen=True)
+class _Study:
+    """What deciding between two files of one study needs."""
 
+    search_id: str | None
+    trials: tuple[tuple[int, dict, Any, Any], ...]  # (number, params, state, values), by number
+
+    def extends(self, other: "_Study") -> bool:
+        """Whether this study is ``other`` with more added: every trial of ``other`` is here,
+        by number and parameters, and each one ``other`` has finished, finished alike.
+        Two files of one search that ran on in two places (resumed on machine B while
+        machine A's study was ahead) do not extend each other."""
+        here = {number: (params, state, values) for number, params, state, values in self.trials}
+        for number, params, state, values in other.trials:
+            mine = here.get(number)
+            if mine is None or mine[0] != params or (state.is_finished() and mine[1:] != (state, values)):
+                return False
+        return True
+
+
+def _read_study(path: Path, study_name: str) -> _Study | None:
+    """The study ``study_name`` in the SQLite file ``path``; None when the file holds no
+    such Optuna study.
+
+    Opened for writing, as Optuna does: a driver killed in the middle of a write leaves
+    a hot journal beside the file, which only a writer rolls back (read-only, SQLite
+    refuses the file)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            trials = db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
-            row = db.execute("SELECT value_json FROM study_user_attributes WHERE key = ?",
-                             (SEARCH_ID_ATTR,)).fetchone()
-    except sqlite3.DatabaseError:
-        return -1, None
-    return int(trials), (json.loads(row[0]) if row else None)
+        storage = optuna.storages.RDBStorage(sqlite_url(path))
+    except Exception:  # noqa: BLE001 - not a database, or not Optuna's: the same answer
+        logger.debug("%s is not an Optuna database", path, exc_info=True)
+        return None
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        trials = tuple((t.number, t.params, t.state, t.values) for t in study.get_trials(deepcopy=False))
+        return _Study(study.user_attrs.get(SEARCH_ID_ATTR), tuple(sorted(trials, key=lambda t: t[0])))
+    except KeyError:
+        return None
+    finally:
+        storage.engine.dispose()
 
 
 def mark_study(url: str, study_name: str, search_id: str) -> None:
@@ -131,9 +163,19 @@ def mark_study(url: str, study_name: str, search_id: str) -> None:
     study.set_user_attr(SEARCH_ID_ATTR, search_id)
 
 
+#: SQLite's files beside a database: a journal left hot by a killed writer belongs to
+#: its database, and paired with another one it would be rolled back into that one.
+_SIDECARS = ("-journal", "-wal", "-shm")
+
+
 def set_aside(path: Path, why: str) -> Path:
-    """Move a study file out of the way (never delete it); returns where it went."""
+    """Move a study file (with SQLite's files beside it) out of the way, never deleting
+    it; returns where it went."""
     aside = path.with_name(f"{path.name}.{why}-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in _SIDECARS:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, aside.with_name(aside.name + suffix))
     os.replace(path, aside)
     return aside
 
@@ -165,89 +207,119 @@ def newest_copy(experiment: str) -> str | None:
     return f"{experiment.rstrip('/')}/{names[0]}" if names else None
 
 
-def _download(uri: str, dest_dir: Path) -> Path:
+def _download(uri: str, dest_dir: Path) -> Path | None:
+    """The study copy at ``uri`` in a new file in ``dest_dir``; None when it is gone or cut
+    off (a copy in flight on a store that shows files while they are written)."""
     from tune.storage import read_bytes
 
     data = read_bytes(uri)
     if data is None or not is_whole(data):
-        raise ValueError(f"{uri}: the study copy is {'gone' if data is None else 'cut off'}; "
-                         "run the resume again (it restores the last complete copy first)")
+        logger.warning("%s: the study copy is %s; not used", uri, "gone" if data is None else "cut off")
+        return None
     fd, name = tempfile.mkstemp(prefix=".study-", suffix=".db", dir=dest_dir)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return Path(name)
 
 
+def _judge(local: Path, copy: Path | None, study_name: str, search_id: str | None) -> tuple[bool, str]:
+    """(use the local study?, why not) for the local study file and the copy from storage.
+
+    The local study is used when it is this search's and extends the copy: it is ahead
+    of it when this machine's driver died after the last snapshot. Otherwise the copy,
+    which matches Ray's snapshot exactly."""
+    mine = _read_study(local, study_name) if local.is_file() else None
+    theirs = _read_study(copy, study_name) if copy is not None else None
+    if theirs is not None and search_id is not None and theirs.search_id != search_id:
+        theirs = None  # never expected: a copy is written beside its own search's state
+    if mine is None:
+        return False, "unreadable" if local.is_file() else "missing"
+    if search_id is not None and mine.search_id != search_id:
+        return False, "other-search"
+    if theirs is not None and not mine.extends(theirs):
+        return False, "diverged" if len(mine.trials) >= len(theirs.trials) else "behind"
+    return True, ""
+
+
+_WHY = {"unreadable": "is not an Optuna study of this search (unreadable)",
+        "other-search": "belongs to another search (an earlier one of this name and storage)",
+        "diverged": "ran on apart from the copy on storage (the search was resumed elsewhere meanwhile)",
+        "behind": "is behind the copy on storage"}
+
+
 def study_for_resume(experiment: str, record: dict[str, Any]) -> str:
     """Put the study of the search at ``experiment`` in place on this machine for a
     resume; returns its URL.
 
-    With object storage: the local study (this machine ran the search) when it belongs
-    to this search and is at least as far as the copy on storage (it is ahead of it
-    when this machine's driver died after the last snapshot); otherwise the copy, which
-    matches Ray's snapshot exactly. A local study that is behind or another search's is
-    set aside, not deleted. Searches started before nerkit copied studies resume from
-    the path ``search.json`` recorded.
+    The live study on this machine (``live_study_url``) when it is this search's and
+    extends the newest copy on storage (``_judge``); otherwise that copy, put in its
+    place. A study file that gives way is set aside, not deleted. Searches started
+    before nerkit copied studies resume from the path ``search.json`` recorded.
 
     Raises:
-        ValueError: when no study of this search is found (the message says where it looked).
+        ValueError: when no study of this search is found (the message says where it
+            looked and what to do).
     """
-    from tune.settings import is_remote
-
+    name, search_id = record["settings"]["name"], record.get("search_id")
     url = live_study_url(experiment)
     local = sqlite_path(url)
-    search_id = record.get("search_id")
-    if not is_remote(experiment):
-        if not local.is_file():
-            raise ValueError(f"{local}: the search's Optuna study is missing, so it cannot resume (the study "
-                             "holds what TPE learnt); start a new search under another --name")
-        return url
-    copy = newest_copy(experiment)
     local.parent.mkdir(parents=True, exist_ok=True)
-    downloaded = _download(copy, local.parent) if copy else None
+    copy_uri = newest_copy(experiment)
+    copy = _download(copy_uri, local.parent) if copy_uri else None
     try:
-        copy_trials = _study_facts(downloaded)[0] if downloaded else -1
-        if local.is_file():
-            trials, owner = _study_facts(local)
-            if search_id is not None and owner != search_id:
-                aside = set_aside(local, "other-search")
-                logger.warning("the Optuna study at %s belongs to another search (%s); moved it to %s",
-                               local, owner, aside)
-            elif trials >= copy_trials:
-                return url
-            else:
-                aside = set_aside(local, "behind")
-                logger.warning("the Optuna study at %s holds %d trials, the copy on storage %d: resuming "
-                               "with the copy; the local one is kept at %s", local, trials, copy_trials, aside)
-        if downloaded is not None:
-            os.replace(downloaded, local)
-            downloaded = None
-            logger.info("resuming with the Optuna study copied to storage with Ray's snapshot (%s)", copy)
+        use_local, why = _judge(local, copy, name, search_id)
+        if use_local:
+            return url
+        if copy is not None:
+            if local.is_file():
+                aside = set_aside(local, why)
+                logger.warning("the Optuna study at %s %s: resuming with the copy on storage, %s; the local "
+                               "one is kept at %s", local, _WHY[why], copy_uri, aside)
+            os.replace(copy, local)
+            copy = None
+            logger.info("resuming with the Optuna study copied to storage with Ray's snapshot (%s)", copy_uri)
             return url
     finally:
-        if downloaded is not None:
-            downloaded.unlink(missing_ok=True)
+        if copy is not None:
+            copy.unlink(missing_ok=True)
+    from tune.settings import is_remote
+
     recorded = record.get("optuna_storage") or ""
     old = sqlite_path(recorded)
-    if search_id is None and old is not None and old.is_file():
-        return recorded  # started before nerkit copied studies, and resumed on the machine that ran it
+    # Object storage only: a local search's recorded path is where it ran, and a copy of
+    # its directory must not write to the original's study.
+    if search_id is None and old is not None and is_remote(experiment):
+        if old.is_file():
+            return recorded  # started before nerkit copied studies, resumed on the machine that ran it
+        raise ValueError(
+            f"the Optuna study of {experiment} is not at {old}, where this search (started before nerkit "
+            f"copied studies to storage) keeps it: copy that file from the machine that ran the search to "
+            f"{old} and resume again")
+    if why != "missing":
+        raise ValueError(f"the Optuna study at {local} {_WHY[why]}, and there is no copy of this search's "
+                         f"study in {experiment}: move {local} away if it is not this search's, or resume on "
+                         "the machine that ran the search")
     raise ValueError(
         f"the Optuna study of {experiment} is neither on this machine ({local}) nor copied to storage "
-        f"(no {STUDY_PREFIX}*{STUDY_SUFFIX} there; searches started before nerkit copied studies kept it only "
-        f"at {recorded or 'the driver machine'}): resume on the machine that started the search, or copy that "
-        f"file to {local}")
+        f"(no {STUDY_PREFIX}*{STUDY_SUFFIX} there): resume on the machine that ran the search, or start a "
+        "new search under another --name")
 
 
 def study_for_reading(experiment: str, record: dict[str, Any], workdir: Path) -> str | None:
-    """A URL to read the study of the search at ``experiment`` from (the live study when
-    it is on this machine, else the copy on storage downloaded into ``workdir``), or None."""
+    """A URL to read the study of the search at ``experiment`` from, chosen as a resume
+    would choose but moving nothing (a copy from storage is downloaded into
+    ``workdir``), or None when there is none."""
+    name, search_id = record["settings"]["name"], record.get("search_id")
+    local = sqlite_path(live_study_url(experiment))
+    copy_uri = newest_copy(experiment)
+    copy = _download(copy_uri, workdir) if copy_uri else None
+    if _judge(local, copy, name, search_id)[0]:
+        return sqlite_url(local)
+    if copy is not None and _read_study(copy, name) is not None:
+        return sqlite_url(copy)
     from tune.settings import is_remote
 
-    local = sqlite_path(live_study_url(experiment))
-    if local.is_file() or not is_remote(experiment):
-        return sqlite_url(local) if local.is_file() else None
-    copy = newest_copy(experiment)
-    if copy is not None:
-        return sqlite_url(_download(copy, workdir))
     old = sqlite_path(record.get("optuna_storage") or "")
-    return sqlite_url(old) if old is not None and old.is_file() else None
+    if search_id is None and old is not None and old.is_file() and is_remote(experiment):
+        return sqlite_url(old)
+    return None

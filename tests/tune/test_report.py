@@ -68,8 +68,11 @@ def test_importances_need_enough_complete_trials(search_tables, tmp_path):
 
     (tmp_path / "moved").mkdir()
     url = f"sqlite:///{tmp_path / 'moved' / 'optuna.db'}"
-    study = optuna.create_study(study_name=search_tables.record["settings"]["name"], storage=url,
-                                direction="maximize")
+    from tune.study_store import mark_study
+
+    name = search_tables.record["settings"]["name"]
+    mark_study(url, name, search_tables.record["search_id"])  # this search's study, with one trial
+    study = optuna.load_study(study_name=name, storage=url)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     tables = copy.deepcopy(search_tables)
     tables.experiment = str(tmp_path / "moved")

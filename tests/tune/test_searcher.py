@@ -106,6 +106,28 @@ def test_a_restored_searcher_opens_the_study_where_it_is_now(tmp_path):
     assert cloudpickle.loads(tuner_bytes)._storage.url == original
 
 
+def test_searchers_pickled_by_rays_own_class_open_the_study_where_it_is_now(tmp_path):
+    # Searches started before study_location existed pickled Ray's OptunaSearch (or an
+    # earlier ResumableOptunaSearch): relocated all the same, or resuming one on another
+    # machine failed to open the recorded path, or created an empty study there.
+    import ray.cloudpickle as cloudpickle
+
+    from tune.searcher import study_location
+
+    searcher = _searcher(OptunaSearch, f"sqlite:///{tmp_path / 'optuna.db'}")
+    searcher.suggest("t1")
+    tuner_bytes, state, copy = _copy_of_experiment(tmp_path, searcher)
+    (tmp_path / "optuna.db").unlink()  # the machine that ran it is gone
+    moved = f"sqlite:///{copy / 'optuna.db'}"
+    with study_location(moved):
+        restored = cloudpickle.loads(tuner_bytes)
+        restored.restore(str(state))
+    restored.on_trial_complete("t1", {"dev_f1": 0.5, "training_iteration": 1})
+    assert [t.state for t in optuna.load_study(study_name="s", storage=moved).trials] == \
+        [optuna.trial.TrialState.COMPLETE]
+    assert not (tmp_path / "optuna.db").exists()
+
+
 def test_state_files_written_by_rays_own_searcher_still_restore(tmp_path):
     # Searches started before the storage reference existed saved Ray's plain pickle.
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
