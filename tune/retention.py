@@ -9,7 +9,8 @@ and this callback deletes instead, by reading the snapshot on storage: a checkpo
 goes only when it is older than any that snapshot could restore the trial from, and is
 not the trial's best by dev F1 (kept for promotion). A finished trial is left with
 what Ray's ``num_to_keep=1`` kept, its best and its latest; a running one with up to
-two more for a short while. With ``backed_up`` (new searches), the snapshot read is the
+two more for a short while; a failed one (ERROR, which a resume runs again) with up to
+two more for good. With ``backed_up`` (new searches), the snapshot read is the
 one in tune.state_backup's last complete copy, which a resume falls back to when the
 live one was cut off; the live one is never older, so what it needs is kept too.
 """
@@ -152,10 +153,15 @@ class CheckpointRetention(Callback):
             finished = snap.status == "TERMINATED"
             latest = snap.checkpoint
             if latest is None:
-                if not finished:
+                if not (finished or snap.status == "ERROR"):
                     continue
                 # A trial that ended on a result without a checkpoint (diverged, or
-                # stopped between checkpoints with --checkpoint-every).
+                # stopped between checkpoints with --checkpoint-every), or that failed
+                # there for good (ERROR; left out before, such a trial kept every
+                # checkpoint it wrote). Ray processes a result's save before it asks for
+                # the next result, so its newest is registered: what a resume with
+                # resume_errored restores an ERROR trial from. Not `finished`, so the
+                # one before is kept too.
                 latest = max(mine, key=checkpoint_index)
             doomed = superseded(mine, latest, finished)
             if sweep and finished:

@@ -1,7 +1,8 @@
 """nerkit on object storage, end to end, against a real S3 endpoint (moto's server:
 tests/tune/conftest.py's ``s3_endpoint``): a search with ``--storage s3://…``, its trial
 tables, checkpoint retention, the report, promotion to an ``s3://`` registry, pull and
-predict, and ``--resume`` after the driver is SIGKILLed.
+predict, a failing trial retried from its checkpoint in the bucket, and ``--resume``
+after the driver is SIGKILLed.
 
 What lands in the bucket is listed with boto3, a client nerkit does not use, so these
 tests see the bucket as any other S3 reader would, not through nerkit's own pyarrow code.
@@ -112,6 +113,15 @@ class PlantOrphan(Callback):
             fs.create_dir(self.planted)
             with fs.open_output_stream(f"{self.planted}/trainer_state.json") as f:
                 f.write(b"{}")
+
+
+class EmptyLogOnStorageAtFirstResult(Callback):
+    """Leaves an empty ``result.json`` in the bucket when a trial reports its first result:
+    the copy a Ray snapshot taken just before that result uploads."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result["eval_index"] == 0:
+            _put(f"s3://{trial.storage.trial_fs_path}/result.json", b"")
 
 
 @dataclass(frozen=True)
@@ -433,3 +443,92 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
     monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "third-machine"))
     importances, notes = param_importances(record, exp)
     assert importances and "learning_rate" in importances, notes
+
+
+def test_failing_trial_on_s3_resumes_from_its_checkpoint_in_the_bucket(s3_storage, tiny_model_dir, small_data_dir,
+                                                                       tmp_path, monkeypatch):
+    # As test_search's local test, on S3: 10 evaluations (every 2 steps over 2 epochs)
+    # with a checkpoint at every 2nd, and the team-recipe baseline raises an injected OOM
+    # after evaluation 6 on every attempt. Ray retries it once (max_failures=1) from
+    # evaluation 5's checkpoint in the bucket, which redoes evaluation 6 exactly (same
+    # step and dev F1), then records it as ERROR with 2 failures. The bucket's copy of its
+    # result log is left empty at its first result and no snapshot refreshes it, so only
+    # tune.result_logs' upload before the retry keeps evaluations 0-6 there. Retention
+    # prunes both trials in the bucket and leaves each the checkpoint the trial table
+    # names and the latest (a resume with resume_errored restores the failed one from it).
+    import csv
+    import io
+
+    import ray
+    from ray.tune import ExperimentAnalysis
+
+    from nerkit.data import DataConfig
+    from tune.driver import run_search
+    from tune.retention import superseded
+    from tune.settings import SearchSettings
+    from tune.study_store import study_for_reading
+    from tune.tables import collect
+    from tune.trainable import FAULT_ENV
+
+    space = tmp_path / "every2.yaml"
+    space.write_text(Path(SPACE).read_text().replace("\nbase:\n", "\nbase:\n  eval_every_steps: 2\n", 1))
+    monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "nerkit-cache"))
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "3600")  # no snapshot between the first result and the retry
+    ray.shutdown()  # trials read the fault from the environment Ray starts them with
+    fault = {"when": {"learning_rate": 3e-05}, "at_eval": 6, "error": "oom"}
+    ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {FAULT_ENV: json.dumps(fault)}})
+    try:
+        # The two baselines only; 160 records at batch 16 are 10 steps an epoch; grace =
+        # budget: ASHA stops neither trial before the fault.
+        settings = SearchSettings(name="retry", space=str(space), storage=s3_storage, trials=2,
+                                  model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)),
+                                  max_epochs=2, grace_epochs=2, checkpoint_every=2, max_failures=1, seed=1)
+        run_search(settings, callbacks=[EmptyLogOnStorageAtFirstResult()])
+    finally:
+        ray.shutdown()
+    exp = settings.experiment_path
+    tables = collect(exp)
+    rows = {t["baseline"]: t for t in tables.trials}
+    failed, other = rows["team-recipe"], rows["plain-ce"]
+    assert (failed["status"], failed["stop_reason"]) == ("ERROR", "error")
+    assert "injected by NERKIT_FAULT_INJECT" in failed["error"]
+    assert (other["status"], other["stop_reason"]) == ("TERMINATED", "completed")
+    (trial,) = [t for t in ExperimentAnalysis(exp).trials if t.trial_id == failed["trial_id"]]
+    assert trial.num_failures == 2  # Ray's state in the bucket: the first attempt and the retry
+    assert _read(f"{exp}/trial_{trial.trial_id}/error.txt").decode().count("Failure # ") == 2
+
+    keys = _keys(exp)
+    for row in (failed, other):
+        results = _results(exp, row["trial_id"])
+        saved = {r["eval_index"]: r for r in results if r.get("checkpoint_dir_name")}
+        if row is failed:
+            assert [r["eval_index"] for r in results] == [0, 1, 2, 3, 4, 5, 6, 6]  # resumed at 5, not from 0
+            first, redo = results[6], results[7]
+            assert first["step"] == 14 and (redo["step"], redo["dev_f1"]) == (first["step"], first["dev_f1"])
+            assert sorted(saved) == [1, 3, 5]
+        else:
+            assert [r["eval_index"] for r in results] == list(range(10))
+            assert sorted(saved) == [1, 3, 5, 7, 9]
+        assert [h["eval_index"] for h in tables.history if h["trial_id"] == row["trial_id"]] == \
+            [r["eval_index"] for r in results]
+        progress = csv.DictReader(io.StringIO(_read(f"{exp}/trial_{row['trial_id']}/progress.csv").decode()))
+        assert [int(r["eval_index"]) for r in progress] == [r["eval_index"] for r in results]  # Ray's other log
+        # The table's checkpoint is the best checkpointed evaluation, in the bucket.
+        best_saved = max(saved.values(), key=lambda r: r["dev_f1"])
+        assert row["checkpoint_eval_index"] == best_saved["eval_index"]
+        ckpt = row["checkpoint"].removeprefix(f"{exp}/")
+        assert json.loads(_read(f"{exp}/{ckpt}/metrics.json"))["eval_index"] == best_saved["eval_index"]
+        # Retention left it, the latest, and only what it keeps of the rest (the finished
+        # trial: nothing else).
+        f1 = {r["checkpoint_dir_name"]: r["dev_f1"] for r in saved.values()}
+        latest = saved[max(saved)]["checkpoint_dir_name"]
+        left = _checkpoints(keys, row["trial_id"])
+        assert {ckpt.rsplit("/", 1)[1], latest} <= left
+        assert left == set(f1) - set(superseded(f1, latest, finished=row is other)), (row["status"], left)
+        assert all(f"trial_{row['trial_id']}/{c}/model.safetensors" in keys for c in left)
+
+    # Optuna recorded the failure, also in the study copy in the bucket that another
+    # machine's report or resume reads.
+    monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "another-machine"))
+    study = optuna.load_study(study_name="retry", storage=study_for_reading(exp, tables.record, tmp_path))
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]

@@ -51,13 +51,14 @@ def test_superseded_keeps_the_best_the_snapshot_knows_not_a_newer_one():
         "checkpoint_000000", "checkpoint_000001", "checkpoint_000002"]
 
 
-def _finished_trial(exp: Path, checkpoints: list[str], last: str) -> SimpleNamespace:
-    """A TERMINATED trial whose last result names ``last``, as Ray's snapshot records it,
-    with ``checkpoints`` as directories on disk."""
+def _finished_trial(exp: Path, checkpoints: list[str], last: str | None,
+                    status: str = "TERMINATED") -> SimpleNamespace:
+    """A TERMINATED (or ``status``) trial whose last result names ``last`` (None: no
+    checkpoint), as Ray's snapshot records it, with ``checkpoints`` as directories on disk."""
     trial_dir = exp / "trial_t1"
     for name in checkpoints:
         (trial_dir / name).mkdir(parents=True)
-    state = json.dumps({"trial_id": "t1", "status": "TERMINATED"})
+    state = json.dumps({"trial_id": "t1", "status": status})
     metadata = json.dumps({"last_result": {"checkpoint_dir_name": last}})
     (exp / "experiment_state-2026.json").write_text(json.dumps({"trial_data": [[state, metadata]]}))
     storage = SimpleNamespace(storage_filesystem=pafs.LocalFileSystem(), experiment_fs_path=str(exp))
@@ -76,6 +77,22 @@ def test_the_final_sweep_deletes_only_leftovers_newer_than_the_final_checkpoint(
     assert sorted(Path(p).name for p in deleted) == ["checkpoint_000000", "checkpoint_000001",
                                                      "checkpoint_000002", "checkpoint_000005"]
     assert sorted(p.name for p in Path(trial.path).iterdir()) == ["checkpoint_000003", "checkpoint_000004"]
+
+
+def test_a_failed_trial_whose_last_result_has_no_checkpoint_is_pruned_too(tmp_path):
+    # ERROR after an evaluation without a checkpoint (--checkpoint-every 2, retries used
+    # up): its newest checkpoint (3) is what a resume with resume_errored restores it from.
+    # Kept, as for a running trial: 3, the one before (2) and the best (1); 0 goes. A trial
+    # still running waits for a snapshot whose last result names one. (The ERROR trial
+    # used to keep every checkpoint.)
+    ckpts = [f"checkpoint_00000{i}" for i in range(4)]
+    f1 = {"checkpoint_000000": 0.1, "checkpoint_000001": 0.3, "checkpoint_000002": 0.2, "checkpoint_000003": 0.25}
+    for status, kept in (("RUNNING", ckpts), ("ERROR", ckpts[1:])):
+        trial = _finished_trial(tmp_path / status, ckpts, None, status=status)
+        retention = CheckpointRetention()
+        retention.checkpoints = {"t1": dict(f1)}
+        retention.prune([trial], sweep=True)
+        assert sorted(p.name for p in Path(trial.path).iterdir()) == kept, status
 
 
 def test_a_checkpoint_that_cannot_be_deleted_does_not_stop_pruning_the_rest(tmp_path):
