@@ -33,7 +33,7 @@ from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_rem
 from tune.space import Sampler, SearchSpace, load_space
 from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
-from tune.study_store import live_study_url, make_room_for_new_study, mark_study, study_for_resume
+from tune.study_store import live_study_url, make_room_for_new_study, study_for_resume
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def _trainable(plan: SearchPlan, prepared: PreparedData):
     return tune.with_resources(fn, resources)
 
 
-def _searcher(plan: SearchPlan):
+def _searcher(plan: SearchPlan, search_id: str):
     import optuna
     from ray.tune.search import ConcurrencyLimiter
 
@@ -190,6 +190,7 @@ def _searcher(plan: SearchPlan):
         points_to_evaluate=baselines or None, study_name=s.name,
         storage=optuna.storages.RDBStorage(s.optuna_url()), study_copies=is_remote(s.storage),
     )
+    searcher.mark_search(search_id)  # set up (and created) by the constructor: the space is given
     limit = s.max_concurrent or default_concurrency(s)
     return ConcurrencyLimiter(searcher, max_concurrent=limit)
 
@@ -234,7 +235,6 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     make_room_for_new_study(exp)
     record = plan.to_record()
     write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    mark_study(settings.optuna_url(), settings.name, record["search_id"])
     scheduler = GuardedASHA(
         plan.space.guard, max_t=plan.space.budget.max_epochs,
         grace_period=plan.space.budget.grace_epochs, reduction_factor=plan.space.budget.reduction_factor,
@@ -242,7 +242,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     tuner = tune.Tuner(
         _trainable(plan, prepared),
         tune_config=tune.TuneConfig(
-            search_alg=_searcher(plan), scheduler=scheduler, num_samples=settings.trials,
+            search_alg=_searcher(plan, record["search_id"]), scheduler=scheduler, num_samples=settings.trials,
             trial_dirname_creator=trial_dirname,
             # A finished trial's worker process runs the next trial: the per-trial
             # worker start and transformers imports are paid once per slot.

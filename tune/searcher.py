@@ -46,7 +46,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from tune.study_store import copy_name, copy_study, sqlite_path
+from tune.study_store import copy_name, copy_study, mark_study, sqlite_path
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,10 @@ class ResumableOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._study_copies = study_copies
         self._study_copy_sha: str | None = None
+
+    def mark_search(self, search_id: str) -> None:
+        """Mark the study as search ``search_id``'s (tune.study_store), once it is set up."""
+        mark_study(self._ot_study, search_id)
 
     def save(self, checkpoint_path: str) -> None:
         if getattr(self, "_study_copies", False):  # searchers pickled before copies existed lack it

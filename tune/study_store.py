@@ -155,11 +155,8 @@ def _read_study(path: Path, study_name: str) -> _Study | None:
         storage.engine.dispose()
 
 
-def mark_study(url: str, study_name: str, search_id: str) -> None:
-    """Create the search's study (maximising dev F1) carrying ``search_id``."""
-    import optuna
-
-    study = optuna.create_study(study_name=study_name, storage=url, direction="maximize")
+def mark_study(study: Any, search_id: str) -> None:
+    """Mark the Optuna ``study`` as the one of search ``search_id``."""
     study.set_user_attr(SEARCH_ID_ATTR, search_id)
 
 

@@ -71,8 +71,8 @@ def test_importances_need_enough_complete_trials(search_tables, tmp_path):
     from tune.study_store import mark_study
 
     name = search_tables.record["settings"]["name"]
-    mark_study(url, name, search_tables.record["search_id"])  # this search's study, with one trial
-    study = optuna.load_study(study_name=name, storage=url)
+    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
+    mark_study(study, search_tables.record["search_id"])  # this search's study, with one trial
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     tables = copy.deepcopy(search_tables)
     tables.experiment = str(tmp_path / "moved")

@@ -19,11 +19,9 @@ from tune.study_store import (
 
 def _study(path: Path, trials: int, search_id: str | None = "S") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if search_id is None:
-        optuna.create_study(study_name="r", storage=sqlite_url(path), direction="maximize")
-    else:
-        mark_study(sqlite_url(path), "r", search_id)
-    study = optuna.load_study(study_name="r", storage=sqlite_url(path))
+    study = optuna.create_study(study_name="r", storage=sqlite_url(path), direction="maximize")
+    if search_id is not None:
+        mark_study(study, search_id)
     for i in range(trials):
         study.add_trial(optuna.trial.create_trial(params={"x": float(i)}, value=float(i),
                                                   distributions={"x": optuna.distributions.FloatDistribution(0, 99)}))
