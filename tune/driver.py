@@ -104,10 +104,19 @@ def init_ray(address: str | None) -> None:
     # Ray's own console tables would fight the CLI's live view; with the classic
     # reporter, RunConfig(verbose=0) keeps Ray quiet.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    given = address or os.environ.get("RAY_ADDRESS")
+    if given and given.startswith("ray://"):
+        # Through Ray Client, Tune runs the whole search in a task on the head: the study
+        # path, the progress view and nerkit's driver-side callbacks would be the head's,
+        # none of it tested. A job on the head is the supported way in.
+        raise ValueError(f"address is {given!r}: Ray Client (ray://) addresses are not supported; submit the "
+                         "search as a job on the head (`ray job submit --address http://HEAD:8265 -- nerkit "
+                         "search …`, docs/CLUSTER.md), or give the GCS address (HEAD:6379) from a machine "
+                         "inside the cluster's network")
     if ray.is_initialized():
         _check_joined(address, ray.get_runtime_context().gcs_address)
         return
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = given
     # Trial stdout/stderr go to per-trial files; forwarding them would drown the
     # driver's progress view.
     if address:
@@ -122,8 +131,8 @@ def _check_joined(address: str | None, joined: str) -> None:
     Otherwise a caller that started a local Ray earlier (a notebook, another test)
     and then asks for ``address="head:6379"`` would silently run the whole search
     on the local machine. Addresses are compared by GCS port, which tells two
-    clusters apart without resolving host names; ``auto``, ``local`` and ``ray://`` (Ray
-    Client, another port) are not checked.
+    clusters apart without resolving host names; ``auto`` and ``local`` are not checked
+    (``ray://`` never gets here: init_ray refuses it).
     """
     if not address or address in ("auto", "local") or "://" in address:
         return
