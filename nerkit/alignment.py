@@ -52,7 +52,26 @@ def load_tokenizer(name_or_path: str):
         )
     if _needs_prefix_space(tokenizer) and not getattr(tokenizer, "add_prefix_space", False):
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, add_prefix_space=True)
+        _apply_prefix_space(tokenizer)
     return tokenizer
+
+
+def _apply_prefix_space(tokenizer) -> None:
+    # Only model classes that rebuild their pre-tokenizer (RobertaTokenizer, GPT2Tokenizer)
+    # honour add_prefix_space=True; a generic fast tokenizer (PreTrainedTokenizerFast, e.g.
+    # ModernBERT's) only sets the attribute, so every pre-split word was still encoded as
+    # if it continued the previous one ("se" -> "s", "e" instead of "Ġse").
+    import json
+
+    from tokenizers import pre_tokenizers
+
+    backend = tokenizer.backend_tokenizer
+    if backend.pre_tokenizer is None:
+        return
+    state = json.loads(backend.pre_tokenizer.__getstate__())
+    if state.pop("type", None) == "ByteLevel" and not state.get("add_prefix_space", False):
+        state["add_prefix_space"] = True
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(**state)
 
 
 def _needs_prefix_space(tokenizer) -> bool:

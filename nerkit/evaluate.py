@@ -16,7 +16,7 @@ from nerkit.metrics import IGNORE, evaluation_metrics
 
 class SplitPredictions(NamedTuple):
     preds: list[list[int]]   # argmax label ids per record, aligned with ``split.labels``
-    loss: float              # mean batch loss
+    loss: float              # weighted-mean loss over the split's counted tokens
     # Mean probability the model puts on entity labels (1 - P(O)) at counted tokens whose
     # gold label is an entity; None without such tokens. Under all-'O' collapse the
     # argmax says nothing about whether entities are being learnt; this says whether the
@@ -34,7 +34,7 @@ def predict_split(
     was_training = model.training
     model.eval()
     preds: list[list[int] | None] = [None] * len(split.input_ids)
-    losses = []
+    loss_sum, weight_sum = 0.0, 0.0
     entity_prob_sum, entity_tokens = 0.0, 0
     lengths = [len(x) for x in split.input_ids]
     for idx in eval_batches(lengths, batch_size):
@@ -43,7 +43,13 @@ def predict_split(
         with autocast or contextlib.nullcontext():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         labels = batch["labels"]
-        losses.append(float(token_loss(logits, labels, weights, gamma)))
+        # The split's loss is token_loss's weighted mean over all its counted tokens, so each
+        # batch counts by its weight sum: a mean of batch means moved with batch_size and the
+        # length sort (bundled dev, seed weights: 2.033 at batch 64 vs 2.055 over the split).
+        counted = labels[labels != IGNORE]
+        batch_weight = float(weights.to(counted.device)[counted].sum()) if weights is not None else counted.numel()
+        loss_sum += float(token_loss(logits, labels, weights, gamma)) * batch_weight
+        weight_sum += batch_weight
         gold_entity = (labels != IGNORE) & (labels != o_id)
         if gold_entity.any():
             p_o = torch.softmax(logits[gold_entity].float(), dim=-1)[:, o_id]
@@ -55,7 +61,7 @@ def predict_split(
     model.train(was_training)
     return SplitPredictions(
         preds,  # type: ignore[arg-type]
-        sum(losses) / len(losses) if losses else 0.0,
+        loss_sum / weight_sum if weight_sum else 0.0,
         entity_prob_sum / entity_tokens if entity_tokens else None,
     )
 

@@ -51,7 +51,13 @@ def token_loss(
     log_p_t = F.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
     per_token = -log_p_t
     if gamma > 0:
-        per_token = per_token * (1.0 - log_p_t.exp()).clamp(min=0.0).pow(gamma)
+        # Floor 1 - p_t at the smallest normal float: for 0 < gamma < 1 (the search samples
+        # gamma from 0.5) d/dx x**gamma is inf at x = 0, so once one token's p_t rounded to 1.0
+        # in fp32 (a logit ~17 ahead, e.g. a model already fine-tuned with CE) backward gave
+        # 0 * inf = NaN for the whole batch although the loss was finite. Below the floor the
+        # clamp passes no gradient, and such a token's term is at most -log p_t <= 6e-8.
+        one_minus_p = (1.0 - log_p_t.exp()).clamp(min=torch.finfo(log_p_t.dtype).tiny)
+        per_token = per_token * one_minus_p.pow(gamma)
     if weights is None:
         return per_token.mean()
     w = weights.to(device=logits.device, dtype=per_token.dtype)[targets]

@@ -9,7 +9,7 @@ written through ``save_checkpoint`` (model, optimizer, scheduler, step, data ord
 and RNG states).
 
 Statuses: ``completed`` (the epoch budget ran out), ``early_stopped`` (no dev-F1
-gain for ``early_stopping_patience`` evaluations), ``diverged`` (a non-finite loss;
+gain for ``early_stopping_patience`` evaluations), ``diverged`` (a non-finite loss or gradient;
 the run stops cleanly and reports finite metrics, never NaN).
 """
 
@@ -400,7 +400,14 @@ def train(
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            clip_grad_norm(model.parameters(), config.max_grad_norm)
+            grad_norm = clip_grad_norm(model.parameters(), config.max_grad_norm)
+            if not torch.isfinite(grad_norm):
+                # A finite loss can still have a non-finite gradient (an inf derivative times
+                # 0); stepping would put NaN in every weight, and the run would end one step
+                # later with its last update already applied.
+                status, stop = "diverged", True
+                logger.warning("non-finite gradient at step %d: run stopped as diverged", state.step)
+                break
             optimizer.step()
             scheduler.step()
             state.step += 1

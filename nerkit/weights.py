@@ -20,7 +20,8 @@ result):
   ``O`` included (1 = inverse frequency, 0.5 = square root, 0 = uniform).
 * ``effective`` — Cui et al. 2019, "Class-Balanced Loss Based on Effective Number
   of Samples" (arXiv:1901.05555): ``(1 - beta) / (1 - beta ** count)``, normalised
-  so the weights sum to ``num_labels``.
+  so the weights of the labels seen in training sum to their number (``num_labels``
+  when all are seen).
 * ``none`` — base 1 for every label.
 
 Scale does not matter, only ratios: the loss is a *weighted mean*
@@ -60,7 +61,11 @@ def _base_weights(counts: Sequence[int], strategy: str, smoothing: float, beta: 
         return [(total / (k * c)) ** smoothing for c in safe]
     if strategy == "effective":
         raw = [(1.0 - beta) / (1.0 - beta**c) for c in safe]
-        scale = k / sum(raw)
+        # Normalised over the labels seen only: an absent label's stand-in count of 1 gave
+        # it the largest raw weight, so the scale (which max_weight caps) moved with which
+        # labels happened to be absent.
+        seen = [i for i, c in enumerate(counts) if c > 0] or list(range(k))
+        scale = len(seen) / sum(raw[i] for i in seen)
         return [w * scale for w in raw]
     return [1.0] * k
 

@@ -102,3 +102,23 @@ def test_max_length_is_validated(tokenizer):
     # max_length below 3 leaves no room for a word between special tokens.
     with pytest.raises(ValueError, match=r"max_length is 2, but must be an integer >= 3"):
         align_records([], tokenizer, LM, max_length=2)
+
+
+def test_generic_byte_level_tokenizer_gets_prefix_space(tmp_path):
+    # A byte-level BPE saved as a generic fast tokenizer (ModernBERT's kind) ignores the
+    # add_prefix_space flag unless its pre-tokenizer is rebuilt: words must still start with 'Ġ'.
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+    bpe.train_from_iterator(["ek garlic bread aur coke"] * 5, vocab_size=300, min_frequency=1,
+                            special_tokens=["<pad>", "<unk>", "<s>", "</s>"], show_progress=False)
+    PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, pad_token="<pad>", unk_token="<unk>").save_pretrained(tmp_path)
+    tok = load_tokenizer(str(tmp_path))
+    encoding = tok(["garlic", "bread"], is_split_into_words=True)
+    assert tok.convert_ids_to_tokens(encoding["input_ids"]) == ["Ġgarlic", "Ġbread"]
+    assert encoding.word_ids() == [0, 1]
+    # The model directory nerkit saves keeps the setting (predict reloads it).
+    tok.save_pretrained(tmp_path / "saved")
+    again = load_tokenizer(str(tmp_path / "saved"))
+    assert again.convert_ids_to_tokens(again(["bread"], is_split_into_words=True)["input_ids"]) == ["Ġbread"]

@@ -53,3 +53,22 @@ def test_gold_entity_prob_is_none_without_gold_entities(model_and_dev):
                                                        for row in prepared.dev.labels])
     got = predict_split(model, only_o, pad_id=prepared.pad_token_id, device=torch.device("cpu"))
     assert got.gold_entity_prob is None
+
+
+def test_loss_is_the_weighted_mean_over_the_split_whatever_the_batch_size(model_and_dev):
+    # The loss is token_loss over every counted dev token at once (sum w*l / sum w), not a
+    # mean of batch means, which moved with batch_size and the length sort.
+    from nerkit.losses import token_loss
+
+    model, prepared = model_and_dev
+    dev = prepared.dev
+    weights = torch.linspace(0.2, 40.0, len(prepared.label_map))
+    model.eval()
+    with torch.no_grad():
+        everything = collate(dev.input_ids, dev.labels, list(range(len(dev.input_ids))), prepared.pad_token_id)
+        logits = model(input_ids=everything["input_ids"], attention_mask=everything["attention_mask"]).logits
+        expected = float(token_loss(logits, everything["labels"], weights, gamma=2.0))
+    for batch_size in (3, 7, 64):
+        got = predict_split(model, dev, pad_id=prepared.pad_token_id, device=torch.device("cpu"),
+                            batch_size=batch_size, weights=weights, gamma=2.0)
+        assert got.loss == pytest.approx(expected, rel=1e-5)

@@ -88,3 +88,20 @@ def test_negative_gamma_raises():
     logits, labels, _ = _batch()
     with pytest.raises(ValueError, match="-0.5"):
         token_loss(logits, labels, gamma=-0.5)
+
+
+@pytest.mark.parametrize("gamma", [0.3, 0.5, 0.9])
+def test_focal_gradient_is_finite_when_p_t_rounds_to_one(gamma):
+    # gamma in (0, 1) (the search samples from 0.5): a token whose p_t rounds to 1.0 in fp32
+    # (logit 20 ahead) used to give a NaN gradient for the whole batch though the loss was finite.
+    logits = torch.tensor([[20.0, 0.0, 0.0], [0.0, 1.0, 0.0]], requires_grad=True)
+    labels = torch.tensor([0, 1])
+    loss = token_loss(logits, labels, torch.tensor([1.0, 2.0, 3.0]), gamma)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    # The confident token contributes (almost) nothing; the other one gets the focal gradient.
+    assert logits.grad[0].abs().max() < 1e-6
+    x = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    log_p = torch.log_softmax(x, -1)[1]
+    (-(1 - log_p.exp()) ** gamma * log_p * 2.0 / 3.0).backward()  # weight 2 of weight sum 1 + 2
+    torch.testing.assert_close(logits.grad[1].double(), x.grad, rtol=1e-5, atol=1e-6)

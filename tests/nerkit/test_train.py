@@ -125,6 +125,26 @@ def test_injected_nan_loss_diverges(cfg, monkeypatch):
     assert all(math.isfinite(v) for m in reports for _, v in _floats(m))
 
 
+def test_a_finite_loss_with_a_non_finite_gradient_diverges_before_the_update(cfg, monkeypatch):
+    # 0 * sqrt(0) is a finite 0 whose gradient is 0 * inf = NaN: the step that produced it
+    # must not be applied, so the two reports before it stay the last, finite ones.
+    calls = [0]
+    real_loss = nerkit.train.token_loss
+
+    def loss_with_nan_gradient(logits, *args):
+        calls[0] += 1
+        loss = real_loss(logits, *args)
+        return loss + 0.0 * (logits.sum() * 0.0).sqrt() if calls[0] == 3 else loss
+
+    monkeypatch.setattr(nerkit.train, "token_loss", loss_with_nan_gradient)
+    applied: list[int] = []
+    result, reports = _run(cfg.with_overrides(eval_every_steps=1), on_step=lambda step, total: applied.append(step))
+    assert result.status == "diverged"
+    assert applied == [1, 2]  # the third update never ran
+    assert [m["step"] for m in reports] == [1, 2]
+    assert all(math.isfinite(v) for m in reports for _, v in _floats(m))
+
+
 @pytest.mark.parametrize("eval_every_steps", [None, 3], ids=["epoch-boundary", "mid-epoch"])
 def test_exact_resume(cfg, models, checkpoint_at_first_eval, eval_every_steps):
     # Interrupted after the first evaluation and resumed, training ends exactly where it would have.

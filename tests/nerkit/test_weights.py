@@ -46,6 +46,14 @@ def test_inverse_smoothing_one_half_zero():
     assert class_weights(COUNTS, "inverse", smoothing=0.0) == [1.0] * k
 
 
+def test_effective_weights_of_the_labels_seen_sum_to_their_number():
+    # A label absent from training must not move the scale that max_weight caps.
+    w = class_weights([100, 10, 0, 5], "effective", beta=0.99)
+    assert w[0] + w[1] + w[3] == pytest.approx(3.0)
+    assert class_weights([100, 10, 0, 5], "effective", beta=0.99, max_weight=2.0)[1] == \
+        pytest.approx(min(2.0, w[1]))
+
+
 def test_effective_number_weights():
     # effective (Cui et al. 2019): (1-beta)/(1-beta^n), normalised to sum to num_labels.
     beta = 0.99
