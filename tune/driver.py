@@ -3,9 +3,10 @@
 Ray Tune's ``Tuner`` runs the trials; Optuna's TPE (through ``OptunaSearch``)
 proposes them; ``GuardedASHA`` prunes them. Everything a resume needs — settings,
 space, base config — is written to ``search.json`` in the experiment directory
-before the first trial starts, and Ray keeps the searcher's and scheduler's state
-beside it, so ``resume_search`` continues with the same state: no trial lost, none
-run twice.
+before the first trial starts, and Ray keeps the searcher's state beside it (the
+scheduler's it does not keep: ``GuardedASHA`` rebuilds it from the trials' result
+logs), so ``resume_search`` continues with the same state: no trial lost, none run
+twice.
 """
 
 from __future__ import annotations

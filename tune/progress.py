@@ -58,7 +58,10 @@ class SearchProgress(Callback):
         self._publish(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._publish(trials)
+        # Ray calls this before it sets the trial's status to TERMINATED (TuneController.stop_trial),
+        # so counted by its status the trial would still be running: the last trial of a
+        # search would stay "running" in the view the search leaves on screen.
+        self._publish(trials, ended=trial)
 
     def _probs(self) -> dict[str, dict[int, float | None]]:
         # A callback pickled before gold_entity_prob existed (a resumed search) lacks it.
@@ -72,18 +75,32 @@ class SearchProgress(Callback):
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self._publish(trials)
 
-    def snapshot(self, trials) -> Progress:
+    # Saved with each of Ray's experiment snapshots and restored with it: a resumed search
+    # gets this callback as pickled when the search started (empty), and without its
+    # histories would count the collapsed trials that ended before as stopped by ASHA, and
+    # show only the best dev F1 reported since the resume.
+    def get_state(self) -> dict:
+        return {"ratios": self.ratios, "entity_probs": self._probs(), "best": self.best}
+
+    def set_state(self, state: dict) -> None:
+        self.ratios = {k: dict(v) for k, v in state.get("ratios", {}).items()}
+        self.entity_probs = {k: dict(v) for k, v in state.get("entity_probs", {}).items()}
+        self.best = state.get("best")
+
+    def snapshot(self, trials, ended=None) -> Progress:
+        """The counts now; ``ended`` is a trial that has ended but whose status Ray has not set yet."""
         p = Progress(total=max(self.total, len(trials)))
         for t in trials:
-            if t.status == "PENDING":
+            status = "TERMINATED" if t is ended else t.status
+            if status == "PENDING":
                 p.pending += 1
-            elif t.status == "RUNNING":
+            elif status == "RUNNING":
                 p.running += 1
             else:
                 hist = self.ratios.get(t.trial_id, {})
                 probs = self._probs().get(t.trial_id, {})
                 order = sorted(hist)
-                reason = stop_reason(t.status, t.last_result, [hist[i] for i in order], self.guard,
+                reason = stop_reason(status, t.last_result, [hist[i] for i in order], self.guard,
                                      [probs.get(i) for i in order])
                 if reason:
                     p.reasons[reason] = p.reasons.get(reason, 0) + 1
@@ -91,9 +108,9 @@ class SearchProgress(Callback):
             p.best_f1, p.best_trial, p.best_epoch = self.best
         return p
 
-    def _publish(self, trials) -> None:
+    def _publish(self, trials, ended=None) -> None:
         if not _LISTENERS:
             return
-        snap = self.snapshot(trials)
+        snap = self.snapshot(trials, ended)
         for fn in list(_LISTENERS):
             fn(snap)

@@ -52,6 +52,18 @@ class Promotion:
     manifest: dict[str, Any]    # without "version"/"files" (see the published manifest.json)
 
 
+def ranking_column(metric: str, confirm_seeds: int) -> str:
+    """The trial-table column promotion ranks trials by.
+
+    Without re-training, what is published is a trial's best *checkpointed* evaluation.
+    With ``--checkpoint-every N`` a trial's best evaluation can have no checkpoint, and a
+    trial first by ``best_dev_f1`` (0.80, checkpoint 0.60) would publish a weaker model
+    than the runner-up's (0.79, checkpointed): rank by the checkpoint's dev F1 then. With
+    ``confirm_seeds`` the configs are trained again, and ``metric`` ranks them as asked.
+    """
+    return "checkpoint_dev_f1" if metric == "best_dev_f1" and confirm_seeds == 0 else metric
+
+
 def _candidates(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     if rows and metric not in {k for r in rows for k in r}:
         numeric = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))
@@ -146,7 +158,7 @@ def promote(
     target = Registry(registry, model_name)  # validates the name; writes nothing yet
     exp = experiment_path(name, storage)
     tables = collect(exp)
-    ranked = _candidates(tables.trials, metric)
+    ranked = _candidates(tables.trials, ranking_column(metric, confirm_seeds))
     with tempfile.TemporaryDirectory(prefix="nerkit-promote-") as tmp:
         work = Path(tmp)
         selection: dict[str, Any] = {"metric": metric, "confirm_seeds": confirm_seeds, "candidates": []}

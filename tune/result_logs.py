@@ -18,19 +18,21 @@ at the very moment of the copy back (a window as long as that copy).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pyarrow.fs as pafs
 from ray.tune import Callback
 
-from tune.storage import write_bytes
+from tune.storage import read_text, write_bytes
 
 logger = logging.getLogger(__name__)
 
 #: The files Ray's loggers copy back from storage when a trial (re)starts from a
 #: checkpoint (ray.tune.logger: JsonLoggerCallback, CSVLoggerCallback).
-RESTORED_LOGS = ("result.json", "progress.csv")
+RESULT_LOG = "result.json"
+RESTORED_LOGS = (RESULT_LOG, "progress.csv")
 
 
 def upload_result_logs(local_dir: str, fs: pafs.FileSystem, remote_dir: str) -> list[str]:
@@ -44,6 +46,27 @@ def upload_result_logs(local_dir: str, fs: pafs.FileSystem, remote_dir: str) -> 
         write_bytes(f"{remote_dir}/{name}", local.read_bytes(), fs)
         copied.append(name)
     return copied
+
+
+def logged_results(trial) -> list[dict]:
+    """A trial's results as its ``result.json`` on storage holds them, oldest first.
+
+    Only the results up to the one Ray's own record of the trial ends with
+    (``trial.last_result``): storage's log can run a result or two ahead of the experiment
+    snapshot the trial was restored from, and those the trial reports again. A last line
+    cut off by an interrupted copy is left out.
+    """
+    text = read_text(f"{trial.storage.trial_fs_path}/{RESULT_LOG}", trial.storage.storage_filesystem)
+    results = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        try:
+            results.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    last = trial.last_result.get("eval_index")
+    return results if last is None else [r for r in results if r.get("eval_index", last) <= last]
 
 
 class ResultLogUpload(Callback):

@@ -114,6 +114,11 @@ def run_trial(
     fail_after = injected_fault(cfg, os.environ.get(FAULT_ENV))
     last: dict[str, Any] = {}
 
+    def fail_if_due(eval_index: int) -> None:
+        if fail_after is not None and eval_index >= fail_after:
+            raise torch.cuda.OutOfMemoryError(
+                f"CUDA out of memory (injected by {FAULT_ENV} after evaluation {eval_index})")
+
     def report(metrics: dict[str, Any], save) -> None:
         nonlocal last
         last = _finite({**metrics, **placement, "stop_reason": "completed" if metrics.get("final") else ""})
@@ -123,9 +128,7 @@ def run_trial(
             with tempfile.TemporaryDirectory(prefix="nerkit-ckpt-") as tmp:
                 save(tmp)
                 tune.report(last, checkpoint=tune.Checkpoint.from_directory(tmp))
-        if fail_after is not None and metrics["eval_index"] >= fail_after:
-            raise torch.cuda.OutOfMemoryError(
-                f"CUDA out of memory (injected by {FAULT_ENV} after evaluation {metrics['eval_index']})")
+        fail_if_due(metrics["eval_index"])
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
@@ -134,7 +137,17 @@ def run_trial(
         with checkpoint.as_directory() as resume_dir:
             logger.info("trial %s resumes from %s", tune.get_context().get_trial_id(), resume_dir)
             result = train(cfg, prepared=prepared, report=report, resume_from=resume_dir)
+    if result.last is not None and not last:
+        # Restored from its final checkpoint (each attempt of a faulty trial gets one
+        # evaluation further), the run has nothing left to train or report; it must fail
+        # too, or a trial with enough retries would end `completed` instead of `error`.
+        fail_if_due(result.last["eval_index"])
     if result.status == "diverged":
+        # A run restored from a checkpoint that diverged before its next evaluation reported
+        # nothing here: its last evaluation is the checkpoint's own (train's result.last).
+        # Without it the diverged result said evaluation 0 at epoch 0, and the trial table
+        # (which reads a trial's last result for its budget columns) lost the epochs trained.
+        last = last or _finite(result.last or {})
         # One last, finite result so ASHA and the searcher learn this region is bad.
         tune.report({**last, **placement, "dev_f1": 0.0, "entity_pred_ratio": 0.0,
                      "final": True, "stop_reason": "diverged",

@@ -231,3 +231,17 @@ def test_a_model_with_test_f1_zero_is_refused_unless_the_collapse_gate_is_off():
         _check_gates(useless, 0.0, 0.005, "trial t")
     _check_gates(useless, 0.0, 0.0, "trial t")  # --min-entity-ratio 0: gates off (a random test model)
     _check_gates({"f1": 0.3, "entity_pred_ratio": 0.2}, 0.0, 0.005, "trial t")
+
+
+def test_without_retraining_trials_rank_by_the_checkpoint_that_would_be_published():
+    # --checkpoint-every N: trial A's best evaluation (0.80) has no checkpoint, its best
+    # checkpoint scores 0.60; B's 0.79 is checkpointed. Promotion publishes a checkpoint, so
+    # B must win; with --confirm-seeds the configs are trained again and A's 0.80 ranks first.
+    from tune.promote import _candidates, ranking_column
+
+    rows = [{"trial_id": "A", "best_dev_f1": 0.80, "checkpoint_dev_f1": 0.60},
+            {"trial_id": "B", "best_dev_f1": 0.79, "checkpoint_dev_f1": 0.79},
+            {"trial_id": "C", "best_dev_f1": 0.85, "checkpoint_dev_f1": None}]  # nothing to publish
+    assert [r["trial_id"] for r in _candidates(rows, ranking_column("best_dev_f1", 0))] == ["B", "A"]
+    assert [r["trial_id"] for r in _candidates(rows, ranking_column("best_dev_f1", 2))] == ["C", "A", "B"]
+    assert ranking_column("last_dev_f1", 0) == "last_dev_f1"  # a metric asked for is used as given

@@ -35,3 +35,23 @@ def test_upload_creates_the_trial_directory_on_storage(tmp_path):
     remote = tmp_path / "storage" / "exp" / "trial_b"
     assert upload_result_logs(str(local), pafs.LocalFileSystem(), remote.as_posix()) == ["progress.csv"]
     assert (remote / "progress.csv").read_text() == "eval_index\n0\n"
+
+
+def test_logged_results_end_where_rays_record_of_the_trial_ends(tmp_path):
+    # What a resumed scheduler replays: the log on storage up to the trial's last result in
+    # Ray's snapshot (a result past it the trial reports again), without a cut-off last line.
+    import json
+    from types import SimpleNamespace
+
+    from tune.result_logs import logged_results
+
+    lines = [json.dumps({"eval_index": i, "dev_f1": i / 10}) for i in range(4)]
+    (tmp_path / "result.json").write_text("\n".join(lines[:3]) + "\n" + lines[3][:7])
+    storage = SimpleNamespace(trial_fs_path=tmp_path.as_posix(), storage_filesystem=pafs.LocalFileSystem())
+    trial = SimpleNamespace(storage=storage, last_result={"eval_index": 1})
+    assert [r["eval_index"] for r in logged_results(trial)] == [0, 1]
+    trial.last_result = {"eval_index": 5}
+    assert [r["eval_index"] for r in logged_results(trial)] == [0, 1, 2]
+    assert logged_results(SimpleNamespace(storage=SimpleNamespace(
+        trial_fs_path=(tmp_path / "none").as_posix(), storage_filesystem=pafs.LocalFileSystem()),
+        last_result={})) == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from types import SimpleNamespace
 
-from ray.tune.schedulers import TrialScheduler
+import pyarrow.fs as pafs
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from tune.guard import GuardConfig
 from tune.scheduler import TIME_ATTR, GuardedASHA
@@ -61,3 +63,55 @@ def test_scheduler_pickled_before_entity_probs_existed_still_judges():
     old = pickle.loads(pickle.dumps(s))
     assert old.on_trial_result(None, t, _result(2, 0.0, 0.6)) == TrialScheduler.STOP  # no earlier prob to rise from
     assert old.entity_probs["t"] == [None, None, 0.6]
+
+
+def _restored(tmp_path, trial_id: str, results: list[dict], status: str) -> SimpleNamespace:
+    # A trial as Ray hands it back on resume: its result log on storage, its last result.
+    d = tmp_path / trial_id
+    d.mkdir()
+    (d / "result.json").write_text("".join(json.dumps(r) + "\n" for r in results))
+    storage = SimpleNamespace(trial_fs_path=d.as_posix(), storage_filesystem=pafs.LocalFileSystem())
+    return SimpleNamespace(trial_id=trial_id, status=status, has_reported_at_least_once=True,
+                           last_result=results[-1], storage=storage)
+
+
+def test_a_resumed_search_judges_a_restored_trial_on_its_whole_history(tmp_path):
+    # Ray saves no scheduler state: a resumed search starts from the scheduler pickled when
+    # the search began. A trial all-'O' at evaluations 0 and 1 (gold_entity_prob falling)
+    # that resumes at 2, still all-'O', is stopped there as the rule says (and as the trial
+    # table explains it), not after grace and patience over again (evaluation 4).
+    s = _scheduler()
+    t = _restored(tmp_path, "t", [_result(0, 0.0, 0.5), _result(1, 0.0, 0.3)], "PENDING")
+    s.on_trial_add(None, t)
+    assert s.on_trial_result(None, t, _result(2, 0.0, 0.2)) == TrialScheduler.STOP
+    assert s.ratios["t"] == [0.0, 0.0, 0.0] and s.collapsed == {"t"}
+
+
+def test_a_resumed_search_keeps_asha_rung_scores(tmp_path):
+    # Trials that ended before the resume still set the rungs' cut-offs: a new trial gets the
+    # decisions Ray's own ASHA gives it after seeing every result live (rung 1 holds 0.5,
+    # 0.6 and 0.7: the top half goes on).
+    def results(f1s, final):
+        return [{"eval_index": i, TIME_ATTR: float(i + 1), "dev_f1": f, "entity_pred_ratio": 0.2,
+                 "final": final and i == len(f1s) - 1} for i, f in enumerate(f1s)]
+
+    ended = {"a": results([0.5, 0.6, 0.7, 0.8], True), "b": results([0.6, 0.7], False), "c": results([0.7], False)}
+    decisions = []
+    for n, new_f1 in enumerate((0.1, 0.65, 0.9)):
+        ray_asha = ASHAScheduler(time_attr=TIME_ATTR, metric="dev_f1", mode="max", max_t=4, grace_period=1,
+                                 reduction_factor=2)
+        resumed = GuardedASHA(GuardConfig(), max_t=4, grace_period=1, reduction_factor=2)
+        (tmp_path / str(n)).mkdir()
+        for tid, rs in ended.items():
+            live = SimpleNamespace(trial_id=tid)
+            ray_asha.on_trial_add(None, live)
+            for r in rs:
+                ray_asha.on_trial_result(None, live, r)
+            ray_asha.on_trial_complete(None, live, rs[-1])
+            resumed.on_trial_add(None, _restored(tmp_path / str(n), tid, rs, "TERMINATED"))
+        new, first = SimpleNamespace(trial_id="new"), results([new_f1], False)[0]
+        ray_asha.on_trial_add(None, new)
+        resumed.on_trial_add(None, new)
+        decisions.append(resumed.on_trial_result(None, new, dict(first)))
+        assert decisions[-1] == ray_asha.on_trial_result(None, new, dict(first))
+    assert decisions == [TrialScheduler.STOP, TrialScheduler.CONTINUE, TrialScheduler.CONTINUE]

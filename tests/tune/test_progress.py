@@ -1,0 +1,48 @@
+"""tune.progress: the live view's counts, driven with the calls Ray makes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from tune.guard import GuardConfig
+from tune.progress import SearchProgress, add_listener, remove_listener
+
+
+def _trial(trial_id: str, status: str, last_result: dict | None = None) -> SimpleNamespace:
+    return SimpleNamespace(trial_id=trial_id, status=status, last_result=last_result or {})
+
+
+def _result(i: int, f1: float, ratio: float, final: bool = False) -> dict:
+    return {"eval_index": i, "epoch": float(i + 1), "dev_f1": f1, "entity_pred_ratio": ratio, "final": final}
+
+
+def test_the_trial_ray_completes_counts_as_ended_not_running():
+    # Ray calls on_trial_complete while the trial's status is still RUNNING
+    # (TuneController.stop_trial sets TERMINATED after it): the last view of a search must
+    # not show its last trial running.
+    seen = []
+    add_listener(seen.append)
+    try:
+        p = SearchProgress(2, GuardConfig())
+        done = _trial("a", "TERMINATED", _result(0, 0.4, 0.1, final=True))
+        last = _trial("b", "RUNNING", _result(0, 0.5, 0.1, final=True))
+        p.on_trial_complete(0, [done, last], last)
+    finally:
+        remove_listener(seen.append)
+    assert (seen[-1].running, seen[-1].reasons) == (0, {"completed": 2})
+
+
+def test_a_resumed_search_keeps_the_histories_and_the_best():
+    # Ray restores this callback's state with its experiment snapshot (get_state/set_state):
+    # a trial that ended collapsed before the resume still counts as collapsed, and the best
+    # dev F1 is the search's, not only what was reported since.
+    p = SearchProgress(2, GuardConfig())
+    good, stuck = _trial("good", "RUNNING"), _trial("stuck", "RUNNING")
+    for i in range(3):
+        p.on_trial_result(0, [good, stuck], good, _result(i, 0.5, 0.1))
+        p.on_trial_result(0, [good, stuck], stuck, _result(i, 0.0, 0.0))
+    resumed = SearchProgress(2, GuardConfig())  # as pickled when the search started
+    resumed.set_state(p.get_state())
+    snap = resumed.snapshot([_trial("good", "RUNNING"), _trial("stuck", "TERMINATED", _result(2, 0.0, 0.0))])
+    assert snap.reasons == {"collapsed": 1}
+    assert (snap.best_f1, snap.best_trial) == (0.5, "good")
