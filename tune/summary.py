@@ -25,6 +25,8 @@ def checkpoint_not_best(row: dict[str, Any]) -> str | None:
     held = row.get("checkpoint_eval_index")
     if not row.get("checkpoint") or held in (None, row["best_eval_index"]):
         return None
+    if row.get("checkpoint_dev_f1") is not None and row["checkpoint_dev_f1"] >= row.get("best_dev_f1", 1.0):
+        return None  # another evaluation, as good (ties are common while every F1 is 0)
     return f"evaluation {held} (dev F1 {row['checkpoint_dev_f1']:.4f}), not the best one ({row['best_eval_index']})"
 
 

@@ -46,9 +46,12 @@ def test_report_says_when_the_best_trials_checkpoint_is_not_its_best_evaluation(
     assert "checkpoint holds" not in build_report(search_tables)
     tables = copy.deepcopy(search_tables)
     best = best_row(tables)
-    best.update(checkpoint_eval_index=best["best_eval_index"] + 1, checkpoint_dev_f1=0.125)
+    lower = best["best_dev_f1"] / 2
+    best.update(checkpoint_eval_index=best["best_eval_index"] + 1, checkpoint_dev_f1=lower)
     html = build_report(tables)
-    assert f"evaluation {best['best_eval_index'] + 1} (dev F1 0.1250), not the best one" in html
+    assert f"evaluation {best['best_eval_index'] + 1} (dev F1 {lower:.4f}), not the best one" in html
+    best.update(checkpoint_dev_f1=best["best_dev_f1"])  # another evaluation, tied: nothing to say
+    assert "checkpoint holds" not in build_report(tables)
 
 
 def test_importances_read_the_study_beside_the_experiment(search_tables, tmp_path):
