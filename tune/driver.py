@@ -314,7 +314,7 @@ def snapshot_period(trials: int):
     force one per checkpoint; tune.retention no longer needs that, so this sets
     about 1 s instead. Ray saves the period with the search, so a resumed search
     keeps it. A snapshot holds some 35 KB per trial plus about 3 KB per evaluation
-    (Ray keeps every checkpoint's metrics: 950 KB for 16 trials of up to 6
+    (Ray keeps every checkpoint's metrics: some 850 KB for 16 trials of up to 6
     evaluations, 12 ms to write), so the period grows with the trial count to keep
     writing it a small, steady cost (10 s, Ray's floor, at 1,000 trials).
     """
