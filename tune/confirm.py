@@ -27,7 +27,7 @@ class SeedRun:
     seed: int
     dev_f1: float
     best: dict[str, Any]        # metrics of the run's best dev evaluation
-    model_dir: Path             # the run's best model (a model directory)
+    model_dir: Path | None      # the run's best model (a model directory); None: it saved none
 
 
 @dataclass
@@ -67,11 +67,18 @@ def confirm_with_seeds(rows: list[dict[str, Any]], seeds: int, workdir: Path) ->
             logger.info("confirming trial %s with seed %d", row["trial_id"], seed)
             result = train(cfg.with_overrides(seed=seed), output_dir=out, evaluate_test=False)
             score = float(result.best["dev_f1"]) if result.best else 0.0
-            runs.append(SeedRun(row["trial_id"], seed, score, dict(result.best or {}), out))
+            # A run that diverged before its first evaluation saves no model (nerkit.train).
+            runs.append(SeedRun(row["trial_id"], seed, score, dict(result.best or {}),
+                                out if result.best is not None else None))
         avg = mean(r.dev_f1 for r in runs)
         table.append({"trial_id": row["trial_id"], "search_score": row.get("best_dev_f1"),
                       "seeds": [r.seed for r in runs], "dev_f1": [r.dev_f1 for r in runs], "mean_dev_f1": avg})
-        if best is None or avg > best[0]:
-            best = (avg, row, max(runs, key=lambda r: r.dev_f1))
-    assert best is not None  # rows is non-empty
+        # Only a config with a model to publish can be chosen: its best run that saved one.
+        saved = [r for r in runs if r.model_dir is not None]
+        if saved and (best is None or avg > best[0]):
+            best = (avg, row, max(saved, key=lambda r: r.dev_f1))
+    if best is None:
+        raise ValueError(f"every re-trained run of trials {[r['trial_id'] for r in rows]} diverged before its "
+                         "first evaluation, so there is no model to promote; promote without --confirm-seeds "
+                         "(the search's own checkpoint) or check those configs with nerkit train")
     return Confirmation(row=best[1], run=best[2], candidates=table)
