@@ -28,6 +28,12 @@ def _study(path: Path, trials: int, search_id: str | None = "S") -> Path:
     return path
 
 
+def _set_aside(study: Path, why: str) -> str:
+    """The URL of the one file ``study`` was set aside as (``<name>.<why>-<time>``)."""
+    (aside,) = study.parent.glob(f"{study.name}.{why}-*")
+    return sqlite_url(aside)
+
+
 def _record(search_id: str | None, recorded: str | None = None) -> dict:
     """The parts of search.json the study's place depends on."""
     return {"settings": {"name": "r"}, "search_id": search_id, "optuna_storage": recorded}
@@ -61,8 +67,7 @@ def test_a_new_search_sets_aside_the_study_of_an_earlier_one_with_its_name_and_s
     old = _study(local_study_path(exp), 3)
     make_room_for_new_study(exp)
     assert not old.exists()
-    (aside,) = old.parent.glob(f"{old.name}.earlier-search-*")
-    assert _trials(sqlite_url(aside)) == 3
+    assert _trials(_set_aside(old, "earlier-search")) == 3
 
 
 def test_sqlite_copies_cut_off_in_transfer_are_not_whole(tmp_path):
@@ -97,8 +102,7 @@ def test_resume_keeps_a_local_study_that_is_ahead_and_sets_aside_one_that_is_beh
     _put_copy(exp, _study(tmp_path / "later.db", 6), session="2026-01-02_00-00-00")  # a later session's copy
     assert newest_copy(exp).endswith("optuna-study-2026-01-02_00-00-00.db")
     assert _trials(study_for_resume(exp, _record("S"))) == 6
-    (behind,) = local.parent.glob(f"{local.name}.behind-*")
-    assert _trials(sqlite_url(behind)) == 4
+    assert _trials(_set_aside(local, "behind")) == 4
 
 
 def test_resume_never_takes_another_searchs_study(s3_storage, tmp_path, monkeypatch):
@@ -113,8 +117,7 @@ def test_resume_never_takes_another_searchs_study(s3_storage, tmp_path, monkeypa
     assert _trials(sqlite_url(local)) == 9
     _put_copy(exp, _study(tmp_path / "copy.db", 2))
     assert _trials(study_for_resume(exp, _record("S"))) == 2
-    (aside,) = local.parent.glob(f"{local.name}.other-search-*")
-    assert _trials(sqlite_url(aside)) == 9
+    assert _trials(_set_aside(local, "other-search")) == 9
 
 
 def test_resume_takes_the_copy_over_a_local_study_that_ran_on_apart(s3_storage, tmp_path, monkeypatch):
@@ -130,8 +133,7 @@ def test_resume_takes_the_copy_over_a_local_study_that_ran_on_apart(s3_storage, 
     _put_copy(exp, copy)
     url = study_for_resume(exp, _record("S"))
     assert [t.params["x"] for t in optuna.load_study(study_name="r", storage=url).trials] == [0, 1, 2, 77]
-    (aside,) = local.parent.glob(f"{local.name}.diverged-*")
-    assert _trials(sqlite_url(aside)) == 5
+    assert _trials(_set_aside(local, "diverged")) == 5
 
 
 def test_a_hot_journal_left_by_a_killed_writer_is_rolled_back_not_mistaken(s3_storage, tmp_path, monkeypatch):
