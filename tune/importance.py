@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tune.settings import experiment_path as path_of
 from tune.settings import is_remote
 from tune.study_store import live_study_url, study_for_reading
 
@@ -37,8 +38,6 @@ def param_importances(
         Importances normalised to sum to 1 (``None`` when they cannot be computed) and
         human-readable notes (why not, or the evaluator's warnings).
     """
-    from tune.settings import experiment_path as path_of
-
     name = record["settings"]["name"]
     experiment = experiment_path or path_of(name, record["settings"]["storage"])
     with tempfile.TemporaryDirectory(prefix="nerkit-study-") as workdir:

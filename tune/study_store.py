@@ -219,8 +219,9 @@ def _download(uri: str, dest_dir: Path) -> Path | None:
     return Path(name)
 
 
-def _judge(local: Path, copy: Path | None, study_name: str, search_id: str | None) -> tuple[bool, str]:
-    """(use the local study?, why not) for the local study file and the copy from storage.
+def _judge(local: Path, copy: Path | None, study_name: str, search_id: str | None) -> tuple[bool, str, bool]:
+    """(use the local study?, why not, is the copy this search's study?) for the local
+    study file and the copy from storage.
 
     The local study is used when it is this search's and extends the copy: it is ahead
     of it when this machine's driver died after the last snapshot. Otherwise the copy,
@@ -229,13 +230,25 @@ def _judge(local: Path, copy: Path | None, study_name: str, search_id: str | Non
     theirs = _read_study(copy, study_name) if copy is not None else None
     if theirs is not None and search_id is not None and theirs.search_id != search_id:
         theirs = None  # never expected: a copy is written beside its own search's state
+    usable = theirs is not None
     if mine is None:
-        return False, "unreadable" if local.is_file() else "missing"
+        return False, "unreadable" if local.is_file() else "missing", usable
     if search_id is not None and mine.search_id != search_id:
-        return False, "other-search"
+        return False, "other-search", usable
     if theirs is not None and not mine.extends(theirs):
-        return False, "diverged" if len(mine.trials) >= len(theirs.trials) else "behind"
-    return True, ""
+        return False, "diverged" if len(mine.trials) >= len(theirs.trials) else "behind", usable
+    return True, "", usable
+
+
+def _recorded_study(experiment: str, record: dict[str, Any]) -> Path | None:
+    """The study file ``search.json`` recorded, for a search on object storage started
+    before nerkit copied studies (no search id); None otherwise. Object storage only: a
+    local search's recorded path is where it ran, and a copy of its directory must not
+    write to (or report) the original's study."""
+    from tune.settings import is_remote
+
+    old = sqlite_path(record.get("optuna_storage") or "")
+    return old if record.get("search_id") is None and is_remote(experiment) else None
 
 
 _WHY = {"unreadable": "is not an Optuna study of this search (unreadable)",
@@ -264,10 +277,10 @@ def study_for_resume(experiment: str, record: dict[str, Any]) -> str:
     copy_uri = newest_copy(experiment)
     copy = _download(copy_uri, local.parent) if copy_uri else None
     try:
-        use_local, why = _judge(local, copy, name, search_id)
+        use_local, why, copy_usable = _judge(local, copy, name, search_id)
         if use_local:
             return url
-        if copy is not None:
+        if copy_usable:
             if local.is_file():
                 aside = set_aside(local, why)
                 logger.warning("the Optuna study at %s %s: resuming with the copy on storage, %s; the local "
@@ -279,15 +292,10 @@ def study_for_resume(experiment: str, record: dict[str, Any]) -> str:
     finally:
         if copy is not None:
             copy.unlink(missing_ok=True)
-    from tune.settings import is_remote
-
-    recorded = record.get("optuna_storage") or ""
-    old = sqlite_path(recorded)
-    # Object storage only: a local search's recorded path is where it ran, and a copy of
-    # its directory must not write to the original's study.
-    if search_id is None and old is not None and is_remote(experiment):
+    old = _recorded_study(experiment, record)
+    if old is not None:
         if old.is_file():
-            return recorded  # started before nerkit copied studies, resumed on the machine that ran it
+            return sqlite_url(old)  # started before nerkit copied studies, resumed on the machine that ran it
         raise ValueError(
             f"the Optuna study of {experiment} is not at {old}, where this search (started before nerkit "
             f"copied studies to storage) keeps it: copy that file from the machine that ran the search to "
@@ -306,17 +314,13 @@ def study_for_reading(experiment: str, record: dict[str, Any], workdir: Path) ->
     """A URL to read the study of the search at ``experiment`` from, chosen as a resume
     would choose but moving nothing (a copy from storage is downloaded into
     ``workdir``), or None when there is none."""
-    name, search_id = record["settings"]["name"], record.get("search_id")
     local = sqlite_path(live_study_url(experiment))
     copy_uri = newest_copy(experiment)
     copy = _download(copy_uri, workdir) if copy_uri else None
-    if _judge(local, copy, name, search_id)[0]:
+    use_local, _, copy_usable = _judge(local, copy, record["settings"]["name"], record.get("search_id"))
+    if use_local:
         return sqlite_url(local)
-    if copy is not None and _read_study(copy, name) is not None:
+    if copy_usable:
         return sqlite_url(copy)
-    from tune.settings import is_remote
-
-    old = sqlite_path(record.get("optuna_storage") or "")
-    if search_id is None and old is not None and old.is_file() and is_remote(experiment):
-        return sqlite_url(old)
-    return None
+    old = _recorded_study(experiment, record)
+    return sqlite_url(old) if old is not None and old.is_file() else None
