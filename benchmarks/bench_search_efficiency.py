@@ -13,8 +13,12 @@ the machine's CPUs allow):
   ``--grace-epochs``, reduction factor 2), the collapse guard.
 * ``random`` — the same space, trainable (``tune.trainable.run_trial``), base config,
   data and trial count, built here with ``tune.Tuner``: Optuna's ``RandomSampler``
-  (seeded), no scheduler (every trial runs its full ``--max-epochs``), no guard, no
-  baselines.
+  (seeded with ``--random-seed``), no scheduler (every trial runs its full
+  ``--max-epochs``), no guard, no baselines. Its default seed is independent of
+  ``--seed``: with one seed for both, TPE's random startup trials were the random
+  arm's first points, and the default arm could reach random's best through a point
+  both arms shared (runs before the eleventh session did that; ``--random-seed S`` with
+  ``S`` = ``--seed`` repeats them).
 * ``recipe`` — ``run_search`` on ``search_spaces/seed_recipe.yaml``: the team's one
   point (seed weights, O 0.5, boost 3.0, lr 3e-5, batch 16) for ``--recipe-epochs``.
 
@@ -125,11 +129,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grace-epochs", type=float, default=1)
     p.add_argument("--recipe-epochs", type=float, default=15, help="the team trained 15 epochs")
     p.add_argument("--train-limit", type=int, help="first N train records (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="TPE and random sampler seed")
+    p.add_argument("--seed", type=int, default=0, help="TPE sampler seed (and every arm's training seed)")
+    p.add_argument("--random-seed", type=int,
+                   help="random arm's sampler seed (default: --seed + 1000, so no point is shared with TPE's startup)")
     p.add_argument("--arms", default="default,random,recipe")
     p.add_argument("--storage", help="where the experiments go (default: a temp dir, deleted)")
     p.add_argument("--out", help="also write the JSON document here")
     args = p.parse_args(argv)
+    if args.random_seed is None:
+        args.random_seed = args.seed + 1000
 
     bu.private_ray_tmpdir()
     import ray
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             elif arm == "random":
                 s = SearchSettings(name="random", space=str(bu.REPO / "search_spaces/default.yaml"),
                                    trials=args.trials, max_epochs=args.max_epochs, baselines=False, **common)
-                _random_search(s, args.seed)
+                _random_search(s, args.random_seed)
             elif arm == "recipe":
                 s = SearchSettings(name="recipe", space=str(bu.REPO / "search_spaces/seed_recipe.yaml"), trials=1,
                                    max_epochs=args.recipe_epochs, grace_epochs=args.recipe_epochs, **common)

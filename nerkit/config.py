@@ -21,6 +21,9 @@ from nerkit.weights import STRATEGIES
 LOSSES = ("ce", "focal")
 PRECISIONS = ("auto", "fp32", "bf16")
 EMBEDDING_UPDATES = ("auto", "sparse", "dense")
+#: Training reports epochs rounded to this many decimals, so an evaluation at a
+#: fractional epoch (0.3) reads as that number and meets a schedule's milestone there.
+EPOCH_DECIMALS = 6
 
 
 @dataclass(frozen=True)

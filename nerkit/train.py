@@ -30,7 +30,7 @@ import torch
 
 from nerkit.batching import collate, epoch_batches
 from nerkit.checkpoint import TrainingState, load_training_checkpoint, save_model_dir, save_training_checkpoint
-from nerkit.config import TrainConfig
+from nerkit.config import EPOCH_DECIMALS, TrainConfig
 from nerkit.evaluate import evaluate_split
 from nerkit.features import PreparedData, prepare_data
 from nerkit.losses import token_loss
@@ -339,7 +339,7 @@ def train(
         metrics = {
             "eval_index": len(state.history),  # 0-based; survives resume (history is checkpointed)
             "step": state.step,
-            "epoch": round(state.step / per_epoch, 6),
+            "epoch": round(state.step / per_epoch, EPOCH_DECIMALS),
             "tokens_seen": state.tokens_seen,
             "train_loss": window_loss / max(1, window_steps),
             "dev_loss": dev["loss"],

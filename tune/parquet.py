@@ -62,17 +62,21 @@ def _cell(value: Any, kind: pa.DataType) -> Any:
     return value
 
 
-def to_arrow(rows: list[dict[str, Any]], table: str) -> pa.Table:
+def to_arrow(rows: list[dict[str, Any]], table: str, declared: dict[str, Any] | None = None) -> pa.Table:
     """Rows (dicts that may lack keys) as an Arrow table with the union of their columns.
 
     Args:
         rows: Trial rows or history rows from :func:`tune.tables.collect`.
         table: ``"trials"`` or ``"history"``; stored in the schema metadata.
+        declared: Columns the table always has, first and in this order, each with a value
+            (or a list of values) of its type: the type of a column no row has a value in
+            (``TrialTables.trial_columns`` / ``history_columns``).
 
     Returns:
         A table whose schema metadata carries ``nerkit.schema_version`` and ``nerkit.table``.
     """
-    names: dict[str, None] = {}  # insertion-ordered set: the first row's order comes first
+    declared = dict(declared or {})
+    names: dict[str, None] = dict.fromkeys(declared)  # an insertion-ordered set
     for row in rows:
         names.update(dict.fromkeys(row))
     if not names:
@@ -80,7 +84,12 @@ def to_arrow(rows: list[dict[str, Any]], table: str) -> pa.Table:
     columns = {}
     for name in names:
         values = [row.get(name) for row in rows]
-        kind = _arrow_type(values)
+        if name in declared and all(v is None for v in values):
+            example = declared[name]
+            values_for_type = list(example) if isinstance(example, (list, tuple)) else [example]
+        else:
+            values_for_type = values
+        kind = _arrow_type(values_for_type)
         if name == "trial_id":
             kind = pa.string()
         columns[name] = pa.array([_cell(v, kind) for v in values], type=kind)
@@ -110,8 +119,8 @@ def write_tables(tables: TrialTables, dest: str | None = None) -> tuple[str, str
     """
     root = (dest or tables.experiment).rstrip("/")
     trials_uri, history_uri = f"{root}/{TRIALS_FILE}", f"{root}/{HISTORY_FILE}"
-    _write(to_arrow(tables.trials, "trials"), trials_uri)
-    _write(to_arrow(tables.history, "history"), history_uri)
+    _write(to_arrow(tables.trials, "trials", tables.trial_columns), trials_uri)
+    _write(to_arrow(tables.history, "history", tables.history_columns), history_uri)
     return trials_uri, history_uri
 
 
@@ -138,7 +147,8 @@ def to_pandas(arrow: pa.Table):
 
 def frames(tables: TrialTables):
     """``(trials, history)`` DataFrames straight from :func:`tune.tables.collect`, unwritten."""
-    return to_pandas(to_arrow(tables.trials, "trials")), to_pandas(to_arrow(tables.history, "history"))
+    return (to_pandas(to_arrow(tables.trials, "trials", tables.trial_columns)),
+            to_pandas(to_arrow(tables.history, "history", tables.history_columns)))
 
 
 def read_tables(experiment_path: str):

@@ -48,23 +48,38 @@ def upload_result_logs(local_dir: str, fs: pafs.FileSystem, remote_dir: str) -> 
     return copied
 
 
+def read_result_log(trial) -> list[dict]:
+    """Every result in a trial's ``result.json`` on storage, oldest first, as Ray wrote
+    them (nested). A line that does not parse (the last one, cut off by an interrupted
+    copy, or a damaged one) is left out with a warning naming the file and line: one bad
+    line must not cost the trial the rest of its log.
+    """
+    path = f"{trial.storage.trial_fs_path}/{RESULT_LOG}"
+    text = read_text(path, trial.storage.storage_filesystem)
+    results = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError as exc:
+            logger.warning("%s line %d is not a whole JSON result (%s); left out", path, number, exc.msg)
+            continue
+        if isinstance(result, dict):
+            results.append(result)
+        else:
+            logger.warning("%s line %d is not a JSON object; left out", path, number)
+    return results
+
+
 def logged_results(trial) -> list[dict]:
     """A trial's results as its ``result.json`` on storage holds them, oldest first.
 
     Only the results up to the one Ray's own record of the trial ends with
     (``trial.last_result``): storage's log can run a result or two ahead of the experiment
-    snapshot the trial was restored from, and those the trial reports again. A last line
-    cut off by an interrupted copy is left out.
+    snapshot the trial was restored from, and those the trial reports again.
     """
-    text = read_text(f"{trial.storage.trial_fs_path}/{RESULT_LOG}", trial.storage.storage_filesystem)
-    results = []
-    for line in (text or "").splitlines():
-        if not line.strip():
-            continue
-        try:
-            results.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+    results = read_result_log(trial)
     last = trial.last_result.get("eval_index")
     return results if last is None else [r for r in results if r.get("eval_index", last) <= last]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
+from nerkit.config import EPOCH_DECIMALS
 from tune.guard import GuardConfig, collapse_index
 from tune.result_logs import logged_results
 from tune.stop_reasons import entity_prob_history, ratio_history, stop_reason
@@ -34,6 +35,11 @@ class GuardedASHA(ASHAScheduler):
             time_attr=TIME_ATTR, metric=METRIC, mode="max", max_t=max_t,
             grace_period=grace_period, reduction_factor=reduction_factor,
         )
+        # Ray's rungs are grace × factor^k in floats: grace 0.1, factor 3 gives a rung
+        # at 0.30000000000000004, which the evaluation at epoch 0.3 misses (its result
+        # was judged one evaluation late). Trials report epochs rounded to EPOCH_DECIMALS.
+        for bracket in self._brackets:
+            bracket._rungs = [(round(m, EPOCH_DECIMALS), recorded) for m, recorded in bracket._rungs]
         self.guard = guard
         self.ratios: dict[str, list[float]] = {}
         self.entity_probs: dict[str, list[float | None]] = {}

@@ -26,21 +26,49 @@ history: ``trial_id``, ``eval_index``, ``step``, ``epoch``, ``tokens_seen``,
 from __future__ import annotations
 
 import json
+import logging
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from tune.guard import GuardConfig
 from tune.settings import read_settings
+from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
 from tune.stop_reasons import entity_prob_history, ratio_history, stop_reason
+from tune.storage import filesystem, read_bytes
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 METRIC = "dev_f1"
-_HISTORY_KEYS = (
-    "eval_index", "step", "epoch", "tokens_seen", "train_loss", "dev_loss", "dev_f1", "dev_precision",
-    "dev_recall", "dev_macro_f1", "dev_token_accuracy", "entity_pred_ratio", "gold_entity_ratio",
-    "gold_entity_prob", "collapsed", "tokens_per_s", "time_total_s", "stop_reason",
-)
+#: A cut-off snapshot is usually Ray's copy to storage in flight: how long to wait for
+#: it to land before reading the last complete backup instead (tune.state_backup).
+SNAPSHOT_WAIT_S = (0.2, 0.5, 1.0)
+
+# The fixed columns of each table, in order, each with a value of its type. The
+# Parquet schema takes a column's type from these when no row has a value for it (an
+# experiment with no trial yet, a column empty in every row), so filters and sorts on
+# such a table still find their columns and every table of one kind has one schema.
+# Searched parameters (param_<name>) come from the space, after "baseline"; per-type F1
+# (best_f1_<TYPE>, f1_<TYPE>) only once a trial reports it.
+_TRIAL_HEAD = {"trial_id": "", "status": "", "stop_reason": "", "baseline": ""}
+_TRIAL_TAIL = {
+    "config": "", "num_threads": 0, "entity_o_ratio": 0.0, "evaluations": 0, "epochs_trained": 0.0,
+    "tokens_trained": 0, "wall_time_s": 0.0, "node_ip": "", "hostname": "", "node_id": "", "gpu_ids": "",
+    "compute_precision": "", "checkpoint": "", "checkpoint_eval_index": 0, "checkpoint_dev_f1": 0.0,
+    "error": "", "results_incomplete": False, "experiment": "", "schema_version": 0,
+    **{f"{prefix}_{name}": kind for prefix in ("best", "last")
+       for name, kind in (("dev_f1", 0.0), ("eval_index", 0), ("epoch", 0.0), ("entity_pred_ratio", 0.0))},
+    "best_token_accuracy": 0.0,
+}
+HISTORY_COLUMNS: dict[str, Any] = {
+    "trial_id": "", "eval_index": 0, "step": 0, "epoch": 0.0, "tokens_seen": 0, "train_loss": 0.0,
+    "dev_loss": 0.0, "dev_f1": 0.0, "dev_precision": 0.0, "dev_recall": 0.0, "dev_macro_f1": 0.0,
+    "dev_token_accuracy": 0.0, "entity_pred_ratio": 0.0, "gold_entity_ratio": 0.0, "gold_entity_prob": 0.0,
+    "collapsed": False, "tokens_per_s": 0.0, "time_total_s": 0.0, "stop_reason": "", "schema_version": 0,
+}
+_HISTORY_KEYS = tuple(k for k in HISTORY_COLUMNS if k not in ("trial_id", "schema_version"))
 
 
 @dataclass
@@ -49,15 +77,34 @@ class TrialTables:
     record: dict[str, Any]          # search.json
     trials: list[dict[str, Any]]
     history: list[dict[str, Any]]
+    #: Each table's fixed and searched columns, each with a value of its type (see above).
+    trial_columns: dict[str, Any] = field(default_factory=dict)
+    history_columns: dict[str, Any] = field(default_factory=lambda: dict(HISTORY_COLUMNS))
 
 
-def _results(df) -> list[dict[str, Any]]:
-    """Rows of a trial's result DataFrame as dicts (NaN cells dropped; nested keys stay
-    flattened as ``per_type/<TYPE>/<metric>``)."""
+def trial_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """The trial table's columns for a search (its ``search.json`` record), in order."""
+    params = {}
+    for p in record["space"]["params"]:
+        if p["kind"] == "fixed":
+            continue
+        # A choice's values themselves (all ints, all text, mixed: the Parquet writer
+        # types them as it types rows); a range is float, or int for an int range.
+        params[f"param_{p['name']}"] = p["values"] if p["kind"] == "choice" else (0 if p["kind"] == "int" else 0.0)
+    return {**_TRIAL_HEAD, **params, **_TRIAL_TAIL}
+
+
+def _results(trial) -> list[dict[str, Any]]:
+    """A trial's logged results, flattened as Ray's own analysis flattens them
+    (``per_type/<TYPE>/<metric>``), NaN values dropped."""
+    from ray.tune.utils import flatten_dict
+
+    from tune.result_logs import read_result_log
+
     rows = []
-    for row in df.to_dict("records"):
-        clean = {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
-        rows.append(clean)
+    for result in read_result_log(trial):
+        flat = flatten_dict(result, delimiter="/")
+        rows.append({k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))})
     return rows
 
 
@@ -77,8 +124,12 @@ def _baseline_name(params: dict[str, Any], baselines: list[dict[str, Any]]) -> s
 
 
 def collect(experiment_path: str) -> TrialTables:
-    """Read an experiment into trial rows and history rows (see module doc)."""
-    from ray.tune import ExperimentAnalysis
+    """Read an experiment into trial rows and history rows (see module doc).
+
+    Raises:
+        ValueError: Ray's snapshot of the experiment is cut off and there is no complete
+            backup of it to read instead (the message says what to do).
+    """
     from ray.tune.utils import flatten_dict
 
     from tune.trainable import trial_config
@@ -87,14 +138,14 @@ def collect(experiment_path: str) -> TrialTables:
     guard = GuardConfig(**record["space"]["guard"])
     baselines = record["space"]["baselines"] if record["settings"]["baselines"] else []
     searched = [p["name"] for p in record["space"]["params"] if p["kind"] != "fixed"]
-    try:
-        analysis = ExperimentAnalysis(experiment_path, default_metric=METRIC, default_mode="max")
-    except ValueError:
-        return TrialTables(experiment_path, record, [], [])  # no trial has started yet
+    columns = trial_columns(record)
+    analysis = _analysis(experiment_path)
+    if analysis is None:
+        return TrialTables(experiment_path, record, [], [], columns)  # no trial has started yet
 
     trials, history = [], []
     for trial in analysis.trials:
-        results = _results(analysis.trial_dataframes.get(trial.trial_id))
+        results = _results(trial)
         # A result log cut short or lost (a trial directory deleted, a disk filled) still
         # leaves Ray's own record of the trial's last result: use it, and say so.
         incomplete = _log_behind(results, trial.last_result or {})
@@ -114,6 +165,9 @@ def collect(experiment_path: str) -> TrialTables:
             "baseline": _baseline_name(params, baselines),
             **{f"param_{k}": params.get(k) for k in searched},
             "config": json.dumps(trial_config(record["base_config"], params).to_dict(), sort_keys=True, default=str),
+            # The config leaves num_threads unset (each trial takes the CPUs Ray gives it,
+            # tune.trainable); what this trial got is here.
+            "num_threads": _int(last.get("num_threads")),
             "entity_o_ratio": _f(last.get("entity_o_ratio")),
             "evaluations": len({r["eval_index"] for r in evals}),
             "epochs_trained": _f(last.get("epoch")),
@@ -155,7 +209,64 @@ def collect(experiment_path: str) -> TrialTables:
             h.update({f"f1_{t}": v for t, v in _per_type_f1(r).items()})
             h["schema_version"] = SCHEMA_VERSION
             history.append(h)
-    return TrialTables(experiment_path, record, trials, history)
+    return TrialTables(experiment_path, record, trials, history, columns)
+
+
+def _analysis(experiment_path: str):
+    """Ray's analysis of the experiment's trials (statuses, configs, checkpoints), or
+    None when no trial has started yet.
+
+    Ray copies its snapshot to storage in the background, not atomically, so a reader
+    can find it cut off: mid-copy (it lands within moments) or for good (a driver killed
+    during a copy). Waited out, or else read from the last complete backup
+    (tune.state_backup). Result logs are read by :func:`_results`, not here.
+    """
+    from tune.state_backup import is_complete, latest_backup
+
+    snapshot = newest_snapshot(experiment_path)
+    for wait in (*SNAPSHOT_WAIT_S, None):
+        if snapshot is None:
+            return None
+        if is_complete(read_bytes(snapshot)):
+            return _ray_analysis(experiment_path)
+        if wait is None:
+            break
+        time.sleep(wait)
+        snapshot = newest_snapshot(experiment_path)
+    fs, path = filesystem(experiment_path)
+    backup = latest_backup(fs, path)
+    if backup is None:
+        raise ValueError(
+            f"{snapshot} is cut off (the driver was killed while Ray copied it to storage) and there "
+            f"is no complete copy of it in {experiment_path}/.nerkit/state (searches started before "
+            "nerkit kept one), so Ray's record of the trials cannot be read; nothing was written. "
+            "The trial directories (result.json, checkpoints) are left as they are")
+    names = [n for n in files_ray_reads(state_files(fs, backup)) if n.startswith(SNAPSHOT_PREFIX)]
+    logger.warning("%s is cut off (the driver was killed while Ray copied it); the tables show the last "
+                   "complete copy, %s, which may miss the trials' last few seconds", snapshot, backup)
+    return _ray_analysis(experiment_path, snapshot=f"{backup}/{names[0]}")
+
+
+def _ray_analysis(experiment_path: str, snapshot: str | None = None):
+    """``ExperimentAnalysis`` of ``experiment_path``, reading its trials from ``snapshot``
+    (a path in the experiment's filesystem) when given, and fetching no result logs
+    (:func:`_results` reads them, tolerating a damaged line where Ray's reader drops the
+    trial's whole log)."""
+    from ray.tune import ExperimentAnalysis
+
+    class Analysis(ExperimentAnalysis):
+        # Two private hooks of Ray 2.60's ExperimentAnalysis (pinned in pyproject.toml):
+        # _load_trials reads the snapshot named by _experiment_json_fs_path, which the
+        # constructor sets to the newest one; _fetch_trial_dataframes reads every log.
+        def _load_trials(self):
+            if snapshot is not None:
+                self._experiment_json_fs_path = snapshot
+            return super()._load_trials()
+
+        def _fetch_trial_dataframes(self):
+            return {}
+
+    return Analysis(experiment_path, default_metric=METRIC, default_mode="max")
 
 
 def _log_behind(results: list[dict[str, Any]], last: dict[str, Any]) -> bool:
@@ -175,6 +286,11 @@ def _best_checkpoint(trial) -> tuple[Any, dict[str, Any]]:
     scored = [(r.checkpoint, r.metrics) for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results
               if _f(r.metrics.get(METRIC)) is not None]
     return max(scored, key=lambda c: c[1][METRIC], default=(None, {}))
+
+
+def _int(value: Any) -> int | None:
+    out = _f(value)
+    return int(out) if out is not None else None
 
 
 def _f(value: Any) -> float | None:

@@ -110,6 +110,7 @@ def run_trial(
     placement = {
         "node_id": runtime.get_node_id(),
         "gpu_ids": ",".join(str(g) for g in ray.get_gpu_ids()),
+        "num_threads": cfg.num_threads,
     }
     fail_after = injected_fault(cfg, os.environ.get(FAULT_ENV))
     last: dict[str, Any] = {}

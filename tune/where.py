@@ -5,8 +5,11 @@ handed to ``eval`` or ``DataFrame.query``, so a filter typed on the command line
 only compare columns with literal values. Allowed: comparisons (``<``, ``<=``, ``>``,
 ``>=``, ``==``, ``!=``, chained ``0.1 < x < 0.5``, ``x in ['a', 'b']``,
 ``x not in (...)``) of an existing column with a number, string, ``True``/``False``
-or ``None`` (``x == None`` selects missing values), joined by ``and``/``or``/``not``
-and parentheses. A missing value satisfies no comparison, so ``not x > 0.5`` keeps it.
+or ``None`` (``x == None`` selects missing values, as ``None`` in an ``in`` list
+does), joined by ``and``/``or``/``not`` and parentheses. A missing value satisfies no
+other comparison, so ``not x > 0.5`` keeps it. A literal must be of the column's kind
+(number, text, True/False): ``param_batch_size == '16'`` is an error, not an empty
+selection.
 
 Example:
     >>> import pandas as pd
@@ -52,14 +55,19 @@ def where_mask(df, expr: str):
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError as exc:
         raise _error(expr, f"it does not parse ({exc.msg})", df) from None
+    except RecursionError:
+        raise _error(expr, "it is nested too deeply", df) from None
     try:
         return _eval(tree.body, df)
     except _Invalid as exc:
         raise _error(expr, str(exc), df) from None
+    except RecursionError:
+        raise _error(expr, "it is nested too deeply", df) from None
 
 
 def _error(expr: str, why: str, df) -> ValueError:
-    return ValueError(f"--where {expr!r} is not allowed: {why}. Use {_HELP}; "
+    shown = expr if len(expr) <= 200 else expr[:200] + "…"
+    return ValueError(f"--where {shown!r} is not allowed: {why}. Use {_HELP}; "
                       f"columns are: {', '.join(map(str, df.columns))}")
 
 
@@ -91,11 +99,15 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
     if isinstance(op, (ast.In, ast.NotIn)):
         column = _column(left, df)
         values = _literal_list(right)
-        # A missing value satisfies no comparison: `x in [...]` and `x not in [...]` are
-        # both false for it (`x == None` asks for missing values).
+        for v in values:
+            _check_kind(column, v)
+        # None in the list stands for a missing value, as in `x == None`; otherwise a
+        # missing value satisfies neither `x in [...]` nor `x not in [...]`.
         present = column.notna()
-        mask = column.isin([v for v in values if v is not None]).fillna(False).astype(bool)
-        return (present & ~mask if isinstance(op, ast.NotIn) else mask).astype(bool)
+        hit = column.isin([v for v in values if v is not None]).fillna(False).astype(bool) & present
+        if None in values:
+            hit = hit | ~present
+        return (present & ~hit if isinstance(op, ast.NotIn) else hit).astype(bool)
     if type(op) not in _COMPARE:
         raise _Invalid(f"operator {type(op).__name__} is not supported")
     if isinstance(left, ast.Name) and not isinstance(right, ast.Name):
@@ -113,13 +125,43 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
         if isinstance(op, ast.NotEq):
             return column.notna()
         raise _Invalid("None can only be compared with == or !=")
+    _check_kind(column, value)
     try:
         mask = fn(column, value)
-    except TypeError as exc:
+    except (TypeError, OverflowError) as exc:
         raise _Invalid(f"column {column.name!r} (type {column.dtype}) cannot be compared with "
                        f"{value!r} ({exc})") from None
     # NaN != x is True in pandas; a missing value satisfies no comparison, `!=` included.
     return (mask.fillna(False).astype(bool) & column.notna()).astype(bool)
+
+
+def _kind_of_column(column) -> str:
+    from pandas.api import types
+
+    if types.is_bool_dtype(column):
+        return "True/False"
+    if types.is_numeric_dtype(column):
+        return "number"
+    return "text"
+
+
+def _kind_of_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True/False"
+    return "number" if isinstance(value, (int, float)) else "text"
+
+
+def _check_kind(column, value: Any) -> None:
+    """A literal of another kind than its column's would match nothing (``16`` is not
+    ``'16'``): say so instead of selecting no rows."""
+    if value is None:
+        return
+    want, got = _kind_of_column(column), _kind_of_value(value)
+    if want == got:
+        return
+    hint = {"text": f"quote it: '{value}'", "number": "write a number, unquoted",
+            "True/False": "write True or False"}[want]
+    raise _Invalid(f"column {column.name!r} holds {want} values, but {value!r} is {got}; {hint}")
 
 
 def _column(node: ast.AST, df):
@@ -131,10 +173,11 @@ def _column(node: ast.AST, df):
 
 
 def _literal(node: ast.AST) -> Any:
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
+            and isinstance(node.operand, ast.Constant):
         value = node.operand.value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return -value
+            return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         return node.value
     raise _Invalid(f"{ast.unparse(node)!r} is not a literal number, string, True/False or None")

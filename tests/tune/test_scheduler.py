@@ -115,3 +115,15 @@ def test_a_resumed_search_keeps_asha_rung_scores(tmp_path):
         decisions.append(resumed.on_trial_result(None, new, dict(first)))
         assert decisions[-1] == ray_asha.on_trial_result(None, new, dict(first))
     assert decisions == [TrialScheduler.STOP, TrialScheduler.CONTINUE, TrialScheduler.CONTINUE]
+
+
+def test_fractional_grace_rungs_meet_the_evaluation_at_their_epoch():
+    # grace 0.1 × factor 3 is 0.30000000000000004 in floats; trials report epoch 0.3,
+    # so without rounding the rung at 0.3 judged the trial one evaluation late.
+    s = GuardedASHA(GuardConfig(), max_t=2, grace_period=0.1, reduction_factor=3)
+    assert [m for m, _ in s._brackets[0]._rungs] == [0.9, 0.3, 0.1]
+    t = SimpleNamespace(trial_id="t")
+    s.on_trial_add(None, t)
+    for i, epoch in enumerate((0.1, 0.2, 0.3)):
+        s.on_trial_result(None, t, {"eval_index": i, TIME_ATTR: epoch, "dev_f1": 0.5, "entity_pred_ratio": 0.1})
+    assert "t" in dict(s._brackets[0]._rungs)[0.3]

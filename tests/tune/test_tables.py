@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 
@@ -142,3 +143,58 @@ def test_a_result_log_cut_short_falls_back_to_rays_last_result(finished_search, 
     f1 = {h["eval_index"]: h["dev_f1"] for h in search_tables.history if h["trial_id"] == best["trial_id"]}
     assert row["best_dev_f1"] == pytest.approx(max(f1[0], f1[best["last_eval_index"]]))  # what is left of it
     assert all(r["results_incomplete"] is False for tid, r in rows.items() if tid != best["trial_id"])
+
+
+def test_a_damaged_line_costs_the_trial_that_result_only(finished_search, search_tables, tmp_path):
+    # One line of result.json that does not parse: Ray's reader dropped the trial's whole
+    # log (its row fell back to the last result, and a collapsed trial read as pruned).
+    import shutil
+
+    from tune.tables import collect
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    row = max(search_tables.trials, key=lambda t: t["evaluations"])
+    if row["evaluations"] < 3:
+        pytest.skip("no trial of this search evaluated three times")
+    log = exp / f"trial_{row['trial_id']}" / "result.json"
+    lines = log.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]
+    log.write_text("\n".join(lines) + "\n")
+    tables = collect(str(exp))
+    again = {t["trial_id"]: t for t in tables.trials}[row["trial_id"]]
+    assert again["evaluations"] == row["evaluations"] - 1 and again["results_incomplete"] is False
+    assert again["stop_reason"] == row["stop_reason"] and again["last_eval_index"] == row["last_eval_index"]
+    kept = [h["eval_index"] for h in tables.history if h["trial_id"] == row["trial_id"]]
+    before = [h["eval_index"] for h in search_tables.history if h["trial_id"] == row["trial_id"]]
+    assert kept == before[:1] + before[2:]
+
+
+def test_a_cut_off_snapshot_is_read_from_its_backup_or_refused(finished_search, search_tables, tmp_path, caplog):
+    # A driver killed while Ray copied its snapshot leaves it cut off; Ray's reader fails
+    # on it, and the tables used to come out empty (and overwrote the good Parquet files).
+    import shutil
+
+    from tune.snapshot import newest_snapshot
+    from tune.state_backup import BACKUP_DIR
+    from tune.tables import collect
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    snapshot = newest_snapshot(str(exp))
+    data = open(snapshot, "rb").read()
+    open(snapshot, "wb").write(data[: len(data) // 2])
+    with caplog.at_level("WARNING", logger="tune.tables"):
+        tables = collect(str(exp))
+    assert "is cut off" in caplog.text and BACKUP_DIR in caplog.text
+    assert {t["trial_id"] for t in tables.trials} == {t["trial_id"] for t in search_tables.trials}
+    shutil.rmtree(exp / BACKUP_DIR)
+    with pytest.raises(ValueError, match="cut off.*no complete copy"):
+        collect(str(exp))
+
+
+def test_each_row_says_how_many_threads_its_trial_used(search_tables):
+    # The config leaves num_threads unset (a trial takes the CPUs Ray assigns it); the
+    # row says what that came to: one per CPU of the trial's reservation.
+    assert all(t["num_threads"] == 1 for t in search_tables.trials if t["evaluations"])
+    assert all(json.loads(t["config"])["num_threads"] is None for t in search_tables.trials)

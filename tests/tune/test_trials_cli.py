@@ -165,3 +165,65 @@ def test_integer_columns_stay_integers_with_a_null(tmp_path):
                             "trials"), path)
     df = read_table(str(path))
     assert df["best_eval_index"].tolist()[0] == 3 and str(df["best_eval_index"].dtype) == "Int64"
+
+
+def test_a_literal_of_another_kind_than_its_column_is_an_error():
+    # `batch_size == '16'` used to select nothing, silently; every operator now says why.
+    df = pd.DataFrame({"x": [8, 16, None], "s": ["a", "b", None], "b": [True, False, True]})
+    for expr, kind in (("x == '16'", "number"), ("x in ['8', '16']", "number"), ("s != 1", "text"),
+                       ("s in [1, 'a']", "text"), ("b == 1", "True/False")):
+        with pytest.raises(ValueError, match=f"holds {kind} values"):
+            where_mask(df, expr)
+    with pytest.raises(ValueError, match="quote it: '1'"):
+        where_mask(df, "s == 1")
+
+
+def test_none_in_a_list_stands_for_missing_values():
+    # As `x == None` does: `in [None, …]` adds the missing rows, `not in [None, …]` drops them.
+    df = pd.DataFrame({"x": [8.0, 16.0, None]})
+    assert where_mask(df, "x in [None, 8]").tolist() == [True, False, True]
+    assert where_mask(df, "x not in [None]").tolist() == [True, True, False]
+    assert where_mask(df, "x not in [None, 8]").tolist() == [False, True, False]
+    assert where_mask(df, "x > +10").tolist() == [False, True, False]
+
+
+def test_pathological_filters_are_user_errors():
+    # Nothing a user can type escapes as another exception (RecursionError, OverflowError).
+    df = pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "s": ["a", "b"]})
+    with pytest.raises(ValueError, match="nested too deeply"):
+        where_mask(df, "not " * 5000 + "n > 1")
+    assert where_mask(df, "n < 99999999999999999999999").tolist() in ([True, False], [False, False])
+
+
+def test_a_search_with_no_trial_yet_has_the_full_schema(finished_search, app, tmp_path):
+    # Only search.json exists (the driver has not started a trial): status and stop-reason
+    # filters, --where on a metric and the written Parquet files all know the columns.
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    exp = tmp_path / "fresh"
+    exp.mkdir()
+    shutil.copy(f"{finished_search.path}/search.json", exp / "search.json")
+    res = _run(app, "trials", "fresh", "--storage", str(tmp_path), "--json", "--status", "terminated",
+               "--stop-reason", "completed", "--where", "best_dev_f1 > 0.5")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == []
+    schema = pq.read_schema(exp / "trials.parquet")
+    assert schema.field("schema_version").type == pa.int64()
+    assert schema.field("param_o_weight").type == pa.float64()
+    assert schema.field("param_batch_size").type == pa.int64()
+    assert schema.field("results_incomplete").type == pa.bool_()
+    assert pq.read_schema(exp / "history.parquet").field("eval_index").type == pa.int64()
+
+
+def test_a_bad_query_writes_nothing(finished_search, app, tmp_path):
+    # The query is checked before the tables are rewritten.
+    import shutil
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    (exp / "trials.parquet").unlink(missing_ok=True)
+    res = _run(app, "trials", finished_search.name, "--storage", str(tmp_path), "--sort", "nope")
+    assert res.exit_code != 0 and not (exp / "trials.parquet").exists()

@@ -135,14 +135,15 @@ def register(app: typer.Typer) -> None:
         )
         exp = experiment_path(name, storage)
         tables = collect(exp)
+        trials_df, history_df = frames(tables)
+        # The query first: a typo in it is an error before anything is written.
+        df = select_history(history_df, trials_df, query) if history else select_trials(trials_df, query)
         try:
             write_tables(tables)
         except OSError as exc:
             # Reading needs no write access: show the tables, say they were not saved.
             err_console.print(f"[yellow]warning:[/] could not write {exp}/trials.parquet ({exc}); "
                               "showing the tables without saving them", highlight=False, soft_wrap=True)
-        trials_df, history_df = frames(tables)
-        df = select_history(history_df, trials_df, query) if history else select_trials(trials_df, query)
         if as_json:
             typer.echo(json.dumps(_records(df), indent=2, default=_plain_value))
         elif as_csv:
