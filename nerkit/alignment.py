@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from nerkit.errors import DataError
 from nerkit.labels import LabelMap
+from nerkit.model import TOKENIZER_FILES, cannot_load, check_model_dir
 from nerkit.records import Record
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,17 @@ def load_tokenizer(name_or_path: str):
     ``add_prefix_space=True``, which they need for pre-split words.
 
     Raises:
-        ValueError: if only a slow tokenizer exists: alignment needs ``word_ids()``,
-            which only fast tokenizers provide.
+        ValueError: if it does not load (no such directory or hub name), or only a slow
+            tokenizer exists: alignment needs ``word_ids()``, which only fast tokenizers
+            provide.
     """
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+    check_model_dir(name_or_path, ("config.json", *TOKENIZER_FILES))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+    except OSError as exc:
+        raise cannot_load(name_or_path, exc) from exc
     if not tokenizer.is_fast:
         raise ValueError(
             f"the tokenizer of {name_or_path!r} ({type(tokenizer).__name__}) is a slow tokenizer; "

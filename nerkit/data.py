@@ -202,14 +202,16 @@ def _resolve(cfg: DataConfig) -> tuple[dict[str, tuple[str, str | None]], str | 
     if "train" not in sources:
         raise DataError(
             str(path or "."), 0, "no train split found",
-            "add train.jsonl (or another format's train.*) to the directory, or pass --train FILE",
+            "add train.jsonl (or another format's train.*) to the directory, or give a single file to split "
+            "into train/dev/test (nerkit train and search also take --train FILE)",
         )
     if "dev" not in sources:
         raise DataError(
             str(path or sources["train"][0]),
             0,
             "no dev split found (looked for dev.*, validation.*, valid.*)",
-            "add dev.jsonl, give --dev FILE, or give a single file to split into train/dev/test",
+            "add dev.jsonl, or give a single file to split into train/dev/test (nerkit train and search also take "
+            "--dev FILE)",
         )
     return sources, None
 

@@ -27,6 +27,36 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def cannot_load(name: str, exc: BaseException) -> ValueError:
+    """One clear error for a model or tokenizer that would not load (a missing or
+    incomplete directory, a mistyped hub name, no network), naming what is allowed."""
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ValueError(
+        f"could not load the model {name!r} ({why}); give a local model directory (with config.json "
+        f"and a tokenizer), {BUNDLED_MODEL!r} (the offline default), or a Hugging Face hub name "
+        "(fetched only where the hub is reachable)")
+
+
+#: Files of which a local tokenizer directory has at least one.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+
+
+def check_model_dir(path: str, marks: tuple[str, ...] = ("config.json",)) -> None:
+    """A local path given as a model must be a model directory, holding one of
+    ``marks`` (transformers would read a missing one as a hub id, and fail on an
+    unrelated directory with a message about tokenizer classes)."""
+    from pathlib import Path
+
+    if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+        # Only a path starts so; a hub name is "name" or "org/name".
+        raise ValueError(f"the model {path!r} does not exist; give a model directory, {BUNDLED_MODEL!r} "
+                         "(the offline default), or a Hugging Face hub name")
+    if Path(path).is_dir() and not any((Path(path) / m).is_file() for m in marks):
+        raise ValueError(f"the model {path!r} is a directory with none of {list(marks)}, so not a model directory; give "
+                         f"a model directory (nerkit train --output-dir, nerkit pull, or a saved Hugging Face "
+                         f"model), {BUNDLED_MODEL!r}, or a hub name")
+
+
 def load_model(name: str, label_map: LabelMap):
     """A token-classification model whose head matches ``label_map``.
 
@@ -37,12 +67,16 @@ def load_model(name: str, label_map: LabelMap):
     from transformers import AutoConfig, AutoModelForTokenClassification
 
     path = resolve_model(name)
-    config = AutoConfig.from_pretrained(
-        path,
-        num_labels=len(label_map),
-        id2label=label_map.id2label,
-        label2id=label_map.label2id,
-    )
+    check_model_dir(path)
+    try:
+        config = AutoConfig.from_pretrained(
+            path,
+            num_labels=len(label_map),
+            id2label=label_map.id2label,
+            label2id=label_map.label2id,
+        )
+    except OSError as exc:
+        raise cannot_load(name, exc) from exc
     # A fresh head on a base encoder is the normal case here; transformers' warning
     # about newly initialised weights would only be noise in every trial's log.
     verbosity = transformers.logging.get_verbosity()
@@ -51,6 +85,8 @@ def load_model(name: str, label_map: LabelMap):
         model = AutoModelForTokenClassification.from_pretrained(
             path, config=config, ignore_mismatched_sizes=True
         )
+    except OSError as exc:
+        raise cannot_load(name, exc) from exc
     finally:
         transformers.logging.set_verbosity(verbosity)
     return model

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import torch
 
+from nerkit.model import TOKENIZER_FILES
 from nerkit.text import split_words
-
-#: Files any one of which a model directory needs for its tokenizer.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
 
 @dataclass(frozen=True)
@@ -137,8 +135,8 @@ class Predictor:
         if local and not (path / "config.json").is_file():
             raise ValueError(f"{path} is not a model directory (no config.json); give a directory "
                              "written by `nerkit train --output-dir` or `nerkit pull`")
-        if local and not any((path / f).is_file() for f in _TOKENIZER_FILES):
-            raise ValueError(f"{path} has no tokenizer (none of {list(_TOKENIZER_FILES)}); it is incomplete: "
+        if local and not any((path / f).is_file() for f in TOKENIZER_FILES):
+            raise ValueError(f"{path} has no tokenizer (none of {list(TOKENIZER_FILES)}); it is incomplete: "
                              "pull it again, or save the tokenizer beside the model")
         try:
             model = AutoModelForTokenClassification.from_pretrained(str(path), use_safetensors=local or None)

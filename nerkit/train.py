@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -232,6 +233,17 @@ def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
+def _check_output_dir(path: Path) -> None:
+    """Fail before training, not after it, when the model could not be saved there."""
+    # Checked, not created: a run that saves no model leaves no empty directory behind.
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"output_dir {str(path)!r}: {str(existing)!r} is a file; give a directory for the model")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"output_dir {str(path)!r}: {str(existing)!r} is not writable; give a directory you can "
+                         "write to")
+
+
 def train(
     config: TrainConfig,
     *,
@@ -255,6 +267,8 @@ def train(
         resume_from: A checkpoint directory written through ``report``'s save function.
         evaluate_test: Score the best model on the test split at the end.
     """
+    if output_dir is not None:
+        _check_output_dir(Path(output_dir))
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     set_seed(config.seed)

@@ -64,12 +64,18 @@ def ranking_column(metric: str, confirm_seeds: int) -> str:
     return "checkpoint_dev_f1" if metric == "best_dev_f1" and confirm_seeds == 0 else metric
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _candidates(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    numeric = sorted({k for r in rows for k, v in r.items() if _number(v)})
     if rows and metric not in {k for r in rows for k in r}:
-        numeric = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))
-                          and not isinstance(v, bool)})
         raise ValueError(f"metric is {metric!r}, which is not a trial-table column; use one of {numeric}")
-    scored = [r for r in rows if isinstance(r.get(metric), (int, float))]
+    if any(r.get(metric) is not None and not _number(r[metric]) for r in rows):
+        # A text column (trial_id, param_loss) would otherwise read as "no value yet".
+        raise ValueError(f"metric is {metric!r}, which is not a numeric column; use one of {numeric}")
+    scored = [r for r in rows if _number(r.get(metric))]
     if not scored:
         raise ValueError(f"no trial has a value for {metric!r} yet; wait for the search to report "
                          "an evaluation (nerkit trials NAME shows progress)")

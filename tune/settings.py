@@ -29,7 +29,25 @@ def is_remote(storage: str) -> bool:
 
 def storage_root(storage: str) -> str:
     """Absolute local path (or the URI as given for remote storage)."""
-    return storage if is_remote(storage) else str(Path(storage).expanduser().resolve())
+    if is_remote(storage):
+        return storage
+    if "://" in storage:
+        # Anything else would silently become a local folder named "file:" or "foo:".
+        raise ValueError(f"storage is {storage!r}, but a URI must start with one of {list(REMOTE_SCHEMES)}; "
+                         "for a local directory give its path")
+    return str(Path(storage).expanduser().resolve())
+
+
+def local_absolute(path: str | None) -> str | None:
+    """An existing local path made absolute; anything else (a hub name, a URI, a path
+    that does not exist here) as given.
+
+    Trials run in their own working directories (and on other machines), and
+    ``search.json`` is read from anywhere, so a relative path must not be stored.
+    """
+    if not path or "://" in path or not Path(path).expanduser().exists():
+        return path
+    return str(Path(path).expanduser().resolve())
 
 
 def experiment_path(name: str, storage: str = "runs") -> str:
@@ -65,10 +83,10 @@ class SearchSettings:
                              "(letters, digits, '_', '-', '.')")
         if not isinstance(self.storage, str) or not self.storage.strip():
             raise ValueError(f"storage is {self.storage!r}, but must be a directory or a URI ({', '.join(REMOTE_SCHEMES)})")
-        if "://" in self.storage and not is_remote(self.storage):
-            # Anything else would silently become a local folder named "file:" or "http:".
-            raise ValueError(f"storage is {self.storage!r}, but a URI must start with one of {list(REMOTE_SCHEMES)}; "
-                             "for a local directory give its path")
+        storage_root(self.storage)  # an unknown URI scheme is refused there
+        object.__setattr__(self, "model", local_absolute(self.model))
+        object.__setattr__(self, "data", dataclasses.replace(
+            self.data, **{k: local_absolute(getattr(self.data, k)) for k in ("path", "train", "dev", "test")}))
         if not (isinstance(self.trials, int) and self.trials >= 1):
             raise ValueError(f"trials is {self.trials!r}, but must be an integer >= 1")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):

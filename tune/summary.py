@@ -41,7 +41,7 @@ def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
         "reasons": dict(Counter(t["stop_reason"] or t["status"].lower() for t in tables.trials)),
         "best": None,
         "baselines": [
-            {"name": t["baseline"], "trial_id": t["trial_id"], "dev_f1": t["best_dev_f1"] or 0.0,
+            {"name": t["baseline"], "trial_id": t["trial_id"], "dev_f1": t["best_dev_f1"],
              "stop_reason": t["stop_reason"]}
             for t in tables.trials if t["baseline"]
         ],

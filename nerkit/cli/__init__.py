@@ -56,3 +56,7 @@ def main() -> None:
         # rich would otherwise read as markup and drop.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:
+        # The machine, not the input: a full disk, a path that is a file, no permission.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(1)

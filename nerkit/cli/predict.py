@@ -50,11 +50,20 @@ def _read_lines(file: Path) -> list[str]:
     """Every line of ``file`` (``-``: standard input), so --json output lines up with the
     input line for line; only a final newline ends the last line instead of adding one."""
     if str(file) == "-":
-        text = sys.stdin.read()
+        source, data = "standard input", sys.stdin.buffer.read()
     elif file.exists() and not file.is_dir():  # pipes and /dev/stdin are not regular files
-        text = file.read_text(encoding="utf-8")
+        source, data = str(file), file.read_bytes()
     else:
         raise ValueError(f"{file}: no such file; give a text file with one sentence per line, or - for stdin")
-    # Only \n ends a line: U+2028 or a form feed inside a sentence stays in it.
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    # Only \n ends a line: U+2028 or a form feed inside a sentence stays in it. Decoded
+    # line by line, so a bad byte is reported where it is.
+    raw = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    lines = []
+    for number, line in enumerate(raw, start=1):
+        try:
+            lines.append(line.decode("utf-8").removesuffix("\r"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{source}:{number}: not UTF-8 text (byte {line[exc.start]:#04x} at column "
+                             f"{exc.start + 1}). Fix: convert the file to UTF-8, e.g. "
+                             f"iconv -f latin1 -t utf-8") from None
     return lines[:-1] if lines and lines[-1] == "" else lines

@@ -12,10 +12,24 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nerkit.cli.options import LABEL_NAMES_HELP, build_train_config, data_options
 
-console = Console()
+# Lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
+console = Console(soft_wrap=True)
+# Warnings go to stderr, so stdout stays the metrics lines and summary (grep, tee, --json).
+err_console = Console(stderr=True)
 
 #: Evaluations in a row with entity_pred_ratio under collapse_eps before warning.
 COLLAPSE_WARN_EVALS = 2
+
+
+def warn_collapse_now(run: int) -> bool:
+    """Whether a collapse ``run`` evaluations long is worth a warning: when it reaches
+    COLLAPSE_WARN_EVALS, then each time it doubles (news once, not every line).
+
+    >>> [n for n in range(1, 20) if warn_collapse_now(n)]
+    [2, 4, 8, 16]
+    """
+    k, rest = divmod(run, COLLAPSE_WARN_EVALS)
+    return k >= 1 and rest == 0 and k & (k - 1) == 0
 
 
 def format_metrics_line(m: dict) -> str:
@@ -100,18 +114,20 @@ def register(app: typer.Typer) -> None:
             def report(metrics: dict, _save) -> None:
                 if as_json:
                     return
-                progress.console.print(format_metrics_line(metrics), highlight=False)
+                # One line per evaluation even when piped (rich wraps at 80 columns off a terminal).
+                progress.console.print(format_metrics_line(metrics), highlight=False, soft_wrap=True)
                 collapsed_run[0] = collapsed_run[0] + 1 if metrics["collapsed"] else 0
                 prob, before = metrics.get("gold_entity_prob"), last_entity_prob[0]
                 last_entity_prob[0] = prob
-                if collapsed_run[0] >= COLLAPSE_WARN_EVALS:
+                run = collapsed_run[0]
+                if warn_collapse_now(run):
                     # Whether the model is moving towards entities tells a stuck run from
                     # a slow one (the search's collapse guard spares the latter).
                     trend = (f"; its probability on entity labels at gold entity tokens went {before:.3f} → "
                              f"{prob:.3f}" if prob is not None and before is not None else "")
-                    progress.console.print(
+                    err_console.print(
                         f"[yellow]warning:[/] entity_pred_ratio has stayed under {cfg.collapse_eps} for "
-                        f"{collapsed_run[0]} evaluations: the model predicts 'O' almost everywhere{trend}")
+                        f"{run} evaluations: the model predicts 'O' almost everywhere{trend}", soft_wrap=True)
 
             result = train(cfg, report=report, on_step=on_step, output_dir=output_dir, evaluate_test=True)
         summary = {"status": result.status, "output_dir": str(result.output_dir),
@@ -119,6 +135,8 @@ def register(app: typer.Typer) -> None:
                    "best": result.best, "test": result.test, "data_report": result.data_report}
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
+            if result.output_dir is None:
+                raise typer.Exit(1)  # no model: `nerkit train … && nerkit predict …` must stop here
             return
         changed = result.data_report or {}
         if changed.get("repaired") or changed.get("skipped"):
@@ -135,6 +153,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"test F1 {result.test['f1']:.4f}  P {result.test['precision']:.4f}  "
                           f"R {result.test['recall']:.4f}  entity_pred_ratio {result.test['entity_pred_ratio']:.4f}")
         if result.output_dir is None:
-            console.print(f"[yellow]no model saved:[/] the run ended ({result.status}) before its first evaluation")
+            err_console.print(f"[yellow]no model saved:[/] the run ended ({result.status}) before its first "
+                              "evaluation", soft_wrap=True)
+            raise typer.Exit(1)
         else:
             console.print(f"model saved to {result.output_dir}")

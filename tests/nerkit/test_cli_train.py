@@ -64,9 +64,35 @@ def test_collapse_warning_shows_the_entity_probability_trend(tiny_model_dir, sma
     config.write_text("weight_strategy: none\no_weight: 300.0\nlearning_rate: 0.002\neval_every_steps: 4\n")
     result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--config", str(config))
     assert result.exit_code == 0, result.output
-    text = " ".join(result.stdout.split())
+    text = " ".join(result.stderr.split())  # warnings on stderr: stdout stays metrics lines
     assert "stayed under 0.005 for 2 evaluations" in text
     assert "probability on entity labels at gold entity tokens went" in text
+    # Said at 2 collapsed evaluations, then as the run doubles, not at every evaluation.
+    warned = [int(w.split(" evaluations")[0]) for w in text.split("for ")[1:] if " evaluations" in w]
+    assert warned and all(n in (2, 4, 8, 16, 32) for n in warned)
+    assert "stayed under" not in result.stdout
+
+
+def test_each_metrics_line_stays_one_line_when_piped(tiny_model_dir, small_data_dir, tmp_path):
+    # Off a terminal rich wraps at 80 columns; a metrics line must not (grep, tee).
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert lines and all("entity_pred_ratio" in line for line in lines)
+
+
+def test_a_run_that_saves_no_model_exits_non_zero(tiny_model_dir, small_data_dir, tmp_path):
+    # Diverged before its first evaluation: no model, so `train && predict` must stop.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--learning-rate", "1e30",
+                    "--eval-every-steps", "1", "--precision", "fp32")
+    assert result.exit_code == 1, result.output
+    assert "no model saved" in result.stderr
+
+
+def test_an_output_dir_that_is_a_file_fails_before_training(tiny_model_dir, small_data_dir, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "afile")
+    assert isinstance(result.exception, ValueError) and "is a file" in str(result.exception)
+    assert "epoch " not in result.stdout  # refused before any training
 
 
 def test_skipped_records_are_reported(tiny_model_dir, small_data_dir, tmp_path):

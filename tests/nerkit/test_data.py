@@ -76,7 +76,7 @@ def test_directory_with_split_files(tmp_path):
 def test_directory_without_dev_says_how_to_fix(tmp_path):
     # A missing dev split is an error naming --dev and single-file splitting.
     write_tokens(tmp_path / "train.jsonl", numbered(4))
-    with pytest.raises(DataError, match=r"no dev split found.*--dev FILE.*single file to split"):
+    with pytest.raises(DataError, match=r"no dev split found.*single file to split.*--dev FILE"):
         load_dataset(DataConfig(path=str(tmp_path)))
 
 

@@ -159,6 +159,18 @@ def test_cli_predict_reads_stdin_and_prints_text_not_markup(model_dir):
     assert "buy [red]rice [/] now" in result.stdout
 
 
+def test_cli_predict_names_the_line_that_is_not_utf8(model_dir, tmp_path):
+    # A latin-1 byte on line 2: the error names the file and line, and how to fix it.
+    path = tmp_path / "in.txt"
+    path.write_bytes("pizza mangwao\ncaf\xe9 se chai\n".encode("latin-1"))
+    result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir), "--file", str(path)])
+    assert isinstance(result.exception, ValueError)
+    assert f"{path}:2: not UTF-8 text" in str(result.exception) and "iconv" in str(result.exception)
+    result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir), "--file", "-"],
+                                input=b"ok\n\xff\n")
+    assert "standard input:2: not UTF-8 text" in str(result.exception)
+
+
 @pytest.mark.parametrize("device, needle", [("gpu", "must be auto, cpu, cuda or cuda:N"),
                                             ("cuda:7", "usable CUDA device")])
 def test_bad_device_is_refused_before_loading(model_dir, device, needle):

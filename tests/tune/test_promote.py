@@ -120,6 +120,8 @@ def test_bad_arguments_are_value_errors(finished_search, tmp_path):
     # An unknown metric or model name is a clear error before anything runs.
     with pytest.raises(ValueError, match="not a trial-table column"):
         promote(finished_search.name, str(tmp_path), storage=finished_search.storage, metric="dev_acc")
+    with pytest.raises(ValueError, match="'param_loss', which is not a numeric column; use one of .*best_dev_f1"):
+        promote(finished_search.name, str(tmp_path), storage=finished_search.storage, metric="param_loss")
     with pytest.raises(ValueError, match="model name"):
         promote(finished_search.name, str(tmp_path), storage=finished_search.storage, model_name="../x")
 

@@ -55,3 +55,26 @@ def test_joining_a_cluster_that_holds_fewer_trials_than_asked_warns(caplog):
             assert caplog.text == ""
     finally:
         ray.shutdown()
+
+
+def test_local_model_and_data_paths_are_stored_absolute(tmp_path, monkeypatch):
+    # Trials run in their own directories and search.json is read from anywhere: a
+    # relative path typed on the command line must not be stored as typed. Hub names
+    # and paths that do not exist here stay as given.
+    from nerkit.data import DataConfig
+    from tune.settings import SearchSettings
+
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    s = SearchSettings(name="s", space="x.yaml", model="tiny", data=DataConfig(path="data", test="elsewhere.jsonl"))
+    assert s.model == str(tmp_path / "tiny") and s.data.path == str(tmp_path / "data")
+    assert s.data.test == "elsewhere.jsonl"
+    assert SearchSettings(name="s", space="x.yaml", model="bert-base-cased").model == "bert-base-cased"
+
+
+def test_an_unknown_uri_scheme_is_refused_by_every_reader():
+    from tune.settings import experiment_path
+
+    with pytest.raises(ValueError, match="a URI must start with one of"):
+        experiment_path("s1", "foo://bucket/x")

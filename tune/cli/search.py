@@ -13,7 +13,9 @@ from rich.table import Table
 
 from nerkit.cli.options import LABEL_NAMES_HELP, data_config
 
-console = Console()
+# Summary lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True)
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "default.yaml"
 
 
@@ -66,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
         from tune.driver import resume_search, run_search
         from tune.progress import add_listener, remove_listener
-        from tune.settings import SearchSettings, experiment_path
+        from tune.settings import SearchSettings, experiment_path, storage_root
         from tune.parquet import refresh_tables
         from tune.summary import summarize
 
@@ -83,7 +85,8 @@ def register(app: typer.Typer) -> None:
                                  "--json go with --resume), or start a new search under another --name")
             exp_name = resume
         else:
-            exp_name = name or time.strftime("search-%Y%m%d-%H%M%S")
+            # `--name ""` is a mistake to report (SearchSettings does), not "no name given".
+            exp_name = name if name is not None else time.strftime("search-%Y%m%d-%H%M%S")
             settings = SearchSettings(
                 name=exp_name, space=str(space), storage=storage, trials=trials,
                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
@@ -116,8 +119,33 @@ def register(app: typer.Typer) -> None:
         summary = summarize(exp_name, storage)
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
-            return
-        _print_summary(summary)
+        else:
+            _print_summary(summary)
+        code, why = outcome(summary, storage_root(storage))
+        if code:
+            err_console.print(why, highlight=False, soft_wrap=True)
+            raise typer.Exit(code)
+
+
+#: Trial states (as the summary counts them) of a search that stopped before its end.
+UNFINISHED = ("pending", "running", "paused")
+
+
+def outcome(summary: dict, storage: str) -> tuple[int, str]:
+    """The exit code of a search that ended with ``summary``, and what to tell the user.
+
+    0: done, with a best trial. 130: interrupted (Ray stops on Ctrl-C or SIGTERM with its
+    state saved, and returns as if done), with the command that continues it. 1: ended
+    without any trial reporting a result.
+    """
+    unfinished = sum(n for reason, n in summary["reasons"].items() if reason in UNFINISHED)
+    if unfinished:
+        return 130, (f"interrupted with {unfinished} trial(s) unfinished; continue with: nerkit search "
+                     f"--resume {summary['name']} --storage {storage}")
+    if summary["best"] is None:
+        return 1, (f"no trial reported a result; see why with: nerkit trials {summary['name']} --storage "
+                   f"{storage} --stop-reason error")
+    return 0, ""
 
 
 def _print_summary(s: dict) -> None:
@@ -138,4 +166,5 @@ def _print_summary(s: dict) -> None:
     if lag:
         console.print(f"  [yellow]that checkpoint is {lag}[/]")
     for b in s.get("baselines", []):
-        console.print(f"  baseline {b['name']}: best dev F1 {b['dev_f1']:.4f} ({b['trial_id']}, {b['stop_reason']})")
+        f1 = f"{b['dev_f1']:.4f}" if b["dev_f1"] is not None else "- (no evaluation)"
+        console.print(f"  baseline {b['name']}: best dev F1 {f1} ({b['trial_id']}, {b['stop_reason'] or 'unfinished'})")

@@ -1,0 +1,35 @@
+"""``nerkit search``'s contract with scripts: exit codes and early refusals."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from tune.cli.search import outcome
+
+
+def _summary(reasons: dict, best: dict | None) -> dict:
+    return {"name": "s1", "reasons": reasons, "best": best}
+
+
+def test_a_finished_search_with_a_best_trial_exits_0():
+    assert outcome(_summary({"completed": 3, "asha": 5}, {"trial_id": "a"}), "/r") == (0, "")
+
+
+def test_an_interrupted_search_exits_130_with_the_command_that_continues_it():
+    # Ray returns from fit() on Ctrl-C with unfinished trials; that is not success.
+    code, why = outcome(_summary({"completed": 1, "pending": 2, "running": 1}, {"trial_id": "a"}), "/r")
+    assert code == 130 and "3 trial(s) unfinished" in why and "nerkit search --resume s1 --storage /r" in why
+
+
+def test_a_search_where_no_trial_reported_exits_1():
+    code, why = outcome(_summary({"error": 8}, None), "/r")
+    assert code == 1 and "nerkit trials s1 --storage /r --stop-reason error" in why
+
+
+def test_an_empty_name_is_refused_not_replaced(tmp_path):
+    # `--name ""` used to start a search under a generated name.
+    from nerkit.cli import build_app
+
+    res = CliRunner().invoke(build_app(), ["search", "--name", "", "--storage", str(tmp_path)])
+    assert isinstance(res.exception, ValueError) and "search name is ''" in str(res.exception)
+    assert not any(tmp_path.iterdir())
