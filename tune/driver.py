@@ -261,7 +261,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
         run_config=_run_config(plan, [SearchProgress(settings.trials, plan.space.guard), StateBackup(),
                                       CheckpointRetention(backed_up=True), ResultLogUpload(), *callbacks]),
     )
-    with snapshot_period(settings.trials):
+    with snapshot_period(settings.trials), sigterm_stops_gracefully():
         return tuner.fit()
 
 
@@ -301,7 +301,36 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
         tuner = tune.Tuner.restore(
             exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
         )
-        return tuner.fit()
+        with sigterm_stops_gracefully():
+            return tuner.fit()
+
+
+@contextmanager
+def sigterm_stops_gracefully():
+    """SIGTERM ends the search as Ctrl-C does: Ray saves its state, stops the trials and
+    returns, so ``--resume`` continues it.
+
+    Batch schedulers and ``kill`` stop a job with SIGTERM, but Ray Tune only catches
+    SIGINT and SIGUSR1 (ray.tune.tune._setup_signal_catching); a SIGTERM killed the driver
+    mid-run, with no last snapshot. This passes it on as SIGUSR1 while the search runs.
+    Only the main thread can set handlers, and not every platform has SIGUSR1.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
+        yield
+        return
+
+    def to_sigusr1(signum, frame) -> None:
+        logger.warning("SIGTERM received: stopping the search as on Ctrl-C (state saved; --resume continues it)")
+        signal.raise_signal(signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGTERM, to_sigusr1)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

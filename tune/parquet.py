@@ -138,11 +138,12 @@ def read_table(uri: str):
 
 
 def to_pandas(arrow: pa.Table):
-    """An Arrow table as a DataFrame whose int64 columns stay integers when a row is null
-    (pandas' nullable Int64; plain pandas would turn ``3`` into ``3.0``)."""
+    """An Arrow table as a DataFrame whose int64 and bool columns keep their type when a
+    row is null (pandas' nullable Int64 and boolean; plain pandas would turn ``3`` into
+    ``3.0``, and a bool column with a null into objects)."""
     import pandas as pd
 
-    return arrow.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return arrow.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get)
 
 
 def frames(tables: TrialTables):

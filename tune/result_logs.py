@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 from ray.tune import Callback
 
-from tune.storage import read_text, write_bytes
+from tune.storage import read_bytes, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +55,17 @@ def read_result_log(trial) -> list[dict]:
     line must not cost the trial the rest of its log.
     """
     path = f"{trial.storage.trial_fs_path}/{RESULT_LOG}"
-    text = read_text(path, trial.storage.storage_filesystem)
+    data = read_bytes(path, trial.storage.storage_filesystem)
     results = []
-    for number, line in enumerate((text or "").splitlines(), start=1):
+    # Split and decoded line by line: one damaged byte costs its line only.
+    for number, line in enumerate((data or b"").split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            result = json.loads(line)
-        except json.JSONDecodeError as exc:
-            logger.warning("%s line %d is not a whole JSON result (%s); left out", path, number, exc.msg)
+            result = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            logger.warning("%s line %d is not a whole JSON result (%s); left out", path, number, why)
             continue
         if isinstance(result, dict):
             results.append(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,8 @@ def local_absolute(path: str | None) -> str | None:
     """
     if not path or "://" in path or not Path(path).expanduser().exists():
         return path
-    return str(Path(path).expanduser().resolve())
+    # abspath, not resolve: a symlink stays as given (mount points differ between nodes).
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def experiment_path(name: str, storage: str = "runs") -> str:

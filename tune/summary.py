@@ -38,6 +38,7 @@ def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
         "name": name,
         "experiment_path": tables.experiment,
         "trials": len(tables.trials),
+        "trials_planned": tables.record["settings"]["trials"],
         "reasons": dict(Counter(t["stop_reason"] or t["status"].lower() for t in tables.trials)),
         "best": None,
         "baselines": [

@@ -221,30 +221,40 @@ def _analysis(experiment_path: str):
     during a copy). Waited out, or else read from the last complete backup
     (tune.state_backup). Result logs are read by :func:`_results`, not here.
     """
-    from tune.state_backup import is_complete, latest_backup
+    from tune.state_backup import BACKUP_DIR, is_complete, latest_backup
 
-    snapshot = newest_snapshot(experiment_path)
     for wait in (*SNAPSHOT_WAIT_S, None):
+        snapshot = newest_snapshot(experiment_path)
         if snapshot is None:
             return None
         if is_complete(read_bytes(snapshot)):
-            return _ray_analysis(experiment_path)
-        if wait is None:
-            break
-        time.sleep(wait)
-        snapshot = newest_snapshot(experiment_path)
+            try:
+                return _ray_analysis(experiment_path)
+            except (json.JSONDecodeError, FileNotFoundError):
+                pass  # rewritten between this read and Ray's own: look again
+        if wait is not None:
+            time.sleep(wait)
     fs, path = filesystem(experiment_path)
-    backup = latest_backup(fs, path)
-    if backup is None:
-        raise ValueError(
-            f"{snapshot} is cut off (the driver was killed while Ray copied it to storage) and there "
-            f"is no complete copy of it in {experiment_path}/.nerkit/state (searches started before "
-            "nerkit kept one), so Ray's record of the trials cannot be read; nothing was written. "
-            "The trial directories (result.json, checkpoints) are left as they are")
-    names = [n for n in files_ray_reads(state_files(fs, backup)) if n.startswith(SNAPSHOT_PREFIX)]
-    logger.warning("%s is cut off (the driver was killed while Ray copied it); the tables show the last "
-                   "complete copy, %s, which may miss the trials' last few seconds", snapshot, backup)
-    return _ray_analysis(experiment_path, snapshot=f"{backup}/{names[0]}")
+    for _ in range(2):  # a backup can be pruned as a newer one lands: take the newer one then
+        backup = latest_backup(fs, path)
+        if backup is None:
+            raise ValueError(
+                f"{snapshot} is cut off (the driver was killed while Ray copied it to storage) and there "
+                f"is no complete copy of it in {experiment_path}/{BACKUP_DIR} (searches started before "
+                "nerkit kept one), so Ray's record of the trials cannot be read; nothing was written. "
+                "The trial directories (result.json, checkpoints) are left as they are")
+        names = [n for n in files_ray_reads(state_files(fs, backup)) if n.startswith(SNAPSHOT_PREFIX)]
+        shown = f"{experiment_path.rstrip('/')}/{BACKUP_DIR}/{backup.rsplit('/', 1)[-1]}"
+        try:
+            analysis = _ray_analysis(experiment_path, snapshot=f"{backup}/{names[0]}")
+        except (FileNotFoundError, IndexError):
+            continue
+        logger.warning("%s is cut off (a driver killed while Ray copied it, or a copy still in flight); the "
+                       "tables show the last complete copy, %s, which may miss the last few seconds",
+                       snapshot, shown)
+        return analysis
+    raise ValueError(f"{snapshot} is cut off and its backups in {experiment_path}/{BACKUP_DIR} changed while "
+                     "being read; try again")
 
 
 def _ray_analysis(experiment_path: str, snapshot: str | None = None):

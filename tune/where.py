@@ -142,6 +142,12 @@ def _kind_of_column(column) -> str:
         return "True/False"
     if types.is_numeric_dtype(column):
         return "number"
+    # An object column may still hold only bools or numbers (with a None among them).
+    inferred = types.infer_dtype(column, skipna=True)
+    if inferred == "boolean":
+        return "True/False"
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "number"
     return "text"
 
 

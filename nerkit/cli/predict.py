@@ -50,7 +50,9 @@ def _read_lines(file: Path) -> list[str]:
     """Every line of ``file`` (``-``: standard input), so --json output lines up with the
     input line for line; only a final newline ends the last line instead of adding one."""
     if str(file) == "-":
-        source, data = "standard input", sys.stdin.buffer.read()
+        stdin = sys.stdin
+        source, data = "standard input", (stdin.buffer.read() if hasattr(stdin, "buffer")
+                                          else stdin.read().encode("utf-8"))
     elif file.exists() and not file.is_dir():  # pipes and /dev/stdin are not regular files
         source, data = str(file), file.read_bytes()
     else:

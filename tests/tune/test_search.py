@@ -206,6 +206,34 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
     assert read_settings(str(exp))["settings"]["checkpoint_every"] == (2 if damage == "mixed" else 1)
 
 
+def test_sigterm_stops_the_search_like_ctrl_c_and_says_how_to_resume(tmp_path, tiny_model_dir, small_data_dir):
+    # Batch schedulers and `kill` send SIGTERM, which Ray Tune does not catch: the driver
+    # died with no last snapshot and exit 143. Now Ray stops as on Ctrl-C, the search's
+    # state is saved, and the command exits 130 with the --resume command on stderr.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ray import tune
+
+    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
+           "--trials", "4", "--max-epochs", "50", "--grace-epochs", "50", "--storage", str(tmp_path),
+           "--name", "t", "--json"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    exp = tmp_path / "t"
+    deadline = time.time() + 240
+    while time.time() < deadline and _count_reporting_trials(exp) < 1 and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, f"search ended before the signal: {proc.stderr.read().decode()[-2000:]}"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert f"nerkit search --resume t --storage {tmp_path}" in " ".join(err.decode().split())
+    assert json.loads(out)["reasons"].get("pending", 0) >= 1  # stopped, not finished
+    assert tune.Tuner.can_restore(str(exp))
+
+
 def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fix(finished_search, tmp_path):
     # A search without nerkit's copy of Ray's state (started before it kept one) whose
     # snapshot a killed driver cut off: resume says which file and what to do, instead of

@@ -7,8 +7,9 @@ from typer.testing import CliRunner
 from tune.cli.search import outcome
 
 
-def _summary(reasons: dict, best: dict | None) -> dict:
-    return {"name": "s1", "reasons": reasons, "best": best}
+def _summary(reasons: dict, best: dict | None, planned: int | None = None) -> dict:
+    trials = sum(reasons.values())
+    return {"name": "s1", "reasons": reasons, "best": best, "trials": trials, "trials_planned": planned or trials}
 
 
 def test_a_finished_search_with_a_best_trial_exits_0():
@@ -19,6 +20,12 @@ def test_an_interrupted_search_exits_130_with_the_command_that_continues_it():
     # Ray returns from fit() on Ctrl-C with unfinished trials; that is not success.
     code, why = outcome(_summary({"completed": 1, "pending": 2, "running": 1}, {"trial_id": "a"}), "/r")
     assert code == 130 and "3 trial(s) unfinished" in why and "nerkit search --resume s1 --storage /r" in why
+
+
+def test_a_search_stopped_before_every_trial_was_created_is_interrupted():
+    # Ctrl-C between trials (--max-concurrent 1) leaves none pending, but fewer than planned.
+    code, why = outcome(_summary({"completed": 3}, {"trial_id": "a"}, planned=8), "/r")
+    assert code == 130 and "5 trial(s) unfinished" in why
 
 
 def test_a_search_where_no_trial_reported_exits_1():

@@ -145,7 +145,8 @@ def test_a_result_log_cut_short_falls_back_to_rays_last_result(finished_search, 
     assert all(r["results_incomplete"] is False for tid, r in rows.items() if tid != best["trial_id"])
 
 
-def test_a_damaged_line_costs_the_trial_that_result_only(finished_search, search_tables, tmp_path):
+@pytest.mark.parametrize("damage", ["cut", "bytes"])
+def test_a_damaged_line_costs_the_trial_that_result_only(finished_search, search_tables, tmp_path, damage):
     # One line of result.json that does not parse: Ray's reader dropped the trial's whole
     # log (its row fell back to the last result, and a collapsed trial read as pruned).
     import shutil
@@ -158,9 +159,10 @@ def test_a_damaged_line_costs_the_trial_that_result_only(finished_search, search
     if row["evaluations"] < 3:
         pytest.skip("no trial of this search evaluated three times")
     log = exp / f"trial_{row['trial_id']}" / "result.json"
-    lines = log.read_text().splitlines()
-    lines[1] = lines[1][: len(lines[1]) // 2]
-    log.write_text("\n".join(lines) + "\n")
+    lines = log.read_bytes().splitlines()
+    # Cut in half, or one byte that is not UTF-8 (which used to stop the whole table).
+    lines[1] = lines[1][: len(lines[1]) // 2] if damage == "cut" else lines[1][:20] + b"\xff" + lines[1][21:]
+    log.write_bytes(b"\n".join(lines) + b"\n")
     tables = collect(str(exp))
     again = {t["trial_id"]: t for t in tables.trials}[row["trial_id"]]
     assert again["evaluations"] == row["evaluations"] - 1 and again["results_incomplete"] is False

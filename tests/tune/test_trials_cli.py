@@ -178,6 +178,19 @@ def test_a_literal_of_another_kind_than_its_column_is_an_error():
         where_mask(df, "s == 1")
 
 
+def test_a_bool_column_with_a_missing_value_still_takes_true_and_false():
+    # history's `collapsed` is null on a report without an evaluation; through Parquet
+    # such a column used to come back as objects and read as text.
+    from tune.parquet import to_arrow, to_pandas
+
+    df = to_pandas(to_arrow([{"trial_id": "a", "collapsed": True}, {"trial_id": "a", "collapsed": None},
+                             {"trial_id": "b", "collapsed": False}], "history"))
+    assert where_mask(df, "collapsed == True").tolist() == [True, False, False]
+    assert where_mask(df, "collapsed in [False, None]").tolist() == [False, True, True]
+    obj = pd.DataFrame({"c": pd.Series([True, None], dtype=object)})  # however it is built
+    assert where_mask(obj, "c == True").tolist() == [True, False]
+
+
 def test_none_in_a_list_stands_for_missing_values():
     # As `x == None` does: `in [None, …]` adds the missing rows, `not in [None, …]` drops them.
     df = pd.DataFrame({"x": [8.0, 16.0, None]})

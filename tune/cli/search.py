@@ -134,11 +134,14 @@ UNFINISHED = ("pending", "running", "paused")
 def outcome(summary: dict, storage: str) -> tuple[int, str]:
     """The exit code of a search that ended with ``summary``, and what to tell the user.
 
-    0: done, with a best trial. 130: interrupted (Ray stops on Ctrl-C or SIGTERM with its
-    state saved, and returns as if done), with the command that continues it. 1: ended
-    without any trial reporting a result.
+    0: done, with a best trial. 130: interrupted (on Ctrl-C, or SIGTERM through
+    tune.driver.sigterm_stops_gracefully, Ray saves its state and returns as if done),
+    with the command that continues it. 1: ended without any trial reporting a result.
     """
-    unfinished = sum(n for reason, n in summary["reasons"].items() if reason in UNFINISHED)
+    # Stopped before Ray created every trial (Ctrl-C between trials, or before the first)
+    # leaves fewer trials than planned, none of them unfinished.
+    unfinished = sum(n for reason, n in summary["reasons"].items() if reason in UNFINISHED) \
+        + max(0, summary.get("trials_planned", 0) - summary.get("trials", 0))
     if unfinished:
         return 130, (f"interrupted with {unfinished} trial(s) unfinished; continue with: nerkit search "
                      f"--resume {summary['name']} --storage {storage}")
