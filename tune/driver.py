@@ -62,7 +62,15 @@ class SearchPlan:
 
 
 def plan_search(settings: SearchSettings) -> SearchPlan:
-    space = load_space(settings.space).with_budget(
+    space = load_space(settings.space)
+    grace = settings.grace_epochs or space.budget.grace_epochs
+    if settings.max_epochs is not None and grace > settings.max_epochs:
+        # Budget's own message names YAML keys; the user typed flags.
+        given = "--grace-epochs" if settings.grace_epochs else f"the space's grace period ({settings.space})"
+        raise ValueError(f"max_epochs (--max-epochs) is {settings.max_epochs:g}, below {given}, {grace:g} "
+                         f"epoch(s): ASHA stops no trial before its grace period; pass --grace-epochs "
+                         f"{settings.max_epochs:g} or less too")
+    space = space.with_budget(
         max_epochs=settings.max_epochs, grace_epochs=settings.grace_epochs,
         reduction_factor=settings.reduction_factor,
     )

@@ -36,6 +36,13 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
     versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))
     dev_row = " | ".join(_f(dev.get(k)) for k in ("dev_f1", "dev_precision", "dev_recall", "entity_pred_ratio"))
     test_row = " | ".join(_f(test[k]) for k in ("f1", "precision", "recall", "entity_pred_ratio"))
+    # A model trained on each word's first subword only labels its other subwords at
+    # random: "first" takes the word's label from its first subword, where "simple"
+    # returns the pieces ("tu", "##shar") as entities of their own.
+    all_subwords = bool(cfg.get("label_all_subwords"))
+    aggregation = "simple" if all_subwords else "first"
+    words = ("Every subword of a word was trained with its label" if all_subwords
+             else "Words are labelled by their first subword")
     return f"""# {manifest['model_name']} v{version}
 
 Token-classification (NER) model fine-tuned by nerkit from `{cfg['model']}`.
@@ -68,12 +75,12 @@ Promotion gates: test F1 ≥ {manifest['gates']['min_f1']}, test entity_pred_rat
 
 ```
 nerkit pull {registry_uri}@v{version} --to ./model
-nerkit predict --model ./model "two bags of rice from the corner shop"
+nerkit predict --model ./model "tushar se 2 misal pav mangwao"
 ```
 
 ```python
 from transformers import pipeline
-ner = pipeline("token-classification", model="./model", aggregation_strategy="simple")
+ner = pipeline("token-classification", model="./model", aggregation_strategy="{aggregation}")
 ```
 
 `manifest.json` lists the full training config, all metrics, the label map, package
@@ -82,6 +89,6 @@ versions and the sha256 and size of every file; `nerkit pull` verifies them.
 ## Limitations
 
 Scores are from the data with the fingerprint above; text from other domains, spelling
-conventions or entity definitions will score lower. Words are labelled by their first
-subword; inputs longer than {cfg['max_length']} subword tokens are truncated.
+conventions or entity definitions will score lower. {words}. Training cut records at {cfg['max_length']} subword tokens; `nerkit predict`
+tags longer inputs in overlapping windows, so every word gets a label.
 """

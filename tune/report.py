@@ -78,13 +78,22 @@ def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str
     if not base:
         return _note("no baselines in this search")
     ref = best["best_dev_f1"] if best else None
-    rows = [[f"best trial {best['trial_id']}", best["stop_reason"], best["best_dev_f1"], best["best_epoch"], 0.0]] \
-        if best else []
+    rows = [[f"best trial {best['trial_id']}", best["stop_reason"], best["best_dev_f1"], best["best_epoch"],
+             best["epochs_trained"], 0.0]] if best else []
     for t in base:
         gap = ref - t["best_dev_f1"] if ref is not None and t["best_dev_f1"] is not None else None
         rows.append([f"{t['baseline']} ({t['trial_id']})", t["stop_reason"] or "running",
-                     t["best_dev_f1"], t["best_epoch"], gap])
-    return _table(["trial", "stop reason", "best dev F1", "at epoch", "best minus this"], rows, left=2)
+                     t["best_dev_f1"], t["best_epoch"], t["epochs_trained"], gap])
+    table = _table(["trial", "stop reason", "best dev F1", "at epoch", "epochs trained", "best minus this"],
+                   rows, left=2)
+    cut = sorted({t["baseline"] for t in base if t["stop_reason"] in ("asha", "collapsed")})
+    if cut:
+        # A pruned baseline is scored at the epoch it was stopped, not at the full budget
+        # (the bundled corpus' plain CE collapses at epoch 1 and recovers by epoch 3).
+        table += _note(f"{', '.join(cut)} stopped early (ASHA or the collapse guard): its F1 is what it "
+                       "reached in the epochs shown, not what it would reach at the full budget. To compare "
+                       "at the full budget, train it alone (nerkit train) or search the seed_recipe space.")
+    return table
 
 
 def _best_section(best: dict[str, Any] | None, searched: list[str]) -> str:

@@ -169,6 +169,28 @@ _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _FLOAT_FIELDS = {name for name in _TRAIN_FIELDS if setting_kind(name) == "float"}
 
 
+#: The search spaces that come with nerkit (``search_spaces/`` in the repository).
+BUNDLED_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+
+
+def resolve_space(given: str | Path) -> Path:
+    """The search space file ``given`` names: the file itself, or else a bundled space by
+    name (``ratio``, ``ratio.yaml`` or ``search_spaces/ratio.yaml``, from any directory).
+
+    Raises:
+        ValueError: no such file; the message lists the bundled spaces.
+    """
+    path = Path(given).expanduser()
+    if path.is_file():
+        return path.absolute()
+    bundled = BUNDLED_SPACES / (path.name if path.suffix else f"{path.name}.yaml")
+    if bundled.is_file() and (len(path.parts) == 1 or path.parent.name == BUNDLED_SPACES.name):
+        return bundled
+    names = sorted(p.stem for p in BUNDLED_SPACES.glob("*.yaml"))
+    raise ValueError(f"search space {str(given)!r}: no such file; give a search space YAML, or one of the "
+                     f"bundled spaces by name: {names}")
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search space file (errors name file, line, key and fix)."""
     path = Path(path)

@@ -43,6 +43,10 @@ def test_promote_publishes_a_complete_verified_version(promoted, search_tables):
     assert set(manifest["versions"]) == {"nerkit", "torch", "transformers", "ray", "optuna"}
     assert (registry / "ner" / "latest").read_text().strip() == "v1"
     assert not list((registry / "ner").glob(".tmp-*"))
+    # The card's pipeline snippet merges subwords as the model was trained (first subword:
+    # "simple" returned "tu", "##shar" as entities), and says long inputs are windowed.
+    card = (registry / "ner" / "v1" / "MODEL_CARD.md").read_text()
+    assert 'aggregation_strategy="first"' in card and "overlapping windows" in card
 
 
 def test_refused_promotion_writes_nothing(finished_search, tmp_path):

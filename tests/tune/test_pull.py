@@ -43,7 +43,7 @@ def test_pulled_model_loads_in_transformers_and_nerkit(promoted, tmp_path):
     dest = pull(f"{registry}/ner@latest", tmp_path / "model")
     assert json.loads((dest / "manifest.json").read_text())["version"] == 1
     texts = _sentences()
-    ner = pipeline("token-classification", model=str(dest), aggregation_strategy="simple")
+    ner = pipeline("token-classification", model=str(dest), aggregation_strategy="first")
     out = ner(texts)
     assert len(out) == len(texts) and all(isinstance(o, list) for o in out)
     res = CliRunner().invoke(build_app(), ["predict", "--model", str(dest), "--json", *texts[:2]])

@@ -100,3 +100,17 @@ def test_report_cli_writes_to_out(finished_search, tmp_path):
                                            finished_search.storage, "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert _IMG.search(out.read_text(encoding="utf-8"))
+
+
+def test_a_baseline_stopped_early_is_flagged_as_scored_at_its_rung():
+    # The plain-CE baseline pruned at epoch 1 against a 4-epoch best: the report shows the
+    # epochs each trained and says the pruned one was not scored at the full budget.
+    from tune.report import _baselines
+
+    best = {"trial_id": "b", "stop_reason": "completed", "best_dev_f1": 0.78, "best_epoch": 4.0,
+            "epochs_trained": 4.0}
+    plain = {"trial_id": "p", "baseline": "plain-ce", "stop_reason": "asha", "best_dev_f1": 0.08,
+             "best_epoch": 1.0, "epochs_trained": 1.0}
+    team = {**plain, "trial_id": "t", "baseline": "team-recipe", "stop_reason": "completed", "epochs_trained": 4.0}
+    html = _baselines([best, plain, team], best)
+    assert "epochs trained" in html and "plain-ce stopped early" in html and "team-recipe stopped" not in html

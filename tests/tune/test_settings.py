@@ -78,3 +78,16 @@ def test_an_unknown_uri_scheme_is_refused_by_every_reader():
 
     with pytest.raises(ValueError, match="a URI must start with one of"):
         experiment_path("s1", "foo://bucket/x")
+
+
+def test_max_epochs_below_the_spaces_grace_names_the_flag_to_add(tmp_path):
+    # `--max-epochs 0.5` with default.yaml's 1-epoch grace: the error says which flag fixes it.
+    from tune.driver import plan_search
+    from tune.space import resolve_space
+
+    s = SearchSettings(name="s", space=str(resolve_space("default")), storage=str(tmp_path), max_epochs=0.5)
+    with pytest.raises(ValueError, match=r"--max-epochs\) is 0.5, below the space's grace period .* "
+                                         r"pass --grace-epochs 0.5 or less"):
+        plan_search(s)
+    assert plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=0.5,
+                                      grace_epochs=0.5)).space.budget.max_epochs == 0.5

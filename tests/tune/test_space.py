@@ -122,3 +122,19 @@ def test_number_strings_in_a_space_are_numbers(tmp_path):
     space = load_space(_write(tmp_path, "base: {weight_decay: 1e-2}\n"
                                         "params:\n  learning_rate: {type: choice, values: [1e-5, 3e-5]}\n"))
     assert space.params[0].values == (1e-5, 3e-5) and space.base["weight_decay"] == 0.01
+
+
+def test_bundled_spaces_are_found_by_name_from_any_directory(tmp_path, monkeypatch):
+    # `--space search_spaces/ratio.yaml` (the README's example) used to work only from the
+    # repository root; a bundled space's name works anywhere, and a miss lists them.
+    from tune.space import BUNDLED_SPACES, resolve_space
+
+    monkeypatch.chdir(tmp_path)
+    for given in ("ratio", "ratio.yaml", "search_spaces/ratio.yaml"):
+        assert resolve_space(given) == BUNDLED_SPACES / "ratio.yaml"
+    (tmp_path / "ratio.yaml").write_text("x: 1\n")
+    assert resolve_space("ratio.yaml") == tmp_path / "ratio.yaml"  # a file of that name wins
+    with pytest.raises(ValueError, match=r"'nope.yaml': no such file.*'default', 'ratio', 'seed_recipe'"):
+        resolve_space("nope.yaml")
+    with pytest.raises(ValueError, match="no such file"):
+        resolve_space("elsewhere/ratio.yaml")

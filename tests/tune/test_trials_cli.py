@@ -240,3 +240,15 @@ def test_a_bad_query_writes_nothing(finished_search, app, tmp_path):
     (exp / "trials.parquet").unlink(missing_ok=True)
     res = _run(app, "trials", finished_search.name, "--storage", str(tmp_path), "--sort", "nope")
     assert res.exit_code != 0 and not (exp / "trials.parquet").exists()
+
+
+def test_a_trial_with_evaluations_and_no_stop_reason_reads_unfinished_not_pending():
+    # Ray's snapshot records a running trial as PENDING; with evaluations it is shown as
+    # unfinished (running, or left to --resume), without as pending.
+    from tune.cli.trials import _unended
+
+    row = lambda status, n: pd.Series({"status": status, "evaluations": n})  # noqa: E731
+    assert _unended(row("PENDING", 2)) == "unfinished"
+    assert _unended(row("PENDING", 0)) == "pending"
+    assert _unended(row("PENDING", pd.NA)) == "pending"
+    assert _unended(row("ERROR", 1)) == "error"

@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
         """Download a promoted model, verify every file's sha256 and size, then move it into place."""
         from tune.pull import pull
 
+        import json
+
         dest = pull(ref, to, force=force)
-        console.print(f"pulled {ref} into {dest} (all files verified)", highlight=False)
-        console.print(f"try it: nerkit predict --model {dest} \"two bags of rice\"", highlight=False)
+        version = json.loads((dest / "manifest.json").read_text(encoding="utf-8")).get("version")
+        console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False)
+        console.print(f"try it: nerkit predict --model {dest} \"tushar se 2 misal pav mangwao\"", highlight=False)

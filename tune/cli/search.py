@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
     @app.command("search")
     def search_cmd(
         ctx: typer.Context,
-        space: Path = typer.Option(DEFAULT_SPACE, "--space", help="Search space YAML (search_spaces/)."),
+        space: Path = typer.Option(DEFAULT_SPACE, "--space",
+                                   help="Search space YAML, or a bundled one by name: default, ratio, seed_recipe."),
         data: Optional[str] = typer.Option(None, "--data", help="Data file or directory (default: bundled corpus)."),
         train_file: Optional[str] = typer.Option(None, "--train"),
         dev_file: Optional[str] = typer.Option(None, "--dev"),
@@ -69,6 +70,7 @@ def register(app: typer.Typer) -> None:
         from tune.driver import resume_search, run_search
         from tune.progress import add_listener, remove_listener
         from tune.settings import SearchSettings, experiment_path, storage_root
+        from tune.space import resolve_space
         from tune.parquet import refresh_tables
         from tune.summary import summarize
 
@@ -88,7 +90,7 @@ def register(app: typer.Typer) -> None:
             # `--name ""` is a mistake to report (SearchSettings does), not "no name given".
             exp_name = name if name is not None else time.strftime("search-%Y%m%d-%H%M%S")
             settings = SearchSettings(
-                name=exp_name, space=str(space), storage=storage, trials=trials,
+                name=exp_name, space=str(resolve_space(space)), storage=storage, trials=trials,
                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
                 seed=seed, baselines=not no_baselines, max_failures=max_failures,
                 checkpoint_every=checkpoint_every, model=model,

@@ -64,6 +64,17 @@ def _params(row, short: dict[str, str]) -> str:
     return " ".join(parts)
 
 
+def _unended(row) -> str:
+    """What a trial without a stop reason is doing. Ray's snapshot records a running trial
+    as PENDING (as it does the trials of a stopped search), so one with evaluations is
+    "unfinished" (running now, or left to --resume), one without is "pending"."""
+    import pandas as pd
+
+    status = str(row["status"]).lower()
+    evaluated = not pd.isna(row["evaluations"]) and row["evaluations"] > 0
+    return "unfinished" if status in ("pending", "paused", "running") and evaluated else status
+
+
 def _compact(df) -> tuple[Table, str]:
     """The default view (one line per trial with what decides between trials) and its legend.
 
@@ -84,7 +95,7 @@ def _compact(df) -> tuple[Table, str]:
     for _, r in df.iterrows():
         best = f"{_num(r['best_dev_f1'], '.4f')} @ {_num(r['best_epoch'], '.2f')}"
         trial = str(r["trial_id"]) + (f"\n({r['baseline']})" if r["baseline"] else "")
-        stop = str(r["stop_reason"] or str(r["status"]).lower())
+        stop = str(r["stop_reason"] or _unended(r))
         t.add_row(trial, stop, _params(r, short), best, _num(r["last_entity_pred_ratio"], ".3f"),
                   _num(r["epochs_trained"], ".2f"), _num(r["wall_time_s"], ".1f"))
     legend = ", ".join(f"{v}={k.removeprefix('param_')}" for k, v in short.items() if v != k.removeprefix("param_"))
@@ -96,7 +107,8 @@ def _plain(df) -> Table:
 
     t = Table(header_style="bold")
     for col in df.columns:
-        t.add_column(str(col), overflow="fold")
+        # An id folded over two lines cannot be copied into `nerkit trials … --where`.
+        t.add_column(str(col), overflow="fold", no_wrap=col == "trial_id", min_width=8 if col == "trial_id" else None)
     for _, r in df.iterrows():
         t.add_row(*(_num(v, ".4g") if isinstance(v, float) or v is pd.NA else str(v) for v in r.tolist()))
     return t
@@ -155,4 +167,7 @@ def register(app: typer.Typer) -> None:
             console.print(table)
             if legend:
                 console.print(f"searched: {legend}")
+            console.print("ratio: entity_pred_ratio (share of tokens predicted as entities) at the last "
+                          "evaluation; unfinished: running, or stopped with the search (--resume)",
+                          highlight=False, soft_wrap=True)
             console.print(f"{len(df)} of {len(trials_df)} trials; tables in {exp}/trials.parquet, history.parquet")
