@@ -5,6 +5,13 @@ Command (the scale run for RESULTS.md; full scale drops ``--train-limit``)::
     python benchmarks/bench_search_efficiency.py --model bundled-minilm --trials 12 --max-epochs 3 \
         --train-limit 420 --recipe-epochs 15 --out benchmarks/results/search_efficiency.json
 
+The eleventh session's seeds (24 trials, full corpus, random arm on its own seed), then
+their table (``summarize_search_efficiency.py``)::
+
+    for s in 0 1 2 3 4 5 6 7 8 9; do python benchmarks/bench_search_efficiency.py --trials 24 \
+        --max-epochs 3 --seed $s --arms default,random \
+        --out benchmarks/results/search_efficiency_indep_24_s$s.json; done
+
 Arms, run one after another on one local Ray (every trial 1 CPU, as many at once as
 the machine's CPUs allow):
 

@@ -245,9 +245,10 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     if exists(f"{exp}/{SETTINGS_FILE}"):
         raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
                          f"`nerkit search --resume {settings.name}` or pick another --name")
+    # Data (and the tokenizer) first: a bad path or record is reported before Ray's start.
+    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     init_ray(address)
     _warn_if_autoscaling_would_starve(settings, address)
-    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not is_remote(settings.storage):
         Path(exp).mkdir(parents=True, exist_ok=True)
     make_room_for_new_study(exp)
@@ -285,11 +286,12 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     restore_if_broken(exp)
     record = read_settings(exp)
     plan = plan_from_record(record)
-    init_ray(address)
-    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     if not tune.Tuner.can_restore(exp):
         raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
                          "first trial started); start it again under a new --name")
+    # Checked before Ray's start, as in run_search.
+    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
+    init_ray(address)
     # The study as this machine sees it: the copy on storage when the machine that ran
     # the search is gone; the searcher restored below opens it there (tune.searcher).
     study_url = study_for_resume(exp, record)
