@@ -30,7 +30,8 @@ from tune.progress import SearchProgress
 from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
-from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, is_remote, read_settings
+from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, experiment_path, is_remote,
+                           read_settings)
 from tune.space import Sampler, SearchSpace, load_space
 from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
@@ -252,7 +253,8 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     if not is_remote(settings.storage):
         Path(exp).mkdir(parents=True, exist_ok=True)
     make_room_for_new_study(exp)
-    record = plan.to_record()
+    # What --resume and promotion check the data against (tune.settings.check_same_data).
+    record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint}
     write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     scheduler = GuardedASHA(
         plan.space.guard, max_t=plan.space.budget.max_epochs,
@@ -291,6 +293,7 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
                          "first trial started); start it again under a new --name")
     # Checked before Ray's start, as in run_search.
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
+    check_same_data(record, prepared.fingerprint, "resuming")
     init_ray(address)
     # The study as this machine sees it: the copy on storage when the machine that ran
     # the search is gone; the searcher restored below opens it there (tune.searcher).

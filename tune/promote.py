@@ -29,7 +29,7 @@ from typing import Any
 from tune.confirm import confirm_with_seeds, row_config
 from tune.model_card import render_card
 from tune.registry import Registry
-from tune.settings import experiment_path
+from tune.settings import check_same_data, experiment_path
 from tune.storage import filesystem
 from tune.tables import collect
 
@@ -141,6 +141,15 @@ def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, w
         raise PromotionRefused(f"{who}: test F1 {test['f1']:.4f} < --min-f1 {min_f1}; nothing was promoted")
 
 
+def _check_data(record: dict[str, Any], row: dict[str, Any]) -> None:
+    """Before any re-training or scoring: the data is still the search's."""
+    from nerkit.features import prepare_data
+
+    cfg = row_config(row)
+    prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)  # cached for the test
+    check_same_data(record, prepared.fingerprint, "promoting")
+
+
 def promote(
     name: str, registry: str, *, model_name: str = "ner", metric: str = "best_dev_f1",
     confirm_seeds: int = 0, top_k: int = 3, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
@@ -165,6 +174,7 @@ def promote(
     exp = experiment_path(name, storage)
     tables = collect(exp)
     ranked = _candidates(tables.trials, ranking_column(metric, confirm_seeds))
+    _check_data(tables.record, ranked[0])
     with tempfile.TemporaryDirectory(prefix="nerkit-promote-") as tmp:
         work = Path(tmp)
         selection: dict[str, Any] = {"metric": metric, "confirm_seeds": confirm_seeds, "candidates": []}

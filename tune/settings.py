@@ -148,3 +148,23 @@ def read_settings(experiment_path: str) -> dict[str, Any]:
         raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; "
                          "check --name and --storage")
     return json.loads(text)
+
+
+def check_same_data(record: dict[str, Any], fingerprint: str, doing: str) -> None:
+    """Refuse to go on with a search whose data changed since it started.
+
+    ``search.json`` records the fingerprint (every split's tokens and tags) of the data
+    the search started on; resuming on other data would mix two datasets in one search,
+    and promoting would score the model on data other than the one it was chosen on.
+    Searches from before the fingerprint was recorded are not checked.
+    """
+    recorded = record.get("data_fingerprint")
+    if recorded and recorded != fingerprint:
+        data = record["base_config"]["data"]
+        where = data.get("path") or "the bundled corpus"
+        raise ValueError(
+            f"the data of this search ({where}; train/dev/test overrides: "
+            f"{[data.get(k) for k in ('train', 'dev', 'test')]}) changed since the search started "
+            f"(fingerprint {fingerprint[:12]}, recorded {recorded[:12]}), so {doing} would use other data than "
+            "the search's; put the original files back, or start a new search on the new data")
+

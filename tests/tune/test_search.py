@@ -249,3 +249,26 @@ def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fi
     with pytest.raises(ValueError, match=r"experiment_state-.*\.json is cut off.*Start a new search"):
         resume_search(finished_search.name, str(tmp_path))
     assert snapshot.read_text() == text[: len(text) // 2] and (copy / "optuna.db").is_file()
+
+
+def test_a_search_whose_data_changed_is_not_resumed_or_promoted(finished_search, tmp_path):
+    # search.json records the fingerprint of the data the search started on; resuming on
+    # other data would mix two datasets in one search, and promotion would score the model
+    # on data it was not chosen on. Both refuse before training or writing anything.
+    import shutil
+
+    from nerkit.features import prepare_data
+    from tune.promote import promote
+
+    record = read_settings(finished_search.path)
+    base = plan_from_record(record).base
+    assert record["data_fingerprint"] == prepare_data(base.data, base.model, base.max_length,
+                                                      base.label_all_subwords).fingerprint
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    (exp / "search.json").write_text(json.dumps({**record, "data_fingerprint": "0" * 64}))
+    with pytest.raises(ValueError, match="changed since the search started .* so resuming would use other data"):
+        resume_search(finished_search.name, str(tmp_path))
+    with pytest.raises(ValueError, match="so promoting would use other data"):
+        promote(finished_search.name, str(tmp_path / "registry"), storage=str(tmp_path))
+    assert not (tmp_path / "registry").exists()
