@@ -65,12 +65,16 @@ class SearchPlan:
 def plan_search(settings: SearchSettings) -> SearchPlan:
     space = load_space(settings.space)
     grace = settings.grace_epochs or space.budget.grace_epochs
-    if settings.max_epochs is not None and grace > settings.max_epochs:
+    budget = settings.max_epochs or space.budget.max_epochs
+    if (settings.max_epochs or settings.grace_epochs) and grace > budget:
         # Budget's own message names YAML keys; the user typed flags.
-        given = "--grace-epochs" if settings.grace_epochs else f"the space's grace period ({settings.space})"
-        raise ValueError(f"max_epochs (--max-epochs) is {settings.max_epochs:g}, below {given}, {grace:g} "
-                         f"epoch(s): ASHA stops no trial before its grace period; pass --grace-epochs "
-                         f"{settings.max_epochs:g} or less too")
+        g = f"--grace-epochs {grace:g}" if settings.grace_epochs else f"the space's grace period, {grace:g}"
+        m = f"--max-epochs {budget:g}" if settings.max_epochs else f"the space's budget, {budget:g} epochs"
+        fix = (f"lower --grace-epochs to {budget:g} or less" if settings.grace_epochs
+               else f"pass --grace-epochs {budget:g} or less too")
+        raise ValueError(f"{g} is above {m} ({settings.space}): ASHA stops no trial before its grace period, "
+                         f"so it must fit in the budget; {fix}" + ("" if settings.max_epochs else
+                                                                   f", or raise --max-epochs to {grace:g}"))
     space = space.with_budget(
         max_epochs=settings.max_epochs, grace_epochs=settings.grace_epochs,
         reduction_factor=settings.reduction_factor,
@@ -104,16 +108,10 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def init_ray(address: str | None) -> None:
-    """Join a cluster (``--address`` or ``RAY_ADDRESS``) or start Ray in-process."""
+def check_address(address: str | None) -> None:
+    """Refuse an address nerkit cannot use, before anything slow (data preparation) runs."""
     import ray
 
-    # Searches made before tune.retention ran Ray with num_to_keep=1, which forces a
-    # snapshot per checkpoint; resuming one, Ray's warning about it would be noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray's own console tables would fight the CLI's live view; with the classic
-    # reporter, RunConfig(verbose=0) keeps Ray quiet.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     given = address or os.environ.get("RAY_ADDRESS")
     if given and given.startswith("ray://"):
         # Through Ray Client, Tune runs the whole search in a task on the head: the study
@@ -125,8 +123,22 @@ def init_ray(address: str | None) -> None:
                          "inside the cluster's network")
     if ray.is_initialized():
         _check_joined(address, ray.get_runtime_context().gcs_address)
+
+
+def init_ray(address: str | None) -> None:
+    """Join a cluster (``--address`` or ``RAY_ADDRESS``) or start Ray in-process."""
+    import ray
+
+    # Searches made before tune.retention ran Ray with num_to_keep=1, which forces a
+    # snapshot per checkpoint; resuming one, Ray's warning about it would be noise.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray's own console tables would fight the CLI's live view; with the classic
+    # reporter, RunConfig(verbose=0) keeps Ray quiet.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    check_address(address)
+    if ray.is_initialized():
         return
-    address = given
+    address = address or os.environ.get("RAY_ADDRESS")
     # Trial stdout/stderr go to per-trial files; forwarding them would drown the
     # driver's progress view.
     if address:
@@ -246,7 +258,9 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     if exists(f"{exp}/{SETTINGS_FILE}"):
         raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
                          f"`nerkit search --resume {settings.name}` or pick another --name")
-    # Data (and the tokenizer) first: a bad path or record is reported before Ray's start.
+    # Data (and the tokenizer) before Ray's start: a bad path or record is reported at
+    # once; an address nerkit cannot use, before both.
+    check_address(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     init_ray(address)
     _warn_if_autoscaling_would_starve(settings, address)
@@ -292,6 +306,7 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
         raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
                          "first trial started); start it again under a new --name")
     # Checked before Ray's start, as in run_search.
+    check_address(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     check_same_data(record, prepared.fingerprint, "resuming")
     init_ray(address)
@@ -336,7 +351,16 @@ def sigterm_stops_gracefully():
         return
 
     def to_sigusr1(signum, frame) -> None:
-        logger.warning("SIGTERM received: stopping the search as on Ctrl-C (state saved; --resume continues it)")
+        # Once: a second SIGTERM gets the handler from before (Ray's shutdown, or the
+        # default exit), as Ray's own warning then promises.
+        signal.signal(signal.SIGTERM, previous)
+        if not callable(signal.getsignal(signal.SIGUSR1)):
+            # Before Ray set its handler (fit() is still starting), SIGUSR1 would kill the
+            # process outright: SIGTERM does what it did before.
+            signal.raise_signal(signal.SIGTERM)
+            return
+        logger.warning("SIGTERM received: stopping the search as on Ctrl-C (state saved; --resume continues it; "
+                       "a second SIGTERM ends it at once)")
         signal.raise_signal(signal.SIGUSR1)
 
     previous = signal.signal(signal.SIGTERM, to_sigusr1)

@@ -36,13 +36,12 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
     versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))
     dev_row = " | ".join(_f(dev.get(k)) for k in ("dev_f1", "dev_precision", "dev_recall", "entity_pred_ratio"))
     test_row = " | ".join(_f(test[k]) for k in ("f1", "precision", "recall", "entity_pred_ratio"))
-    # A model trained on each word's first subword only labels its other subwords at
-    # random: "first" takes the word's label from its first subword, where "simple"
-    # returns the pieces ("tu", "##shar") as entities of their own.
-    all_subwords = bool(cfg.get("label_all_subwords"))
-    aggregation = "simple" if all_subwords else "first"
-    words = ("Every subword of a word was trained with its label" if all_subwords
-             else "Words are labelled by their first subword")
+    # "first" takes each word's label from its first subword, as nerkit predict does;
+    # "simple" returns pieces ("tu", "##shar") as entities of their own wherever a
+    # continuation subword's label differs (always possible for a first-subword model).
+    aggregation = "first"
+    words = ("Every subword of a word was trained with its label; predictions take each word's from its first"
+             if cfg.get("label_all_subwords") else "Words are labelled by their first subword")
     return f"""# {manifest['model_name']} v{version}
 
 Token-classification (NER) model fine-tuned by nerkit from `{cfg['model']}`.

@@ -161,10 +161,10 @@ def check_same_data(record: dict[str, Any], fingerprint: str, doing: str) -> Non
     recorded = record.get("data_fingerprint")
     if recorded and recorded != fingerprint:
         data = record["base_config"]["data"]
-        where = data.get("path") or "the bundled corpus"
+        files = {k: data.get(k) for k in ("path", "train", "dev", "test") if data.get(k)}
+        where = ", ".join(f"{k} {v}" for k, v in files.items()) or "the bundled corpus"
         raise ValueError(
-            f"the data of this search ({where}; train/dev/test overrides: "
-            f"{[data.get(k) for k in ('train', 'dev', 'test')]}) changed since the search started "
+            f"the data of this search ({where}) changed since the search started "
             f"(fingerprint {fingerprint[:12]}, recorded {recorded[:12]}), so {doing} would use other data than "
             "the search's; put the original files back, or start a new search on the new data")
 

@@ -184,7 +184,7 @@ def resolve_space(given: str | Path) -> Path:
     if path.is_file():
         return path.absolute()
     bundled = BUNDLED_SPACES / (path.name if path.suffix else f"{path.name}.yaml")
-    if bundled.is_file() and (len(path.parts) == 1 or path.parent.name == BUNDLED_SPACES.name):
+    if bundled.is_file() and not path.is_absolute() and (len(path.parts) == 1 or path.parent == Path(BUNDLED_SPACES.name)):
         return bundled
     names = sorted(p.stem for p in BUNDLED_SPACES.glob("*.yaml"))
     raise ValueError(f"search space {str(given)!r}: no such file; give a search space YAML, or one of the "

@@ -18,6 +18,9 @@ from tune.where import where_mask
 #: Ray Tune's trial statuses (``Trial.status``).
 STATUSES = ("PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR")
 DEFAULT_SORT = "best_dev_f1"
+#: Names for a trial that has not ended: "unfinished" is what the compact view shows
+#: (Ray's snapshot cannot tell a running trial from one left by a stopped search).
+NOT_ENDED = ("running", "unfinished")
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,10 @@ class TrialQuery:
         bad = [s for s in self.status if s.upper() not in STATUSES]
         if bad:
             raise ValueError(f"status {bad} unknown; allowed are {list(STATUSES)}")
-        bad = [r for r in self.stop_reasons if r not in (*REASONS, "running")]
+        bad = [r for r in self.stop_reasons if r not in (*REASONS, *NOT_ENDED)]
         if bad:
-            raise ValueError(f"stop reason {bad} unknown; allowed are {[*REASONS, 'running']} "
-                             "('running': trials that have not ended)")
+            raise ValueError(f"stop reason {bad} unknown; allowed are {[*REASONS, *NOT_ENDED]} "
+                             "('running' or 'unfinished': trials that have not ended)")
 
 
 def split_list(values: Iterable[str] | None) -> tuple[str, ...]:
@@ -68,7 +71,8 @@ def _trial_filter(trials, q: TrialQuery):
     if q.stop_reasons:
         # A trial that has not ended has stop_reason "" and is asked for as "running".
         reasons = keep["stop_reason"].fillna("").replace("", "running")
-        keep = keep[reasons.isin(q.stop_reasons)]
+        wanted = {"running" if r in NOT_ENDED else r for r in q.stop_reasons}
+        keep = keep[reasons.isin(wanted)]
     return keep
 
 

@@ -86,8 +86,13 @@ def test_max_epochs_below_the_spaces_grace_names_the_flag_to_add(tmp_path):
     from tune.space import resolve_space
 
     s = SearchSettings(name="s", space=str(resolve_space("default")), storage=str(tmp_path), max_epochs=0.5)
-    with pytest.raises(ValueError, match=r"--max-epochs\) is 0.5, below the space's grace period .* "
-                                         r"pass --grace-epochs 0.5 or less"):
+    with pytest.raises(ValueError, match=r"the space's grace period, 1 is above --max-epochs 0.5 .* "
+                                         r"pass --grace-epochs 0.5 or less too"):
         plan_search(s)
+    with pytest.raises(ValueError, match=r"--grace-epochs 3 is above --max-epochs 2 .* lower --grace-epochs to 2"):
+        plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=2, grace_epochs=3))
+    with pytest.raises(ValueError, match=r"--grace-epochs 5 is above the space's budget, 4 epochs .* "
+                                         r"or raise --max-epochs to 5"):
+        plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), grace_epochs=5))
     assert plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=0.5,
                                       grace_epochs=0.5)).space.budget.max_epochs == 0.5

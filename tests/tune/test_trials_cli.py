@@ -252,3 +252,11 @@ def test_a_trial_with_evaluations_and_no_stop_reason_reads_unfinished_not_pendin
     assert _unended(row("PENDING", 0)) == "pending"
     assert _unended(row("PENDING", pd.NA)) == "pending"
     assert _unended(row("ERROR", 1)) == "error"
+
+
+def test_unfinished_and_running_select_the_same_trials():
+    # The compact view says "unfinished"; --stop-reason takes that word as well as "running".
+    df = pd.DataFrame({"trial_id": ["a", "b"], "status": ["PENDING", "TERMINATED"], "stop_reason": ["", "asha"],
+                       "best_dev_f1": [0.1, 0.2]})
+    for word in ("unfinished", "running"):
+        assert select_trials(df, TrialQuery(stop_reasons=(word,)))["trial_id"].tolist() == ["a"]

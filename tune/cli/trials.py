@@ -54,10 +54,12 @@ def _short_names(columns: list[str]) -> dict[str, str]:
 
 
 def _params(row, short: dict[str, str]) -> str:
+    import pandas as pd
+
     parts = []
     for column, label in short.items():
         value = row[column]
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             continue
         shown = format(value, ".2g") if isinstance(value, float) else str(value)
         parts.append(f"{label}={shown}")
@@ -124,7 +126,7 @@ def register(app: typer.Typer) -> None:
         top: Optional[int] = typer.Option(None, "--top", help="Show the first N rows."),
         status: Optional[List[str]] = typer.Option(None, "--status", help="Ray status (repeatable or a,b)."),
         stop_reason: Optional[List[str]] = typer.Option(
-            None, "--stop-reason", help="completed|asha|collapsed|diverged|error|running (repeatable or a,b)."),
+            None, "--stop-reason", help="completed|asha|collapsed|diverged|error|unfinished (repeatable or a,b)."),
         where: Optional[List[str]] = typer.Option(
             None, "--where", help="Filter like \"param_o_weight < 0.5\" (repeatable; all must hold)."),
         columns: Optional[str] = typer.Option(None, "--columns", help="Comma list of columns to show."),
