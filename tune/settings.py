@@ -145,9 +145,26 @@ def read_settings(experiment_path: str) -> dict[str, Any]:
 
     text = read_text(f"{experiment_path.rstrip('/')}/{SETTINGS_FILE}")
     if text is None:
-        raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; "
-                         "check --name and --storage")
+        root = experiment_path.rstrip("/").rsplit("/", 1)[0]
+        found = searches_in(root)
+        raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; check --name "
+                         f"and --storage (searches in {root}: {', '.join(found) if found else 'none'})")
     return json.loads(text)
+
+
+def searches_in(storage: str) -> list[str]:
+    """The names of the searches under ``storage`` (directories holding a ``search.json``)."""
+    import pyarrow.fs as pafs
+
+    from tune.storage import filesystem
+
+    fs, path = filesystem(storage)
+    try:
+        dirs = [i for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+                if i.type == pafs.FileType.Directory]
+    except OSError:
+        return []
+    return sorted(d.base_name for d in dirs if fs.get_file_info(f"{d.path}/{SETTINGS_FILE}").type == pafs.FileType.File)
 
 
 def check_same_data(record: dict[str, Any], fingerprint: str, doing: str) -> None:

@@ -96,3 +96,15 @@ def test_max_epochs_below_the_spaces_grace_names_the_flag_to_add(tmp_path):
         plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), grace_epochs=5))
     assert plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=0.5,
                                       grace_epochs=0.5)).space.budget.max_epochs == 0.5
+
+
+def test_a_search_that_is_not_there_lists_the_ones_that_are(tmp_path):
+    # `--resume nosuch` (or trials/report/promote of a typo) names the searches in storage.
+    from tune.settings import experiment_path, read_settings
+
+    for name in ("sweep-a", "sweep-b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "search.json").write_text("{}")
+    (tmp_path / "not-a-search").mkdir()
+    with pytest.raises(ValueError, match=r"no search.json.*searches in .*: sweep-a, sweep-b\)"):
+        read_settings(experiment_path("sweep-c", str(tmp_path)))
