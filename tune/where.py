@@ -52,16 +52,12 @@ def where_mask(df, expr: str):
             columns; the message lists the columns.
     """
     try:
-        tree = ast.parse(expr.strip(), mode="eval")
+        return _eval(ast.parse(expr.strip(), mode="eval").body, df)
     except SyntaxError as exc:
         raise _error(expr, f"it does not parse ({exc.msg})", df) from None
-    except RecursionError:
-        raise _error(expr, "it is nested too deeply", df) from None
-    try:
-        return _eval(tree.body, df)
     except _Invalid as exc:
         raise _error(expr, str(exc), df) from None
-    except RecursionError:
+    except RecursionError:  # in the parser or in _eval
         raise _error(expr, "it is nested too deeply", df) from None
 
 
