@@ -183,7 +183,13 @@ def align_records(
             # otherwise they produced no subword (control characters) and vanished.
             if kept < len(record.tokens) and len(ids) >= max_length:
                 truncated += 1
-                dropped += len(record.tokens) - kept
+                # Of the words cut off, those that would have had no subword anyway
+                # (control characters) vanished, and are counted so, not as dropped.
+                cut = list(record.tokens[kept:])
+                had = len({w for w in tokenizer(cut, is_split_into_words=True,
+                                                add_special_tokens=False).word_ids() if w is not None})
+                dropped += had
+                vanished += len(cut) - had
             else:
                 vanished += len(record.tokens) - kept
             vanished += kept - len(present)

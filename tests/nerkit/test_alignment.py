@@ -122,3 +122,13 @@ def test_generic_byte_level_tokenizer_gets_prefix_space(tmp_path):
     tok.save_pretrained(tmp_path / "saved")
     again = load_tokenizer(str(tmp_path / "saved"))
     assert again.convert_ids_to_tokens(again(["bread"], is_split_into_words=True)["input_ids"]) == ["Ġbread"]
+
+
+def test_words_cut_off_that_have_no_subwords_are_not_counted_as_dropped(tokenizer, caplog):
+    # A truncated record whose cut-off tail holds a control character: the words lost to
+    # the cut are the ones that had subwords; the control character vanished either way.
+    records = [Record(tuple(["pizza"] * 8 + ["\x07"]), tuple(["B-FOOD"] * 8 + ["O"]))]
+    with caplog.at_level(logging.WARNING, logger="nerkit.alignment"):
+        aligned = align_records(records, tokenizer, LM, max_length=6)
+    assert (aligned.num_truncated, aligned.num_words_dropped) == (1, 4)
+    assert "1 words produced no subwords" in caplog.text
