@@ -145,6 +145,20 @@ def _count_reporting_trials(exp) -> int:
     return sum(1 for p in exp.glob("trial_*/result.json") if p.stat().st_size > 0)
 
 
+def _search_until_reporting(cmd: list[str], exp: Path, trials: int, stdout):
+    """Start ``nerkit search`` (``cmd``) in its own session; return once ``trials`` trials
+    of experiment ``exp`` have reported, with the search still running."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=stdout, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and _count_reporting_trials(exp) < trials and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, f"search ended before it could be stopped: {proc.stderr.read().decode()[-2000:]}"
+    return proc
+
+
 @pytest.mark.parametrize("damage", ["cut", "mixed"])
 def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, small_data_dir, damage):
     # SIGKILL the driver (and its local Ray) mid-search, as it happened twice in CI: during
@@ -158,7 +172,6 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
     import signal
     import subprocess
     import sys
-    import time
 
     from tune.driver import resume_search
 
@@ -168,12 +181,8 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
         # Sparse checkpoints too: resumed trials go back to an older checkpoint, and
         # retention must still leave each the one its snapshot restores from.
         cmd += ["--checkpoint-every", "2"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     exp = tmp_path / "r"
-    deadline = time.time() + 240
-    while time.time() < deadline and _count_reporting_trials(exp) < 3 and proc.poll() is None:
-        time.sleep(0.5)
-    assert proc.poll() is None, f"search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    proc = _search_until_reporting(cmd, exp, 3, stdout=subprocess.DEVNULL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     fs = pyarrow.fs.LocalFileSystem()
@@ -213,19 +222,14 @@ def test_sigterm_stops_the_search_like_ctrl_c_and_says_how_to_resume(tmp_path, t
     import signal
     import subprocess
     import sys
-    import time
 
     from ray import tune
 
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
            "--trials", "4", "--max-epochs", "50", "--grace-epochs", "50", "--storage", str(tmp_path),
            "--name", "t", "--json"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     exp = tmp_path / "t"
-    deadline = time.time() + 240
-    while time.time() < deadline and _count_reporting_trials(exp) < 1 and proc.poll() is None:
-        time.sleep(0.5)
-    assert proc.poll() is None, f"search ended before the signal: {proc.stderr.read().decode()[-2000:]}"
+    proc = _search_until_reporting(cmd, exp, 1, stdout=subprocess.PIPE)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err.decode()[-2000:]
