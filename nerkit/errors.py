@@ -37,7 +37,12 @@ def not_utf8(path) -> DataError:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                bad = raw[exc.start:exc.start + 4]
-                return DataError(str(path), line_no, f"not UTF-8 text: byte(s) {bad!r} at column {exc.start + 1}",
-                                 "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+                return not_utf8_line(str(path), line_no, raw, exc)
     return DataError(str(path), 0, "not UTF-8 text", "save the file as UTF-8")
+
+
+def not_utf8_line(source: str, line_no: int, raw: bytes, exc: UnicodeDecodeError) -> DataError:
+    """The DataError for line ``line_no`` of ``source``, whose bytes ``raw`` failed to decode."""
+    bad = raw[exc.start:exc.start + 4]
+    return DataError(source, line_no, f"not UTF-8 text: byte(s) {bad!r} at column {exc.start + 1}",
+                     "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from nerkit.errors import not_utf8_line
+
 console = Console()
 
 
@@ -65,7 +67,5 @@ def _read_lines(file: Path) -> list[str]:
         try:
             lines.append(line.decode("utf-8").removesuffix("\r"))
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{source}:{number}: not UTF-8 text (byte {line[exc.start]:#04x} at column "
-                             f"{exc.start + 1}). Fix: convert the file to UTF-8, e.g. "
-                             f"iconv -f latin1 -t utf-8") from None
+            raise not_utf8_line(source, number, line, exc) from None
     return lines[:-1] if lines and lines[-1] == "" else lines
