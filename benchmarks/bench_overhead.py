@@ -5,6 +5,8 @@ Command (tiny random BERT: the search machinery, not the model, is measured)::
     python benchmarks/bench_overhead.py --trials 16 --max-epochs 3 --out benchmarks/results/overhead.json
 
 ``--model bundled-minilm`` measures the same with MiniLM (slow on 2 cores).
+``--data-scale 4`` runs it on the train split four times over (as ``bench_scaling.py``
+scales it): epochs four times longer, the same per-evaluation and per-search costs.
 
 The search is ``search_spaces/default.yaml`` as ``tune.driver.run_search`` runs it
 (TPE, ASHA, guard, one checkpoint per evaluation unless ``--checkpoint-every``), on local Ray with 1 CPU per
@@ -160,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--max-epochs", type=float, default=3)
     p.add_argument("--train-limit", type=int)
+    p.add_argument("--data-scale", type=float, default=1.0,
+                   help="train split scaled (2 = the records twice, the copy in another order; dev/test as bundled): "
+                        "longer epochs at the same per-evaluation costs")
     p.add_argument("--checkpoint-every", type=int, default=1,
                    help="the search's --checkpoint-every: checkpoint every Nth evaluation and the final one")
     p.add_argument("--ckpt-probe-model", default="bundled-minilm", help="'' to skip")
@@ -178,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         tmp_path = Path(tmp)
         model = str(bu.tiny_model(tmp_path / "tiny")) if args.model == "tiny" else args.model
-        data = DataConfig(path=str(bu.corpus_copy(tmp_path / "data", train_limit=args.train_limit)))
+        data = DataConfig(path=str(bu.corpus_copy(tmp_path / "data", train_limit=args.train_limit,
+                                                         scale=args.data_scale, seed=1)))
         settings = SearchSettings(name="overhead", space=str(bu.REPO / "search_spaces/default.yaml"),
                                   storage=str(tmp_path / "runs"), trials=args.trials, model=model, data=data,
                                   max_epochs=args.max_epochs, checkpoint_every=args.checkpoint_every)

@@ -17,6 +17,8 @@ from tune.where import where_mask
 
 #: Ray Tune's trial statuses (``Trial.status``).
 STATUSES = ("PENDING", "RUNNING", "PAUSED", "TERMINATED", "ERROR")
+#: The statuses of a trial that has not ended (its stop_reason is "").
+UNENDED_STATUSES = ("PENDING", "RUNNING", "PAUSED")
 DEFAULT_SORT = "best_dev_f1"
 #: Names for a trial that has not ended: "unfinished" is what the compact view shows
 #: (Ray's snapshot cannot tell a running trial from one left by a stopped search).

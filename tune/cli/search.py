@@ -129,10 +129,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code)
 
 
-#: Trial states (as the summary counts them) of a search that stopped before its end.
-UNFINISHED = ("pending", "running", "paused")
-
-
 def outcome(summary: dict, storage: str) -> tuple[int, str]:
     """The exit code of a search that ended with ``summary``, and what to tell the user.
 
@@ -140,9 +136,11 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
     tune.driver.sigterm_stops_gracefully, Ray saves its state and returns as if done),
     with the command that continues it. 1: ended without any trial reporting a result.
     """
+    from tune.trial_query import UNENDED_STATUSES
+
     # Stopped before Ray created every trial (Ctrl-C between trials, or before the first)
     # leaves fewer trials than planned, none of them unfinished.
-    unfinished = sum(n for reason, n in summary["reasons"].items() if reason in UNFINISHED) \
+    unfinished = sum(n for reason, n in summary["reasons"].items() if reason.upper() in UNENDED_STATUSES) \
         + max(0, summary.get("trials_planned", 0) - summary.get("trials", 0))
     if unfinished:
         return 130, (f"interrupted with {unfinished} trial(s) unfinished; continue with: nerkit search "

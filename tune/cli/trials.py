@@ -72,9 +72,11 @@ def _unended(row) -> str:
     "unfinished" (running now, or left to --resume), one without is "pending"."""
     import pandas as pd
 
+    from tune.trial_query import UNENDED_STATUSES
+
     status = str(row["status"]).lower()
     evaluated = not pd.isna(row["evaluations"]) and row["evaluations"] > 0
-    return "unfinished" if status in ("pending", "paused", "running") and evaluated else status
+    return "unfinished" if status.upper() in UNENDED_STATUSES and evaluated else status
 
 
 def _compact(df) -> tuple[Table, str]:
