@@ -169,17 +169,43 @@ _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 _FLOAT_FIELDS = {name for name in _TRAIN_FIELDS if setting_kind(name) == "float"}
 
 
-#: The search spaces that come with nerkit (``search_spaces/`` in the repository).
-BUNDLED_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+#: Where a wheel install puts the bundled spaces, under its prefix (pyproject.toml's data-files).
+SHARED_SPACES = Path("share", "nerkit", "search_spaces")
 
 
-def resolve_space(given: str | Path) -> Path:
+def _bundled_spaces() -> Path:
+    """The search spaces that come with nerkit: ``search_spaces/`` in the repository (a
+    checkout, or an editable install), else the copy a wheel install put under its prefix
+    (``pip install nerkit.whl``; ``--user`` installs under the user base)."""
+    import site
+    import sys
+
+    repo = Path(__file__).resolve().parents[1] / "search_spaces"
+    for where in (repo, Path(sys.prefix) / SHARED_SPACES, Path(site.getuserbase()) / SHARED_SPACES):
+        if where.is_dir():
+            return where
+    return repo
+
+
+BUNDLED_SPACES = _bundled_spaces()
+#: What ``nerkit search`` runs without ``--space``.
+DEFAULT_SPACE = BUNDLED_SPACES / "default.yaml"
+
+
+def resolve_space(given: str | Path | None) -> Path:
     """The search space file ``given`` names: the file itself, or else a bundled space by
     name (``ratio``, ``ratio.yaml`` or ``search_spaces/ratio.yaml``, from any directory).
+    None is the bundled default.
 
     Raises:
         ValueError: no such file; the message lists the bundled spaces.
     """
+    if given is None:
+        if DEFAULT_SPACE.is_file():
+            return DEFAULT_SPACE
+        raise ValueError(f"the bundled default search space is not at {DEFAULT_SPACE}: this install of nerkit "
+                         "lacks its search_spaces/; reinstall it (pip install -e . from a checkout), or give "
+                         "--space FILE")
     path = Path(given).expanduser()
     if path.is_file():
         return path.absolute()

@@ -138,3 +138,58 @@ def test_bundled_spaces_are_found_by_name_from_any_directory(tmp_path, monkeypat
         resolve_space("nope.yaml")
     with pytest.raises(ValueError, match="no such file"):
         resolve_space("elsewhere/ratio.yaml")
+
+
+def test_default_space_is_refused_with_the_fix_when_the_install_lacks_it(tmp_path, monkeypatch):
+    # An install without search_spaces/ used to fail in `nerkit search` with a bare
+    # "no such file" for a path the user never gave.
+    import tune.space
+
+    monkeypatch.setattr(tune.space, "DEFAULT_SPACE", tmp_path / "default.yaml")
+    with pytest.raises(ValueError, match=r"default search space is not at .*default\.yaml.*give --space FILE"):
+        tune.space.resolve_space(None)
+
+
+def test_a_wheel_install_finds_the_bundled_spaces(tmp_path):
+    # The spaces live at the repository root, outside the packages: a checkout or an editable
+    # install finds them there, and a wheel (`pip install nerkit.whl`, no checkout) carries
+    # them to <prefix>/share/nerkit/search_spaces, where `nerkit search` without --space and
+    # `--space ratio` must still find them.
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+    import zipfile
+
+    from tune.space import BUNDLED_SPACES
+
+    # Built from a copy: setuptools builds in the source tree, and its build/ there would
+    # carry files since deleted into later wheels.
+    repo, src = Path(__file__).resolve().parents[2], tmp_path / "src"
+    src.mkdir()
+    for part in ("pyproject.toml", "README.md", "nerkit", "tune", "search_spaces"):
+        copy = shutil.copytree if (repo / part).is_dir() else shutil.copy2
+        copy(repo / part, src / part, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree
+                                           else {}))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("nerkit-*.whl"))
+    shipped = sorted(Path(n).name for n in zipfile.ZipFile(wheel).namelist() if "/share/nerkit/search_spaces/" in n)
+    assert shipped == sorted(p.name for p in BUNDLED_SPACES.glob("*.yaml"))
+    # A venv of its own (sys.prefix is where the data files go), nerkit from the wheel
+    # only; its dependencies come from this environment's site-packages, whose .pth files
+    # (this checkout's editable install among them) a path in a .pth does not run.
+    env = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    # --ignore-installed: without it pip uninstalls this environment's nerkit first.
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q",
+                    "--prefix", str(env), str(wheel)], check=True, capture_output=True)
+    site = Path(subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    out = subprocess.run([str(env / "bin" / "python"), "-c",
+                          "import tune.space as s; print(s.__file__); print(s.resolve_space(None)); "
+                          "print(s.resolve_space('ratio'))"],
+                         check=True, capture_output=True, text=True, cwd=tmp_path).stdout.split()
+    shared = env / "share" / "nerkit" / "search_spaces"
+    assert out == [str(site / "tune" / "space.py"), str(shared / "default.yaml"), str(shared / "ratio.yaml")]

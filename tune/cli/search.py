@@ -16,7 +16,6 @@ from nerkit.cli.options import LABEL_NAMES_HELP, data_config
 # Summary lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
-DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "default.yaml"
 
 
 def _progress_table(p) -> Table:
@@ -34,8 +33,9 @@ def register(app: typer.Typer) -> None:
     @app.command("search")
     def search_cmd(
         ctx: typer.Context,
-        space: Path = typer.Option(DEFAULT_SPACE, "--space",
-                                   help="Search space YAML, or a bundled one by name: default, ratio, seed_recipe."),
+        space: Optional[Path] = typer.Option(
+            None, "--space", show_default="the bundled default",
+            help="Search space YAML, or a bundled one by name: default, ratio, seed_recipe."),
         data: Optional[str] = typer.Option(None, "--data", help="Data file or directory (default: bundled corpus)."),
         train_file: Optional[str] = typer.Option(None, "--train"),
         dev_file: Optional[str] = typer.Option(None, "--dev"),
