@@ -16,12 +16,13 @@ word's label with ``B-X`` turned into ``I-X`` (so a word still starts one entity
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nerkit.errors import DataError
 from nerkit.labels import LabelMap
-from nerkit.model import TOKENIZER_FILES, cannot_load, check_model_dir
+from nerkit.model import TOKENIZER_FILES, cannot_load, check_max_length, check_model_dir
 from nerkit.records import Record
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ IGNORE = -100
 _BATCH = 1000
 
 
-def load_tokenizer(name_or_path: str):
+def load_tokenizer(name_or_path: str | os.PathLike):
     """Load a fast tokenizer (local path or cached hub name).
 
     Byte-level BPE tokenizers (RoBERTa, GPT-2 style) are loaded with
@@ -45,6 +46,7 @@ def load_tokenizer(name_or_path: str):
     """
     from transformers import AutoTokenizer
 
+    name_or_path = str(name_or_path)  # a Path works as well as its string
     check_model_dir(name_or_path, ("config.json", *TOKENIZER_FILES))
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
@@ -158,11 +160,13 @@ def align_records(
     Truncation is never silent: it is counted on the result and logged as a warning.
 
     Raises:
-        ValueError: if ``max_length`` < 3.
-        DataError: for a record with a tag the label map does not have.
+        ValueError: if ``max_length`` < 3, or above what the tokenizer's model takes.
+        DataError: for a record with a tag the label map does not have, or an entity
+            word the tokenizer gives no subword (its label would be lost).
     """
     if not isinstance(max_length, int) or max_length < 3:
         raise ValueError(f"max_length is {max_length!r}, but must be an integer >= 3")
+    check_max_length(max_length, tokenizer)
     input_ids: list[list[int]] = []
     labels: list[list[int]] = []
     word_ids: list[list[int | None]] = []
@@ -181,7 +185,8 @@ def align_records(
             kept = max(present) + 1 if present else 0
             # Words missing at the end were cut only if the encoding hit max_length;
             # otherwise they produced no subword (control characters) and vanished.
-            if kept < len(record.tokens) and len(ids) >= max_length:
+            cut_off = kept < len(record.tokens) and len(ids) >= max_length
+            if cut_off:
                 truncated += 1
                 # Of the words cut off, those that would have had no subword anyway
                 # (control characters) vanished, and are counted so, not as dropped.
@@ -193,6 +198,7 @@ def align_records(
             else:
                 vanished += len(record.tokens) - kept
             vanished += kept - len(present)
+            _check_labels_kept(record, present, kept if cut_off else len(record.tokens))
             input_ids.append(list(encoding["input_ids"][i]))
             labels.append(align_word_labels(ids, _encode(record, label_map), label_map, label_all_subwords))
             word_ids.append(list(ids))
@@ -204,6 +210,21 @@ def align_records(
     if vanished:
         logger.warning("%d words produced no subwords (e.g. control characters) and carry no label", vanished)
     return AlignedSplit(input_ids, labels, word_ids, truncated, dropped)
+
+
+def _check_labels_kept(record: Record, present: set[int], within: int) -> None:
+    """A word of an entity that the tokenizer gave no subword (a character it deletes,
+    such as a lone combining mark, where the readers' visibility check cannot know the
+    tokenizer) would lose its label unseen: raise instead. An ``O`` word losing nothing,
+    it only counts as vanished; words cut by truncation are counted as dropped."""
+    for w in range(within):
+        if w not in present and record.tags[w] != "O":
+            raise DataError(
+                record.source, record.line_of(w),
+                f"word {w + 1} {record.tokens[w]!r} (tag {record.tags[w]}) gets no subword from this tokenizer, "
+                "so its label would be lost",
+                "remove the word and its tag, or join it to a neighbouring word",
+            )
 
 
 def _encode(record: Record, label_map: LabelMap) -> list[int]:

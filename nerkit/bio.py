@@ -216,7 +216,7 @@ def _apply_to_record(record: Record, on_invalid: str, report: FileReport) -> Rec
     if not problems:
         return record
     first = problems[0]
-    line = _problem_line(record, first.index)
+    line = record.line_of(first.index)
     if on_invalid == "skip":
         report.skipped += 1
         report.note(f"{record.source}:{line}: {first} (record skipped)")
@@ -224,16 +224,10 @@ def _apply_to_record(record: Record, on_invalid: str, report: FileReport) -> Rec
     malformed = [p for p in problems if p.kind == "malformed"]
     if on_invalid == "error" or malformed:
         bad = first if on_invalid == "error" else malformed[0]
-        raise DataError(record.source, _problem_line(record, bad.index), str(bad), bad.fix())
+        raise DataError(record.source, record.line_of(bad.index), str(bad), bad.fix())
     tags, changed = repair_tags(record.tags)
     report.repaired += 1
     report.note(f"{record.source}:{line}: {first}; repaired {changed} tag(s)")
     return replace(record, tags=tags)
 
 
-def _problem_line(record: Record, index: int) -> int:
-    # CoNLL readers keep each token's own line, so an error points at that token.
-    token_lines = record.meta.get("token_lines")
-    if token_lines and index < len(token_lines):
-        return token_lines[index]
-    return record.line

@@ -125,11 +125,23 @@ class NerDataset:
         return getattr(self, name)
 
 
+class EmptySplitError(DataError):
+    """The ``split`` (train or dev) has no records; ``report`` holds what loading read
+    and skipped (with ``on_invalid="skip"``, every bad record's reason)."""
+
+    def __init__(self, source: str, split: str, on_invalid: str, report: LoadReport) -> None:
+        super().__init__(source, 0, f"the {split} split has no records (after {on_invalid!r} handling)",
+                         "add records, or check the load report for skipped ones")
+        self.split = split
+        self.report = report
+
+
 def load_dataset(cfg: DataConfig) -> NerDataset:
     """Read, validate and split the data ``cfg`` points at (see module doc).
 
     Raises:
-        DataError: for bad data (file, line, fix) or a missing/empty split.
+        DataError: for bad data (file, line, fix) or a missing split.
+        EmptySplitError: (a DataError) for a train or dev split left with no records.
         FileNotFoundError: for a path that does not exist.
     """
     sources, single = _resolve(cfg)
@@ -148,10 +160,7 @@ def load_dataset(cfg: DataConfig) -> NerDataset:
     for name in ("train", "dev"):
         if not splits[name]:
             where = sources[name][0] if name in sources else single
-            raise DataError(
-                str(where), 0, f"the {name} split has no records (after {cfg.on_invalid!r} handling)",
-                "add records, or check the load report for skipped ones",
-            )
+            raise EmptySplitError(str(where), name, cfg.on_invalid, LoadReport(tuple(reports)))
     tags = (tag for records in splits.values() for r in records for tag in r.tags)
     return NerDataset(
         train=tuple(splits["train"]),

@@ -43,6 +43,10 @@ def not_utf8(path) -> DataError:
 
 def not_utf8_line(source: str, line_no: int, raw: bytes, exc: UnicodeDecodeError) -> DataError:
     """The DataError for line ``line_no`` of ``source``, whose bytes ``raw`` failed to decode."""
+    if line_no == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # UTF-16's byte-order mark (Windows tools save "Unicode" so): latin1 would garble it.
+        return DataError(source, line_no, "UTF-16 text, not UTF-8 (it starts with a UTF-16 byte-order mark)",
+                         "save the file as UTF-8 (e.g. iconv -f utf-16 -t utf-8)")
     bad = raw[exc.start:exc.start + 4]
     return DataError(source, line_no, f"not UTF-8 text: byte(s) {bad!r} at column {exc.start + 1}",
                      "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from nerkit.labels import LabelMap
 
@@ -41,12 +42,13 @@ def cannot_load(name: str, exc: BaseException) -> ValueError:
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
 
-def check_model_dir(path: str, marks: tuple[str, ...] = ("config.json",)) -> None:
+def check_model_dir(path: str | os.PathLike, marks: tuple[str, ...] = ("config.json",)) -> None:
     """A local path given as a model must be a model directory, holding one of
     ``marks`` (transformers would read a missing one as a hub id, and fail on an
     unrelated directory with a message about tokenizer classes)."""
     from pathlib import Path
 
+    path = str(path)  # a Path works as well as its string
     if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
         # Only a path starts so; a hub name is "name" or "org/name".
         raise ValueError(f"the model {path!r} does not exist; give a model directory, {BUNDLED_MODEL!r} "
@@ -55,6 +57,31 @@ def check_model_dir(path: str, marks: tuple[str, ...] = ("config.json",)) -> Non
         raise ValueError(f"the model {path!r} is a directory with none of {list(marks)}, so not a model directory; give "
                          f"a model directory (nerkit train --output-dir, nerkit pull, or a saved Hugging Face "
                          f"model), {BUNDLED_MODEL!r}, or a hub name")
+
+
+def subword_limit(tokenizer, config=None) -> int | None:
+    """The most subwords (special tokens included) a model takes: its tokenizer's
+    ``model_max_length`` where set (unset, it is a huge sentinel) and its ``config``'s
+    position embeddings (RoBERTa-style models offset positions past the padding id);
+    None when neither says."""
+    limits = []
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and tok_max < 100_000:
+        limits.append(tok_max)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        offset = 2 if "roberta" in str(getattr(config, "model_type", "")) else 0
+        limits.append(positions - offset)
+    return min(limits) if limits else None
+
+
+def check_max_length(max_length: int, tokenizer, config=None) -> None:
+    """Refuse a ``max_length`` above what the model takes (:func:`subword_limit`): its
+    position embeddings would fail at the first long batch, deep inside training."""
+    limit = subword_limit(tokenizer, config)
+    if limit is not None and max_length > limit:
+        raise ValueError(f"max_length is {max_length}, but this model takes at most {limit} subwords; give "
+                         f"--max-length {limit} or less, and shorten or split longer records")
 
 
 def load_model(name: str, label_map: LabelMap):

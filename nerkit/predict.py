@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from nerkit.model import TOKENIZER_FILES
+from nerkit.model import TOKENIZER_FILES, subword_limit
 from nerkit.text import split_words
 
 
@@ -91,16 +91,7 @@ def resolve_device(name: str) -> torch.device:
 
 def window_length(model, tokenizer) -> int:
     """Subwords per window: what the tokenizer and the position embeddings allow."""
-    limits = [512]
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tok_max, int) and tok_max < 100_000:  # unset: a huge sentinel
-        limits.append(tok_max)
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if isinstance(positions, int):
-        # RoBERTa-style models offset positions past the padding id.
-        offset = 2 if "roberta" in str(getattr(model.config, "model_type", "")) else 0
-        limits.append(positions - offset)
-    return min(limits)
+    return min(512, subword_limit(tokenizer, model.config) or 512)
 
 
 class Predictor:

@@ -31,3 +31,11 @@ class Record:
     @property
     def has_entities(self) -> bool:
         return any(tag != "O" for tag in self.tags)
+
+    def line_of(self, index: int) -> int:
+        """The line of word ``index``: its own where the reader kept it (CoNLL, one word
+        per line, in ``meta["token_lines"]``), else the record's."""
+        token_lines = self.meta.get("token_lines")
+        if token_lines and index < len(token_lines):
+            return token_lines[index]
+        return self.line

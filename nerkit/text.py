@@ -5,7 +5,8 @@ words with their vowel signs stay whole: ``मंगवाओ`` is one word), op
 by an apostrophe or hyphen between such runs (``domino's``, ``wi-fi``), or by a
 zero-width joiner or non-joiner (ZWJ/ZWNJ, common inside Devanagari words); every other
 visible character is a word of its own (``,``, ``!``). Spaces and zero-width characters
-outside a word separate words and are never words themselves (a tokenizer would give
+outside a word, and every other invisible character (:func:`is_invisible`: controls, bidi
+marks, private use), separate words and are never words themselves (a tokenizer would give
 them no subword, and their label would vanish). Offsets index the original string, so
 predictions map back to it exactly.
 
@@ -20,8 +21,24 @@ from __future__ import annotations
 import unicodedata
 
 _JOINERS = "'-\u2019\u200c\u200d"
-# Zero-width space, non-joiner, joiner, word joiner, byte-order mark.
-_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+# What BERT-style tokenizers delete besides whitespace: the replacement character.
+_DELETED = "\ufffd"
+
+
+def is_invisible(ch: str) -> bool:
+    """Whether a tokenizer gives ``ch`` no subword of its own: whitespace, and every "other"
+    character (control, format such as zero-width and bidi marks, private use, unassigned,
+    surrogate), plus the replacement character U+FFFD.
+
+    >>> [is_invisible(c) for c in " \u200e\ue000a,"]
+    [True, True, True, False, False]
+    """
+    return ch.isspace() or unicodedata.category(ch)[0] == "C" or ch in _DELETED
+
+
+def is_visible(token: str) -> bool:
+    """Whether ``token`` has a character a tokenizer keeps (see :func:`is_invisible`)."""
+    return not all(is_invisible(ch) for ch in token)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -34,7 +51,7 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
-        if ch.isspace() or ch in _ZERO_WIDTH:
+        if is_invisible(ch):
             i += 1
             continue
         if not _is_word_char(ch):

@@ -35,7 +35,7 @@ from nerkit.config import EPOCH_DECIMALS, TrainConfig
 from nerkit.evaluate import evaluate_split
 from nerkit.features import PreparedData, prepare_data
 from nerkit.losses import token_loss
-from nerkit.model import load_model, resolve_model
+from nerkit.model import check_max_length, load_model, resolve_model
 from nerkit.sparse_embedding import SPARSE_MAX_ROW_SHARE, RowSparseAdamW, clip_grad_norm, row_sparse_embedding
 from nerkit.alignment import load_tokenizer
 from nerkit.weights import class_weights, entity_o_ratio
@@ -297,6 +297,7 @@ def train(
     gamma = config.focal_gamma
 
     model = load_model(config.model, lm).to(device)
+    check_max_length(config.max_length, tokenizer, model.config)  # positions the tokenizer did not state
     model.train()
     train_split = prepared.train
     lengths = [len(x) for x in train_split.input_ids]

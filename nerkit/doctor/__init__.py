@@ -5,12 +5,14 @@ does not stop the others) into a :class:`DoctorReport`:
 
 1. ``data``: the files read and BIO-valid (else the error, with file:line and fix).
 2. ``tokenizer``: a fast tokenizer for the model.
-3. ``alignment preview``: a few records as subwords with the label each one gets.
+3. ``alignment preview``: a few records as subwords with the label each one gets (or
+   ``alignment`` failing: an entity word the tokenizer gives no subword, with file:line).
 4. ``label distribution``: counted tokens per label, per split.
 5. ``truncation``: records and words cut by ``max_length``.
 6. ``model labels`` (only with ``model=``): the model config's labels vs the data's.
 7. ``baseline``: the all-``O`` token accuracy, the score of a model that learned nothing.
 8. ``metric sanity``: gold labels scored as predictions through the metric path give F1 = 1.
+9. ``overlap``: dev and test records that repeat a train record's words.
 
 Example:
     >>> report = run_doctor("data/orders.jsonl")  # doctest: +SKIP
@@ -29,10 +31,12 @@ from nerkit.doctor._checks import (
     check_distribution,
     check_metric,
     check_model_labels,
+    check_overlap,
     check_preview,
     check_truncation,
 )
 from nerkit.doctor._report import STATUSES, Check, DoctorReport
+from nerkit.errors import DataError
 
 __all__ = ["STATUSES", "Check", "DoctorReport", "run_doctor"]
 
@@ -78,10 +82,14 @@ def run_doctor(
         report.add("tokenizer", "fail", str(exc))
     aligned = None
     if dataset is not None and tokenizer is not None:
-        aligned = {
-            name: align_records(dataset.split(name), tokenizer, dataset.label_map, max_length)
-            for name in SPLITS
-        }
+        try:
+            aligned = {
+                name: align_records(dataset.split(name), tokenizer, dataset.label_map, max_length)
+                for name in SPLITS
+            }
+        except DataError as exc:  # an entity word this tokenizer drops: the data must change
+            report.add("alignment", "fail", str(exc))
+    if aligned is not None:
         check_preview(dataset, aligned["train"], tokenizer, preview, report)
         check_distribution(dataset, aligned, report)
         check_truncation(dataset, aligned, tokenizer, max_length, report)
@@ -90,4 +98,6 @@ def run_doctor(
     if aligned is not None:
         check_baseline(dataset, aligned["dev"], report)
         check_metric(dataset, aligned["dev"], report)
+    if dataset is not None:
+        check_overlap(dataset, report)
     return report

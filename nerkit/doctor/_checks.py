@@ -7,8 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from nerkit.alignment import IGNORE, AlignedSplit
-from nerkit.data import SPLITS, DataConfig, NerDataset, load_dataset
+from nerkit.data import SPLITS, DataConfig, EmptySplitError, NerDataset, load_dataset
 from nerkit.doctor._report import DoctorReport
+from nerkit.model import subword_limit
 from nerkit.readers import detect_format
 from nerkit.stats import format_label_table, label_stats
 
@@ -30,6 +31,15 @@ def check_data(cfg: DataConfig, report: DoctorReport) -> NerDataset | None:
         # Collect every bad record rather than only the first: reload dropping them.
         try:
             dataset = load_dataset(replace(cfg, on_invalid="skip"))
+        except EmptySplitError as empty:  # every record of a split is bad: list them all the same
+            reasons = [r for f in empty.report.files for r in f.reasons]
+            report.add(
+                "data", "fail",
+                f"{exc}\n{empty.report.skipped} record(s) have problems:\n  " + _listing(reasons)
+                + f"\n(without them the {empty.split} split has no records, so no check below ran)",
+                **empty.report.to_dict(),
+            )
+            return None
         except (ValueError, FileNotFoundError):
             report.add("data", "fail", str(exc))
             return None
@@ -136,12 +146,14 @@ def check_truncation(
         len(tokenizer(list(r.tokens), is_split_into_words=True)["input_ids"]) for r in cut
     )
     lines = [f"{n}: {t:,} record(s) truncated, {d:,} word(s) lost" for n, (t, d) in counts.items()]
-    detail = (
-        "\n".join(lines)
-        + f"\nfirst: {cut[0].source}:{cut[0].line}. Fix: raise --max-length to {longest} "
-        "(the longest record's subwords) or shorten the records"
-    )
-    report.add("truncation", "warn", detail, counts=counts, longest=longest)
+    limit = subword_limit(tokenizer)
+    if limit is not None and longest > limit:
+        fix = (f"raise --max-length to {limit}, the most this model takes, and shorten or split the records "
+               f"longer than that (the longest has {longest} subwords)")
+    else:
+        fix = f"raise --max-length to {longest} (the longest record's subwords) or shorten the records"
+    detail = "\n".join(lines) + f"\nfirst: {cut[0].source}:{cut[0].line}. Fix: {fix}"
+    report.add("truncation", "warn", detail, counts=counts, longest=longest, model_limit=limit)
 
 
 def _kept(word_ids: list[int | None]) -> int:
@@ -227,9 +239,32 @@ def check_metric(dataset: NerDataset, dev: AlignedSplit, report: DoctorReport) -
             "Fix: give a dev split with entities"
         )
         report.add("metric sanity", "fail", detail, f1=f1)
+    elif not any(tags != ["O"] * len(tags) for tags in gold):
+        detail = (
+            f"no dev entity is left after truncation to max_length, so entity F1 is {f1} for any model. "
+            "Fix: raise --max-length (see truncation) or shorten the dev records"
+        )
+        report.add("metric sanity", "fail", detail, f1=f1)
     else:
         detail = (
             f"gold labels scored as predictions give entity F1 = {f1}, expected 1.0: "
             "the alignment or metric path is broken"
         )
         report.add("metric sanity", "fail", detail, f1=f1)
+
+
+def check_overlap(dataset: NerDataset, report: DoctorReport) -> None:
+    """Dev and test records whose words are a train record's: scores on them measure
+    memory, not generalisation (a split cut after duplicating, or dev copied from train)."""
+    train = {r.tokens for r in dataset.train}
+    seen = {name: [r for r in dataset.split(name) if r.tokens in train] for name in ("dev", "test")}
+    counts = {name: len(rows) for name, rows in seen.items()}
+    if not any(counts.values()):
+        report.add("overlap", "ok", "no dev or test record repeats a train record's words", counts=counts)
+        return
+    lines = [f"{name}: {n:,} of {len(dataset.split(name)):,} record(s) also in train"
+             for name, n in counts.items() if n]
+    first = next(rows[0] for rows in seen.values() if rows)
+    detail = ("\n".join(lines) + f"\nfirst: {first.source}:{first.line}. Fix: remove them from dev/test, "
+              "or deduplicate before splitting")
+    report.add("overlap", "warn", detail, counts=counts)

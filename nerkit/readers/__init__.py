@@ -60,7 +60,7 @@ def read_records(
         format: ``"auto"`` (detect) or one of :data:`FORMATS`.
         on_invalid: ``"error"``, ``"repair"`` or ``"skip"`` (see :mod:`nerkit.bio`).
         split: Split to read from a saved ``DatasetDict``.
-        label_names: Label names for integer tags (jsonl-tokens, parquet, hf-disk
+        label_names: Label names for integer tags (jsonl-tokens, conll, parquet, hf-disk
             without ``ClassLabel``).
         entity_types: For ``jsonl-spans``, the only labels allowed (others are errors).
 
@@ -83,7 +83,7 @@ def read_records(
     elif chosen == "jsonl-tokens":
         items = read_jsonl_tokens(path, label_names)
     elif chosen == "conll":
-        items = read_conll(path)
+        items = read_conll(path, label_names)
     elif chosen == "hf-disk":
         items = read_hf_disk(path, split, label_names)
     else:

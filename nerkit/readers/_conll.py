@@ -13,11 +13,13 @@ its first token's line, and each token's own line is kept in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nerkit.errors import DataError, not_utf8
+from nerkit.readers._jsonl import decode_tags
 from nerkit.records import Record
+from nerkit.text import is_visible
 
 DOCSTART = "-DOCSTART-"
 _SPACES = re.compile(r" +")
@@ -26,19 +28,24 @@ _SPACES = re.compile(r" +")
 def split_columns(line: str) -> list[str]:
     r"""The columns of one CoNLL line (see module doc); ``[]`` for a blank line.
 
-    >>> split_columns("New York\tB-LOC\n"), split_columns("pizza  NN  B-FOOD")
-    (['New York', 'B-LOC'], ['pizza', 'NN', 'B-FOOD'])
+    >>> split_columns("New York\tB-LOC\n"), split_columns("pizza  NN  B-FOOD"), split_columns("pizza B-FOOD\t")
+    (['New York', 'B-LOC'], ['pizza', 'NN', 'B-FOOD'], ['pizza', 'B-FOOD'])
     """
-    text = line.rstrip("\r\n")
-    if not text.strip():
+    # A byte-order mark starts a line where files were concatenated (`cat a.conll b.conll`).
+    text = line.rstrip("\r\n").lstrip("\ufeff").strip(" \t")
+    if not text:
         return []
     if "\t" in text:
-        return [c.strip(" ") for c in text.strip("\t").split("\t")]
-    return _SPACES.split(text.strip(" "))
+        return [c.strip(" ") for c in text.split("\t")]
+    return _SPACES.split(text)
 
 
-def read_conll(path: str | Path) -> Iterator[Record | DataError]:
+def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> Iterator[Record | DataError]:
     """Read a CoNLL-style file (see module doc).
+
+    Yields a DataError in place of a record with a token a tokenizer would drop
+    (``nerkit.text.is_visible``: its tag would vanish), so ``on_invalid`` applies to it.
+    With ``label_names``, tags written as integer ids (``3``) are those labels.
 
     Raises:
         DataError: for a line with fewer than two columns, or a file that is not UTF-8.
@@ -47,6 +54,7 @@ def read_conll(path: str | Path) -> Iterator[Record | DataError]:
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
+    bad: DataError | None = None  # the current record's first invisible token
     width: tuple[int, int] | None = None  # (columns, line) of the first token line
     # utf-8-sig: a byte-order mark (Windows editors write one) is not part of line 1.
     with open(path, encoding="utf-8-sig") as handle:
@@ -55,8 +63,8 @@ def read_conll(path: str | Path) -> Iterator[Record | DataError]:
                 columns = split_columns(raw)
                 if not columns or columns[0] == DOCSTART:
                     if tokens:
-                        yield _record(tokens, tags, lines, source)
-                        tokens, tags, lines = [], [], []
+                        yield bad or _record(tokens, tags, lines, source, label_names)
+                        tokens, tags, lines, bad = [], [], [], None
                     continue
                 if len(columns) < 2:
                     raise DataError(
@@ -75,16 +83,31 @@ def read_conll(path: str | Path) -> Iterator[Record | DataError]:
                         "give every token line the same columns, the tag last (a token holding spaces "
                         "needs tab-separated columns)",
                     )
+                if bad is None and not is_visible(columns[0]):
+                    bad = DataError(
+                        source, line_no, f"the token {columns[0]!r} has no visible character, so its tag "
+                        f"{columns[-1]!r} would be lost", "remove the line, or join the token to a neighbouring one",
+                    )
                 tokens.append(columns[0])
                 tags.append(columns[-1])
                 lines.append(line_no)
         except UnicodeDecodeError:
             raise not_utf8(path) from None
     if tokens:
-        yield _record(tokens, tags, lines, source)
+        yield bad or _record(tokens, tags, lines, source, label_names)
+    elif width is None:
+        # As an empty JSONL file is: a split file with nothing in it is a mistake to name.
+        raise DataError(source, 0, "the file has no records",
+                        "add records (a token and its tag per line, a blank line between sentences), or remove the file")
 
 
-def _record(tokens: list[str], tags: list[str], lines: list[int], source: str) -> Record:
+def _record(tokens: list[str], tags: list[str], lines: list[int], source: str,
+            label_names: Sequence[str] | None) -> Record | DataError:
+    if label_names is not None:
+        try:
+            tags = list(decode_tags([int(t) if t.isdigit() else t for t in tags], label_names, source, lines[0]))
+        except DataError as exc:
+            return exc
     return Record(
         tokens=tuple(tokens),
         tags=tuple(tags),

@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nerkit.errors import DataError, not_utf8
 from nerkit.records import Record
+from nerkit.text import is_visible
 
 TAG_COLUMNS = ("tags", "ner_tags")
 
@@ -137,7 +137,7 @@ def token_record(
     if not tokens:
         return DataError(source, line, "the record has no tokens", "remove the empty record")
     for i, token in enumerate(tokens):
-        if not _visible(token):
+        if not is_visible(token):
             # A tokenizer gives such a token no subword, so its tag would vanish unseen.
             return DataError(
                 source, line, f"tokens[{i}] = {token!r} has no visible character, so its tag {tags[i]!r} "
@@ -162,12 +162,6 @@ def read_jsonl_tokens(
         key = next((k for k in TAG_COLUMNS if k in obj), "tags")
         tags = require(obj, key, list, source, line, example)
         yield token_record(tokens, tags, source, line, label_names)
-
-
-def _visible(token: str) -> bool:
-    """Whether ``token`` has a character other than whitespace, control and format
-    (zero-width) characters."""
-    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf") for ch in token)
 
 
 def _clip(text: str, limit: int = 80) -> str:

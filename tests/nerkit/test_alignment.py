@@ -132,3 +132,29 @@ def test_words_cut_off_that_have_no_subwords_are_not_counted_as_dropped(tokenize
         aligned = align_records(records, tokenizer, LM, max_length=6)
     assert (aligned.num_truncated, aligned.num_words_dropped) == (1, 4)
     assert "1 words produced no subwords" in caplog.text
+
+
+def test_entity_word_without_a_subword_is_an_error_on_its_line(tokenizer):
+    # A lone combining mark passes the readers' visibility check, but this tokenizer
+    # deletes it: its B-FOOD used to vanish with a log line only.
+    record = Record(tokens=("x", "\u0902", "pizza"), tags=("O", "B-FOOD", "I-FOOD"), source="t.conll", line=3,
+                    meta={"token_lines": (3, 4, 5)})
+    with pytest.raises(DataError, match=r"^t.conll:4: word 2 '\u0902' \(tag B-FOOD\) gets no subword"):
+        align_records([record], tokenizer, LM)
+    # An O word loses nothing: it is counted as vanished, not refused.
+    kept = Record(tokens=("x", "\u0902", "pizza"), tags=("O", "O", "B-FOOD"), source="t.jsonl", line=1)
+    assert align_records([kept], tokenizer, LM).labels == [[IGNORE, 0, 1, IGNORE]]
+
+
+def test_max_length_above_what_the_model_takes_is_refused(tokenizer):
+    # 900 passed, and training crashed at its first long batch on the 512 position embeddings.
+    record = Record(tokens=("pizza",), tags=("B-FOOD",))
+    with pytest.raises(ValueError, match=r"max_length is 900, but this model takes at most 512 subwords"):
+        align_records([record], tokenizer, LM, max_length=900)
+    assert align_records([record], tokenizer, LM, max_length=512).labels == [[IGNORE, 1, IGNORE]]
+
+
+def test_load_tokenizer_takes_a_path(tmp_path):
+    from pathlib import Path
+
+    assert load_tokenizer(Path(MODEL)).is_fast

@@ -71,7 +71,8 @@ def test_cli_json_output(good_dir):
     report = json.loads(result.stdout)
     assert report["ok"] is True
     assert [c["name"] for c in report["checks"]] == [
-        "data", "tokenizer", "alignment preview", "label distribution", "truncation", "baseline", "metric sanity"
+        "data", "tokenizer", "alignment preview", "label distribution", "truncation", "baseline", "metric sanity",
+        "overlap",
     ]
 
 
@@ -132,3 +133,50 @@ def test_bad_option_is_a_value_error(good_dir):
     # An unknown --on-invalid value is a user error naming the allowed values.
     with pytest.raises(ValueError, match=r"on_invalid is 'ignore', but must be one of"):
         run_doctor(str(good_dir), on_invalid="ignore")
+
+
+def test_entity_word_the_tokenizer_drops_fails_alignment_with_file_and_line(tmp_path):
+    # A lone combining mark tagged B-FOOD vanished in alignment, and the doctor said
+    # "all checks passed".
+    rows = [{"tokens": ["x", "\u0902", "pizza"], "tags": ["O", "B-FOOD", "I-FOOD"]},
+            {"tokens": ["2", "pizza"], "tags": ["B-QTY", "B-FOOD"]}]
+    for name in ("train", "dev"):
+        write(tmp_path / f"{name}.jsonl", rows)
+    report = run_doctor(str(tmp_path))
+    assert not report.ok
+    check = status(report, "alignment")
+    assert check.status == "fail" and check.detail.startswith(f"{tmp_path / 'train.jsonl'}:1: word 2")
+
+
+def test_every_bad_record_is_listed_when_none_is_left(tmp_path):
+    # Only the first error was shown when skipping the bad records left a split empty.
+    (tmp_path / "train.conll").write_text("a I-FOOD\n\nb I-FOOD\n")
+    (tmp_path / "dev.conll").write_text("d I-FOOD\n")
+    check = run_doctor(str(tmp_path)).checks[0]
+    assert check.name == "data" and check.status == "fail"
+    assert "3 record(s) have problems" in check.detail and check.detail.count("(record skipped)") == 3
+    assert "without them the train split has no records" in check.detail
+
+
+def test_truncation_fix_stays_within_the_model_and_metric_names_truncation(tmp_path):
+    # The doctor suggested --max-length 831 for a model of 512 positions; and a dev whose
+    # only entity is cut off was reported as a broken metric path.
+    long = {"tokens": ["pizza"] * 600 + ["coke"], "tags": ["O"] * 600 + ["B-DRINK"]}
+    write(tmp_path / "train.jsonl", [long, {"tokens": ["coke"], "tags": ["B-DRINK"]}])
+    write(tmp_path / "dev.jsonl", [long])
+    report = run_doctor(str(tmp_path), max_length=16)
+    trunc = status(report, "truncation")
+    assert "raise --max-length to 512, the most this model takes" in trunc.detail
+    metric = status(report, "metric sanity")
+    assert metric.status == "fail" and "no dev entity is left after truncation" in metric.detail
+    with pytest.raises(ValueError, match="takes at most 512 subwords"):
+        run_doctor(str(tmp_path), max_length=900)
+
+
+def test_overlap_warns_about_dev_and_test_records_seen_in_train(good_dir):
+    check = status(run_doctor(str(good_dir)), "overlap")
+    assert check.status == "warn" and "dev: 3 of 3 record(s) also in train" in check.detail
+    write(good_dir / "dev.jsonl", [{"text": "kuch aur", "entities": []}])
+    (good_dir / "test.jsonl").unlink()
+    check = status(run_doctor(str(good_dir)), "overlap")
+    assert check.status == "ok" and check.data["counts"] == {"dev": 0, "test": 0}

@@ -285,3 +285,45 @@ def test_whitespace_inside_a_tag_is_an_error(tmp_path):
     path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD "]}])
     message = read_error(path)
     assert f"{path}:1:" in message and "'B-FOOD '" in message
+
+
+def test_conll_token_a_tokenizer_drops_is_a_record_error_on_its_line(tmp_path):
+    # A zero-width space as a token was read, and its B-FOOD vanished in alignment unseen.
+    path = tmp_path / "t.conll"
+    path.write_text("tushar B-STORE\n\u200b B-FOOD\npizza I-FOOD\n\n2 B-QTY\npizza B-FOOD\n", encoding="utf-8")
+    msg = read_error(path)
+    assert msg.startswith(f"{path}:2: the token '\\u200b' has no visible character, so its tag 'B-FOOD' would be lost")
+    records, report = read_records(path, on_invalid="skip")  # a record's problem: on_invalid applies
+    assert [r.tokens for r in records] == [("2", "pizza")] and report.skipped == 1
+
+
+def test_conll_line_endings_and_concatenated_files(tmp_path):
+    # A trailing tab read the line as one column; a byte-order mark where two files were
+    # concatenated turned -DOCSTART- into a training record.
+    path = tmp_path / "t.conll"
+    part = "\ufeff-DOCSTART- -X- -X- O\n\npizza B-FOOD\t\n\n"
+    path.write_text(part + part, encoding="utf-8")
+    records, _ = read_records(path)
+    assert [(r.tokens, r.tags) for r in records] == [(("pizza",), ("B-FOOD",))] * 2
+
+
+def test_empty_conll_file_is_an_error_as_an_empty_jsonl_is(tmp_path):
+    path = tmp_path / "test.conll"
+    path.write_text("\n-DOCSTART- -X- -X- O\n\n")
+    assert read_error(path).startswith(f"{path}: the file has no records")
+
+
+def test_conll_integer_tags_take_label_names(tmp_path):
+    path = tmp_path / "t.conll"
+    path.write_text("a 0\npizza 1\n\nb 0\nx 9\n")
+    with pytest.raises(DataError, match=r"t.conll:4: tags\[1\] = 9 is not an id of the 3 labels"):
+        read_records(path, label_names=["O", "B-FOOD", "I-FOOD"])
+    records, _ = read_records(path, label_names=["O", "B-FOOD", "I-FOOD"], on_invalid="skip")
+    assert [r.tags for r in records] == [("O", "B-FOOD")]
+
+
+def test_utf16_file_is_named_with_the_conversion_that_works(tmp_path):
+    # The latin1 conversion the non-UTF-8 error suggested garbles UTF-16.
+    path = tmp_path / "t.conll"
+    path.write_bytes("a O\n".encode("utf-16"))
+    assert "UTF-16 text, not UTF-8" in read_error(path) and "iconv -f utf-16 -t utf-8" in read_error(path)

@@ -20,3 +20,10 @@ def test_zero_width_joiners_stay_inside_a_word_and_never_stand_alone():
     words = split_words(text)
     assert [w for w, _, _ in words] == ["क्\u200dष", "pizza", "bhejo"]
     assert all(text[s:e] == w for w, s, e in words)
+
+
+def test_every_invisible_character_separates_words_and_is_never_one():
+    # A bidi mark (U+200E) at the start of a span file's text became a word of its own,
+    # which the tokenizer dropped with its label; so did private-use characters and U+FFFD.
+    assert split_words("\u200eDominos se\ue000 2 \ufffd pizza") == [
+        ("Dominos", 1, 8), ("se", 9, 11), ("2", 13, 14), ("pizza", 17, 22)]

@@ -334,3 +334,12 @@ def test_a_train_split_without_entities_is_refused(tiny_model_dir, tmp_path, cor
     (data / "train.jsonl").write_text("".join(_json.dumps({**r, "entities": []}) + "\n" for r in rows))
     with pytest.raises(ValueError, match="the train split has no entity tokens"):
         train(TrainConfig(model=str(tiny_model_dir), data=DataConfig(path=str(data)), epochs=1, num_threads=1))
+
+
+def test_max_length_past_the_models_positions_is_refused_before_training(cfg):
+    # The tiny model has 128 position embeddings while its tokenizer says 512: a
+    # max_length between the two passed alignment and crashed in the first long batch.
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=r"max_length is 200, but this model takes at most 128 subwords"):
+        train(replace(cfg, max_length=200), report=lambda m, save: pytest.fail("trained"))
