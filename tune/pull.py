@@ -123,17 +123,23 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
     Args:
         ref: ``<registry>/<model-name>[@vN|@latest]``.
         to: Destination directory; must not exist or be empty unless ``force``.
-        force: Replace a non-empty destination (only after the download verified).
+        force: Replace a non-empty destination, an earlier pull (it holds
+            ``manifest.json``), only after the download verified.
 
     Returns:
         The destination path.
 
     Raises:
         PullError: a file is missing, extra, truncated or altered (destination untouched).
-        ValueError: a bad reference, an unknown version, or a non-empty destination.
+        ValueError: a bad reference, an unknown version, an empty ``to``, a non-empty
+            destination (without ``force``, or that is not an earlier pull), or one that is
+            the current directory or above it, or inside or above a local registry.
     """
     registry, name, spec = parse_ref(ref)
     reg = Registry(registry, name)
+    if not str(to).strip():
+        # An unset variable (`--to "$DEST"`) would otherwise mean the current directory.
+        raise ValueError("the destination (--to) is empty; give the directory to pull into")
     dest = Path(to).expanduser().absolute()
     if dest.is_symlink():
         # Replacing a link would swap it for a real directory (and leave the target as it
@@ -144,6 +150,7 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
         raise ValueError(f"{dest} exists and is not a directory; pick another --to")
     if _is_nonempty_dir(dest) and not force:
         raise ValueError(f"{dest} exists and is not empty; pick another --to or pass --force to replace it")
+    _check_replaceable(dest, reg)
     number = resolve(reg, spec)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.pull-{uuid.uuid4().hex}"
@@ -156,6 +163,25 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _check_replaceable(dest: Path, reg: Registry) -> None:
+    """Refuse a destination whose replacement (``--force``) would delete what it must not:
+    the directory the command runs in or one above it, the registry pulled from, or a
+    non-empty directory that is not an earlier pull (it has no manifest.json)."""
+    real = Path(os.path.realpath(dest))
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if real == cwd or real in cwd.parents:
+        raise ValueError(f"--to {dest} is the current directory or one above it; pull into a directory of its "
+                         "own (e.g. --to model)")
+    if reg.local:
+        root = Path(os.path.realpath(reg.root))
+        if real == root or real in root.parents or root in real.parents:
+            raise ValueError(f"--to {dest} is inside the registry {reg.uri} or holds it; pull into a directory "
+                             "outside the registry")
+    if _is_nonempty_dir(dest) and not (dest / MANIFEST).is_file():
+        raise ValueError(f"{dest} is not empty and holds no {MANIFEST}, so it is not an earlier pull that --force "
+                         "may replace; remove it yourself or pick another --to")
 
 
 def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:

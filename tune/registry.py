@@ -54,7 +54,9 @@ class Registry:
         if self.local:
             root = os.path.abspath(os.path.expanduser(root))
         self.root = f"{root}/{model_name}"
-        self.uri = f"{uri.rstrip('/')}/{model_name}"
+        # A local registry is named by its absolute path: the model card and the "pull it
+        # with" hint are read from other directories.
+        self.uri = self.root if self.local and "://" not in uri else f"{uri.rstrip('/')}/{model_name}"
 
     # -- reading -------------------------------------------------------------------------
     def versions(self) -> list[int]:

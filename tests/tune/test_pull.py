@@ -93,17 +93,43 @@ def test_pull_cli_refuses_a_tampered_file(registry_copy, tmp_path):
 
 
 def test_non_empty_destination_needs_force(promoted, tmp_path):
-    # An existing non-empty DIR is kept unless --force; with it, DIR is replaced after verifying.
+    # An existing non-empty DIR is kept unless --force; with it, an earlier pull is
+    # replaced after verifying. Any other directory is never replaced: --force used to
+    # delete whatever --to named, the current directory or the registry included.
     registry, _ = promoted
     dest = tmp_path / "model"
     dest.mkdir()
     (dest / "old.txt").write_text("keep me")
     with pytest.raises(ValueError, match="--force"):
         pull(f"{registry}/ner@v1", dest)
-    assert (dest / "old.txt").exists()
-    pull(f"{registry}/ner@v1", dest, force=True)
-    assert not (dest / "old.txt").exists() and (dest / "model.safetensors").is_file()
-    assert not list(tmp_path.glob(".model.*"))
+    with pytest.raises(ValueError, match="holds no manifest.json, so it is not an earlier pull"):
+        pull(f"{registry}/ner@v1", dest, force=True)
+    assert (dest / "old.txt").read_text() == "keep me"
+    earlier = pull(f"{registry}/ner@v1", tmp_path / "earlier")
+    (earlier / "old.txt").write_text("stale")
+    pull(f"{registry}/ner@v1", earlier, force=True)
+    assert not (earlier / "old.txt").exists() and (earlier / "model.safetensors").is_file()
+    assert not list(tmp_path.glob(".earlier.*"))
+
+
+def test_force_never_replaces_the_current_directory_or_the_registry(promoted, tmp_path, monkeypatch):
+    # `--to "$DEST"` with DEST unset is "" (typer made it "."); `--to REGISTRY` held the
+    # registry. Both were replaced by the model, with exit 0.
+    registry, _ = promoted
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "important.txt").write_text("precious")
+    monkeypatch.chdir(work)
+    with pytest.raises(ValueError, match=r"--to\) is empty"):
+        pull(f"{registry}/ner@v1", "", force=True)
+    for to in (".", "..", str(tmp_path)):
+        with pytest.raises(ValueError, match="current directory or one above it"):
+            pull(f"{registry}/ner@v1", to, force=True)
+    for to in (registry, f"{registry}/ner", f"{registry}/ner/v1"):
+        with pytest.raises(ValueError, match="inside the registry .* or holds it"):
+            pull(f"{registry}/ner@v1", to, force=True)
+    assert (work / "important.txt").read_text() == "precious"
+    assert pull(f"{registry}/ner@v1", tmp_path / "elsewhere").is_dir()
 
 
 def test_unknown_version_and_bad_reference(promoted, tmp_path):
@@ -162,8 +188,7 @@ def test_force_keeps_the_old_directory_when_the_final_rename_fails(promoted, tmp
     import tune.pull as pull_mod
 
     registry, _ = promoted
-    dest = tmp_path / "model"
-    dest.mkdir()
+    dest = pull(f"{registry}/ner@v1", tmp_path / "model")  # an earlier pull, which --force may replace
     (dest / "old.txt").write_text("keep me")
     real_rename = os.rename
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.console import Console
 
@@ -14,8 +12,10 @@ def register(app: typer.Typer) -> None:
     @app.command("pull")
     def pull_cmd(
         ref: str = typer.Argument(..., help="<registry>/<model-name>\\[@vN|@latest] (default @latest)."),
-        to: Path = typer.Option(..., "--to", help="Destination directory (must be absent or empty)."),
-        force: bool = typer.Option(False, "--force", help="Replace a non-empty --to after verifying."),
+        # str, not Path: typer reads an empty --to as ".", the current directory.
+        to: str = typer.Option(..., "--to", help="Destination directory (must be absent or empty)."),
+        force: bool = typer.Option(False, "--force",
+                                   help="Replace an earlier pull in --to (it holds manifest.json) after verifying."),
     ) -> None:
         """Download a promoted model, verify every file's sha256 and size, then move it into place."""
         from tune.pull import pull
