@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import time
 import uuid
@@ -89,33 +90,67 @@ def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pa
         raise ValueError(f"trial {row['trial_id']} has no checkpoint to promote (it failed, or stopped before "
                          "its first checkpoint under --checkpoint-every); re-run with --confirm-seeds K to "
                          "re-train its config instead")
-    if "://" not in experiment and Path(ckpt).is_dir():
-        return Path(ckpt)
+    dest = workdir / "checkpoint"
+    if "://" not in experiment:
+        # Copied, not used in place: a running search's retention may delete it meanwhile,
+        # and what is scored must be what is published.
+        try:
+            shutil.copytree(ckpt, dest)
+        except FileNotFoundError:
+            raise ValueError(f"trial {row['trial_id']}'s checkpoint {ckpt} is gone (a running search keeps only "
+                             "its latest checkpoints, and this one was removed); promote once the search has "
+                             "ended") from None
+        return dest
     import pyarrow.fs as pafs
 
     # Ray records remote checkpoint paths without the scheme ("bucket/runs/…").
     uri = ckpt if "://" in ckpt or "://" not in experiment else f"{experiment.split('://')[0]}://{ckpt}"
     fs, path = filesystem(uri)
-    dest = workdir / "checkpoint"
     # pyarrow's copy to a local filesystem does not make the destination directory.
     dest.mkdir(parents=True, exist_ok=True)
     pafs.copy_files(path, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
     return dest
 
 
+def check_model_files(model_dir: Path) -> None:
+    """Refuse a model directory that lacks what a published model needs: its config, its
+    weights and a tokenizer (the files ``nerkit predict`` and transformers load)."""
+    from nerkit.model import TOKENIZER_FILES
+
+    missing = [f for f in ("config.json", "model.safetensors") if not (model_dir / f).is_file()]
+    if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
+        missing.append(f"a tokenizer (one of {list(TOKENIZER_FILES)})")
+    if missing:
+        raise ValueError(f"{model_dir} lacks {', '.join(missing)}, so it is not a whole model; nothing was "
+                         "promoted (promote another trial with --metric, or re-train with --confirm-seeds)")
+
+
 def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
-    """Test-split metrics of the model in ``model_dir`` and the prepared data they came from."""
+    """Test-split metrics of the model in ``model_dir``, with its own tokenizer (what is
+    published is what is scored), and the prepared data they came from.
+
+    Raises:
+        ValueError: the model's files are missing or do not load (named, with the error).
+        PromotionRefused: the data has no test split.
+    """
     from transformers import AutoModelForTokenClassification
 
+    from nerkit.alignment import load_tokenizer
     from nerkit.evaluate import evaluate_split
     from nerkit.features import prepare_data
     from nerkit.train import pick_device
 
-    prepared = prepare_data(config.data, config.model, config.max_length, config.label_all_subwords)
+    check_model_files(model_dir)
+    try:
+        load_tokenizer(str(model_dir))
+        model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True)
+    except Exception as exc:  # noqa: BLE001 - tokenizers and safetensors raise their own types on damaged files
+        raise ValueError(f"the model in {model_dir} does not load ({type(exc).__name__}: {exc}); its files are "
+                         "damaged, so nothing was promoted") from exc
+    prepared = prepare_data(config.data, str(model_dir), config.max_length, config.label_all_subwords)
     if prepared.test is None or not prepared.test.input_ids:
         raise PromotionRefused("the data has no test split, so the model cannot be checked before "
                                "promotion; give --test (or a data directory with test.jsonl) to the search")
-    model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True)
     labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
     if labels != list(prepared.label_map.labels):
         raise ValueError(f"{model_dir} predicts labels {labels}, but the data has "
@@ -146,20 +181,32 @@ def _check_data(record: dict[str, Any], row: dict[str, Any]) -> None:
     from nerkit.features import prepare_data
 
     cfg = row_config(row)
-    prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)  # cached for the test
+    prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     check_same_data(record, prepared.fingerprint, "promoting")
+
+
+def unfinished_trials(tables) -> int:
+    """Trials of the search not yet ended, counting those it has not created yet."""
+    from tune.trial_query import UNENDED_STATUSES
+
+    open_ = sum(1 for t in tables.trials if str(t["status"]).upper() in UNENDED_STATUSES)
+    return open_ + max(0, tables.record["settings"]["trials"] - len(tables.trials))
 
 
 def promote(
     name: str, registry: str, *, model_name: str = "ner", metric: str = "best_dev_f1",
     confirm_seeds: int = 0, top_k: int = 3, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
-    storage: str = "runs",
+    storage: str = "runs", allow_unfinished: bool = False,
 ) -> Promotion:
     """Promote the best model of search ``name`` to ``registry`` (see module doc).
 
+    A search still running, or stopped before its end, is refused unless
+    ``allow_unfinished``: its best so far is not the search's answer, and a running
+    search removes superseded checkpoints. The manifest records which it was.
+
     Raises:
         PromotionRefused: the model failed a gate (nothing was written).
-        ValueError: bad arguments, or no trial to promote.
+        ValueError: bad arguments, no trial to promote, or an unfinished search.
     """
     if confirm_seeds < 0:
         raise ValueError(f"confirm_seeds is {confirm_seeds}, but must be >= 0 (0: no re-training)")
@@ -173,6 +220,11 @@ def promote(
     target = Registry(registry, model_name)  # validates the name; writes nothing yet
     exp = experiment_path(name, storage)
     tables = collect(exp)
+    unfinished = unfinished_trials(tables)
+    if unfinished and not allow_unfinished:
+        raise ValueError(f"search {name} has {unfinished} trial(s) not ended (running, or stopped: continue it with "
+                         f"nerkit search --resume {name}); promote once it has ended, or pass --allow-unfinished "
+                         "to publish its best so far")
     ranked = _candidates(tables.trials, ranking_column(metric, confirm_seeds))
     _check_data(tables.record, ranked[0])
     with tempfile.TemporaryDirectory(prefix="nerkit-promote-") as tmp:
@@ -198,6 +250,7 @@ def promote(
             "promotion_id": uuid.uuid4().hex,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "search": name,
+            "search_unfinished_trials": unfinished,  # 0: the search had ended
             "experiment": exp,
             "trial_id": row["trial_id"],
             "selection": {**selection, "metric_value": row[metric]},

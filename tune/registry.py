@@ -124,7 +124,14 @@ class Registry:
             with contextlib.suppress(OSError):
                 self.fs.delete_dir(tmp)
             raise
-        self.advance_latest(version)
+        try:
+            self.advance_latest(version)
+        except OSError as exc:
+            # The version is published and stays (versions are immutable); say so, so a
+            # retry does not publish the same model again as the next version.
+            raise OSError(f"published {self.uri}/v{version}, but moving {LATEST} to it failed ({exc}); it can be "
+                          f"pulled as {self.uri}@v{version}. Fix the registry's permissions and promote again "
+                          f"for latest, or leave latest where it is") from exc
         return version
 
     def _upload(self, src: Path, dest: str) -> dict[str, Any]:
@@ -193,8 +200,13 @@ class Registry:
             if current is not None and current >= version:
                 return
             tmp = f"{self.root}/.{LATEST}.tmp-{uuid.uuid4().hex}"
-            self._write(tmp, f"v{version}\n".encode())
-            self.fs.move(tmp, f"{self.root}/{LATEST}")  # replaces the old pointer in one step
+            try:
+                self._write(tmp, f"v{version}\n".encode())
+                self.fs.move(tmp, f"{self.root}/{LATEST}")  # replaces the old pointer in one step
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    self.fs.delete_file(tmp)
+                raise
 
     @contextlib.contextmanager
     def _latest_lock(self):

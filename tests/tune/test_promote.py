@@ -50,19 +50,20 @@ def test_promote_publishes_a_complete_verified_version(promoted, search_tables):
 
 
 def test_refused_promotion_writes_nothing(finished_search, tmp_path):
-    # A model below a gate is refused (exit 1 from the CLI) and the registry stays empty.
+    # A model below a gate is refused (exit 3 from the CLI: not an I/O failure's 1 or a
+    # usage error's 2, so a pipeline can tell them apart) and the registry stays empty.
     from nerkit.cli import build_app
 
     registry = tmp_path / "reg"
     res = CliRunner().invoke(build_app(), ["promote", finished_search.name, "--registry", str(registry),
                                            "--storage", finished_search.storage, "--min-f1", "0.99",
                                            "--min-entity-ratio", "0"])
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 3, res.output
     assert "min-f1" in res.output
     # The search's random tiny model finds no test entity: the default gates refuse it.
     res = CliRunner().invoke(build_app(), ["promote", finished_search.name, "--registry", str(registry),
                                            "--storage", finished_search.storage])
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 3, res.output
     assert "no test entity found correctly" in " ".join(res.output.split())
     with pytest.raises(PromotionRefused, match="entity_pred_ratio"):
         promote(finished_search.name, str(registry), storage=finished_search.storage, min_entity_ratio=1.0)
@@ -251,3 +252,70 @@ def test_without_retraining_trials_rank_by_the_checkpoint_that_would_be_publishe
     assert [r["trial_id"] for r in _candidates(rows, ranking_column("best_dev_f1", 0))] == ["B", "A"]
     assert [r["trial_id"] for r in _candidates(rows, ranking_column("best_dev_f1", 2))] == ["C", "A", "B"]
     assert ranking_column("last_dev_f1", 0) == "last_dev_f1"  # a metric asked for is used as given
+
+
+def _copy_search(finished_search, tmp_path):
+    """A copy of the finished search's storage, to damage without touching the shared one."""
+    import shutil
+    from pathlib import Path
+
+    storage = tmp_path / "runs"
+    shutil.copytree(finished_search.storage, storage)
+    return storage, storage / Path(finished_search.path).name
+
+
+def test_an_unfinished_search_is_promoted_only_when_asked(finished_search, tmp_path):
+    # A running or interrupted search's best so far was published as `latest` silently.
+    storage, exp = _copy_search(finished_search, tmp_path)
+    record = json.loads((exp / "search.json").read_text())
+    record["settings"]["trials"] += 2  # two trials not created yet: stopped before its end
+    (exp / "search.json").write_text(json.dumps(record))
+    registry = tmp_path / "reg"
+    with pytest.raises(ValueError, match=r"has 2 trial\(s\) not ended .* --allow-unfinished"):
+        promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0)
+    assert not registry.exists()
+    done = promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0,
+                   allow_unfinished=True)
+    assert _verified(registry, done.version)["search_unfinished_trials"] == 2
+
+
+@pytest.mark.parametrize("damage", ["tokenizer cut", "tokenizer gone", "weights cut"])
+def test_a_damaged_checkpoint_is_not_published(finished_search, tmp_path, damage):
+    # Test metrics came from the base model's tokenizer, so a checkpoint with a cut or
+    # missing tokenizer was published, checksummed, and failed in `nerkit predict`.
+    from tune.tables import collect
+
+    storage, exp = _copy_search(finished_search, tmp_path)
+    tables = collect(str(exp))
+    best = max((t for t in tables.trials if t["checkpoint"]), key=lambda t: t["checkpoint_dev_f1"])
+    ckpt = exp / best["checkpoint"].split(exp.name + "/", 1)[1]
+    if damage == "tokenizer cut":
+        (ckpt / "tokenizer.json").write_bytes((ckpt / "tokenizer.json").read_bytes()[:2000])
+        expected = "does not load"
+    elif damage == "tokenizer gone":
+        for f in ckpt.glob("tokenizer*"):
+            f.unlink()
+        (ckpt / "vocab.txt").unlink(missing_ok=True)
+        expected = "lacks a tokenizer"
+    else:
+        (ckpt / "model.safetensors").write_bytes((ckpt / "model.safetensors").read_bytes()[:5000])
+        expected = "does not load"
+    registry = tmp_path / "reg"
+    with pytest.raises(ValueError, match=expected):
+        promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0)
+    assert not registry.exists()
+
+
+def test_latest_that_cannot_move_says_the_version_was_published(tmp_path):
+    # The version was published but the error said only "Failed renaming …": a retry
+    # published the same model again.
+    reg = Registry(str(tmp_path / "reg"), "ner")
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    reg.publish({"model.bin": model}, {"format": 1}, lambda n: f"v{n}\n")
+    (tmp_path / "reg" / "ner" / "latest").unlink()
+    (tmp_path / "reg" / "ner" / "latest" / "x").mkdir(parents=True)  # a rename onto it fails
+    with pytest.raises(OSError, match=r"published .*/reg/ner/v2, but moving latest to it failed"):
+        reg.publish({"model.bin": model}, {"format": 1}, lambda n: f"v{n}\n")
+    assert reg.versions() == [1, 2]
+    assert not [p.name for p in (tmp_path / "reg" / "ner").iterdir() if ".tmp-" in p.name]

@@ -23,16 +23,24 @@ def register(app: typer.Typer) -> None:
         min_entity_ratio: float = typer.Option(0.005, "--min-entity-ratio",
                                                help="Refuse below this test entity_pred_ratio (collapse), or at test F1 0; 0 turns both off."),
         storage: str = typer.Option("runs", "--storage", help="Where the search stored it."),
+        allow_unfinished: bool = typer.Option(
+            False, "--allow-unfinished", help="Publish the best so far of a search that has not ended."),
     ) -> None:
-        """Test the best trial's model on the test split and publish it as <registry>/<name>/v<N>."""
+        """Test the best trial's model on the test split and publish it as <registry>/<model-name>/v<N>.
+
+        Exit status: 0 published; 1 an I/O failure; 2 a bad option, search or model files;
+        3 refused by a gate (nothing written)."""
         from tune.promote import PromotionRefused, promote
 
         try:
             result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
-                             top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage)
+                             top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage,
+                             allow_unfinished=allow_unfinished)
         except PromotionRefused as exc:
             err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise SystemExit(1) from None
+            # Its own exit status: a release pipeline tells "model not good enough" (3) from
+            # a bad option or search (2) and an I/O failure (1).
+            raise SystemExit(3) from None
         test = result.manifest["test_metrics"]
         console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {result.uri} "
                       f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})",

@@ -17,12 +17,24 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force",
                                    help="Replace an earlier pull in --to (it holds manifest.json) after verifying."),
     ) -> None:
-        """Download a promoted model, verify every file's sha256 and size, then move it into place."""
-        from tune.pull import pull
+        """Download a promoted model, verify every file's sha256 and size, then move it into place.
 
+        Exit status: 0 pulled; 1 an I/O failure; 2 a bad reference or --to; 3 the registry's
+        copy failed verification (nothing written)."""
         import json
 
-        dest = pull(ref, to, force=force)
+        from rich.markup import escape
+
+        from tune.pull import PullError, pull
+
+        try:
+            dest = pull(ref, to, force=force)
+        except PullError as exc:
+            # Its own exit status: the registry's copy failed verification (3), not a
+            # mistyped reference (2) or an I/O failure (1).
+            Console(stderr=True).print(f"[bold red]verification failed:[/] {escape(str(exc))}", highlight=False,
+                                       soft_wrap=True)
+            raise SystemExit(3) from None
         version = json.loads((dest / "manifest.json").read_text(encoding="utf-8")).get("version")
         console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False)
         console.print(f"try it: nerkit predict --model {dest} \"tushar se 2 misal pav mangwao\"", highlight=False)
