@@ -83,6 +83,13 @@ def _candidates(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]
     return sorted(scored, key=lambda r: r[metric], reverse=True)
 
 
+def with_checkpoint(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Without re-training only a checkpoint can be published: a trial first by a column
+    other than the checkpoint's F1 (a ``param_``, ``wall_time_s``) but without one gives way
+    to the next that has one. None has one: the first stays, to be refused by name."""
+    return [r for r in ranked if r.get("checkpoint")] or ranked[:1]
+
+
 def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Path:
     """The trial's best checkpoint as a local directory (downloaded from object storage)."""
     ckpt = row.get("checkpoint") or ""
@@ -225,7 +232,10 @@ def promote(
         raise ValueError(f"search {name} has {unfinished} trial(s) not ended (running, or stopped: continue it with "
                          f"nerkit search --resume {name}); promote once it has ended, or pass --allow-unfinished "
                          "to publish its best so far")
-    ranked = _candidates(tables.trials, ranking_column(metric, confirm_seeds))
+    column = ranking_column(metric, confirm_seeds)
+    ranked = _candidates(tables.trials, column)
+    if confirm_seeds == 0:
+        ranked = with_checkpoint(ranked)
     _check_data(tables.record, ranked[0])
     with tempfile.TemporaryDirectory(prefix="nerkit-promote-") as tmp:
         work = Path(tmp)
@@ -253,7 +263,8 @@ def promote(
             "search_unfinished_trials": unfinished,  # 0: the search had ended
             "experiment": exp,
             "trial_id": row["trial_id"],
-            "selection": {**selection, "metric_value": row[metric]},
+            "selection": {**selection, "metric_value": row[metric], "ranked_by": column,
+                          "ranked_value": row.get(column)},
             "config": config.to_dict(),
             "dev_metrics": dev,
             "test_metrics": {k: v for k, v in test.items() if k != "per_type"},

@@ -319,3 +319,14 @@ def test_latest_that_cannot_move_says_the_version_was_published(tmp_path):
         reg.publish({"model.bin": model}, {"format": 1}, lambda n: f"v{n}\n")
     assert reg.versions() == [1, 2]
     assert not [p.name for p in (tmp_path / "reg" / "ner").iterdir() if ".tmp-" in p.name]
+
+
+def test_ranking_by_another_column_skips_trials_without_a_checkpoint():
+    # `--metric param_entity_boost` failed on a top trial with no checkpoint although
+    # others had one.
+    from tune.promote import with_checkpoint
+
+    rows = [{"trial_id": "a", "checkpoint": ""}, {"trial_id": "b", "checkpoint": "/x/c"},
+            {"trial_id": "c", "checkpoint": None}]
+    assert [r["trial_id"] for r in with_checkpoint(rows)] == ["b"]
+    assert [r["trial_id"] for r in with_checkpoint([rows[0], rows[2]])] == ["a"]
