@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from nerkit.alignment import AlignedSplit, align_records, load_tokenizer
 from nerkit.data import DataConfig, NerDataset, load_dataset
 from nerkit.labels import LabelMap
-from nerkit.model import resolve_model
+from nerkit.model import check_max_length, model_config, resolve_model
 from nerkit.weights import count_labels
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,11 @@ def prepare_data(
 ) -> PreparedData:
     """Load, validate, tokenise and align train/dev/test (cached; see module doc)."""
     dataset = load_dataset(data)
-    tokenizer = load_tokenizer(resolve_model(model))
+    path = resolve_model(model)
+    tokenizer = load_tokenizer(path)
+    # Before any work: a max_length past the model's positions fails only in training,
+    # in every trial of a search.
+    check_max_length(max_length, tokenizer, model_config(path))
     key = (
         dataset.fingerprint,
         type(tokenizer).__name__,

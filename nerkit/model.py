@@ -59,6 +59,11 @@ def check_model_dir(path: str | os.PathLike, marks: tuple[str, ...] = ("config.j
                          f"model), {BUNDLED_MODEL!r}, or a hub name")
 
 
+#: Model types whose position ids start past the padding id (RoBERTa's scheme), besides
+#: every ``*roberta*`` type.
+_PADDING_OFFSET_TYPES = frozenset({"camembert", "mpnet", "longformer", "data2vec-text", "xmod", "ibert", "luke"})
+
+
 def subword_limit(tokenizer, config=None) -> int | None:
     """The most subwords (special tokens included) a model takes: its tokenizer's
     ``model_max_length`` where set (unset, it is a huge sentinel) and its ``config``'s
@@ -69,10 +74,27 @@ def subword_limit(tokenizer, config=None) -> int | None:
     if isinstance(tok_max, int) and tok_max < 100_000:
         limits.append(tok_max)
     positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int):
-        offset = 2 if "roberta" in str(getattr(config, "model_type", "")) else 0
+    # DeBERTa-v2/v3 add no absolute positions to the input (position_biased_input false):
+    # their max_position_embeddings is no limit on the input length.
+    if isinstance(positions, int) and getattr(config, "position_biased_input", True) is not False:
+        model_type = str(getattr(config, "model_type", ""))
+        offset = 0
+        if "roberta" in model_type or model_type in _PADDING_OFFSET_TYPES:
+            pad = getattr(config, "pad_token_id", None)
+            offset = (pad if isinstance(pad, int) else 1) + 1  # positions start past the padding id
         limits.append(positions - offset)
     return min(limits) if limits else None
+
+
+def model_config(path: str):
+    """The transformers config at ``path`` (a model directory or a cached hub name), or
+    None where there is none to read (the model's own loader reports that)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return None
 
 
 def check_max_length(max_length: int, tokenizer, config=None) -> None:

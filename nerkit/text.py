@@ -25,15 +25,20 @@ _JOINERS = "'-\u2019\u200c\u200d"
 _DELETED = "\ufffd"
 
 
-def is_invisible(ch: str) -> bool:
-    """Whether a tokenizer gives ``ch`` no subword of its own: whitespace, and every "other"
-    character (control, format such as zero-width and bidi marks, private use, unassigned,
-    surrogate), plus the replacement character U+FFFD.
+# Control, format (zero-width and bidi marks), private use, surrogate. Not "Cn"
+# (unassigned): Python's tables lag the tokenizers', and a newer emoji is [UNK], a subword.
+_DELETED_CATEGORIES = ("Cc", "Cf", "Co", "Cs")
 
-    >>> [is_invisible(c) for c in " \u200e\ue000a,"]
-    [True, True, True, False, False]
+
+def is_invisible(ch: str) -> bool:
+    """Whether a tokenizer gives ``ch`` no subword of its own: whitespace, control and
+    format characters (zero-width and bidi marks), private use, and the replacement
+    character U+FFFD, which BERT-style tokenizers delete.
+
+    >>> [is_invisible(c) for c in " \u200e\ue000a,\U0001fa77"]
+    [True, True, True, False, False, False]
     """
-    return ch.isspace() or unicodedata.category(ch)[0] == "C" or ch in _DELETED
+    return ch.isspace() or unicodedata.category(ch) in _DELETED_CATEGORIES or ch in _DELETED
 
 
 def is_visible(token: str) -> bool:

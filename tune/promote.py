@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: Files of a checkpoint that are not part of a published model: optimizer/RNG state,
 #: and metrics that the manifest carries instead.
-EXCLUDED = ("training_state.safetensors", "training_state.json", "metrics.json")
+TRAINING_STATE = ("training_state.safetensors", "training_state.json")
+EXCLUDED = (*TRAINING_STATE, "metrics.json")
 PACKAGES = ("nerkit", "torch", "transformers", "ray", "optuna")
 
 
@@ -102,7 +103,8 @@ def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pa
         # Copied, not used in place: a running search's retention may delete it meanwhile,
         # and what is scored must be what is published.
         try:
-            shutil.copytree(ckpt, dest)
+            # Without the optimizer state (about twice the weights), which is not published.
+            shutil.copytree(ckpt, dest, ignore=shutil.ignore_patterns(*TRAINING_STATE))
         except FileNotFoundError:
             raise ValueError(f"trial {row['trial_id']}'s checkpoint {ckpt} is gone (a running search keeps only "
                              "its latest checkpoints, and this one was removed); promote once the search has "
@@ -145,16 +147,21 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
     from nerkit.alignment import load_tokenizer
     from nerkit.evaluate import evaluate_split
     from nerkit.features import prepare_data
+    from nerkit.model import resolve_model
     from nerkit.train import pick_device
 
     check_model_files(model_dir)
     try:
-        load_tokenizer(str(model_dir))
+        own = load_tokenizer(str(model_dir))
         model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True)
     except Exception as exc:  # noqa: BLE001 - tokenizers and safetensors raise their own types on damaged files
         raise ValueError(f"the model in {model_dir} does not load ({type(exc).__name__}: {exc}); its files are "
                          "damaged, so nothing was promoted") from exc
-    prepared = prepare_data(config.data, str(model_dir), config.max_length, config.label_all_subwords)
+    # The data as the search prepared it (cached) when the checkpoint's tokenizer is the
+    # base model's, byte for byte as serialised; else tokenised again with its own.
+    same = own.backend_tokenizer.to_str() == load_tokenizer(resolve_model(config.model)).backend_tokenizer.to_str()
+    prepared = prepare_data(config.data, config.model if same else str(model_dir), config.max_length,
+                            config.label_all_subwords)
     if prepared.test is None or not prepared.test.input_ids:
         raise PromotionRefused("the data has no test split, so the model cannot be checked before "
                                "promotion; give --test (or a data directory with test.jsonl) to the search")

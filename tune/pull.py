@@ -175,9 +175,11 @@ def _check_replaceable(dest: Path, reg: Registry) -> None:
         raise ValueError(f"--to {dest} is the current directory or one above it; pull into a directory of its "
                          "own (e.g. --to model)")
     if reg.local:
-        root = Path(os.path.realpath(reg.root))
+        # The whole registry, every model name in it: a version directory of another model
+        # holds a manifest.json too, and would pass as an earlier pull.
+        root = Path(os.path.realpath(reg.root)).parent
         if real == root or real in root.parents or root in real.parents:
-            raise ValueError(f"--to {dest} is inside the registry {reg.uri} or holds it; pull into a directory "
+            raise ValueError(f"--to {dest} is inside the registry {root} or holds it; pull into a directory "
                              "outside the registry")
     if _is_nonempty_dir(dest) and not (dest / MANIFEST).is_file():
         raise ValueError(f"{dest} is not empty and holds no {MANIFEST}, so it is not an earlier pull that --force "

@@ -130,8 +130,9 @@ class Registry:
             # The version is published and stays (versions are immutable); say so, so a
             # retry does not publish the same model again as the next version.
             raise OSError(f"published {self.uri}/v{version}, but moving {LATEST} to it failed ({exc}); it can be "
-                          f"pulled as {self.uri}@v{version}. Fix the registry's permissions and promote again "
-                          f"for latest, or leave latest where it is") from exc
+                          f"pulled as {self.uri}@v{version}. To make it latest, fix the registry's permissions "
+                          f"and write 'v{version}' into {self.uri}/{LATEST} (promoting again would publish the "
+                          f"same model as v{version + 1})") from exc
         return version
 
     def _upload(self, src: Path, dest: str) -> dict[str, Any]:

@@ -180,8 +180,12 @@ def _bundled_spaces() -> Path:
     import site
     import sys
 
-    repo = Path(__file__).resolve().parents[1] / "search_spaces"
-    for where in (repo, Path(sys.prefix) / SHARED_SPACES, Path(site.getuserbase()) / SHARED_SPACES):
+    here = Path(__file__).resolve()
+    repo = here.parents[1] / "search_spaces"
+    # <prefix>/lib/pythonX.Y/site-packages/tune/space.py: the prefix this copy was
+    # installed under (pip --prefix, Debian's /usr/local), which need not be sys.prefix.
+    installed = here.parents[4] / SHARED_SPACES if len(here.parents) > 4 else repo
+    for where in (repo, installed, Path(sys.prefix) / SHARED_SPACES, Path(site.getuserbase()) / SHARED_SPACES):
         if where.is_dir():
             return where
     return repo
@@ -204,8 +208,8 @@ def resolve_space(given: str | Path | None) -> Path:
         if DEFAULT_SPACE.is_file():
             return DEFAULT_SPACE
         raise ValueError(f"the bundled default search space is not at {DEFAULT_SPACE}: this install of nerkit "
-                         "lacks its search_spaces/; reinstall it (pip install -e . from a checkout), or give "
-                         "--space FILE")
+                         "lacks its search spaces (a checkout's search_spaces/, or a wheel's "
+                         f"<prefix>/{SHARED_SPACES}); reinstall it from a checkout or a wheel, or give --space FILE")
     path = Path(given).expanduser()
     if path.is_file():
         return path.absolute()

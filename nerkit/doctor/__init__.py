@@ -63,10 +63,11 @@ def run_doctor(
         label_names: Labels of integer tag ids, in id order (see DataConfig).
 
     Raises:
-        ValueError: for an invalid ``format``/``on_invalid``/``max_length`` (bad data
-            is reported as a failed check instead).
+        ValueError: for an invalid ``format``/``on_invalid``/``max_length``, or a
+            ``max_length`` above what the model takes (bad data is reported as a failed
+            check instead).
     """
-    from nerkit.model import BUNDLED_MODEL, resolve_model
+    from nerkit.model import BUNDLED_MODEL, check_max_length, model_config, resolve_model
 
     cfg = DataConfig(path=data, format=format, on_invalid=on_invalid,
                      label_names=tuple(label_names) if label_names is not None else None)
@@ -80,6 +81,10 @@ def run_doctor(
     except (OSError, ValueError) as exc:
         tokenizer = None
         report.add("tokenizer", "fail", str(exc))
+    config = None
+    if tokenizer is not None:
+        config = model_config(resolve_model(model or BUNDLED_MODEL))
+        check_max_length(max_length, tokenizer, config)  # a usage error, as for a max_length < 3
     aligned = None
     if dataset is not None and tokenizer is not None:
         try:
@@ -92,7 +97,7 @@ def run_doctor(
     if aligned is not None:
         check_preview(dataset, aligned["train"], tokenizer, preview, report)
         check_distribution(dataset, aligned, report)
-        check_truncation(dataset, aligned, tokenizer, max_length, report)
+        check_truncation(dataset, aligned, tokenizer, max_length, report, config)
     if dataset is not None and model is not None:
         check_model_labels(resolve_model(model), dataset, report)
     if aligned is not None:

@@ -24,34 +24,53 @@ def check_data(cfg: DataConfig, report: DoctorReport) -> NerDataset | None:
     """Load the data; on failure report the error and, where possible, every bad record."""
     try:
         dataset = load_dataset(cfg)
+    except EmptySplitError as exc:
+        if cfg.on_invalid == "skip":  # the records were skipped already: list them
+            _every_record_bad(exc, exc, report)
+            return None
+        return _reload_skipping(cfg, exc, report)
     except (ValueError, FileNotFoundError) as exc:
         if cfg.on_invalid == "skip":
             report.add("data", "fail", str(exc))
             return None
-        # Collect every bad record rather than only the first: reload dropping them.
-        try:
-            dataset = load_dataset(replace(cfg, on_invalid="skip"))
-        except EmptySplitError as empty:  # every record of a split is bad: list them all the same
-            reasons = [r for f in empty.report.files for r in f.reasons]
-            report.add(
-                "data", "fail",
-                f"{exc}\n{empty.report.skipped} record(s) have problems:\n  " + _listing(reasons)
-                + f"\n(without them the {empty.split} split has no records, so no check below ran)",
-                **empty.report.to_dict(),
-            )
-            return None
-        except (ValueError, FileNotFoundError):
-            report.add("data", "fail", str(exc))
-            return None
-        reasons = [r for f in dataset.report.files for r in f.reasons]
-        report.add(
-            "data",
-            "fail",
-            f"{exc}\n{dataset.report.skipped} record(s) have problems:\n  " + _listing(reasons)
-            + "\n(the checks below ran without them)",
-            **dataset.report.to_dict(),
-        )
-        return dataset
+        return _reload_skipping(cfg, exc, report)
+    return _loaded(cfg, dataset, report)
+
+
+def _reload_skipping(cfg: DataConfig, exc: Exception, report: DoctorReport) -> NerDataset | None:
+    """Collect every bad record rather than only the first: reload dropping them."""
+    try:
+        dataset = load_dataset(replace(cfg, on_invalid="skip"))
+    except EmptySplitError as empty:
+        _every_record_bad(exc, empty, report)
+        return None
+    except (ValueError, FileNotFoundError):
+        report.add("data", "fail", str(exc))
+        return None
+    reasons = [r for f in dataset.report.files for r in f.reasons]
+    report.add(
+        "data",
+        "fail",
+        f"{exc}\n{dataset.report.skipped} record(s) have problems:\n  " + _listing(reasons)
+        + "\n(the checks below ran without them)",
+        **dataset.report.to_dict(),
+    )
+    return dataset
+
+
+def _every_record_bad(exc: Exception, empty: EmptySplitError, report: DoctorReport) -> None:
+    """Every record of a split is bad: list them all the same, and stop the checks."""
+    reasons = [r for f in empty.report.files for r in f.reasons]
+    report.add(
+        "data", "fail",
+        f"{exc}\n{empty.report.skipped} record(s) have problems:\n  " + _listing(reasons)
+        + f"\n(without them the {empty.split} split has no records, so no check below ran)",
+        **empty.report.to_dict(),
+    )
+
+
+def _loaded(cfg: DataConfig, dataset: NerDataset, report: DoctorReport) -> NerDataset:
+    """The data loaded: what was read, in which format, and what the policy changed."""
     formats = {f.source: _format_of(f.source, cfg.format) for f in dataset.report.files}
     sizes = ", ".join(f"{name} {len(dataset.split(name)):,}" for name in SPLITS)
     detail = (
@@ -127,7 +146,7 @@ def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport)
 
 
 def check_truncation(
-    dataset: NerDataset, aligned: dict, tokenizer, max_length: int, report: DoctorReport
+    dataset: NerDataset, aligned: dict, tokenizer, max_length: int, report: DoctorReport, config=None
 ) -> None:
     """Records and words cut by ``max_length``, and the length that would fit them all."""
     counts = {n: (a.num_truncated, a.num_words_dropped) for n, a in aligned.items()}
@@ -146,7 +165,7 @@ def check_truncation(
         len(tokenizer(list(r.tokens), is_split_into_words=True)["input_ids"]) for r in cut
     )
     lines = [f"{n}: {t:,} record(s) truncated, {d:,} word(s) lost" for n, (t, d) in counts.items()]
-    limit = subword_limit(tokenizer)
+    limit = subword_limit(tokenizer, config)
     if limit is not None and longest > limit:
         fix = (f"raise --max-length to {limit}, the most this model takes, and shorten or split the records "
                f"longer than that (the longest has {longest} subwords)")

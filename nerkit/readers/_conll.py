@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nerkit.errors import DataError, not_utf8
-from nerkit.readers._jsonl import decode_tags
 from nerkit.records import Record
 from nerkit.text import is_visible
 
@@ -43,8 +42,9 @@ def split_columns(line: str) -> list[str]:
 def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> Iterator[Record | DataError]:
     """Read a CoNLL-style file (see module doc).
 
-    Yields a DataError in place of a record with a token a tokenizer would drop
-    (``nerkit.text.is_visible``: its tag would vanish), so ``on_invalid`` applies to it.
+    Yields a DataError in place of a record with an entity token a tokenizer would drop
+    (``nerkit.text.is_visible``: its tag would vanish), so ``on_invalid`` applies to it;
+    such a token tagged ``O`` loses nothing and is read.
     With ``label_names``, tags written as integer ids (``3``) are those labels.
 
     Raises:
@@ -83,7 +83,7 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
                         "give every token line the same columns, the tag last (a token holding spaces "
                         "needs tab-separated columns)",
                     )
-                if bad is None and not is_visible(columns[0]):
+                if bad is None and columns[-1] != "O" and not is_visible(columns[0]):
                     bad = DataError(
                         source, line_no, f"the token {columns[0]!r} has no visible character, so its tag "
                         f"{columns[-1]!r} would be lost", "remove the line, or join the token to a neighbouring one",
@@ -104,10 +104,13 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
 def _record(tokens: list[str], tags: list[str], lines: list[int], source: str,
             label_names: Sequence[str] | None) -> Record | DataError:
     if label_names is not None:
-        try:
-            tags = list(decode_tags([int(t) if t.isdigit() else t for t in tags], label_names, source, lines[0]))
-        except DataError as exc:
-            return exc
+        names = list(label_names)
+        for i, tag in enumerate(tags):
+            if tag.isascii() and tag.isdigit():  # an id ("3"), not a name; "²" is no id
+                if int(tag) >= len(names):
+                    return DataError(source, lines[i], f"tag {tag} is not an id of the {len(names)} labels {names}",
+                                     f"use ids 0..{len(names) - 1}")
+                tags[i] = names[int(tag)]
     return Record(
         tokens=tuple(tokens),
         tags=tuple(tags),

@@ -136,19 +136,16 @@ def token_record(
         )
     if not tokens:
         return DataError(source, line, "the record has no tokens", "remove the empty record")
+    decoded = decode_tags(tags, label_names, source, line)
     for i, token in enumerate(tokens):
-        if not is_visible(token):
-            # A tokenizer gives such a token no subword, so its tag would vanish unseen.
+        if decoded[i] != "O" and not is_visible(token):
+            # A tokenizer gives such a token no subword, so its tag would vanish unseen
+            # (an O token loses nothing, and is read).
             return DataError(
-                source, line, f"tokens[{i}] = {token!r} has no visible character, so its tag {tags[i]!r} "
+                source, line, f"tokens[{i}] = {token!r} has no visible character, so its tag {decoded[i]!r} "
                 "would be lost", "remove the token and its tag, or join it to a neighbouring token",
             )
-    return Record(
-        tokens=tuple(tokens),
-        tags=decode_tags(tags, label_names, source, line),
-        source=source,
-        line=line,
-    )
+    return Record(tokens=tuple(tokens), tags=decoded, source=source, line=line)
 
 
 def read_jsonl_tokens(

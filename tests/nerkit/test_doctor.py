@@ -156,6 +156,8 @@ def test_every_bad_record_is_listed_when_none_is_left(tmp_path):
     assert check.name == "data" and check.status == "fail"
     assert "3 record(s) have problems" in check.detail and check.detail.count("(record skipped)") == 3
     assert "without them the train split has no records" in check.detail
+    skipped = run_doctor(str(tmp_path), on_invalid="skip").checks[0]  # listed under skip too
+    assert skipped.status == "fail" and skipped.detail.count("(record skipped)") == 3
 
 
 def test_truncation_fix_stays_within_the_model_and_metric_names_truncation(tmp_path):
@@ -180,3 +182,10 @@ def test_overlap_warns_about_dev_and_test_records_seen_in_train(good_dir):
     (good_dir / "test.jsonl").unlink()
     check = status(run_doctor(str(good_dir)), "overlap")
     assert check.status == "ok" and check.data["counts"] == {"dev": 0, "test": 0}
+
+
+def test_max_length_past_the_models_positions_is_refused(good_dir, tiny_model_dir):
+    # The tiny model's tokenizer says 512, its position embeddings hold 128: the doctor
+    # accepted 320 ("every check passed") and training then failed.
+    with pytest.raises(ValueError, match="max_length is 320, but this model takes at most 128 subwords"):
+        run_doctor(str(good_dir), model=str(tiny_model_dir), max_length=320)

@@ -316,7 +316,7 @@ def test_empty_conll_file_is_an_error_as_an_empty_jsonl_is(tmp_path):
 def test_conll_integer_tags_take_label_names(tmp_path):
     path = tmp_path / "t.conll"
     path.write_text("a 0\npizza 1\n\nb 0\nx 9\n")
-    with pytest.raises(DataError, match=r"t.conll:4: tags\[1\] = 9 is not an id of the 3 labels"):
+    with pytest.raises(DataError, match=r"t.conll:5: tag 9 is not an id of the 3 labels"):
         read_records(path, label_names=["O", "B-FOOD", "I-FOOD"])
     records, _ = read_records(path, label_names=["O", "B-FOOD", "I-FOOD"], on_invalid="skip")
     assert [r.tags for r in records] == [("O", "B-FOOD")]
@@ -327,3 +327,17 @@ def test_utf16_file_is_named_with_the_conversion_that_works(tmp_path):
     path = tmp_path / "t.conll"
     path.write_bytes("a O\n".encode("utf-16"))
     assert "UTF-16 text, not UTF-8" in read_error(path) and "iconv -f utf-16 -t utf-8" in read_error(path)
+
+
+def test_invisible_tokens_tagged_o_and_newer_emoji_are_read(tmp_path):
+    # Only an entity tag can vanish: an O-tagged blank token loses nothing (alignment counts
+    # it as vanished), and an emoji newer than Python's Unicode tables is the tokenizer's
+    # [UNK], a subword, not an invisible character.
+    conll = tmp_path / "t.conll"
+    conll.write_text("love O\n\xa0 O\n\u200b O\npizza B-FOOD\n", encoding="utf-8")
+    assert [r.tokens for r in read_records(conll)[0]] == [("love", "\xa0", "\u200b", "pizza")]
+    jsonl = tmp_path / "t.jsonl"
+    write_jsonl(jsonl, [{"tokens": ["love", "\U0001fa77", "\ue000", "pizza"], "tags": ["O", "B-EMO", "O", "B-FOOD"]}])
+    assert read_records(jsonl)[0][0].tags == ("O", "B-EMO", "O", "B-FOOD")
+    write_jsonl(jsonl, [{"tokens": ["love", "\ue000"], "tags": ["O", "B-EMO"]}])
+    assert "tokens[1] = '\\ue000' has no visible character, so its tag 'B-EMO' would be lost" in read_error(jsonl)

@@ -177,7 +177,7 @@ def test_data_is_tokenised_once(cfg, monkeypatch):
     assert (again.train, again.dev, again.test) == (first.train, first.dev, first.test) and again.train is first.train
     train(cfg)
     assert len(calls) == 3
-    prepare_data(cfg.data, cfg.model, cfg.max_length + 1, cfg.label_all_subwords)
+    prepare_data(cfg.data, cfg.model, cfg.max_length - 1, cfg.label_all_subwords)
     assert len(calls) == 6  # another max_length is another key
 
 

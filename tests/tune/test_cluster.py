@@ -251,7 +251,14 @@ def test_killed_driver_resumes_on_the_cluster_with_every_trial_once(cluster, tmp
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     killed_at = time.monotonic()
-    before = {tid: len(rows) for tid, rows in _trial_results(exp).items()}
+    # What each trial had reported: storage's copy of its log (synced in the background)
+    # or the killed driver's staging copy, whichever is ahead. The cluster outlives the
+    # driver, so the resumed one appends to that staging copy (same Ray session, same
+    # directory): rows that never reached storage come back at the head of the log.
+    staged = _staged_results(cluster.cluster.head_node.get_session_dir_path(), name)
+    assert staged, "no staging copy of the trials' logs found: Ray's layout changed?"
+    stored = _trial_results(exp)
+    before = {tid: max(len(stored.get(tid, [])), len(staged.get(tid, []))) for tid in {*stored, *staged}}
     snapped = _snapshot_last_evals(exp)  # what the resume below restores from, unless it falls back
 
     resume_search(name, str(tmp_path), address=cluster.address)
@@ -270,14 +277,10 @@ def test_killed_driver_resumes_on_the_cluster_with_every_trial_once(cluster, tmp
         evals = [r["eval_index"] for r in rows]
         assert sorted(set(evals)) == list(range(max(evals) + 1)), f"{trial_id}: {evals}"
         # Redone: a run of evaluations, each once, none past the last one before the kill.
-        # `before` counts rows on storage, where the driver syncs result.json in the
-        # background, so the last evaluation before the kill is row n_before - 1 or n_before.
-        # The cluster outlives the driver, so the resumed driver appends to the killed one's
-        # staging copy of result.json (same Ray session, same staging directory): rows that
-        # never reached storage before the kill come back as the log's first run.
+        # `before` counts the rows logged by the kill; a trial's last evaluation may have
+        # been reported but not yet logged, so it is row n_before - 1 or n_before.
         again = [i for i, n in Counter(evals).items() if n > 1]
-        first_run = next((i for i, e in enumerate(evals) if e != i), len(evals))
-        n_before = max(before.get(trial_id, 0), first_run)
+        n_before = before.get(trial_id, 0)
         assert not again or (sorted(again) == list(range(min(again), max(again) + 1))
                              and max(again) <= n_before and len(evals) - len(set(evals)) == len(again)), \
             f"{trial_id}: {evals} ({n_before} before the kill)"
@@ -306,6 +309,22 @@ def test_killed_driver_resumes_on_the_cluster_with_every_trial_once(cluster, tmp
                 "resumed from %s; resume took %.1f s, test %.1f s", len(before), sorted(before.values()), redone,
                 "nerkit's copy" if from_copy else "Ray's snapshot", time.monotonic() - killed_at,
                 time.monotonic() - start)
+
+
+def _staged_results(session_dir: str, name: str) -> dict[str, list[dict]]:
+    """Trial id -> the results in the driver's staging copy of its log, under the Ray
+    session's artifacts (``<session>/artifacts/<run>/<name>/driver_artifacts``)."""
+    out: dict[str, list[dict]] = {}
+    for path in Path(session_dir).glob(f"artifacts/*/{name}/driver_artifacts/trial_*/result.json"):
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line being written when the driver was killed
+        if rows:
+            out[rows[0]["trial_id"]] = rows
+    return out
 
 
 def _snapshot_last_evals(exp: Path) -> dict[str, int]:

@@ -125,7 +125,7 @@ def test_force_never_replaces_the_current_directory_or_the_registry(promoted, tm
     for to in (".", "..", str(tmp_path)):
         with pytest.raises(ValueError, match="current directory or one above it"):
             pull(f"{registry}/ner@v1", to, force=True)
-    for to in (registry, f"{registry}/ner", f"{registry}/ner/v1"):
+    for to in (registry, f"{registry}/ner", f"{registry}/ner/v1", f"{registry}/other/v1"):
         with pytest.raises(ValueError, match="inside the registry .* or holds it"):
             pull(f"{registry}/ner@v1", to, force=True)
     assert (work / "important.txt").read_text() == "precious"

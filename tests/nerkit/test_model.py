@@ -1,0 +1,36 @@
+"""Tests for nerkit.model: how many subwords a model takes (subword_limit, check_max_length)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+import pytest
+
+from nerkit.model import check_max_length, subword_limit
+
+UNSET = NS(model_max_length=int(1e30))  # a tokenizer that states no limit (transformers' sentinel)
+
+
+@pytest.mark.parametrize("config, limit", [
+    (NS(model_type="bert", max_position_embeddings=512, pad_token_id=0), 512),
+    # Position ids start past the padding id: 514 positions take 512 subwords.
+    (NS(model_type="roberta", max_position_embeddings=514, pad_token_id=1), 512),
+    (NS(model_type="xlm-roberta", max_position_embeddings=514, pad_token_id=1), 512),
+    (NS(model_type="camembert", max_position_embeddings=514, pad_token_id=1), 512),
+    (NS(model_type="mpnet", max_position_embeddings=514, pad_token_id=1), 512),
+    # DeBERTa-v2/v3 add no absolute positions: max_position_embeddings is no input limit.
+    (NS(model_type="deberta-v2", max_position_embeddings=512, position_biased_input=False), None),
+    (None, None),
+])
+def test_subword_limit_by_model_type(config, limit):
+    assert subword_limit(UNSET, config) == limit
+
+
+def test_the_tokenizer_and_the_positions_both_bound_it():
+    tok = NS(model_max_length=256)
+    assert subword_limit(tok, NS(model_type="bert", max_position_embeddings=512)) == 256
+    assert subword_limit(NS(model_max_length=512), NS(model_type="bert", max_position_embeddings=128)) == 128
+    check_max_length(128, tok, NS(model_type="bert", max_position_embeddings=128))
+    with pytest.raises(ValueError, match=r"max_length is 129, but this model takes at most 128 subwords; give "
+                                         r"--max-length 128 or less"):
+        check_max_length(129, tok, NS(model_type="bert", max_position_embeddings=128))
