@@ -41,7 +41,10 @@ class GuardConfig:
     min_rise: float | None = 0.01
 
     def __post_init__(self) -> None:
-        if not 0 <= self.eps < 1:
+        if not isinstance(self.enabled, bool):
+            # A quoted "false" is a string, and would leave the guard on.
+            raise ValueError(f"collapse_guard.enabled is {self.enabled!r}, but must be true or false (unquoted)")
+        if not (isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool)) or not 0 <= self.eps < 1:
             raise ValueError(f"collapse_guard.eps is {self.eps}, but must be in [0, 1)")
         if not (isinstance(self.grace, int) and self.grace >= 0):
             raise ValueError(f"collapse_guard.grace is {self.grace!r}, but must be an integer >= 0")

@@ -49,6 +49,10 @@ class Budget:
     reduction_factor: float = 3.0  # ASHA keeps the top 1/reduction_factor at each rung
 
     def __post_init__(self) -> None:
+        for name in ("max_epochs", "grace_epochs", "reduction_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"budget.{name} is {value!r}, but must be a finite number")
         if not self.max_epochs > 0:
             raise ValueError(f"budget.max_epochs is {self.max_epochs}, but must be > 0")
         if not 0 < self.grace_epochs <= self.max_epochs:
@@ -78,6 +82,8 @@ class Param:
             return v in self.values
         if self.kind == "fixed":
             return v == self.value
+        if self.kind == "int" and self.step and isinstance(v, (int, float)) and (v - self.low) % self.step:
+            return False  # between steps: Optuna would run it anyway, off the grid it searches
         return isinstance(v, (int, float)) and self.low <= v <= self.high
 
     def suggest(self, trial) -> Any:
@@ -244,7 +250,10 @@ def load_space(path: str | Path) -> SearchSpace:
     if overlap:
         raise err(("base", overlap[0]), f"{overlap} is both fixed in base and searched in params",
                   "keep it in one section")
-    budget = _section(Budget, raw.get("budget") or {}, ("budget",), err)
+    budget_raw = raw.get("budget") or {}
+    if isinstance(budget_raw, dict):  # `5e-1` (no dot) is a YAML string; budgets are numbers
+        budget_raw = {k: parse_number(v) for k, v in budget_raw.items()}
+    budget = _section(Budget, budget_raw, ("budget",), err)
     guard_raw = raw.get("collapse_guard") or {}
     if isinstance(guard_raw, dict):
         # YAML 1.1 reads `1e-2` (no dot) as a string; the guard's thresholds are numbers.
@@ -271,12 +280,33 @@ def load_space(path: str | Path) -> SearchSpace:
                 TrainConfig().with_overrides(**{**base, p.name: value})
             except (ValueError, TypeError) as exc:
                 raise err(("params", p.name, field_name), f"{p.name} = {value!r}: {exc}") from None
+    _check_pairs(params, base, err)
     for i, b in enumerate(baselines):
         try:
             TrainConfig().with_overrides(**{**base, **b.params})
         except (ValueError, TypeError) as exc:
             raise err(("baselines", i), f"baseline {b.name!r}: {exc}") from None
     return space
+
+
+def _check_pairs(params: tuple[Param, ...], base: dict, err: _Errors) -> None:
+    """Every two parameters at their checked values, together, where both can be active:
+    settings valid alone can exclude each other (``entity_o_ratio`` replaces ``o_weight``),
+    and would fail inside every trial that drew both."""
+    for i, p in enumerate(params):
+        for q in params[i + 1:]:
+            for _, v in _values_to_check(p):
+                for field_name, w in _values_to_check(q):
+                    point = {p.name: v, q.name: w}
+                    for k, allowed in (*p.when, *q.when):  # a condition on a third parameter: meet it
+                        point.setdefault(k, allowed[0])
+                    if not (p.active(point) and q.active(point)):
+                        continue
+                    try:
+                        TrainConfig().with_overrides(**{**base, **point})
+                    except (ValueError, TypeError) as exc:
+                        raise err(("params", q.name, field_name), f"{p.name} = {v!r} with {q.name} = {w!r}: {exc}",
+                                  "search them in separate spaces, or fix one of them in base") from None
 
 
 def _values_to_check(p: Param) -> list[tuple[str, Any]]:
@@ -390,16 +420,25 @@ def _section(cls, values: Any, key: tuple, err: _Errors):
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:
-        raise err(key, str(exc)) from None
+        # The message names the field ("budget.max_epochs is ..."): point at its line.
+        field_name = next((n for n in values if f".{n} is" in str(exc)), None)
+        raise err(key + ((field_name,) if field_name else ()), str(exc)) from None
 
 
 def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, err: _Errors) -> Baseline:
     key = ("baselines", i)
     if not isinstance(spec, dict) or "name" not in spec or not isinstance(spec.get("params"), dict):
         raise err(key, "a baseline needs `name` and a `params` mapping")
+    unknown = sorted(set(spec) - {"name", "params"})
+    if unknown:
+        raise err(key + (unknown[0],), f"unknown key {unknown[0]!r} in a baseline", "a baseline has `name` and `params`")
     by_name = {p.name: p for p in params}
-    point = spec["params"]
+    # Numbers as YAML 1.1 may leave them (`5e-5` is a string), as in params and base.
+    point = {k: parse_number(v) if isinstance(v, str) and k in by_name and by_name[k].kind != "choice" else v
+             for k, v in spec["params"].items()}
     for k, v in point.items():
+        if k not in by_name and not hasattr(TrainConfig(), k):
+            raise err(key + ("params", k), f"{k!r} is not a setting", "use a searched parameter or a TrainConfig field")
         if k in by_name:
             if not by_name[k].contains(v):
                 raise err(key + ("params", k), f"baseline value {v!r} is outside the searched range of {k!r}",
@@ -413,4 +452,10 @@ def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, er
             if p.name not in point:
                 raise err(key + ("params",), f"baseline {spec['name']!r} gives no value for active parameter {p.name!r}")
             sampled[p.name] = point[p.name]
+        elif p.name in point and p.kind != "fixed":
+            # Never sampled at this point (its condition fails): the trial would not use it,
+            # and the trial table could not name the baseline.
+            conditions = ", ".join(f"{k} in {list(vs)}" for k, vs in p.when)
+            raise err(key + ("params", p.name), f"baseline {spec['name']!r} sets {p.name!r}, which is searched only "
+                      f"when {conditions}", f"drop {p.name} from the baseline, or meet the condition")
     return Baseline(str(spec["name"]), {k: v for k, v in point.items() if k in by_name and by_name[k].kind != "fixed"})

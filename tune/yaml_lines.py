@@ -27,17 +27,23 @@ def load_with_lines(path: str | Path) -> tuple[Any, dict[tuple, int]]:
         raise ValueError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     lines: dict[tuple, int] = {}
     if node is not None:
-        _walk(node, (), lines)
+        _walk(node, (), lines, path)
     return value, lines
 
 
-def _walk(node: yaml.Node, prefix: tuple, lines: dict[tuple, int]) -> None:
+def _walk(node: yaml.Node, prefix: tuple, lines: dict[tuple, int], path: Path) -> None:
     lines.setdefault(prefix, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value
-            lines[prefix + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, prefix + (key,), lines)
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in seen and key != "<<":  # "<<" merges: one per mapping is YAML's rule, not ours
+                # PyYAML keeps the last silently: a second `params:` would drop the first.
+                raise ValueError(f"{path}:{line}: {'.'.join(map(str, prefix + (key,)))} is given twice (lines "
+                                 f"{seen[key]} and {line}). Fix: keep one")
+            seen[key] = line
+            lines[prefix + (key,)] = line
+            _walk(value_node, prefix + (key,), lines, path)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, prefix + (i,), lines)
+            _walk(item, prefix + (i,), lines, path)

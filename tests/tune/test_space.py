@@ -72,10 +72,10 @@ def _write(tmp_path, text: str) -> Path:
         ("params:\n  o_weight: {type: normal, low: 0.1, high: 0.5}\n", 2, "distribution type"),
         ("prams:\n  o_weight: 0.5\n", 1, "unknown section"),
         ("params:\n  batch_size: {type: choice, values: []}\n", 2, "non-empty list"),
-        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbudget:\n  max_epochs: 2\n  grace_epochs: 3\n", 3, "grace_epochs"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbudget:\n  max_epochs: 2\n  grace_epochs: 3\n", 5, "grace_epochs"),
         ("params:\n  loss: {type: choice, values: [ce]}\n  gamma: {type: uniform, low: 0.5, high: 2.0, when: {loss: focal}}\n", 3, "not a possible value"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - name: b\n    params: {o_weight: 0.9}\n", 5, "outside the searched range"),
-        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\ncollapse_guard:\n  min_rise: 1.5\n", 3, "min_rise is 1.5"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\ncollapse_guard:\n  min_rise: 1.5\n", 4, "min_rise is 1.5"),
         # Every value a trial can get is checked here, at the file and line, before Ray
         # starts; else it would fail inside every trial on the cluster, retries included.
         ("params:\n  loss: {type: choice, values: [ce, focall]}\n", 2, "loss is 'focall', but must be one of"),
@@ -193,3 +193,40 @@ def test_a_wheel_install_finds_the_bundled_spaces(tmp_path):
                          check=True, capture_output=True, text=True, cwd=tmp_path).stdout.split()
     shared = env / "share" / "nerkit" / "search_spaces"
     assert out == [str(site / "tune" / "space.py"), str(shared / "default.yaml"), str(shared / "ratio.yaml")]
+
+
+@pytest.mark.parametrize("text, line, message", [
+    # Valid alone, exclusive together: every trial failed inside Ray, and the tables after.
+    ("params:\n  entity_o_ratio: {type: loguniform, low: 0.5, high: 30}\n"
+     "  o_weight: {type: loguniform, low: 0.1, high: 1.0}\n", 3, "entity_o_ratio = 0.5 with o_weight = 0.1"),
+    # A quoted "false" is a string: the guard stayed on.
+    ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\ncollapse_guard:\n  enabled: 'false'\n", 4,
+     "collapse_guard.enabled is 'false', but must be true or false"),
+    # PyYAML keeps the last of two keys: the first params: section vanished.
+    ("params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
+     "params:\n  batch_size: {type: choice, values: [8, 16]}\n", 3, "params is given twice (lines 1 and 3)"),
+    ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbudget:\n  max_epochs: .inf\n", 4,
+     "budget.max_epochs is inf, but must be a finite number"),
+    # A baseline's value off the int grid ran off it; gamma with loss ce lost the baseline's name.
+    ("params:\n  batch_size: {type: int, low: 8, high: 32, step: 8}\nbaselines:\n"
+     "  - {name: b, params: {batch_size: 12}}\n", 4, "outside the searched range"),
+    ("params:\n  loss: {type: choice, values: [ce, focal]}\n"
+     "  gamma: {type: uniform, low: 1.0, high: 3.0, when: {loss: [focal]}}\nbaselines:\n"
+     "  - {name: b, params: {loss: ce, gamma: 2.0}}\n", 5, "sets 'gamma', which is searched only when loss in ['focal']"),
+    ("params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\nbaselines:\n"
+     "  - {name: b, params: {lernrate: 5.0e-5, learning_rate: 5.0e-5}}\n", 4, "'lernrate' is not a setting"),
+    ("params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\nbaselines:\n"
+     "  - {name: b, parms: {learning_rate: 5.0e-5}}\n", 4, "a baseline needs `name` and a `params` mapping"),
+])
+def test_space_mistakes_found_by_review_name_their_line(tmp_path, text, line, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError) as info:
+        load_space(path)
+    assert str(info.value).startswith(f"{path}:{line}:") and message in str(info.value), str(info.value)
+
+
+def test_baseline_numbers_written_without_a_dot_are_numbers(tmp_path):
+    # `5e-5` is a YAML string: it read as outside the searched range.
+    space = load_space(_write(tmp_path, "params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
+                                        "baselines:\n  - {name: b, params: {learning_rate: 5e-5}}\n"))
+    assert space.baselines[0].params == {"learning_rate": 5e-5}
