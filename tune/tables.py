@@ -123,6 +123,19 @@ def _baseline_name(params: dict[str, Any], baselines: list[dict[str, Any]]) -> s
     return ""
 
 
+def _config_json(base: dict[str, Any], params: dict[str, Any]) -> str:
+    """The trial's whole TrainConfig as JSON; where its settings do not make one (a space
+    from before they were checked together, tune.space), the settings as given: that
+    trial failed on them, and its row (with the error) must still be in the table."""
+    from tune.trainable import trial_config
+
+    try:
+        config = trial_config(base, params).to_dict()
+    except (ValueError, TypeError):
+        config = {**base, **params}
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def collect(experiment_path: str) -> TrialTables:
     """Read an experiment into trial rows and history rows (see module doc).
 
@@ -131,8 +144,6 @@ def collect(experiment_path: str) -> TrialTables:
             backup of it to read instead (the message says what to do).
     """
     from ray.tune.utils import flatten_dict
-
-    from tune.trainable import trial_config
 
     record = read_settings(experiment_path)
     guard = GuardConfig(**record["space"]["guard"])
@@ -164,7 +175,7 @@ def collect(experiment_path: str) -> TrialTables:
             "stop_reason": reason,
             "baseline": _baseline_name(params, baselines),
             **{f"param_{k}": params.get(k) for k in searched},
-            "config": json.dumps(trial_config(record["base_config"], params).to_dict(), sort_keys=True, default=str),
+            "config": _config_json(record["base_config"], params),
             # The config leaves num_threads unset (each trial takes the CPUs Ray gives it,
             # tune.trainable); what this trial got is here.
             "num_threads": _int(last.get("num_threads")),

@@ -200,3 +200,14 @@ def test_each_row_says_how_many_threads_its_trial_used(search_tables):
     # row says what that came to: one per CPU of the trial's reservation.
     assert all(t["num_threads"] == 1 for t in search_tables.trials if t["evaluations"])
     assert all(json.loads(t["config"])["num_threads"] is None for t in search_tables.trials)
+
+
+def test_a_trial_whose_settings_make_no_config_still_gets_a_row():
+    # A space from before settings were checked together (entity_o_ratio with o_weight)
+    # failed every trial, and then `nerkit trials` raised on the first one.
+    from nerkit.config import TrainConfig
+    from tune.tables import _config_json
+
+    config = json.loads(_config_json(TrainConfig().to_dict(), {"entity_o_ratio": 3.0, "o_weight": 0.5}))
+    assert config["entity_o_ratio"] == 3.0 and config["o_weight"] == 0.5
+    assert json.loads(_config_json(TrainConfig().to_dict(), {"o_weight": 0.5}))["o_weight"] == 0.5
