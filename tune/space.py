@@ -18,6 +18,7 @@ A space file has these sections (see search_spaces/default.yaml, every key comme
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,23 +291,48 @@ def load_space(path: str | Path) -> SearchSpace:
 
 
 def _check_pairs(params: tuple[Param, ...], base: dict, err: _Errors) -> None:
-    """Every two parameters at their checked values, together, where both can be active:
+    """Every two parameters at their checked values, together, wherever both can be active:
     settings valid alone can exclude each other (``entity_o_ratio`` replaces ``o_weight``),
-    and would fail inside every trial that drew both."""
+    and would fail inside every trial that drew both. The parameters their conditions
+    depend on (transitively) take each of their values, and only assignments under which
+    every one of them is itself active count."""
+    by_name = {p.name: p for p in params}
     for i, p in enumerate(params):
         for q in params[i + 1:]:
+            context = [c for c in _conditioning(p, q, by_name) if c.name not in (p.name, q.name)]
             for _, v in _values_to_check(p):
                 for field_name, w in _values_to_check(q):
-                    point = {p.name: v, q.name: w}
-                    for k, allowed in (*p.when, *q.when):  # a condition on a third parameter: meet it
-                        point.setdefault(k, allowed[0])
-                    if not (p.active(point) and q.active(point)):
-                        continue
-                    try:
-                        TrainConfig().with_overrides(**{**base, **point})
-                    except (ValueError, TypeError) as exc:
-                        raise err(("params", q.name, field_name), f"{p.name} = {v!r} with {q.name} = {w!r}: {exc}",
-                                  "search them in separate spaces, or fix one of them in base") from None
+                    for assignment in _assignments(context):
+                        point = {**assignment, p.name: v, q.name: w}
+                        if not all(by_name[n].active(point) for n in point if n in by_name):
+                            continue
+                        try:
+                            TrainConfig().with_overrides(**{**base, **point})
+                        except (ValueError, TypeError) as exc:
+                            where = ", ".join(f"{k} = {x!r}" for k, x in assignment.items())
+                            raise err(("params", q.name, field_name),
+                                      f"{p.name} = {v!r} with {q.name} = {w!r}" + (f" (where {where})" if where else "")
+                                      + f": {exc}", "search them in separate spaces, make their conditions exclude "
+                                      "each other, or fix one of them in base") from None
+
+
+def _conditioning(p: Param, q: Param, by_name: dict[str, Param]) -> list[Param]:
+    """The parameters the conditions of ``p`` and ``q`` depend on, transitively, in space order."""
+    seen: set[str] = set()
+    todo = [p, q]
+    while todo:
+        for k, _ in todo.pop().when:
+            if k not in seen and k in by_name:
+                seen.add(k)
+                todo.append(by_name[k])
+    return [c for c in by_name.values() if c.name in seen and c.kind in ("choice", "fixed")]
+
+
+def _assignments(context: list[Param]):
+    """Every combination of the conditioning parameters' values (choices, fixed)."""
+    options = [[(c.name, x) for x in (c.values if c.kind == "choice" else (c.value,))] for c in context]
+    for combo in itertools.product(*options):
+        yield dict(combo)
 
 
 def _values_to_check(p: Param) -> list[tuple[str, Any]]:
@@ -425,6 +451,21 @@ def _section(cls, values: Any, key: tuple, err: _Errors):
         raise err(key + ((field_name,) if field_name else ()), str(exc)) from None
 
 
+def _baseline_number(name: str, value: Any, by_name: dict[str, Param], base: dict) -> Any:
+    """A baseline's number-looking string (YAML 1.1 reads ``5e-5`` as one) as a number
+    where the setting it is compared with is numeric, as params and base read theirs."""
+    number = parse_number(value)
+    if not isinstance(value, str) or number is value:
+        return value
+    p = by_name.get(name)
+    if p is None:
+        ref: tuple = (base.get(name, getattr(TrainConfig(), name, None)),)
+    else:
+        ref = p.values or () if p.kind == "choice" else (p.value,) if p.kind == "fixed" else (p.low,)
+    numeric = any(isinstance(x, (int, float)) and not isinstance(x, bool) for x in ref)
+    return number if numeric else value
+
+
 def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, err: _Errors) -> Baseline:
     key = ("baselines", i)
     if not isinstance(spec, dict) or "name" not in spec or not isinstance(spec.get("params"), dict):
@@ -433,12 +474,11 @@ def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, er
     if unknown:
         raise err(key + (unknown[0],), f"unknown key {unknown[0]!r} in a baseline", "a baseline has `name` and `params`")
     by_name = {p.name: p for p in params}
-    # Numbers as YAML 1.1 may leave them (`5e-5` is a string), as in params and base.
-    point = {k: parse_number(v) if isinstance(v, str) and k in by_name and by_name[k].kind != "choice" else v
-             for k, v in spec["params"].items()}
+    point = {k: _baseline_number(k, v, by_name, base) for k, v in spec["params"].items()}
     for k, v in point.items():
-        if k not in by_name and not hasattr(TrainConfig(), k):
-            raise err(key + ("params", k), f"{k!r} is not a setting", "use a searched parameter or a TrainConfig field")
+        if k not in by_name and (k not in _TRAIN_FIELDS or k in RESERVED):
+            raise err(key + ("params", k), f"{k!r} is not a setting a baseline can give",
+                      f"use a searched parameter or one of {sorted(_TRAIN_FIELDS - RESERVED)}")
         if k in by_name:
             if not by_name[k].contains(v):
                 raise err(key + ("params", k), f"baseline value {v!r} is outside the searched range of {k!r}",
@@ -448,11 +488,15 @@ def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, er
                       "search it, or drop it from the baseline")
     sampled: dict[str, Any] = {}
     for p in params:
-        if p.active(sampled) and p.kind != "fixed":
+        if p.kind == "fixed":
+            if p.active(sampled):
+                sampled[p.name] = p.value  # a condition may rest on it
+            continue
+        if p.active(sampled):
             if p.name not in point:
                 raise err(key + ("params",), f"baseline {spec['name']!r} gives no value for active parameter {p.name!r}")
             sampled[p.name] = point[p.name]
-        elif p.name in point and p.kind != "fixed":
+        elif p.name in point:
             # Never sampled at this point (its condition fails): the trial would not use it,
             # and the trial table could not name the baseline.
             conditions = ", ".join(f"{k} in {list(vs)}" for k, vs in p.when)

@@ -230,3 +230,34 @@ def test_baseline_numbers_written_without_a_dot_are_numbers(tmp_path):
     space = load_space(_write(tmp_path, "params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
                                         "baselines:\n  - {name: b, params: {learning_rate: 5e-5}}\n"))
     assert space.baselines[0].params == {"learning_rate": 5e-5}
+
+
+@pytest.mark.parametrize("text", [
+    # A baseline of a parameter conditioned on a fixed one (gamma when loss, fixed focal).
+    "params:\n  loss: focal\n  gamma: {type: uniform, low: 1.0, high: 3.0, when: {loss: [focal]}}\n"
+    "  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
+    "baselines:\n  - {name: b, params: {gamma: 2.0, learning_rate: 5.0e-5}}\n",
+    # max_weight and entity_o_ratio exclude each other, but their conditions never hold together.
+    "params:\n  weight_strategy: {type: choice, values: [none, inverse]}\n"
+    "  max_weight: {type: choice, values: [2.0, 5.0], when: {weight_strategy: [inverse]}}\n"
+    "  entity_o_ratio: {type: loguniform, low: 0.5, high: 30, when: {weight_strategy: [none]}}\n"
+    "  smoothing: {type: uniform, low: 0.5, high: 1.0, when: {max_weight: [5.0]}}\n",
+    # A baseline's `5e-5` against choices read as numbers.
+    "params:\n  learning_rate: {type: choice, values: [1e-5, 5e-5]}\nbaselines:\n"
+    "  - {name: b, params: {learning_rate: 5e-5}}\n",
+])
+def test_valid_spaces_the_pair_and_baseline_checks_accept(tmp_path, text):
+    load_space(_write(tmp_path, text))
+
+
+def test_a_conflict_behind_any_allowed_condition_value_is_found(tmp_path):
+    # o_weight is active for ce and focal, entity_o_ratio for focal only: trying only the
+    # first allowed value (ce) missed the focal trials, every one of which would fail.
+    path = _write(tmp_path, "params:\n  loss: {type: choice, values: [ce, focal]}\n"
+                            "  o_weight: {type: uniform, low: 0.1, high: 0.9, when: {loss: [ce, focal]}}\n"
+                            "  entity_o_ratio: {type: loguniform, low: 0.5, high: 30, when: {loss: [focal]}}\n")
+    with pytest.raises(ValueError, match=r":4: .*o_weight = 0.1 with entity_o_ratio = 0.5 \(where loss = 'focal'\)"):
+        load_space(path)
+    with pytest.raises(ValueError, match="'focal_gamma' is not a setting a baseline can give"):
+        load_space(_write(tmp_path, "params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
+                                    "baselines:\n  - {name: b, params: {learning_rate: 5.0e-5, focal_gamma: 0.0}}\n"))
