@@ -135,7 +135,9 @@ class Predictor:
         except ValueError:
             raise
         except Exception as exc:  # noqa: BLE001 - damaged files, unknown hub names: one clear error
-            raise ValueError(f"could not load the model {str(path)!r}: {type(exc).__name__}: {exc}. A damaged "
+            why = " ".join(str(exc).split())  # the hub's messages run over several lines
+            where = "" if local else f" (no local directory {str(path)!r} either)"
+            raise ValueError(f"could not load the model {str(path)!r}{where}: {type(exc).__name__}: {why}. A damaged "
                              "directory: pull it again; a hub name: check it and the network") from None
         return cls(model, tokenizer, device=str(resolved), name=str(path))
 

@@ -4,7 +4,8 @@ A word is a maximal run of letters, digits and combining marks (so Devanagari
 words with their vowel signs stay whole: ``मंगवाओ`` is one word), optionally joined
 by an apostrophe or hyphen between such runs (``domino's``, ``wi-fi``), or by a
 zero-width joiner or non-joiner (ZWJ/ZWNJ, common inside Devanagari words); every other
-visible character is a word of its own (``,``, ``!``). Spaces and zero-width characters
+visible character is a word of its own (``,``, ``!``), a symbol with what belongs to it
+(an emoji with its variation selector, skin tone or ZWJ-joined parts; a flag's pair). Spaces and zero-width characters
 outside a word, and every other invisible character (:func:`is_invisible`: controls, bidi
 marks, private use), separate words and are never words themselves (a tokenizer would give
 them no subword, and their label would vanish). Offsets index the original string, so
@@ -50,6 +51,37 @@ def _is_word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LNM"
 
 
+def _is_regional(ch: str) -> bool:
+    return "\U0001f1e6" <= ch <= "\U0001f1ff"
+
+
+def _emoji_part(ch: str) -> bool:
+    """What continues an emoji: variation selectors and other combining marks (U+FE0F,
+    the keycap U+20E3), skin-tone modifiers, and the tag characters of subdivision flags."""
+    return (unicodedata.category(ch) in ("Mn", "Me") or "\U0001f3fb" <= ch <= "\U0001f3ff"
+            or "\U000e0020" <= ch <= "\U000e007f")
+
+
+def _symbol_end(text: str, i: int) -> int:
+    """End of the one-symbol word at ``i``: a symbol with what belongs to it, so an emoji
+    is one word (``☕️`` with its U+FE0F, ``👨‍🍳`` joined by ZWJ, a flag's pair of regional
+    indicators) and its label is never cut or lost to a mark the tokenizer drops."""
+    n, start = len(text), i
+    i += 1
+    if unicodedata.category(text[start])[0] != "S":
+        return i  # punctuation stands alone
+    while i < n:
+        if _emoji_part(text[i]):
+            i += 1
+        elif text[i] == "\u200d" and i + 1 < n and unicodedata.category(text[i + 1])[0] == "S":
+            i += 2
+        elif i == start + 1 and _is_regional(text[start]) and _is_regional(text[i]):
+            i += 1
+        else:
+            break
+    return i
+
+
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """Return ``(word, start, end)`` for each word of ``text`` (see module doc)."""
     words: list[tuple[str, int, int]] = []
@@ -60,8 +92,9 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
             i += 1
             continue
         if not _is_word_char(ch):
-            words.append((ch, i, i + 1))
-            i += 1
+            end = _symbol_end(text, i)
+            words.append((text[i:end], i, end))
+            i = end
             continue
         start = i
         while i < n:

@@ -175,6 +175,12 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
     return metrics, prepared
 
 
+# Below this share of entity predictions, the gate's refusal is a collapse toward 'O'
+# (a higher --min-entity-ratio can refuse a model that predicts plenty).
+_NEAR_ZERO = 0.01
+_COLLAPSED = " (the model predicts almost only 'O')"
+
+
 def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, who: str) -> None:
     # The collapse gate refuses a model that is no use at finding entities: one that
     # predicts almost only 'O', or one whose entities are all wrong (F1 0 whatever
@@ -182,7 +188,7 @@ def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, w
     if test["entity_pred_ratio"] < min_entity_ratio:
         raise PromotionRefused(
             f"{who}: test entity_pred_ratio {test['entity_pred_ratio']:.4f} < --min-entity-ratio "
-            f"{min_entity_ratio} (the model predicts almost only 'O'); nothing was promoted")
+            f"{min_entity_ratio}{_COLLAPSED if test['entity_pred_ratio'] < _NEAR_ZERO else ''}; nothing was promoted")
     if min_entity_ratio > 0 and not test["f1"] > 0:
         raise PromotionRefused(f"{who}: test F1 is {test['f1']:.4f} (no test entity found correctly); "
                                "nothing was promoted")

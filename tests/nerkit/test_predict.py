@@ -218,3 +218,11 @@ def test_cli_predict_without_input_is_an_error(model_dir):
     result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir)])
     assert isinstance(result.exception, ValueError)
     assert "no sentences given" in str(result.exception)
+
+
+def test_a_name_that_is_neither_a_directory_nor_on_the_hub_is_one_line(tmp_path, monkeypatch):
+    # The hub's error ran over two lines and never said the local path did not exist.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as info:
+        Predictor.from_dir("nosuch-model")
+    assert "\n" not in str(info.value) and "(no local directory 'nosuch-model' either)" in str(info.value)

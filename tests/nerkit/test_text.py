@@ -27,3 +27,12 @@ def test_every_invisible_character_separates_words_and_is_never_one():
     # which the tokenizer dropped with its label; so did private-use characters and U+FFFD.
     assert split_words("\u200eDominos se\ue000 2 \ufffd pizza") == [
         ("Dominos", 1, 8), ("se", 9, 11), ("2", 13, 14), ("pizza", 17, 22)]
+
+
+def test_an_emoji_is_one_word_with_what_belongs_to_it():
+    # U+FE0F after ☕ became a word of its own that the tokenizer dropped, so a span over
+    # "☕️" lost its I- tag and was refused; "👨‍🍳" was split into two entities in predictions.
+    text = "2 ☕️ aur 👨\u200d🍳 🇮🇳🇮🇳 👍🏽!"
+    words = split_words(text)
+    assert [w for w, _, _ in words] == ["2", "☕️", "aur", "👨\u200d🍳", "🇮🇳", "🇮🇳", "👍🏽", "!"]
+    assert all(text[s:e] == w for w, s, e in words)

@@ -238,6 +238,12 @@ def test_a_model_with_test_f1_zero_is_refused_unless_the_collapse_gate_is_off():
         _check_gates(useless, 0.0, 0.005, "trial t")
     _check_gates(useless, 0.0, 0.0, "trial t")  # --min-entity-ratio 0: gates off (a random test model)
     _check_gates({"f1": 0.3, "entity_pred_ratio": 0.2}, 0.0, 0.005, "trial t")
+    # Only a ratio near zero is a collapse: a high gate refusing 0.99 said "almost only 'O'".
+    with pytest.raises(PromotionRefused, match=r"< --min-entity-ratio 0.995; nothing") as info:
+        _check_gates({"f1": 0.3, "entity_pred_ratio": 0.99}, 0.0, 0.995, "trial t")
+    assert "almost only" not in str(info.value)
+    with pytest.raises(PromotionRefused, match="predicts almost only 'O'"):
+        _check_gates({"f1": 0.3, "entity_pred_ratio": 0.001}, 0.0, 0.005, "trial t")
 
 
 def test_without_retraining_trials_rank_by_the_checkpoint_that_would_be_published():

@@ -25,7 +25,10 @@ def test_an_interrupted_search_exits_130_with_the_command_that_continues_it():
 def test_a_search_stopped_before_every_trial_was_created_is_interrupted():
     # Ctrl-C between trials (--max-concurrent 1) leaves none pending, but fewer than planned.
     code, why = outcome(_summary({"completed": 3}, {"trial_id": "a"}, planned=8), "/r")
-    assert code == 130 and "5 trial(s) unfinished" in why
+    assert code == 130 and "5 trial(s) unfinished (5 not started)" in why
+    # Both kinds: the summary's "pending 2" and the 3 unfinished must add up in the message.
+    code, why = outcome(_summary({"completed": 3, "pending": 2}, {"trial_id": "a"}, planned=6), "/r")
+    assert "3 trial(s) unfinished (2 stopped, 1 not started)" in why
 
 
 def test_a_search_where_no_trial_reported_exits_1():

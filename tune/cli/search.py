@@ -140,10 +140,12 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
 
     # Stopped before Ray created every trial (Ctrl-C between trials, or before the first)
     # leaves fewer trials than planned, none of them unfinished.
-    unfinished = sum(n for reason, n in summary["reasons"].items() if reason.upper() in UNENDED_STATUSES) \
-        + max(0, summary.get("trials_planned", 0) - summary.get("trials", 0))
+    stopped = sum(n for reason, n in summary["reasons"].items() if reason.upper() in UNENDED_STATUSES)
+    not_started = max(0, summary.get("trials_planned", 0) - summary.get("trials", 0))
+    unfinished = stopped + not_started
     if unfinished:
-        return 130, (f"interrupted with {unfinished} trial(s) unfinished; continue with: nerkit search "
+        parts = ", ".join(f"{n} {what}" for n, what in ((stopped, "stopped"), (not_started, "not started")) if n)
+        return 130, (f"interrupted with {unfinished} trial(s) unfinished ({parts}); continue with: nerkit search "
                      f"--resume {summary['name']} --storage {storage}")
     if summary["best"] is None:
         return 1, (f"no trial reported a result; see why with: nerkit trials {summary['name']} --storage "
