@@ -430,6 +430,10 @@ def _check_conditions(params: tuple[Param, ...], err: _Errors) -> None:
                 raise err(("params", p.name, "when"), f"condition on {other!r}, which is not a parameter listed before it",
                           "list the parameter it depends on first")
             ref = seen[other]
+            if ref.kind not in ("choice", "fixed"):
+                # A drawn float equals a listed value almost never: the parameter would never run.
+                raise err(("params", p.name, "when"), f"condition on {other!r}, a {ref.kind} parameter",
+                          "condition on a choice (or fixed) parameter only")
             for v in values:
                 if not ref.contains(v):
                     raise err(("params", p.name, "when"), f"condition value {v!r} is not a possible value of {other!r}")

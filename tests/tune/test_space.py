@@ -217,6 +217,10 @@ def test_a_wheel_install_finds_the_bundled_spaces(tmp_path):
      "  - {name: b, params: {lernrate: 5.0e-5, learning_rate: 5.0e-5}}\n", 4, "'lernrate' is not a setting"),
     ("params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\nbaselines:\n"
      "  - {name: b, parms: {learning_rate: 5.0e-5}}\n", 4, "a baseline needs `name` and a `params` mapping"),
+    # A drawn float never equals the listed value: gamma was never sampled.
+    ("params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
+     "  gamma: {type: uniform, low: 1.0, high: 3.0, when: {learning_rate: [5.0e-5]}}\n", 3,
+     "condition on 'learning_rate', a loguniform parameter"),
 ])
 def test_space_mistakes_found_by_review_name_their_line(tmp_path, text, line, message):
     path = _write(tmp_path, text)
