@@ -50,7 +50,7 @@ def load_tokenizer(name_or_path: str | os.PathLike):
     check_model_dir(name_or_path, ("config.json", *TOKENIZER_FILES))
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - missing files, and damaged ones (a cut tokenizer.json, tokenizers' errors)
         raise cannot_load(name_or_path, exc) from exc
     if not tokenizer.is_fast:
         raise ValueError(

@@ -134,7 +134,7 @@ def load_model(name: str, label_map: LabelMap):
         model = AutoModelForTokenClassification.from_pretrained(
             path, config=config, ignore_mismatched_sizes=True
         )
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - missing files, and damaged ones (safetensors' own error type)
         raise cannot_load(name, exc) from exc
     finally:
         transformers.logging.set_verbosity(verbosity)

@@ -34,3 +34,22 @@ def test_the_tokenizer_and_the_positions_both_bound_it():
     with pytest.raises(ValueError, match=r"max_length is 129, but this model takes at most 128 subwords; give "
                                          r"--max-length 128 or less"):
         check_max_length(129, tok, NS(model_type="bert", max_position_embeddings=128))
+
+
+def test_damaged_model_files_are_one_error_naming_the_model(tiny_model_dir, tmp_path):
+    # A cut model.safetensors raised safetensors' own error type and a cut tokenizer.json a
+    # JSON error: `nerkit train` printed a traceback for the first.
+    import shutil
+
+    from nerkit.alignment import load_tokenizer
+    from nerkit.labels import LabelMap
+    from nerkit.model import load_model
+
+    damaged = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, damaged)
+    (damaged / "model.safetensors").write_bytes((damaged / "model.safetensors").read_bytes()[:5000])
+    with pytest.raises(ValueError, match=rf"could not load the model '{damaged}' \(Error while deserializing"):
+        load_model(str(damaged), LabelMap.from_types(["FOOD"]))
+    (damaged / "tokenizer.json").write_bytes((damaged / "tokenizer.json").read_bytes()[:2000])
+    with pytest.raises(ValueError, match=rf"could not load the model '{damaged}' \(Expecting"):
+        load_tokenizer(damaged)
