@@ -99,6 +99,8 @@ def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pa
                          "its first checkpoint under --checkpoint-every); re-run with --confirm-seeds K to "
                          "re-train its config instead")
     dest = workdir / "checkpoint"
+    gone = ValueError(f"trial {row['trial_id']}'s checkpoint {ckpt} is gone (a running search keeps only its latest "
+                      "checkpoints, and this one was removed); promote once the search has ended")
     if "://" not in experiment:
         # Copied, not used in place: a running search's retention may delete it meanwhile,
         # and what is scored must be what is published.
@@ -106,18 +108,24 @@ def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pa
             # Without the optimizer state (about twice the weights), which is not published.
             shutil.copytree(ckpt, dest, ignore=shutil.ignore_patterns(*TRAINING_STATE))
         except FileNotFoundError:
-            raise ValueError(f"trial {row['trial_id']}'s checkpoint {ckpt} is gone (a running search keeps only "
-                             "its latest checkpoints, and this one was removed); promote once the search has "
-                             "ended") from None
+            raise gone from None
         return dest
     import pyarrow.fs as pafs
 
     # Ray records remote checkpoint paths without the scheme ("bucket/runs/…").
     uri = ckpt if "://" in ckpt or "://" not in experiment else f"{experiment.split('://')[0]}://{ckpt}"
     fs, path = filesystem(uri)
-    # pyarrow's copy to a local filesystem does not make the destination directory.
-    dest.mkdir(parents=True, exist_ok=True)
-    pafs.copy_files(path, str(dest), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    except FileNotFoundError:
+        raise gone from None
+    files = [i for i in infos if i.type == pafs.FileType.File and i.base_name not in TRAINING_STATE]
+    if not files:
+        raise gone
+    for info in files:  # file by file: the optimizer state stays where it is, as above
+        target = dest / info.path[len(path):].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(info.path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
     return dest
 
 
