@@ -28,6 +28,8 @@ from nerkit.records import Record
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
+# Fewer tokens than this is a tokenizer of special tokens only (its vocabulary file lost).
+_MIN_VOCAB = 32
 # Records per tokenizer call: big enough for the fast tokenizer's batching, small
 # enough that one call's encodings stay modest in memory.
 _BATCH = 1000
@@ -52,6 +54,12 @@ def load_tokenizer(name_or_path: str | os.PathLike):
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
     except Exception as exc:  # noqa: BLE001 - missing files, and damaged ones (a cut tokenizer.json, tokenizers' errors)
         raise cannot_load(name_or_path, exc) from exc
+    if len(tokenizer) < _MIN_VOCAB:
+        # tokenizer_config.json alone loads a tokenizer of its special tokens: every word
+        # would be [UNK], silently.
+        raise ValueError(f"the tokenizer of {name_or_path!r} has {len(tokenizer)} tokens, so its vocabulary "
+                         "(tokenizer.json or vocab.txt) is missing: the model directory is incomplete; pull it "
+                         "again, or save the tokenizer beside the model")
     if not tokenizer.is_fast:
         raise ValueError(
             f"the tokenizer of {name_or_path!r} ({type(tokenizer).__name__}) is a slow tokenizer; "

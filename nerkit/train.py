@@ -242,6 +242,10 @@ def _check_output_dir(path: Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"output_dir {str(path)!r}: {str(existing)!r} is not writable; give a directory you can "
                          "write to")
+    if path.is_dir() and any(path.iterdir()) and not (path / "config.json").is_file():
+        # A directory holding a model (an earlier run) is replaced; any other is not ours to write into.
+        raise ValueError(f"output_dir {str(path)!r} is not empty and holds no model (config.json); give a new or "
+                         "empty directory, or an earlier run's model directory to replace")
 
 
 def train(

@@ -158,3 +158,14 @@ def test_load_tokenizer_takes_a_path(tmp_path):
     from pathlib import Path
 
     assert load_tokenizer(Path(MODEL)).is_fast
+
+
+def test_a_tokenizer_without_its_vocabulary_is_refused(tmp_path):
+    # tokenizer_config.json alone loads a tokenizer of 5 special tokens: predictions ran
+    # with every word [UNK], exit 0, and the doctor passed.
+    import shutil
+
+    for name in ("config.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(MODEL, name), tmp_path / name)
+    with pytest.raises(ValueError, match=r"has 5 tokens, so its vocabulary \(tokenizer.json or vocab.txt\) is missing"):
+        load_tokenizer(str(tmp_path))

@@ -343,3 +343,12 @@ def test_max_length_past_the_models_positions_is_refused_before_training(cfg):
 
     with pytest.raises(ValueError, match=r"max_length is 200, but this model takes at most 128 subwords"):
         train(replace(cfg, max_length=200), report=lambda m, save: pytest.fail("trained"))
+
+
+def test_output_dir_that_holds_something_else_is_refused_before_training(cfg, tmp_path):
+    # Model files landed beside whatever the directory held; an earlier run's model is
+    # still replaced (it holds config.json).
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty and holds no model"):
+        train(cfg, output_dir=tmp_path, report=lambda m, save: pytest.fail("trained"))
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
