@@ -32,6 +32,7 @@ from tune.model_card import render_card
 from tune.registry import Registry
 from tune.settings import check_same_data, experiment_path
 from tune.storage import filesystem
+from tune.summary import unfinished as trials_unfinished
 from tune.tables import collect
 
 logger = logging.getLogger(__name__)
@@ -213,14 +214,6 @@ def _check_data(record: dict[str, Any], row: dict[str, Any]) -> None:
     check_same_data(record, prepared.fingerprint, "promoting")
 
 
-def unfinished_trials(tables) -> int:
-    """Trials of the search not yet ended, counting those it has not created yet."""
-    from tune.trial_query import UNENDED_STATUSES
-
-    open_ = sum(1 for t in tables.trials if str(t["status"]).upper() in UNENDED_STATUSES)
-    return open_ + max(0, tables.record["settings"]["trials"] - len(tables.trials))
-
-
 def promote(
     name: str, registry: str, *, model_name: str = "ner", metric: str = "best_dev_f1",
     confirm_seeds: int = 0, top_k: int = 3, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
@@ -248,7 +241,7 @@ def promote(
     target = Registry(registry, model_name)  # validates the name; writes nothing yet
     exp = experiment_path(name, storage)
     tables = collect(exp)
-    unfinished = unfinished_trials(tables)
+    unfinished = sum(trials_unfinished(tables).values())
     if unfinished and not allow_unfinished:
         raise ValueError(f"search {name} has {unfinished} trial(s) not ended (running, or stopped: continue it with "
                          f"nerkit search --resume {name}); promote once it has ended, or pass --allow-unfinished "

@@ -30,6 +30,16 @@ def checkpoint_not_best(row: dict[str, Any]) -> str | None:
     return f"evaluation {held} (dev F1 {row['checkpoint_dev_f1']:.4f}), not the best one ({row['best_eval_index']})"
 
 
+def unfinished(tables) -> dict[str, int]:
+    """Trials of a search not yet ended: ``stopped`` (created, with a status that has not
+    ended: running, or left by an interrupted search) and ``not_started`` (planned, never
+    created)."""
+    from tune.trial_query import UNENDED_STATUSES
+
+    stopped = sum(1 for t in tables.trials if str(t["status"]).upper() in UNENDED_STATUSES)
+    return {"stopped": stopped, "not_started": max(0, tables.record["settings"]["trials"] - len(tables.trials))}
+
+
 def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
     tables = collect(experiment_path(name, storage))
     searched = [p["name"] for p in tables.record["space"]["params"] if p["kind"] != "fixed"]
@@ -40,6 +50,7 @@ def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
         "trials": len(tables.trials),
         "trials_planned": tables.record["settings"]["trials"],
         "reasons": dict(Counter(t["stop_reason"] or t["status"].lower() for t in tables.trials)),
+        "unfinished": unfinished(tables),
         "best": None,
         "baselines": [
             {"name": t["baseline"], "trial_id": t["trial_id"], "dev_f1": t["best_dev_f1"],

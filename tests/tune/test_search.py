@@ -52,6 +52,7 @@ def test_default_search_prunes_with_asha_and_records_every_trial(finished_search
     assert study.best_value <= best + 1e-9
     summary = summarize(finished_search.name, finished_search.storage)
     assert summary["best"]["dev_f1"] == pytest.approx(best)
+    assert summary["unfinished"] == {"stopped": 0, "not_started": 0}  # a finished search
     # Ray's real state files, on storage and in nerkit's copy, pass the one-snapshot
     # checks resume makes (tune.state_check): no false alarm on what Ray wrote.
     fs = pyarrow.fs.LocalFileSystem()
@@ -234,7 +235,9 @@ def test_sigterm_stops_the_search_like_ctrl_c_and_says_how_to_resume(tmp_path, t
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err.decode()[-2000:]
     assert f"nerkit search --resume t --storage {tmp_path}" in " ".join(err.decode().split())
-    assert json.loads(out)["reasons"].get("pending", 0) >= 1  # stopped, not finished
+    summary = json.loads(out)
+    assert summary["reasons"].get("pending", 0) >= 1  # stopped, not finished
+    assert summary["unfinished"]["stopped"] == summary["reasons"]["pending"]
     assert tune.Tuner.can_restore(str(exp))
 
 

@@ -8,8 +8,12 @@ from tune.cli.search import outcome
 
 
 def _summary(reasons: dict, best: dict | None, planned: int | None = None) -> dict:
+    """A summary as tune.summary.summarize gives it: unended trials are counted under their
+    status ("pending", "running", "paused"), the rest under their stop reason."""
     trials = sum(reasons.values())
-    return {"name": "s1", "reasons": reasons, "best": best, "trials": trials, "trials_planned": planned or trials}
+    stopped = sum(n for r, n in reasons.items() if r in ("pending", "running", "paused"))
+    return {"name": "s1", "reasons": reasons, "best": best, "trials": trials, "trials_planned": planned or trials,
+            "unfinished": {"stopped": stopped, "not_started": max(0, (planned or trials) - trials)}}
 
 
 def test_a_finished_search_with_a_best_trial_exits_0():

@@ -136,12 +136,9 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
     tune.driver.sigterm_stops_gracefully, Ray saves its state and returns as if done),
     with the command that continues it. 1: ended without any trial reporting a result.
     """
-    from tune.trial_query import UNENDED_STATUSES
-
     # Stopped before Ray created every trial (Ctrl-C between trials, or before the first)
-    # leaves fewer trials than planned, none of them unfinished.
-    stopped = sum(n for reason, n in summary["reasons"].items() if reason.upper() in UNENDED_STATUSES)
-    not_started = max(0, summary.get("trials_planned", 0) - summary.get("trials", 0))
+    # leaves fewer trials than planned: those are unfinished too (tune.summary.unfinished).
+    stopped, not_started = summary["unfinished"]["stopped"], summary["unfinished"]["not_started"]
     unfinished = stopped + not_started
     if unfinished:
         parts = ", ".join(f"{n} {what}" for n, what in ((stopped, "stopped"), (not_started, "not started")) if n)
