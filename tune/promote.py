@@ -6,7 +6,8 @@ tune.confirm); 2) score its model on the **test** split, which the search never 
 at; 3) refuse (:class:`PromotionRefused`, nothing written) when the test F1 or the
 test entity_pred_ratio is below its gate — a collapsed, all-'O' model must never
 become ``latest``; 4) publish the model files, ``manifest.json`` and ``MODEL_CARD.md``
-as a new immutable version (tune.registry).
+as a new immutable version (tune.registry) — unless the newest version holds these very
+model files already: then nothing is written and ``latest`` is moved to it if it lagged.
 
 Example:
     >>> p = promote("s1", "s3://bucket/models", storage="runs")   # doctest: +SKIP
@@ -29,7 +30,7 @@ from typing import Any
 
 from tune.confirm import confirm_with_seeds, row_config
 from tune.model_card import render_card
-from tune.registry import Registry
+from tune.registry import Registry, hash_stream
 from tune.settings import check_same_data, experiment_path
 from tune.storage import filesystem
 from tune.summary import unfinished as trials_unfinished
@@ -53,6 +54,7 @@ class Promotion:
     version: int
     uri: str                    # <registry>/<model-name>/v<N>
     manifest: dict[str, Any]    # without "version"/"files" (see the published manifest.json)
+    published: bool = True      # False: the newest version already held this model (see promote)
 
 
 def ranking_column(metric: str, confirm_seeds: int) -> str:
@@ -290,6 +292,19 @@ def promote(
         }
         files = {p.name: p for p in sorted(model_dir.iterdir())
                  if p.is_file() and p.name not in EXCLUDED and not p.name.startswith(".")}
+        # Promoting again (a pipeline re-run, a retry after `latest` failed to move) must not
+        # publish the same weights as one more version: the newest already holds them.
+        hashes = {}
+        for file_name, path in files.items():
+            with open(path, "rb") as f:
+                hashes[file_name] = hash_stream(f)
+        held = target.holds(hashes)
+        if held is not None:
+            target.advance_latest(held)
+            logger.info("trial %s of %s is already published as %s/v%d", row["trial_id"], name, target.uri, held)
+            stored = target.manifest(held) or {}
+            kept = {k: v for k, v in stored.items() if k not in ("version", "files")}
+            return Promotion(held, f"{target.uri}/v{held}", kept, published=False)
         number = target.publish(files, manifest, lambda n: render_card(manifest, n, target.uri))
     logger.info("promoted trial %s of %s as %s/v%d", row["trial_id"], name, target.uri, number)
     return Promotion(number, f"{target.uri}/v{number}", manifest)

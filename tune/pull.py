@@ -54,6 +54,14 @@ def parse_ref(ref: str) -> tuple[str, str, str]:
 
 def resolve(reg: Registry, spec: str) -> int:
     """The version number ``spec`` (``latest`` or ``vN``) names in ``reg``."""
+    if not reg.exists():
+        models = reg.models()
+        where = reg.uri.rsplit("/", 1)[0]
+        if models:
+            raise ValueError(f"{where} has no model named {reg.uri.rsplit('/', 1)[1]!r}; its models: "
+                             f"{', '.join(models)}")
+        raise ValueError(f"{where} holds no promoted model (a mistyped path or bucket?); nerkit promote NAME "
+                         f"--registry {where} publishes one there")
     versions = reg.versions()
     there = [f"v{v}" for v in versions] or "none"
     if spec == "latest":

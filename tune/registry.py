@@ -36,6 +36,7 @@ import pyarrow.fs as pafs
 from tune.storage import filesystem
 
 MANIFEST = "manifest.json"
+CARD = "MODEL_CARD.md"
 LATEST = "latest"
 _VERSION = re.compile(r"^v(\d+)$")
 _CHUNK = 1 << 20
@@ -53,6 +54,7 @@ class Registry:
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         if self.local:
             root = os.path.abspath(os.path.expanduser(root))
+        self.registry_root = root
         self.root = f"{root}/{model_name}"
         # A local registry is named by its absolute path: the model card and the "pull it
         # with" hint are read from other directories.
@@ -61,11 +63,21 @@ class Registry:
     # -- reading -------------------------------------------------------------------------
     def versions(self) -> list[int]:
         """Existing version numbers, ascending."""
-        if self.fs.get_file_info(self.root).type != pafs.FileType.Directory:
+        if not self.exists():
             return []
         infos = self.fs.get_file_info(pafs.FileSelector(self.root))
         found = (_VERSION.match(i.base_name) for i in infos if i.type == pafs.FileType.Directory)
         return sorted(int(m.group(1)) for m in found if m)
+
+    def exists(self) -> bool:
+        return self.fs.get_file_info(self.root).type == pafs.FileType.Directory
+
+    def models(self) -> list[str]:
+        """Names of the models in this registry (directories next to this one); none when the
+        registry itself does not exist (a mistyped path or bucket)."""
+        infos = self.fs.get_file_info(pafs.FileSelector(self.registry_root, allow_not_found=True))
+        return sorted(i.base_name for i in infos
+                      if i.type == pafs.FileType.Directory and not i.base_name.startswith("."))
 
     def latest(self) -> int | None:
         """The version ``latest`` points to (``None`` before the first publish)."""
@@ -79,6 +91,33 @@ class Registry:
             raise ValueError(f"{self.uri}/{LATEST} holds {text!r}, not a version like 'v3'; "
                              "it was not written by nerkit promote")
         return int(m.group(1))
+
+    def manifest(self, version: int) -> dict[str, Any] | None:
+        """The manifest of ``version``, or None where it is missing or unreadable (an
+        interrupted object-store copy: such a version never verifies)."""
+        try:
+            with self.fs.open_input_stream(f"{self.version_path(version)}/{MANIFEST}") as f:
+                found = json.loads(f.read().decode("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
+    def holds(self, hashes: dict[str, dict[str, Any]]) -> int | None:
+        """The newest version when it holds exactly these model files (``{name: {"sha256",
+        "size"}}``, the card aside), else None.
+
+        Only the newest counts: publishing a model that an older version holds is how it
+        becomes ``latest`` again (``latest`` only moves forward).
+        """
+        versions = self.versions()
+        if not versions:
+            return None
+        found = self.manifest(versions[-1]) or {}
+        files = found.get("files")
+        if not isinstance(files, dict):
+            return None
+        files = {name: want for name, want in files.items() if name != CARD}
+        return versions[-1] if files == hashes else None
 
     def version_path(self, version: int) -> str:
         return f"{self.root}/v{version}"
@@ -131,8 +170,8 @@ class Registry:
             # retry does not publish the same model again as the next version.
             raise OSError(f"published {self.uri}/v{version}, but moving {LATEST} to it failed ({exc}); it can be "
                           f"pulled as {self.uri}@v{version}. To make it latest, fix the registry's permissions "
-                          f"and write 'v{version}' into {self.uri}/{LATEST} (promoting again would publish the "
-                          f"same model as v{version + 1})") from exc
+                          f"and promote again (that moves {LATEST} to v{version} and publishes nothing new), or "
+                          f"write 'v{version}' into {self.uri}/{LATEST}") from exc
         return version
 
     def _upload(self, src: Path, dest: str) -> dict[str, Any]:
@@ -150,7 +189,7 @@ class Registry:
                         manifest: dict[str, Any], card: Callable[[int], str]) -> None:
         """Write the card and the manifest for ``version`` into ``tmp`` and verify every file."""
         listed = dict(hashes)
-        listed["MODEL_CARD.md"] = self._write(f"{tmp}/MODEL_CARD.md", card(version).encode("utf-8"))
+        listed[CARD] = self._write(f"{tmp}/{CARD}", card(version).encode("utf-8"))
         full = {**manifest, "version": version, "files": dict(sorted(listed.items()))}
         text = json.dumps(full, indent=2, sort_keys=True, default=str) + "\n"
         self._write(f"{tmp}/{MANIFEST}", text.encode("utf-8"))

@@ -72,6 +72,8 @@ def test_refused_promotion_writes_nothing(finished_search, tmp_path):
 
 def test_concurrent_promotions_get_distinct_complete_versions(finished_search, tmp_path):
     # Two promotions at once: two complete versions, and latest points at the newer one.
+    # (Both find the registry empty before either publishes, so the check that a re-promote
+    # publishes nothing new cannot see the other: the claim alone keeps them apart.)
     registry, results, errors = tmp_path / "reg", [], []
     start = threading.Barrier(2)
 
@@ -84,15 +86,69 @@ def test_concurrent_promotions_get_distinct_complete_versions(finished_search, t
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # Both past the "does the newest version hold this model" check before either claims.
+    real_holds, checked = Registry.holds, threading.Barrier(2, timeout=120)
+
+    def holds_then_wait(self, hashes):
+        found = real_holds(self, hashes)
+        checked.wait()
+        return found
+
+    Registry.holds = holds_then_wait
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        Registry.holds = real_holds
     assert not errors
     assert sorted(r.version for r in results) == [1, 2]
     for v in (1, 2):
         assert _verified(registry, v)["version"] == v
     assert Registry(str(registry), "ner").latest() == 2
+
+
+def test_promoting_the_same_model_again_publishes_nothing_new(finished_search, tmp_path):
+    # A release pipeline re-run (or a retry after `latest` failed to move) promotes the same
+    # checkpoint again: v1 already holds it, so no v2 with the same weights appears, and a
+    # lagging `latest` is moved to it. Another model is still published as the next version.
+    from nerkit.cli import build_app
+
+    registry = tmp_path / "reg"
+    args = ["promote", finished_search.name, "--registry", str(registry), "--storage", finished_search.storage,
+            "--min-entity-ratio", "0"]
+    first = CliRunner().invoke(build_app(), args)
+    assert first.exit_code == 0 and "promoted" in first.output, first.output
+    (registry / "ner" / "latest").unlink()  # as if moving latest had failed
+    again = CliRunner().invoke(build_app(), args)
+    assert again.exit_code == 0, again.output
+    assert "already published" in again.output and f"{registry}/ner/v1" in " ".join(again.output.split())
+    reg = Registry(str(registry), "ner")
+    assert reg.versions() == [1] and reg.latest() == 1
+
+
+def test_only_the_newest_version_counts_as_holding_a_model(tmp_path):
+    # Re-publishing what an older version holds is how it becomes latest again (latest only
+    # moves forward), so only the newest version's files make a promote publish nothing.
+    from tune.registry import hash_stream
+
+    reg = Registry(str(tmp_path / "reg"), "ner")
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"model a")
+    b.write_bytes(b"model b")
+
+    def hashes(path):
+        with open(path, "rb") as f:
+            return {"model.safetensors": hash_stream(f)}
+
+    assert reg.holds(hashes(a)) is None  # nothing published yet
+    reg.publish({"model.safetensors": a}, {}, str)
+    assert reg.holds(hashes(a)) == 1 and reg.holds(hashes(b)) is None
+    reg.publish({"model.safetensors": b}, {}, str)
+    assert reg.holds(hashes(b)) == 2 and reg.holds(hashes(a)) is None
+    (tmp_path / "reg" / "ner" / "v2" / MANIFEST).unlink()  # an interrupted copy: never "holds"
+    assert reg.holds(hashes(b)) is None
 
 
 def test_publish_takes_the_next_version_when_its_pick_was_taken(tmp_path, monkeypatch):

@@ -152,6 +152,17 @@ def test_unknown_version_and_bad_reference(promoted, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+def test_a_mistyped_model_name_or_registry_is_named_with_what_is_there(promoted, tmp_path):
+    # Both read as "no 'latest' pointer (nothing promoted yet?)" before, which sent a
+    # pipeline with a typo in its URI looking for a promotion that never failed.
+    registry, _ = promoted
+    with pytest.raises(ValueError, match=rf"{registry} has no model named 'nr'; its models: ner$"):
+        pull(f"{registry}/nr@latest", tmp_path / "m")
+    with pytest.raises(ValueError, match=r"/nowhere holds no promoted model \(a mistyped path or bucket\?\)"):
+        pull(f"{tmp_path}/nowhere/ner", tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
 def test_latest_pointing_at_a_missing_version_is_named(registry_copy, tmp_path):
     # A hand-edited pointer: the error says what latest claims and what exists.
     (registry_copy / "ner" / "latest").write_text("v7\n")

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Test the best trial's model on the test split and publish it as <registry>/<model-name>/v<N>.
 
-        Exit status: 0 published; 1 an I/O failure; 2 a bad option, search or model files;
+        Promoting the model the newest version already holds publishes nothing new.
+
+        Exit status: 0 published (or already published); 1 an I/O failure; 2 a bad option, search or model files;
         3 refused by a gate (nothing written)."""
         from tune.promote import PromotionRefused, promote
 
@@ -41,9 +43,13 @@ def register(app: typer.Typer) -> None:
             # Its own exit status: a release pipeline tells "model not good enough" (3) from
             # a bad option or search (2) and an I/O failure (1).
             raise SystemExit(3) from None
-        test = result.manifest["test_metrics"]
-        console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {result.uri} "
-                      f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})",
-                      highlight=False)
+        test = result.manifest.get("test_metrics", {})
+        scores = f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})" if test else ""
+        if result.published:
+            console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {result.uri} {scores}",
+                          highlight=False)
+        else:
+            console.print(f"[bold green]already published[/]: the best model is {result.uri} {scores}, which "
+                          "holds the same files; nothing new was written (latest points at it)", highlight=False)
         console.print(f"pull it with: nerkit pull {result.uri.rsplit('/', 1)[0]}@v{result.version} --to DIR",
                       highlight=False)
