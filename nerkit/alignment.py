@@ -155,6 +155,23 @@ class AlignedSplit:
     num_truncated: int
     num_words_dropped: int
 
+    def word_labels(self) -> list[list[int]]:
+        """``labels`` kept at each word's first subword only (:data:`IGNORE` elsewhere).
+
+        What the metrics count: a word is tagged by its first subword at prediction time
+        (nerkit predict, ``aggregation_strategy="first"``), so with ``label_all_subwords``
+        the continuation subwords, labelled for the loss, must not count as more tokens.
+        Without it this equals ``labels``.
+        """
+        out = []
+        for labels, words in zip(self.labels, self.word_ids):
+            previous, row = None, []
+            for label, word in zip(labels, words):
+                row.append(label if word is not None and word != previous else IGNORE)
+                previous = word
+            out.append(row)
+        return out
+
 
 def align_records(
     records: Sequence[Record],

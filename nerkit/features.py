@@ -35,6 +35,14 @@ class PreparedData:
     fingerprint: str
     dataset: NerDataset
 
+    @property
+    def max_length(self) -> int:
+        return self.key[4]
+
+    @property
+    def label_all_subwords(self) -> bool:
+        return self.key[5]
+
 
 _CACHE: dict[tuple, PreparedData] = {}
 

@@ -285,6 +285,13 @@ def train(
     logger.info("training on %s in %s", device, precision)
     if prepared is None:
         prepared = prepare_data(config.data, config.model, config.max_length, config.label_all_subwords)
+    elif (prepared.max_length, prepared.label_all_subwords) != (config.max_length, config.label_all_subwords):
+        # Data prepared for other settings (a search prepares once, from its base config):
+        # training on it would record settings the run did not use.
+        raise ValueError(f"the prepared data is for max_length={prepared.max_length}, label_all_subwords="
+                         f"{prepared.label_all_subwords}, but the config says max_length={config.max_length}, "
+                         f"label_all_subwords={config.label_all_subwords}; prepare the data with the config's "
+                         "settings (nerkit.features.prepare_data)")
     lm = prepared.label_map
     tokenizer = load_tokenizer(resolve_model(config.model))
     if not any(prepared.train_counts[1:]):

@@ -37,7 +37,10 @@ KINDS = {
 }
 SECTIONS = {"params", "base", "budget", "collapse_guard", "baselines", "description"}
 # Settings a space may not search or fix: they come from the command line.
-RESERVED = {"data", "model", "epochs", "device", "num_threads"}
+RESERVED = {"data", "model", "epochs", "device", "num_threads", "max_length"}
+# Settings that change the tokenised data, which a search prepares once for all trials:
+# fixed in base they hold for every trial; searched, a trial would train on data not its own.
+DATA_SHAPING = {"label_all_subwords"}
 # Settings that are loss weights or rates and so must be > 0 across their range.
 POSITIVE = {"o_weight", "entity_boost", "entity_o_ratio", "learning_rate", "max_weight", "batch_size"}
 NON_NEGATIVE = {"gamma", "smoothing", "weight_decay", "warmup_ratio"}
@@ -350,7 +353,8 @@ def _parse_base(base: Any, err: _Errors) -> dict[str, Any]:
     for key, value in base.items():
         if key not in _TRAIN_FIELDS or key in RESERVED:
             raise err(("base", key), f"unknown or reserved training setting {key!r}",
-                      f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}; data/model/epochs come from the command line and budget")
+                      f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}; data/model/max_length come from the command line "
+                      "(--data, --model, --max-length), epochs from budget")
         _check_sign(key, value, ("base", key), err)
     return {k: parse_number(v) if k in _FLOAT_FIELDS else v for k, v in base.items()}
 
@@ -359,7 +363,11 @@ def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
     key = ("params", name)
     if name not in _TRAIN_FIELDS or name in RESERVED:
         raise err(key, f"unknown or reserved training setting {name!r}",
-                  f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}")
+                  f"use one of {sorted(_TRAIN_FIELDS - RESERVED - DATA_SHAPING)}")
+    if name in DATA_SHAPING:
+        raise err(key, f"{name} changes the tokenised data, which a search prepares once for all its trials, so "
+                  "it cannot be searched", f"set it under base: (one value for every trial), and run a second "
+                  "search with the other value to compare them")
     if not isinstance(spec, dict):
         spec = {"type": "fixed", "value": spec}  # `name: 0.5` is shorthand for fixed
     kind = spec.get("type")

@@ -72,3 +72,39 @@ def test_loss_is_the_weighted_mean_over_the_split_whatever_the_batch_size(model_
         got = predict_split(model, dev, pad_id=prepared.pad_token_id, device=torch.device("cpu"),
                             batch_size=batch_size, weights=weights, gamma=2.0)
         assert got.loss == pytest.approx(expected, rel=1e-5)
+
+
+class _Oracle(torch.nn.Module):
+    """Logits that pick the given label id at each position of each record (by input ids)."""
+
+    def __init__(self, split, picks, n_labels):
+        super().__init__()
+        self.table = {tuple(ids): row for ids, row in zip(split.input_ids, picks)}
+        self.n_labels = n_labels
+
+    def forward(self, input_ids, attention_mask):
+        out = torch.zeros(*input_ids.shape, self.n_labels)
+        for b, (ids, mask) in enumerate(zip(input_ids.tolist(), attention_mask.tolist())):
+            for pos, label in enumerate(self.table[tuple(ids[:sum(mask)])]):
+                out[b, pos, max(label, 0)] = 10.0
+        return type("Out", (), {"logits": out})()
+
+
+def test_with_every_subword_labelled_the_metrics_still_count_each_word_once(tiny_model_dir, small_data_dir):
+    # With label_all_subwords the continuation subwords carry labels for the loss. A model
+    # right at every word's first subword (what predict reads) and 'O' on continuations
+    # tags every word right: F1 1.0 over as many tokens as words (0.36 over subwords before).
+    prepared = prepare_data(DataConfig(path=str(small_data_dir)), str(tiny_model_dir), label_all_subwords=True)
+    dev, lm = prepared.dev, prepared.label_map
+    words = dev.word_labels()
+    labelled = sum(label != IGNORE for row in dev.labels for label in row)
+    counted = sum(label != IGNORE for row in words for label in row)
+    assert labelled > counted
+    picks = [[y if y != IGNORE else lm.o_id for y in row] for row in words]
+    metrics = evaluate_split(_Oracle(dev, picks, len(lm.labels)), dev, lm, pad_id=prepared.pad_token_id,
+                             device=torch.device("cpu"))
+    assert metrics["f1"] == 1.0 and metrics["token_accuracy"] == 1.0
+    assert metrics["counted_tokens"] == sum(len({w for w in ids if w is not None}) for ids in dev.word_ids)
+    # Without it, the word labels are the labels themselves.
+    first = prepare_data(DataConfig(path=str(small_data_dir)), str(tiny_model_dir))
+    assert first.dev.word_labels() == first.dev.labels

@@ -181,6 +181,15 @@ def test_data_is_tokenised_once(cfg, monkeypatch):
     assert len(calls) == 6  # another max_length is another key
 
 
+def test_data_prepared_for_other_settings_is_refused(cfg):
+    # A search prepares its data once; a trial whose max_length or label_all_subwords
+    # differed trained on the other data and recorded settings it never used.
+    prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
+    for change in ({"max_length": 16}, {"label_all_subwords": True}):
+        with pytest.raises(ValueError, match="the prepared data is for max_length=128, label_all_subwords=False"):
+            train(cfg.with_overrides(**change), prepared=prepared)
+
+
 def test_output_dir_and_test_metrics(cfg, tmp_path):
     # With output_dir and evaluate_test the best model is saved and scored on test.
     result = train(cfg.with_overrides(epochs=1), output_dir=tmp_path / "model", evaluate_test=True)

@@ -87,6 +87,12 @@ def _write(tmp_path, text: str) -> Path:
         ("params:\n  loss: {type: choice, values: [ce, focal]}\n  gamma: {type: uniform, low: 0.5, high: 2, when: focal}\n",
          3, "when is 'focal', but must be a mapping"),
         ("params: [x]\n", 1, "expected a mapping of parameter name to distribution"),
+        # The search tokenises its data once: what shapes it is not a trial's to choose.
+        ("params:\n  label_all_subwords: {type: choice, values: [true, false]}\n", 2,
+         "label_all_subwords changes the tokenised data"),
+        ("params:\n  max_length: {type: choice, values: [64, 128]}\n", 2, "unknown or reserved"),
+        ("base:\n  max_length: 64\nparams:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\n", 2,
+         "max_length come from the command line"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - {name: b, params: {o_weight: 0.2}}\n"
          "  - {name: b, params: {o_weight: 0.3}}\n", 3, "baseline name 'b' is used twice"),
     ],
