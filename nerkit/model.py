@@ -109,8 +109,8 @@ def check_max_length(max_length: int, tokenizer, config=None) -> None:
 def load_model(name: str, label_map: LabelMap):
     """A token-classification model whose head matches ``label_map``.
 
-    A base checkpoint (no head, or a head for other labels) gets a fresh head;
-    a nerkit checkpoint with the same labels loads whole.
+    A base checkpoint (no head, or a head for other labels, even as many) gets a fresh
+    head; a nerkit checkpoint with the same labels loads whole.
     """
     import transformers
     from transformers import AutoConfig, AutoModelForTokenClassification
@@ -118,6 +118,7 @@ def load_model(name: str, label_map: LabelMap):
     path = resolve_model(name)
     check_model_dir(path)
     try:
+        saved = AutoConfig.from_pretrained(path)
         config = AutoConfig.from_pretrained(
             path,
             num_labels=len(label_map),
@@ -138,4 +139,37 @@ def load_model(name: str, label_map: LabelMap):
         raise cannot_load(name, exc) from exc
     finally:
         transformers.logging.set_verbosity(verbosity)
+    if _head_for_other_labels(saved, label_map):
+        _fresh_head(model)
     return model
+
+
+def _head_for_other_labels(saved, label_map: LabelMap) -> bool:
+    """Whether ``saved`` (a model's own config) has a token-classification head of as many
+    labels as ``label_map`` but other ones: transformers keeps a head whose shape fits,
+    and its rows would score the wrong labels (B-LOC's row scoring B-QTY)."""
+    if not any(a.endswith("ForTokenClassification") for a in saved.architectures or ()):
+        return False
+    labels = [str(saved.id2label.get(i, "")) for i in range(saved.num_labels)]
+    return saved.num_labels == len(label_map) and labels != list(label_map.labels)
+
+
+def _fresh_head(model) -> None:
+    """Initialise every layer outside the encoder as transformers initialises a new head
+    (normal weights of ``initializer_range``, zero biases; layer norms at 1 and 0)."""
+    import torch
+
+    std = getattr(model.config, "initializer_range", 0.02)
+    encoder = model.base_model
+    inside = {id(m) for m in encoder.modules()}
+    with torch.no_grad():
+        for module in model.modules():
+            if id(module) in inside:
+                continue
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()

@@ -1,4 +1,5 @@
-"""Tests for nerkit.model: how many subwords a model takes (subword_limit, check_max_length)."""
+"""Tests for nerkit.model: how many subwords a model takes (subword_limit, check_max_length),
+and loading a model for a label set."""
 
 from __future__ import annotations
 
@@ -53,3 +54,27 @@ def test_damaged_model_files_are_one_error_naming_the_model(tiny_model_dir, tmp_
     (damaged / "tokenizer.json").write_bytes((damaged / "tokenizer.json").read_bytes()[:2000])
     with pytest.raises(ValueError, match=rf"could not load the model '{damaged}' \(Expecting"):
         load_tokenizer(damaged)
+
+
+def test_a_saved_head_for_other_labels_is_replaced_even_at_the_same_size(tiny_model_dir, tmp_path):
+    # transformers keeps a saved head whose shape fits: a model fine-tuned for FOOD, loaded
+    # for LOC, scored B-LOC with B-FOOD's row. Its encoder is kept, its head made anew;
+    # the same labels load whole (a nerkit checkpoint, resumed or fine-tuned further).
+    import torch
+
+    from nerkit.labels import LabelMap
+    from nerkit.model import load_model
+
+    food, loc = LabelMap.from_types(["FOOD"]), LabelMap.from_types(["LOC"])
+    saved = load_model(str(tiny_model_dir), food)
+    with torch.no_grad():
+        saved.classifier.weight.fill_(0.5)
+    saved.save_pretrained(tmp_path / "food")
+    reloaded = load_model(str(tmp_path / "food"), food)
+    assert torch.equal(reloaded.classifier.weight, saved.classifier.weight)
+    other = load_model(str(tmp_path / "food"), loc)
+    assert other.config.id2label == loc.id2label
+    assert not torch.equal(other.classifier.weight, saved.classifier.weight)
+    assert 0.005 < other.classifier.weight.std().item() < 0.05 and not other.classifier.bias.any()
+    for (name, kept), (_, was) in zip(other.base_model.named_parameters(), saved.base_model.named_parameters()):
+        assert torch.equal(kept, was), name
