@@ -2,7 +2,7 @@
 
 Command (the eleventh session's runs, random arm on its own sampler seed)::
 
-    python benchmarks/summarize_search_efficiency.py benchmarks/results/search_efficiency_indep_24_s*.json
+    python benchmarks/summarize_search_efficiency.py benchmarks/results/search_efficiency_indep_24_s[0-9]*.json
 
 For each file (one seed): random's final best dev F1 and the test F1 of its best
 checkpoint, the same for the default search, the epochs each spent, and the share of
@@ -74,7 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
-    rows = sorted((seed_row(json.loads(f.read_text())) for f in args.files), key=lambda r: r["seed"])
+    docs = {f: json.loads(f.read_text()) for f in args.files}
+    # A summary written by --out beside the seeds' files matches a loose glob (…_s*.json).
+    odd = [str(f) for f, doc in docs.items() if not isinstance(doc, dict) or "arms" not in doc]
+    if odd:
+        p.error(f"{', '.join(odd)}: not a bench_search_efficiency.py result (no 'arms'); pass only the seeds' "
+                "files, e.g. …_s[0-9]*.json")
+    rows = sorted((seed_row(doc) for doc in docs.values()), key=lambda r: r["seed"])
     total = summarize(rows)
     print("| seed | default: best dev (test) | epochs | random: best dev (test) | epochs | reached at | upper |")
     print("|---|---|---|---|---|---|---|")

@@ -10,7 +10,7 @@ A space file has these sections (see search_spaces/default.yaml, every key comme
 * ``base`` — fixed TrainConfig settings for every trial.
 * ``budget`` — ASHA's budget in epochs: ``max_epochs``, ``grace_epochs``,
   ``reduction_factor``.
-* ``collapse_guard`` — ``eps``, ``grace``, ``patience``, ``min_rise`` (see tune.guard).
+* ``collapse_guard`` — ``enabled``, ``eps``, ``grace``, ``patience``, ``min_rise`` (see tune.guard).
 * ``baselines`` — named points enqueued as the first trials, so every search shows
   whether it beat them.
 """
