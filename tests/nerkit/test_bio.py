@@ -98,6 +98,16 @@ def test_conll_error_names_the_bad_tokens_line(tmp_path):
         read_records(path)
 
 
+@pytest.mark.parametrize("policy", ["skip", "repair"])
+def test_skipped_and_repaired_records_name_the_bad_tokens_line(tmp_path, policy):
+    # The load report points at the orphan I- tag's own line under skip and repair too, as
+    # the error does: a researcher fixing the file goes to line 6, not the sentence's line 4.
+    path = tmp_path / "a.conll"
+    path.write_text("ek O\npizza B-FOOD\n\ndo O\nbade O\nsamose I-FOOD\n")
+    records, report = read_records(path, on_invalid=policy)
+    assert report.reasons[0].startswith(f"{path}:6: tags[2] = 'I-FOOD' (on 'samose')"), report.reasons
+
+
 def test_unknown_policy_is_rejected():
     # on_invalid must be one of the three policies.
     with pytest.raises(ValueError, match=r"on_invalid is 'fix', but must be one of \['error', 'repair', 'skip'\]"):

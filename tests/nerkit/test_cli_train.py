@@ -139,3 +139,27 @@ def test_precision_option_reaches_the_run_and_is_reported(tiny_model_dir, small_
     bad = CliRunner().invoke(build_app(), ["train", "--precision", "fp16", "--output-dir", str(tmp_path / "x")])
     assert isinstance(bad.exception, ValueError)
     assert "precision is 'fp16'" in str(bad.exception) and "'bf16'" in str(bad.exception)
+
+
+def test_every_training_option_reaches_the_saved_config(tiny_model_dir, small_data_dir, tmp_path):
+    # Each option lands in the config the run used and saved (nerkit_config.json): an
+    # option dropped between the CLI and TrainConfig would train with the default silently.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--json", "--epochs", "0.25",
+                    "--batch-size", "8", "--lr", "0.0007", "--loss", "focal", "--gamma", "1.5",
+                    "--weight-strategy", "inverse", "--o-weight", "0.4", "--entity-boost", "2.5",
+                    "--max-length", "64", "--label-all-subwords", "--eval-every-steps", "3",
+                    "--early-stopping", "4", "--seed", "7", "--freeze-embeddings", "--embedding-update", "dense",
+                    "--precision", "fp32", "--split-seed", "5", "--on-invalid", "skip", "--format", "auto")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((tmp_path / "model" / "nerkit_config.json").read_text())
+    assert {k: cfg[k] for k in ("epochs", "batch_size", "learning_rate", "loss", "gamma", "weight_strategy",
+                                "o_weight", "entity_boost", "max_length", "label_all_subwords",
+                                "eval_every_steps", "early_stopping_patience", "seed", "freeze_embeddings",
+                                "embedding_update", "precision", "device", "num_threads")} == {
+        "epochs": 0.25, "batch_size": 8, "learning_rate": 0.0007, "loss": "focal", "gamma": 1.5,
+        "weight_strategy": "inverse", "o_weight": 0.4, "entity_boost": 2.5, "max_length": 64,
+        "label_all_subwords": True, "eval_every_steps": 3, "early_stopping_patience": 4, "seed": 7,
+        "freeze_embeddings": True, "embedding_update": "dense", "precision": "fp32", "device": "cpu",
+        "num_threads": 1}
+    assert (cfg["data"]["split_seed"], cfg["data"]["on_invalid"], cfg["data"]["path"]) == (5, "skip", str(small_data_dir))
+    assert json.loads(result.stdout)["best"]["step"] in (3, 5)  # evaluated at steps 3 and 5 (a quarter of 160 / 8)

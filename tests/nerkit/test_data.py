@@ -40,6 +40,12 @@ def test_data_config_rejects_bad_values(kwargs, message):
         DataConfig(**kwargs)
 
 
+def test_a_single_file_splits_80_10_10_with_seed_13_by_default():
+    # The README's defaults: a researcher's split is the same on every machine and run,
+    # so a changed default would silently move records between train, dev and test.
+    assert (DataConfig().split_seed, DataConfig().split_ratios) == (13, (0.8, 0.1, 0.1))
+
+
 def test_data_config_accepts_a_yaml_list_for_ratios():
     # YAML gives lists; the frozen config stores a tuple.
     assert DataConfig(split_ratios=[0.7, 0.2, 0.1]).split_ratios == (0.7, 0.2, 0.1)

@@ -189,3 +189,19 @@ def test_max_length_past_the_models_positions_is_refused(good_dir, tiny_model_di
     # accepted 320 ("every check passed") and training then failed.
     with pytest.raises(ValueError, match="max_length is 320, but this model takes at most 128 subwords"):
         run_doctor(str(good_dir), model=str(tiny_model_dir), max_length=320)
+
+
+def test_label_distribution_counts_each_split_and_names_types_train_lacks(good_dir):
+    # Each split's table is its own counts; a type only dev and test have is named as one
+    # the model cannot learn (a warning: the rest of the data may still be worth training).
+    write(good_dir / "dev.jsonl", [GOOD[0], {"text": "andheri mein", "entities": [{"start": 0, "end": 7,
+                                                                                    "label": "LOC"}]}])
+    write(good_dir / "test.jsonl", [GOOD[2]])
+    check = status(run_doctor(str(good_dir)), "label distribution")
+    assert check.status == "warn"
+    assert "entity types with no training tokens (the model cannot learn them): ['LOC']" in check.detail
+    assert check.data["train"]["counts"]["B-FOOD"] == 2 and check.data["train"]["counts"]["B-LOC"] == 0
+    assert check.data["dev"]["counts"]["B-LOC"] == 1 and check.data["dev"]["num_records"] == 2
+    assert check.data["test"]["counts"] == {label: (3 if label == "O" else 0) for label in check.data["test"]["counts"]}
+    write(good_dir / "dev.jsonl", GOOD)
+    assert status(run_doctor(str(good_dir)), "label distribution").status == "ok"

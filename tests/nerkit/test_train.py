@@ -361,3 +361,31 @@ def test_output_dir_that_holds_something_else_is_refused_before_training(cfg, tm
     with pytest.raises(ValueError, match="is not empty and holds no model"):
         train(cfg, output_dir=tmp_path, report=lambda m, save: pytest.fail("trained"))
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("loss, gamma", [("focal", 2.0), ("ce", 0.0)])
+def test_every_step_minimises_the_configured_weighted_loss(cfg, monkeypatch, loss, gamma):
+    # Each optimizer step's loss is token_loss with the run's class weights (seed strategy,
+    # O 0.5, boost 3) and its focal gamma (0 for CE), and train_loss reports their mean: a
+    # run that dropped the weights or the gamma still trained, and only its F1 showed it.
+    from nerkit.weights import class_weights
+
+    steps = []
+    real = nerkit.train.token_loss
+
+    def spy(logits, labels, weights=None, gamma=0.0):
+        value = real(logits, labels, weights, gamma)
+        steps.append((weights, gamma, float(value.detach())))
+        return value
+
+    monkeypatch.setattr(nerkit.train, "token_loss", spy)
+    run = cfg.with_overrides(loss=loss, gamma=2.0, epochs=1)
+    _, reports = _run(run)
+    prepared = prepare_data(run.data, run.model, run.max_length, run.label_all_subwords)
+    expected = class_weights(prepared.train_counts, "seed", 0.5, 3.0, run.smoothing, run.beta, None, None)
+    assert len(steps) == 10
+    for weights, used_gamma, _ in steps:
+        assert used_gamma == gamma
+        assert weights.tolist() == pytest.approx(expected)
+    assert expected[prepared.label_map.o_id] < min(w for i, w in enumerate(expected) if i != prepared.label_map.o_id)
+    assert reports[0]["train_loss"] == pytest.approx(sum(v for *_, v in steps) / len(steps), rel=1e-6)

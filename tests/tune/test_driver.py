@@ -1,4 +1,4 @@
-"""tune.driver: what it refuses before any Ray starts."""
+"""tune.driver: what it refuses before any Ray starts, and the searcher it builds."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def test_an_unusable_address_is_refused_before_the_data_is_prepared(monkeypatch)
     # A ray:// address used to be refused only after the whole corpus was tokenised.
     import tune.driver
     from tune.settings import SearchSettings
+    from tune.space import DEFAULT_SPACE
     from tune.space import resolve_space
 
     def prepare(*_a, **_k):
@@ -64,3 +65,34 @@ def test_an_unusable_address_is_refused_before_the_data_is_prepared(monkeypatch)
     monkeypatch.setattr(tune.driver, "prepare_data", prepare)
     with pytest.raises(ValueError, match="Ray Client"):
         tune.driver.run_search(SearchSettings(name="s", space=str(resolve_space("default"))), "ray://head:10001")
+
+
+def test_the_searcher_is_seeded_multivariate_tpe_with_constant_liar(tmp_path):
+    # What the README promises of the searcher: TPE, seeded by --seed, modelling parameters
+    # jointly (o_weight × entity_boost), with running trials as pessimistic observations so
+    # parallel slots do not sample one point, behind a limit of the slots there are.
+    import os
+
+    import optuna
+
+    from tune.driver import _searcher, plan_search
+    from tune.settings import SearchSettings
+    from tune.space import DEFAULT_SPACE
+
+    made = []
+
+    def sampler(seed: int, trials: int):
+        made.append(seed)
+        settings = SearchSettings(name=f"s{len(made)}", space=str(DEFAULT_SPACE),
+                                  storage=str(tmp_path), trials=trials, seed=seed, max_concurrent=3)
+        os.makedirs(settings.experiment_path)  # where run_search keeps the study
+        limiter = _searcher(plan_search(settings), "id")
+        assert limiter.max_concurrent == 3
+        return limiter.searcher._sampler
+
+    tpe = sampler(7, 24)
+    assert isinstance(tpe, optuna.samplers.TPESampler)
+    assert tpe._multivariate and tpe._constant_liar and tpe._n_startup_trials == 8
+    assert sampler(7, 6)._n_startup_trials == 4 and sampler(7, 90)._n_startup_trials == 10
+    draws = [sampler(seed, 24)._rng.rng.random_sample() for seed in (7, 7, 8)]
+    assert draws[0] == draws[1] != draws[2]

@@ -22,6 +22,12 @@ def test_persistent_collapse_stops_after_grace_plus_patience():
     assert collapse_index([0.2, 0.001, 0.003], DEFAULT) == 2
 
 
+def test_a_ratio_at_eps_is_not_collapsed():
+    # "below eps": a model predicting entities at exactly eps (0.5% of tokens) is not all-'O'.
+    assert collapse_index([0.005] * 4, DEFAULT) is None
+    assert collapse_index([0.0049] * 4, DEFAULT) == 2
+
+
 def test_disabled_guard_never_fires():
     # A disabled guard (the seed recipe) reports whatever the recipe does.
     assert collapse_index([0.0] * 10, GuardConfig(enabled=False)) is None

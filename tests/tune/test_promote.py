@@ -276,6 +276,47 @@ def test_object_store_publish_detects_a_concurrent_publisher(tmp_path):
     assert reg.latest() is None  # latest never points at the mixed version
 
 
+class _LossyUpload(pafs.FSSpecHandler):
+    """A local filesystem whose uploads of ``weights.bin`` lose their last byte on the way."""
+
+    def open_output_stream(self, path, metadata):
+        if not path.endswith("/weights.bin"):
+            return super().open_output_stream(path, metadata)
+        import pyarrow as pa
+
+        inner = self.fs.open(path, mode="wb")
+
+        class Cut:
+            closed = property(lambda _: inner.closed)
+
+            def write(self, data):
+                inner.write(bytes(data)[:-1])  # one byte short of each write
+                return len(data)
+
+            def flush(self):
+                inner.flush()
+
+            def close(self):
+                inner.close()
+
+        return pa.PythonFile(Cut(), mode="w")
+
+
+def test_an_upload_that_does_not_read_back_as_sent_publishes_nothing(tmp_path):
+    # Every staged file is re-read and re-hashed before the version is claimed: a cut upload
+    # fails naming the file, and leaves no version, no latest and no staging directory.
+    import fsspec
+
+    src = tmp_path / "weights.bin"
+    src.write_bytes(b"model weights")
+    reg = Registry(str(tmp_path / "reg"), "ner")
+    reg.fs = pafs.PyFileSystem(_LossyUpload(fsspec.filesystem("file")))
+    with pytest.raises(OSError, match=r"uploaded weights.bin does not match what was sent .*nothing was published"):
+        reg.publish({"weights.bin": src}, {}, lambda n: f"v{n}")
+    assert reg.versions() == [] and reg.latest() is None
+    assert not list((tmp_path / "reg" / "ner").glob(".tmp-*"))
+
+
 def test_gate_values_are_validated(finished_search, tmp_path):
     # NaN or out-of-range gates would silently turn a check off: refused before anything runs.
     for kwargs, needle in (({"min_f1": float("nan")}, "min_f1 is nan"), ({"min_f1": 1.5}, "min_f1 is 1.5"),

@@ -91,6 +91,25 @@ def test_compute_spent_sums_per_stop_reason(search_tables):
     assert abs(sum(r[4] for k, r in rows.items() if k != "total") - 1.0) < 1e-9
 
 
+def test_compute_spent_groups_each_trial_under_its_own_stop_reason():
+    # Totals alone hold however trials are grouped: each reason's row must be its own
+    # trials' count, epochs and wall time (a trial with no stop reason yet is running).
+    trials = [
+        {"stop_reason": "completed", "epochs_trained": 4.0, "wall_time_s": 40.0},
+        {"stop_reason": "completed", "epochs_trained": 4.0, "wall_time_s": 44.0},
+        {"stop_reason": "asha", "epochs_trained": 1.0, "wall_time_s": 9.0},
+        {"stop_reason": "collapsed", "epochs_trained": 3.0, "wall_time_s": 27.0},
+        {"stop_reason": "diverged", "epochs_trained": 0.5, "wall_time_s": None},
+        {"stop_reason": None, "epochs_trained": 2.0, "wall_time_s": 20.0},
+    ]
+    rows = {r[0]: r[1:] for r in compute_spent(trials)}
+    assert rows == {
+        "completed": [2, 8.0, 84.0, 84.0 / 140.0], "asha": [1, 1.0, 9.0, 9.0 / 140.0],
+        "collapsed": [1, 3.0, 27.0, 27.0 / 140.0], "diverged": [1, 0.5, 0.0, 0.0],
+        "running": [1, 2.0, 20.0, 20.0 / 140.0], "total": [6, 14.5, 140.0, 1.0],
+    }
+
+
 def test_report_cli_writes_to_out(finished_search, tmp_path):
     # nerkit report --out writes the file where asked.
     from nerkit.cli import build_app

@@ -127,3 +127,34 @@ def test_fractional_grace_rungs_meet_the_evaluation_at_their_epoch():
     for i, epoch in enumerate((0.1, 0.2, 0.3)):
         s.on_trial_result(None, t, {"eval_index": i, TIME_ATTR: epoch, "dev_f1": 0.5, "entity_pred_ratio": 0.1})
     assert "t" in dict(s._brackets[0]._rungs)[0.3]
+
+
+def test_asha_budgets_in_epochs_not_reports():
+    # ASHA's time is the epoch a result reports, not how many results came before it: a
+    # trial evaluating 4 times per epoch (eval_every_steps) meets the rung at epoch 1 with
+    # its 4th report, not its 1st. Counting reports (training_iteration) would judge
+    # frequent evaluators after a quarter of the compute.
+    assert TIME_ATTR == "epoch"
+    s = GuardedASHA(GuardConfig(), max_t=4, grace_period=1, reduction_factor=2)
+    for tid, f1 in (("a", 0.9), ("b", 0.1)):
+        t = SimpleNamespace(trial_id=tid)
+        s.on_trial_add(None, t)
+        for i in range(4):
+            s.on_trial_result(None, t, {"eval_index": i, "training_iteration": i + 1, "epoch": 0.25 * (i + 1),
+                                        "dev_f1": f1, "entity_pred_ratio": 0.2})
+    rungs = dict(s._brackets[0]._rungs)
+    assert sorted(rungs) == [1, 2, 4]
+    assert set(rungs[1.0]) == {"a", "b"}  # recorded when epoch reached 1, after 4 reports each
+    assert not rungs[2.0]  # one epoch trained: no trial has reached the rung at 2
+
+
+def test_a_final_evaluation_is_never_stopped_by_the_guard():
+    # A trial's last evaluation ends it anyway: a guard STOP there would mark it collapsed
+    # while its stop reason says completed, and ASHA would never record its score.
+    s = _scheduler()
+    t = SimpleNamespace(trial_id="t")
+    s.on_trial_add(None, t)
+    _decisions(s, t, [(0, 0.0, None), (1, 0.0, None)])
+    last = {**_result(2, 0.0, None), "final": True}
+    assert s.on_trial_result(None, t, last) == TrialScheduler.CONTINUE
+    assert s.collapsed == set()

@@ -32,10 +32,40 @@ class _Trial:
 
 @pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_spaces_load(path):
-    # Every shipped space validates and every line of it is documented by comments.
+    # Every shipped space validates and every setting in it is documented by a comment: on
+    # its own line, or on the comment line(s) right above it (a baseline's params line is
+    # explained by its name line).
     space = load_space(path)
     assert space.params
-    assert "#" in path.read_text()
+    undocumented, previous = [], "#"
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.strip()
+        if not text:
+            previous = ""
+            continue
+        explained = previous.startswith("#") or (text.startswith("params:") and previous.startswith("- name:")
+                                                 and "#" in previous)
+        if not text.startswith("#") and "#" not in text and not explained:
+            undocumented.append(f"{path.name}:{number}: {text}")
+        previous = text
+    assert not undocumented, undocumented
+
+
+def test_shipped_recipes_are_the_ones_the_readme_states():
+    # seed_recipe.yaml and default.yaml's baselines are the team's recipe: seed weights,
+    # O 0.5, boost 3.0, CE, lr 3e-5, batch 16, 15 epochs, never stopped by the guard.
+    recipe = load_space(SPACES / "seed_recipe.yaml")
+    assert recipe.base == {"weight_strategy": "seed", "o_weight": 0.5, "entity_boost": 3.0, "loss": "ce",
+                           "batch_size": 16}
+    assert [(p.name, p.kind, p.value) for p in recipe.params] == [("learning_rate", "fixed", 3e-5)]
+    assert recipe.budget.max_epochs == 15 and recipe.budget.grace_epochs == 15 and not recipe.guard.enabled
+    baselines = {b.name: b.params for b in load_space(SPACES / "default.yaml").baselines}
+    assert baselines == {
+        "team-recipe": {"weight_strategy": "seed", "o_weight": 0.5, "entity_boost": 3.0, "loss": "ce",
+                        "learning_rate": 3e-5, "batch_size": 16},
+        "plain-ce": {"weight_strategy": "none", "o_weight": 1.0, "entity_boost": 1.0, "loss": "ce",
+                     "learning_rate": 5e-5, "batch_size": 16},
+    }
 
 
 def test_default_space_searches_what_researchers_asked_for():
