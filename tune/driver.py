@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import Any
 
 from nerkit.config import TrainConfig
 from nerkit.features import PreparedData, prepare_data
+from tune.driver_lock import LOCK_FILE, driver_lock
 from tune.progress import SearchProgress
 from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
@@ -35,7 +37,8 @@ from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, exper
 from tune.space import Sampler, SearchSpace, load_space
 from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
-from tune.study_store import live_study_url, make_room_for_new_study, study_for_resume
+from tune.study_store import (live_study_url, make_room_for_new_study, set_aside_unstarted_study,
+                              study_for_resume)
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)
@@ -82,6 +85,9 @@ def plan_search(settings: SearchSettings) -> SearchPlan:
     base = TrainConfig().with_overrides(
         **space.base, model=settings.model, max_length=settings.max_length,
         data=settings.data, epochs=space.budget.max_epochs,
+        # The trials' `collapsed` flag (history column, warnings) at the guard's threshold:
+        # a trial the guard stopped must not read collapsed=False at every evaluation.
+        collapse_eps=space.guard.eps,
     )
     return SearchPlan(settings, space, base)
 
@@ -174,6 +180,28 @@ def default_concurrency(settings: SearchSettings) -> int:
     return max(1, min(slots))
 
 
+def starts_local_ray(address: str | None) -> bool:
+    """Whether init_ray(address) will start Ray in this process (no cluster, none running)."""
+    import ray
+
+    return not (address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
+
+
+def check_fits_locally(settings: SearchSettings) -> None:
+    """On a Ray this process started, a trial asking for more than the machine has waits
+    for ever, silently (no autoscaler will add it): refuse it, naming the option."""
+    import ray
+
+    total = ray.cluster_resources()
+    for option, need, kind in (("--cpus-per-trial", settings.cpus_per_trial, "CPU"),
+                               ("--gpus-per-trial", settings.gpus_per_trial, "GPU")):
+        have = total.get(kind, 0)
+        if need > have + 1e-9:
+            raise ValueError(f"{option} is {need:g}, but this machine has {have:g} {kind}(s) for Ray (no --address: "
+                             f"Ray runs here), so no trial could ever start; give {option} {have:g} or less, or "
+                             "--address of a cluster that has them")
+
+
 def _warn_if_autoscaling_would_starve(settings: SearchSettings, address: str | None) -> None:
     """On a cluster, the default concurrency is what its nodes hold *now*. An autoscaling
     cluster adds nodes only for trials that wait, so a head-only start would run one trial
@@ -251,25 +279,50 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     ``callbacks`` are extra Ray Tune callbacks (an experiment logger, say); they are
     saved with the search and come back on resume.
     """
-    from ray import tune
-
     plan = plan_search(settings)
     exp = settings.experiment_path
-    if exists(f"{exp}/{SETTINGS_FILE}"):
-        raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
-                         f"`nerkit search --resume {settings.name}` or pick another --name")
-    # Data (and the tokenizer) before Ray's start: a bad path or record is reported at
-    # once; an address nerkit cannot use, before both.
-    check_address(address)
-    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
-    init_ray(address)
-    _warn_if_autoscaling_would_starve(settings, address)
-    if not is_remote(settings.storage):
-        Path(exp).mkdir(parents=True, exist_ok=True)
-    make_room_for_new_study(exp)
-    # What --resume and promotion check the data against (tune.settings.check_same_data).
-    record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint}
-    write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    held = False
+    try:
+        with driver_lock(exp, settings.name):
+            held = True
+            if exists(f"{exp}/{SETTINGS_FILE}"):
+                raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
+                                 f"`nerkit search --resume {settings.name} --storage {settings.storage_root}` "
+                                 "or pick another --name")
+            # Data (and the tokenizer) before Ray's start: a bad path or record is reported at
+            # once; an address nerkit cannot use, before both.
+            check_address(address)
+            prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length,
+                                    plan.base.label_all_subwords)
+            local = starts_local_ray(address)
+            init_ray(address)
+            if local:
+                check_fits_locally(settings)
+            _warn_if_autoscaling_would_starve(settings, address)
+            make_room_for_new_study(exp)
+            # What --resume and promotion check the data against (tune.settings.check_same_data).
+            record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint}
+            write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+            return _start(plan, record, prepared, callbacks)
+    finally:
+        if held:
+            _remove_if_never_started(exp)
+
+
+def _remove_if_never_started(experiment: str) -> None:
+    """A local experiment directory that holds nothing but the driver lock (the search
+    failed before writing search.json: bad data, no Ray) goes, so the name stays free and
+    `nerkit trials` lists no empty search."""
+    path = Path(experiment)
+    if not is_remote(experiment) and path.is_dir() and {p.name for p in path.iterdir()} <= {LOCK_FILE}:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _start(plan: SearchPlan, record: dict[str, Any], prepared: PreparedData, callbacks: Sequence[Any]):
+    """Run the search of ``plan`` from its first trial (search.json already written)."""
+    from ray import tune
+
+    settings = plan.settings
     scheduler = GuardedASHA(
         plan.space.guard, max_t=plan.space.budget.max_epochs,
         grace_period=plan.space.budget.grace_epochs, reduction_factor=plan.space.budget.reduction_factor,
@@ -291,25 +344,40 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
 
 
 def resume_search(name: str, storage: str = "runs", address: str | None = None):
-    """Continue an interrupted search with its saved searcher and scheduler state."""
+    """Continue an interrupted search with its saved searcher and scheduler state; a search
+    stopped before Ray saved any state (before its first trial) starts from its saved
+    settings."""
+    exp = experiment_path(name, storage)
+    with driver_lock(exp, name, create=False):
+        return _resume(name, exp, address)
+
+
+def _resume(name: str, exp: str, address: str | None):
     from ray import tune
 
     from tune.searcher import study_location
 
-    exp = experiment_path(name, storage)
     # First: a driver killed while Ray copied its state (search.json included) leaves a
     # file cut off; this puts the last complete copy back.
     restore_if_broken(exp)
     record = read_settings(exp)
     plan = plan_from_record(record)
-    if not tune.Tuner.can_restore(exp):
-        raise ValueError(f"{exp} has search.json but no Ray experiment state (it stopped before the "
-                         "first trial started); start it again under a new --name")
     # Checked before Ray's start, as in run_search.
     check_address(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     check_same_data(record, prepared.fingerprint, "resuming")
+    local = starts_local_ray(address)
     init_ray(address)
+    if local:
+        check_fits_locally(plan.settings)
+    if not tune.Tuner.can_restore(exp):
+        # Stopped after writing search.json, before Ray saved its first state: nothing ran
+        # that a resume could continue, so it starts, as `nerkit search` would have. A
+        # study the stopped start had opened is set aside, not learnt from.
+        logger.warning("search %s stopped before its first trial (no Ray experiment state at %s): starting it "
+                       "from its saved settings", name, exp)
+        set_aside_unstarted_study(exp)
+        return _start(plan, record, prepared, ())
     # The study as this machine sees it: the copy on storage when the machine that ran
     # the search is gone; the searcher restored below opens it there (tune.searcher).
     study_url = study_for_resume(exp, record)

@@ -73,7 +73,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _candidates(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+def _candidates(rows: list[dict[str, Any]], metric: str, ended: bool = False) -> list[dict[str, Any]]:
     numeric = sorted({k for r in rows for k, v in r.items() if _number(v)})
     if rows and metric not in {k for r in rows for k in r}:
         raise ValueError(f"metric is {metric!r}, which is not a trial-table column; use one of {numeric}")
@@ -81,6 +81,9 @@ def _candidates(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]
         # A text column (trial_id, param_loss) would otherwise read as "no value yet".
         raise ValueError(f"metric is {metric!r}, which is not a numeric column; use one of {numeric}")
     scored = [r for r in rows if _number(r.get(metric))]
+    if not scored and ended:
+        raise ValueError(f"no trial has a value for {metric!r}, and the search has ended: its trials failed or "
+                         "diverged before reporting one (nerkit trials NAME --stop-reason error,diverged shows why)")
     if not scored:
         raise ValueError(f"no trial has a value for {metric!r} yet; wait for the search to report "
                          "an evaluation (nerkit trials NAME shows progress)")
@@ -246,10 +249,10 @@ def promote(
     unfinished = sum(trials_unfinished(tables).values())
     if unfinished and not allow_unfinished:
         raise ValueError(f"search {name} has {unfinished} trial(s) not ended (running, or stopped: continue it with "
-                         f"nerkit search --resume {name}); promote once it has ended, or pass --allow-unfinished "
-                         "to publish its best so far")
+                         f"nerkit search --resume {name} --storage {storage}); promote once it has ended, or pass "
+                         "--allow-unfinished to publish its best so far")
     column = ranking_column(metric, confirm_seeds)
-    ranked = _candidates(tables.trials, column)
+    ranked = _candidates(tables.trials, column, ended=not unfinished)
     if confirm_seeds == 0:
         ranked = with_checkpoint(ranked)
     _check_data(tables.record, ranked[0])

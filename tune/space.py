@@ -38,6 +38,8 @@ KINDS = {
 SECTIONS = {"params", "base", "budget", "collapse_guard", "baselines", "description"}
 # Settings a space may not search or fix: they come from the command line.
 RESERVED = {"data", "model", "epochs", "device", "num_threads", "max_length"}
+# A search flags collapse where its guard judges it: collapse_guard.eps sets both.
+GUARDED = {"collapse_eps"}
 # Settings that change the tokenised data, which a search prepares once for all trials:
 # fixed in base they hold for every trial; searched, a trial would train on data not its own.
 DATA_SHAPING = {"label_all_subwords"}
@@ -351,9 +353,12 @@ def _parse_base(base: Any, err: _Errors) -> dict[str, Any]:
     if not isinstance(base, dict):
         raise err(("base",), f"expected a mapping of TrainConfig settings, got {type(base).__name__}")
     for key, value in base.items():
+        if key in GUARDED:
+            raise err(("base", key), f"{key} follows collapse_guard.eps in a search",
+                      "set collapse_guard: {eps: ...} instead")
         if key not in _TRAIN_FIELDS or key in RESERVED:
             raise err(("base", key), f"unknown or reserved training setting {key!r}",
-                      f"use one of {sorted(_TRAIN_FIELDS - RESERVED)}; data/model/max_length come from the command line "
+                      f"use one of {sorted(_TRAIN_FIELDS - RESERVED - GUARDED)}; data/model/max_length come from the command line "
                       "(--data, --model, --max-length), epochs from budget")
         _check_sign(key, value, ("base", key), err)
     return {k: parse_number(v) if k in _FLOAT_FIELDS else v for k, v in base.items()}
@@ -361,9 +366,9 @@ def _parse_base(base: Any, err: _Errors) -> dict[str, Any]:
 
 def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
     key = ("params", name)
-    if name not in _TRAIN_FIELDS or name in RESERVED:
+    if name not in _TRAIN_FIELDS or name in RESERVED | GUARDED:
         raise err(key, f"unknown or reserved training setting {name!r}",
-                  f"use one of {sorted(_TRAIN_FIELDS - RESERVED - DATA_SHAPING)}")
+                  f"use one of {sorted(_TRAIN_FIELDS - RESERVED - DATA_SHAPING - GUARDED)}")
     if name in DATA_SHAPING:
         raise err(key, f"{name} changes the tokenised data, which a search prepares once for all its trials, so "
                   "it cannot be searched", f"set it under base: (one value for every trial), and run a second "

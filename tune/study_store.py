@@ -177,6 +177,15 @@ def set_aside(path: Path, why: str) -> Path:
     return aside
 
 
+def set_aside_unstarted_study(experiment: str) -> None:
+    """Before a search that stopped ahead of its first trial starts again: the study its
+    stopped start opened (maybe with trials asked for and never run) is set aside."""
+    path = sqlite_path(live_study_url(experiment))
+    if path is not None and path.is_file():
+        aside = set_aside(path, "unstarted")
+        logger.warning("set aside the Optuna study of the stopped start of this search as %s", aside)
+
+
 def make_room_for_new_study(experiment: str) -> None:
     """Before a new search on object storage: a study file at its local path belongs to
     an earlier search of the same name and storage, since deleted (a new search refuses

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ from tune.settings import read_settings
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
 from tune.stop_reasons import entity_prob_history, ratio_history, stop_reason
 from tune.storage import filesystem, read_bytes
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 logger = logging.getLogger(__name__)
 
@@ -333,5 +336,6 @@ def _uri(checkpoint) -> str:
 def _error(trial) -> str:
     if trial.status != "ERROR":
         return ""
-    # The tail of the trace: the exception line is what a reader of the table needs.
-    return str(trial.get_error() or "")[-2000:]
+    # The tail of the trace: the exception line is what a reader of the table needs. Ray
+    # colours its frames for terminals; the codes would reach Parquet, CSV and JSON.
+    return _ANSI.sub("", str(trial.get_error() or ""))[-2000:]

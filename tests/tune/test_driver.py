@@ -96,3 +96,30 @@ def test_the_searcher_is_seeded_multivariate_tpe_with_constant_liar(tmp_path):
     assert sampler(7, 6)._n_startup_trials == 4 and sampler(7, 90)._n_startup_trials == 10
     draws = [sampler(seed, 24)._rng.rng.random_sample() for seed in (7, 7, 8)]
     assert draws[0] == draws[1] != draws[2]
+
+
+def test_a_search_that_fails_before_starting_leaves_no_directory(tmp_path, tiny_model_dir):
+    # Bad data is refused before Ray starts; the experiment directory the driver made for
+    # its lock goes with it, so the name is free and no empty search is listed.
+    from nerkit.data import DataConfig
+    from tune.driver import run_search
+    from tune.settings import SearchSettings
+    from tune.space import DEFAULT_SPACE
+
+    settings = SearchSettings(name="bad", space=str(DEFAULT_SPACE), storage=str(tmp_path), trials=2,
+                              model=str(tiny_model_dir), data=DataConfig(path=str(tmp_path / "missing.jsonl")))
+    with pytest.raises((ValueError, FileNotFoundError)):
+        run_search(settings)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_trials_flag_collapse_at_the_guards_eps(tmp_path):
+    # A space's guard stopped a trial at ratio 0.27 (eps 0.3) while every history row said
+    # collapsed=False: the trials flagged collapse at TrainConfig's default 0.005.
+    from tune.driver import plan_search
+    from tune.settings import SearchSettings
+
+    space = tmp_path / "space.yaml"
+    space.write_text("collapse_guard: {eps: 0.3}\nparams:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\n")
+    plan = plan_search(SearchSettings(name="e", space=str(space), storage=str(tmp_path)))
+    assert plan.base.collapse_eps == 0.3 == plan.space.guard.eps

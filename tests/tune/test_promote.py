@@ -357,6 +357,18 @@ def test_without_retraining_trials_rank_by_the_checkpoint_that_would_be_publishe
     assert ranking_column("last_dev_f1", 0) == "last_dev_f1"  # a metric asked for is used as given
 
 
+def test_no_scored_trial_is_explained_by_whether_the_search_has_ended():
+    # "Wait for the search to report" was the advice also for an ended search whose every
+    # trial failed or diverged: nothing would ever report.
+    from tune.promote import _candidates
+
+    rows = [{"trial_id": "A", "best_dev_f1": None}, {"trial_id": "B", "best_dev_f1": None}]
+    with pytest.raises(ValueError, match="yet; wait for the search to report"):
+        _candidates(rows, "best_dev_f1")
+    with pytest.raises(ValueError, match="the search has ended: its trials failed or diverged"):
+        _candidates(rows, "best_dev_f1", ended=True)
+
+
 def _copy_search(finished_search, tmp_path):
     """A copy of the finished search's storage, to damage without touching the shared one."""
     import shutil

@@ -231,6 +231,12 @@ def test_sigterm_stops_the_search_like_ctrl_c_and_says_how_to_resume(tmp_path, t
            "--name", "t", "--json"]
     exp = tmp_path / "t"
     proc = _search_until_reporting(cmd, exp, 1, stdout=subprocess.PIPE)
+    # While it runs no second driver may take the search, neither a resume nor a new search
+    # of its name: both ran beside it, over its state, its study and its trials.
+    with pytest.raises(ValueError, match=rf"search 't' at .* is being run by another driver \(pid {proc.pid} on "):
+        resume_search("t", str(tmp_path))
+    with pytest.raises(ValueError, match="is being run by another driver"):
+        run_search(_settings(tmp_path, tiny_model_dir, small_data_dir, name="t", trials=4))
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, err.decode()[-2000:]
@@ -239,6 +245,35 @@ def test_sigterm_stops_the_search_like_ctrl_c_and_says_how_to_resume(tmp_path, t
     assert summary["reasons"].get("pending", 0) >= 1  # stopped, not finished
     assert summary["unfinished"]["stopped"] == summary["reasons"]["pending"]
     assert tune.Tuner.can_restore(str(exp))
+
+
+def test_a_search_stopped_before_its_first_trial_starts_on_resume(tmp_path, tiny_model_dir, small_data_dir,
+                                                                 monkeypatch):
+    # Stopped after search.json was written but before Ray saved any state, a name could be
+    # neither resumed ("no Ray experiment state") nor reused ("already exists"). Resume now
+    # starts it from its saved settings, and the stopped start's study is set aside.
+    import tune.driver
+
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="early", trials=2, max_epochs=1)
+    exp = Path(settings.experiment_path)
+    real_start = tune.driver._start
+
+    def interrupted(*args, **kwargs):
+        optuna.create_study(storage=settings.optuna_url(), study_name="early").ask()  # asked, never run
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.driver, "_start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(settings)
+    monkeypatch.setattr(tune.driver, "_start", real_start)
+    assert (exp / "search.json").is_file()
+    with pytest.raises(ValueError, match="already exists"):
+        run_search(settings)
+    resume_search("early", str(tmp_path))
+    tables = collect(str(exp))
+    assert len(tables.trials) == 2 and all(t["stop_reason"] in REASONS for t in tables.trials)
+    assert len(optuna.load_study(study_name="early", storage=settings.optuna_url()).trials) == 2
+    assert len(list(exp.glob("optuna.db.unstarted-*"))) == 1
 
 
 def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fix(finished_search, tmp_path):

@@ -38,6 +38,18 @@ def test_a_search_stopped_before_every_trial_was_created_is_interrupted():
 def test_a_search_where_no_trial_reported_exits_1():
     code, why = outcome(_summary({"error": 8}, None), "/r")
     assert code == 1 and "nerkit trials s1 --storage /r --stop-reason error" in why
+    # Every trial diverged: the hint must select them (`--stop-reason error` showed none).
+    code, why = outcome(_summary({"diverged": 2}, None), "/r")
+    assert code == 1 and why.endswith("nerkit trials s1 --storage /r --stop-reason diverged")
+    code, why = outcome(_summary({"diverged": 1, "error": 1, "collapsed": 1}, None), "/r")
+    assert why.endswith("--stop-reason error,diverged")
+
+
+def test_a_search_where_every_trial_failed_exits_1_even_with_a_best():
+    # Each trial reported an evaluation before raising: a "best" exists, but nothing worked.
+    code, why = outcome(_summary({"error": 4}, {"trial_id": "a"}), "/r")
+    assert code == 1 and "every trial failed" in why and why.endswith("--stop-reason error")
+    assert outcome(_summary({"error": 3, "completed": 1}, {"trial_id": "a"}), "/r") == (0, "")
 
 
 def test_an_empty_name_is_refused_not_replaced(tmp_path):
@@ -47,3 +59,55 @@ def test_an_empty_name_is_refused_not_replaced(tmp_path):
     res = CliRunner().invoke(build_app(), ["search", "--name", "", "--storage", str(tmp_path)])
     assert isinstance(res.exception, ValueError) and "search name is ''" in str(res.exception)
     assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_before_the_first_trial_exits_130_saying_what_was_saved(tmp_path, monkeypatch):
+    # Before Ray takes over Ctrl-C, a KeyboardInterrupt ended the command with no word: the
+    # search, once its search.json is written, is started by --resume; before that, nothing.
+    import tune.driver
+    from nerkit.cli import build_app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.driver, "run_search", interrupted)
+    args = ["search", "--name", "x", "--storage", str(tmp_path)]
+    res = CliRunner().invoke(build_app(), args)
+    assert res.exit_code == 130 and "nothing was saved" in res.output
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "search.json").write_text("{}")
+    res = CliRunner().invoke(build_app(), args)
+    assert res.exit_code == 130
+    assert f"start it with: nerkit search --resume x --storage {tmp_path}" in " ".join(res.output.split())
+
+
+def test_a_sigterm_after_the_search_ended_lets_the_summary_finish():
+    # Ray's handler, back once fit() returned, exited mid-summary (143, or an abort in its
+    # shutdown). The first SIGTERM now only says so; a second gets the default (ends at once).
+    import os
+    import signal
+
+    from tune.cli.search import _finish_despite_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        _finish_despite_sigterm()
+        os.kill(os.getpid(), signal.SIGTERM)  # handled: this test goes on
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_trial_larger_than_the_local_machine_is_refused_not_left_pending(tmp_path, tiny_model_dir, small_data_dir):
+    # With Ray started here (no --address) nothing adds a GPU: the search sat at "pending 1"
+    # for ever. It is a user error naming the option (exit 2), in a fresh process so that
+    # nerkit, not an earlier test, starts Ray.
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
+           "--trials", "1", "--max-epochs", "1", "--storage", str(tmp_path), "--name", "g", "--gpus-per-trial", "1"]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**env, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--gpus-per-trial is 1, but this machine has 0 GPU(s) for Ray" in " ".join(proc.stderr.split())

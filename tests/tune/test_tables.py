@@ -212,3 +212,16 @@ def test_a_trial_whose_settings_make_no_config_still_gets_a_row():
     config = json.loads(_config_json(TrainConfig().to_dict(), {"entity_o_ratio": 3.0, "o_weight": 0.5}))
     assert config["entity_o_ratio"] == 3.0 and config["o_weight"] == 0.5
     assert json.loads(_config_json(TrainConfig().to_dict(), {"o_weight": 0.5}))["o_weight"] == 0.5
+
+
+def test_the_error_column_holds_plain_text():
+    # Ray colours the frames of a trial's trace for terminals; the escape codes reached the
+    # Parquet table, --csv and --json. Only an errored trial has an error.
+    from types import SimpleNamespace
+
+    from tune.tables import _error
+
+    trace = "Failure # 1\n\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\nValueError: boom"
+    failed = SimpleNamespace(status="ERROR", get_error=lambda: trace)
+    assert _error(failed) == "Failure # 1\nray::ImplicitFunc.train() (pid=1)\nValueError: boom"
+    assert _error(SimpleNamespace(status="TERMINATED", get_error=lambda: trace)) == ""

@@ -69,7 +69,8 @@ def register(app: typer.Typer) -> None:
 
         from tune.driver import resume_search, run_search
         from tune.progress import add_listener, remove_listener
-        from tune.settings import SearchSettings, experiment_path, storage_root
+        from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, storage_root
+        from tune.storage import exists
         from tune.space import resolve_space
         from tune.parquet import refresh_tables
         from tune.summary import summarize
@@ -112,11 +113,25 @@ def register(app: typer.Typer) -> None:
                 resume_search(resume, storage, address)
             else:
                 run_search(settings, address)
+        except KeyboardInterrupt:
+            # Ctrl-C before Ray took over (it handles Ctrl-C itself once trials run).
+            exp = experiment_path(exp_name, storage)
+            if exists(f"{exp}/{SETTINGS_FILE}"):
+                why = (f"interrupted before the first trial; start it with: nerkit search --resume {exp_name} "
+                       f"--storage {storage_root(storage)}")
+            else:
+                why = "interrupted before the search was set up; nothing was saved"
+            err_console.print(why, highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         finally:
             remove_listener(show)
             if live is not None:
                 live.stop()
                 console.print()
+        # The search has ended and its state is saved: a SIGTERM now (a scheduler's time
+        # limit) lets the summary below finish, instead of Ray's handler exiting mid-write
+        # (143, or an abort in Ray's shutdown). A second one ends the process at once.
+        _finish_despite_sigterm()
         refresh_tables(experiment_path(exp_name, storage))  # trials.parquet, history.parquet
         summary = summarize(exp_name, storage)
         if as_json:
@@ -129,12 +144,24 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code)
 
 
+def _finish_despite_sigterm() -> None:
+    import signal
+
+    def once(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        err_console.print("SIGTERM: the search has ended; writing its tables and summary (a second SIGTERM "
+                          "stops at once)", highlight=False, soft_wrap=True)
+
+    signal.signal(signal.SIGTERM, once)
+
+
 def outcome(summary: dict, storage: str) -> tuple[int, str]:
     """The exit code of a search that ended with ``summary``, and what to tell the user.
 
     0: done, with a best trial. 130: interrupted (on Ctrl-C, or SIGTERM through
     tune.driver.sigterm_stops_gracefully, Ray saves its state and returns as if done),
-    with the command that continues it. 1: ended without any trial reporting a result.
+    with the command that continues it. 1: ended without any trial reporting a result, or
+    with every trial failed.
     """
     # Stopped before Ray created every trial (Ctrl-C between trials, or before the first)
     # leaves fewer trials than planned: those are unfinished too (tune.summary.unfinished).
@@ -144,9 +171,14 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
         parts = ", ".join(f"{n} {what}" for n, what in ((stopped, "stopped"), (not_started, "not started")) if n)
         return 130, (f"interrupted with {unfinished} trial(s) unfinished ({parts}); continue with: nerkit search "
                      f"--resume {summary['name']} --storage {storage}")
+    # What ended the trials that could have given a best: errors, non-finite losses.
+    failed = ",".join(r for r in ("error", "diverged") if summary["reasons"].get(r))
+    see = f"nerkit trials {summary['name']} --storage {storage}" + (f" --stop-reason {failed}" if failed else "")
     if summary["best"] is None:
-        return 1, (f"no trial reported a result; see why with: nerkit trials {summary['name']} --storage "
-                   f"{storage} --stop-reason error")
+        return 1, f"no trial reported a result; see why with: {see}"
+    if summary["reasons"].get("error", 0) == summary["trials"]:
+        # Each reported before failing, so there is a "best": not a search that worked.
+        return 1, f"every trial failed (error); its best is no answer; see why with: {see}"
     return 0, ""
 
 
