@@ -53,8 +53,19 @@ def local_absolute(path: str | None) -> str | None:
 
 
 def experiment_path(name: str, storage: str = "runs") -> str:
-    """Where search ``name`` lives under ``storage`` (one rule for run, resume and readers)."""
+    """Where search ``name`` lives under ``storage`` (one rule for run, resume and readers).
+
+    A name that could not have been a search's (``''``, ``../x``) is refused here, for
+    readers too: it named the storage's parent or another directory.
+    """
+    check_name(name)
     return f"{storage_root(storage).rstrip('/')}/{name}"
+
+
+def check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"search name is {name!r}, but must match {_NAME.pattern} "
+                         "(letters, digits, '_', '-', '.')")
 
 
 @dataclass(frozen=True)
@@ -80,9 +91,7 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
             object.__setattr__(self, "data", DataConfig(**_tuples(self.data)))
-        if not _NAME.match(self.name):
-            raise ValueError(f"search name is {self.name!r}, but must match {_NAME.pattern} "
-                             "(letters, digits, '_', '-', '.')")
+        check_name(self.name)
         if not isinstance(self.storage, str) or not self.storage.strip():
             raise ValueError(f"storage is {self.storage!r}, but must be a directory or a URI ({', '.join(REMOTE_SCHEMES)})")
         storage_root(self.storage)  # an unknown URI scheme is refused there

@@ -108,3 +108,13 @@ def test_a_search_that_is_not_there_lists_the_ones_that_are(tmp_path):
     (tmp_path / "not-a-search").mkdir()
     with pytest.raises(ValueError, match=r"no search.json.*searches in .*: sweep-a, sweep-b\)"):
         read_settings(experiment_path("sweep-c", str(tmp_path)))
+
+
+@pytest.mark.parametrize("name", ["", "../other", "a/b", ".hidden"])
+def test_readers_refuse_a_name_no_search_can_have(name):
+    # `nerkit trials ''` listed the storage's parent as if it were the search; `../x` read
+    # a directory outside the storage. Every reader goes through experiment_path.
+    from tune.settings import experiment_path
+
+    with pytest.raises(ValueError, match="search name is"):
+        experiment_path(name, "runs")
