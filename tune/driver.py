@@ -114,6 +114,19 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def trial_directories(experiment: str) -> list[str]:
+    """Names of the trial directories under ``experiment`` whose trial reported a result
+    (a non-empty ``result.json``), sorted."""
+    import pyarrow.fs as pafs
+
+    from tune.storage import filesystem
+
+    fs, root = filesystem(experiment)
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("trial_"))
+    return [n for n in names if fs.get_file_info(f"{root}/{n}/result.json").size]
+
+
 def check_address(address: str | None) -> None:
     """Refuse an address nerkit cannot use, before anything slow (data preparation) runs."""
     import ray
@@ -181,25 +194,40 @@ def default_concurrency(settings: SearchSettings) -> int:
 
 
 def starts_local_ray(address: str | None) -> bool:
-    """Whether init_ray(address) will start Ray in this process (no cluster, none running)."""
+    """Whether init_ray(address) will start a new Ray in this process: no Ray running here,
+    and neither an address nor a cluster already started on this machine (``ray start
+    --head`` or ``ray up``'s head, which a plain ``ray.init()`` joins)."""
     import ray
 
-    return not (address or os.environ.get("RAY_ADDRESS") or ray.is_initialized())
+    if ray.is_initialized():
+        return False
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        # What ray.init itself does with the address: None means it starts a local Ray.
+        return canonicalize_bootstrap_address(address or os.environ.get("RAY_ADDRESS")) is None
+    except Exception:  # noqa: BLE001 - Ray's private helper moved or failed: assume a cluster, check nothing
+        return False
 
 
-def check_fits_locally(settings: SearchSettings) -> None:
-    """On a Ray this process started, a trial asking for more than the machine has waits
-    for ever, silently (no autoscaler will add it): refuse it, naming the option."""
+def init_ray_for(settings: SearchSettings, address: str | None) -> None:
+    """init_ray, then, on a Ray this process started, refuse trials larger than the machine:
+    they would wait for ever, silently (no autoscaler adds a GPU to a laptop)."""
     import ray
 
+    local = starts_local_ray(address)
+    init_ray(address)
+    if not local:
+        return
     total = ray.cluster_resources()
     for option, need, kind in (("--cpus-per-trial", settings.cpus_per_trial, "CPU"),
                                ("--gpus-per-trial", settings.gpus_per_trial, "GPU")):
         have = total.get(kind, 0)
         if need > have + 1e-9:
-            raise ValueError(f"{option} is {need:g}, but this machine has {have:g} {kind}(s) for Ray (no --address: "
-                             f"Ray runs here), so no trial could ever start; give {option} {have:g} or less, or "
-                             "--address of a cluster that has them")
+            ray.shutdown()  # started for this search only; a retry in this process checks again
+            raise ValueError(f"{option} is {need:g}, but this machine has {have:g} {kind}(s) for Ray (no cluster "
+                             f"here and no --address: Ray runs in this process), so no trial could ever start; "
+                             f"give {option} of at most {have:g}, or --address of a cluster that has them")
 
 
 def _warn_if_autoscaling_would_starve(settings: SearchSettings, address: str | None) -> None:
@@ -281,10 +309,8 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     """
     plan = plan_search(settings)
     exp = settings.experiment_path
-    held = False
-    try:
-        with driver_lock(exp, settings.name):
-            held = True
+    with driver_lock(exp, settings.name):
+        try:
             if exists(f"{exp}/{SETTINGS_FILE}"):
                 raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
                                  f"`nerkit search --resume {settings.name} --storage {settings.storage_root}` "
@@ -294,19 +320,17 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             check_address(address)
             prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length,
                                     plan.base.label_all_subwords)
-            local = starts_local_ray(address)
-            init_ray(address)
-            if local:
-                check_fits_locally(settings)
+            init_ray_for(settings, address)
             _warn_if_autoscaling_would_starve(settings, address)
             make_room_for_new_study(exp)
             # What --resume and promotion check the data against (tune.settings.check_same_data).
             record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint}
             write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-            return _start(plan, record, prepared, callbacks)
-    finally:
-        if held:
+        except BaseException:
+            # Still holding the lock: no other driver can be starting in this directory.
             _remove_if_never_started(exp)
+            raise
+        return _start(plan, record, prepared, callbacks)
 
 
 def _remove_if_never_started(experiment: str) -> None:
@@ -366,18 +390,23 @@ def _resume(name: str, exp: str, address: str | None):
     check_address(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     check_same_data(record, prepared.fingerprint, "resuming")
-    local = starts_local_ray(address)
-    init_ray(address)
-    if local:
-        check_fits_locally(plan.settings)
     if not tune.Tuner.can_restore(exp):
         # Stopped after writing search.json, before Ray saved its first state: nothing ran
         # that a resume could continue, so it starts, as `nerkit search` would have. A
-        # study the stopped start had opened is set aside, not learnt from.
+        # study the stopped start had opened is set aside, not learnt from. Trials that
+        # reported results did run: then the state was lost, not never written.
+        ran = trial_directories(exp)
+        if ran:
+            raise ValueError(f"{exp} has no Ray experiment state, but {len(ran)} trial(s) that reported results "
+                             f"({', '.join(ran[:3])}{', …' if len(ran) > 3 else ''}): its state files were removed "
+                             "or never reached storage, so it cannot be continued; start the search again under "
+                             "a new --name")
+        init_ray_for(plan.settings, address)
         logger.warning("search %s stopped before its first trial (no Ray experiment state at %s): starting it "
                        "from its saved settings", name, exp)
         set_aside_unstarted_study(exp)
-        return _start(plan, record, prepared, ())
+        return _start(plan, record, prepared, ())  # a Python caller's callbacks were never saved
+    init_ray_for(plan.settings, address)
     # The study as this machine sees it: the copy on storage when the machine that ran
     # the search is gone; the searcher restored below opens it there (tune.searcher).
     study_url = study_for_resume(exp, record)

@@ -25,39 +25,58 @@ from pathlib import Path
 from tune.settings import is_remote
 
 LOCK_FILE = ".driver.lock"
+_ATTEMPTS = 10
 
 
 @contextlib.contextmanager
 def driver_lock(experiment: str, name: str, create: bool = True) -> Iterator[None]:
     """Hold search ``name`` at ``experiment`` for this process (see module doc).
 
-    ``create=False`` (a resume) takes no lock where the directory does not exist: there
-    is no search to hold, which the caller reports.
+    ``create=False`` (a resume) takes no lock where there is no search (no directory or no
+    ``search.json``): there is nothing to hold, which the caller reports, and a directory
+    that is not a search gets no lock file.
 
     Raises:
         ValueError: another process holds it (the message names that process).
     """
-    if is_remote(experiment) or (not create and not Path(experiment).is_dir()):
+    from tune.settings import SETTINGS_FILE
+
+    if is_remote(experiment) or (not create and not (Path(experiment) / SETTINGS_FILE).is_file()):
         yield
         return
     import fcntl
 
-    Path(experiment).mkdir(parents=True, exist_ok=True)
     path = Path(experiment) / LOCK_FILE
-    with open(path, "a+", encoding="utf-8") as f:
+    for _ in range(_ATTEMPTS):
+        Path(experiment).mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the search ends
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "a process that has not written its name yet"
+            f.close()
             raise ValueError(f"search {name!r} at {experiment} is being run by another driver ({holder}); "
                              "wait for it to end, or stop it (Ctrl-C, or SIGTERM to that process) and then "
                              f"continue it with --resume {name}") from None
+        # The file locked must still be the one at the path: a driver that failed before its
+        # search began removes its directory, lock file included, while it holds the lock; a
+        # lock won on that removed file would hold nothing.
+        try:
+            same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()
+    else:
+        raise ValueError(f"could not lock {path}: it was replaced {_ATTEMPTS} times while locking")
+    try:
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
         f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()

@@ -57,6 +57,9 @@ def resolve(reg: Registry, spec: str) -> int:
     if not reg.exists():
         models = reg.models()
         where = reg.uri.rsplit("/", 1)[0]
+        if reg.is_model_root():
+            raise ValueError(f"{where} is itself a model (it holds versions and latest), so "
+                             f"{where}/{reg.uri.rsplit('/', 1)[1]} names it twice; pull {where}@{spec}")
         if models:
             raise ValueError(f"{where} has no model named {reg.uri.rsplit('/', 1)[1]!r}; its models: "
                              f"{', '.join(models)}")

@@ -76,8 +76,13 @@ class Registry:
         """Names of the models in this registry (directories next to this one); none when the
         registry itself does not exist (a mistyped path or bucket)."""
         infos = self.fs.get_file_info(pafs.FileSelector(self.registry_root, allow_not_found=True))
-        return sorted(i.base_name for i in infos
-                      if i.type == pafs.FileType.Directory and not i.base_name.startswith("."))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
+                      and not i.base_name.startswith(".") and not _VERSION.match(i.base_name))
+
+    def is_model_root(self) -> bool:
+        """Whether the registry URI given is itself a model (it holds ``latest``): a
+        reference that named the model twice."""
+        return self.fs.get_file_info(f"{self.registry_root}/{LATEST}").type == pafs.FileType.File
 
     def latest(self) -> int | None:
         """The version ``latest`` points to (``None`` before the first publish)."""
@@ -116,8 +121,14 @@ class Registry:
         files = found.get("files")
         if not isinstance(files, dict):
             return None
-        files = {name: want for name, want in files.items() if name != CARD}
-        return versions[-1] if files == hashes else None
+        if {name: want for name, want in files.items() if name != CARD} != hashes:
+            return None
+        # Only a version that verifies: object-store publishers racing into one version
+        # leave one's manifest over the other's files (Registry._claim), and "promote again"
+        # must then publish afresh, not point latest at that mix.
+        stored = self.file_hashes(self.version_path(versions[-1]))
+        stored.pop(MANIFEST, None)
+        return versions[-1] if stored == files else None
 
     def version_path(self, version: int) -> str:
         return f"{self.root}/v{version}"

@@ -58,6 +58,7 @@ def experiment_path(name: str, storage: str = "runs") -> str:
     A name that could not have been a search's (``''``, ``../x``) is refused here, for
     readers too: it named the storage's parent or another directory.
     """
+    name = name.rstrip("/") if isinstance(name, str) else name  # a shell-completed `demo/`
     check_name(name)
     return f"{storage_root(storage).rstrip('/')}/{name}"
 

@@ -493,9 +493,9 @@ def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, er
     by_name = {p.name: p for p in params}
     point = {k: _baseline_number(k, v, by_name, base) for k, v in spec["params"].items()}
     for k, v in point.items():
-        if k not in by_name and (k not in _TRAIN_FIELDS or k in RESERVED):
+        if k not in by_name and (k not in _TRAIN_FIELDS or k in RESERVED | GUARDED):
             raise err(key + ("params", k), f"{k!r} is not a setting a baseline can give",
-                      f"use a searched parameter or one of {sorted(_TRAIN_FIELDS - RESERVED)}")
+                      f"use a searched parameter or one of {sorted(_TRAIN_FIELDS - RESERVED - GUARDED)}")
         if k in by_name:
             if not by_name[k].contains(v):
                 raise err(key + ("params", k), f"baseline value {v!r} is outside the searched range of {k!r}",

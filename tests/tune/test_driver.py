@@ -123,3 +123,42 @@ def test_trials_flag_collapse_at_the_guards_eps(tmp_path):
     space.write_text("collapse_guard: {eps: 0.3}\nparams:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\n")
     plan = plan_search(SearchSettings(name="e", space=str(space), storage=str(tmp_path)))
     assert plan.base.collapse_eps == 0.3 == plan.space.guard.eps
+
+
+def test_a_resume_of_a_directory_that_is_no_search_leaves_it_as_it_was(tmp_path):
+    # No search.json: nothing to hold, so no lock file is left in someone's directory.
+    from tune.driver import resume_search
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    with pytest.raises((ValueError, FileNotFoundError)):
+        resume_search("notes", str(tmp_path))
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["a.txt"]
+
+
+def test_a_lock_won_on_a_removed_lock_file_is_taken_again_on_the_new_one(tmp_path, monkeypatch):
+    # A driver that failed before its search began removes its directory, lock file
+    # included, while it holds the lock. Another driver that opened the old file just before
+    # then locks a file no one else will open: it must lock the file at the path instead.
+    import fcntl
+    import os
+    import shutil
+
+    from tune.driver_lock import LOCK_FILE, driver_lock
+
+    exp = tmp_path / "s"
+    real_flock, removed = fcntl.flock, []
+
+    def flock_after_removal(f, op):
+        if not removed and op & fcntl.LOCK_EX:
+            removed.append(True)
+            shutil.rmtree(exp)  # the failed driver's clean-up, between this one's open and lock
+        return real_flock(f, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_removal)
+    with driver_lock(str(exp), "s"):
+        assert removed and (exp / LOCK_FILE).is_file()
+        held = os.stat(exp / LOCK_FILE).st_ino
+        with open(exp / LOCK_FILE) as other, pytest.raises(BlockingIOError):
+            real_flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the file at the path is the one held
+    assert os.stat(exp / LOCK_FILE).st_ino == held

@@ -147,6 +147,13 @@ def test_only_the_newest_version_counts_as_holding_a_model(tmp_path):
     assert reg.holds(hashes(a)) == 1 and reg.holds(hashes(b)) is None
     reg.publish({"model.safetensors": b}, {}, str)
     assert reg.holds(hashes(b)) == 2 and reg.holds(hashes(a)) is None
+    # A version whose files do not verify (object-store publishers that raced into it) does
+    # not hold the model: promoting again publishes a clean one instead of pointing at it.
+    stored = tmp_path / "reg" / "ner" / "v2" / "model.safetensors"
+    stored.write_bytes(b"model a")
+    assert reg.holds(hashes(b)) is None
+    stored.write_bytes(b"model b")
+    assert reg.holds(hashes(b)) == 2
     (tmp_path / "reg" / "ner" / "v2" / MANIFEST).unlink()  # an interrupted copy: never "holds"
     assert reg.holds(hashes(b)) is None
 

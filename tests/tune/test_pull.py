@@ -158,6 +158,8 @@ def test_a_mistyped_model_name_or_registry_is_named_with_what_is_there(promoted,
     registry, _ = promoted
     with pytest.raises(ValueError, match=rf"{registry} has no model named 'nr'; its models: ner$"):
         pull(f"{registry}/nr@latest", tmp_path / "m")
+    with pytest.raises(ValueError, match=rf"{registry}/ner is itself a model .* pull {registry}/ner@v1$"):
+        pull(f"{registry}/ner/ner@v1", tmp_path / "m")
     with pytest.raises(ValueError, match=r"/nowhere holds no promoted model \(a mistyped path or bucket\?\)"):
         pull(f"{tmp_path}/nowhere/ner", tmp_path / "m")
     assert not (tmp_path / "m").exists()

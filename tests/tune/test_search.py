@@ -269,6 +269,15 @@ def test_a_search_stopped_before_its_first_trial_starts_on_resume(tmp_path, tiny
     assert (exp / "search.json").is_file()
     with pytest.raises(ValueError, match="already exists"):
         run_search(settings)
+    # Trials that reported results did run: no state then means lost state, not "never
+    # started", and starting afresh would run them again beside their results.
+    (exp / "trial_lost").mkdir()
+    (exp / "trial_lost" / "result.json").write_text('{"eval_index": 0}\n')
+    with pytest.raises(ValueError, match=r"no Ray experiment state, but 1 trial\(s\) that reported results"):
+        resume_search("early", str(tmp_path))
+    import shutil
+
+    shutil.rmtree(exp / "trial_lost")
     resume_search("early", str(tmp_path))
     tables = collect(str(exp))
     assert len(tables.trials) == 2 and all(t["stop_reason"] in REASONS for t in tables.trials)

@@ -49,6 +49,8 @@ def test_a_search_where_every_trial_failed_exits_1_even_with_a_best():
     # Each trial reported an evaluation before raising: a "best" exists, but nothing worked.
     code, why = outcome(_summary({"error": 4}, {"trial_id": "a"}), "/r")
     assert code == 1 and "every trial failed" in why and why.endswith("--stop-reason error")
+    code, why = outcome(_summary({"error": 3, "diverged": 1}, {"trial_id": "a"}), "/r")
+    assert code == 1 and "every trial failed (error,diverged)" in why
     assert outcome(_summary({"error": 3, "completed": 1}, {"trial_id": "a"}), "/r") == (0, "")
 
 
@@ -63,7 +65,8 @@ def test_an_empty_name_is_refused_not_replaced(tmp_path):
 
 def test_ctrl_c_before_the_first_trial_exits_130_saying_what_was_saved(tmp_path, monkeypatch):
     # Before Ray takes over Ctrl-C, a KeyboardInterrupt ended the command with no word: the
-    # search, once its search.json is written, is started by --resume; before that, nothing.
+    # search, once its search.json is written, is continued (or started) by --resume; before
+    # that, nothing was saved.
     import tune.driver
     from nerkit.cli import build_app
 
@@ -78,7 +81,7 @@ def test_ctrl_c_before_the_first_trial_exits_130_saying_what_was_saved(tmp_path,
     (tmp_path / "x" / "search.json").write_text("{}")
     res = CliRunner().invoke(build_app(), args)
     assert res.exit_code == 130
-    assert f"start it with: nerkit search --resume x --storage {tmp_path}" in " ".join(res.output.split())
+    assert f"continue it with: nerkit search --resume x --storage {tmp_path}" in " ".join(res.output.split())
 
 
 def test_a_sigterm_after_the_search_ended_lets_the_summary_finish():

@@ -118,3 +118,10 @@ def test_readers_refuse_a_name_no_search_can_have(name):
 
     with pytest.raises(ValueError, match="search name is"):
         experiment_path(name, "runs")
+
+
+def test_a_trailing_slash_names_the_same_search():
+    # A shell completes a directory name with "/": `nerkit trials demo/` reads demo.
+    from tune.settings import experiment_path
+
+    assert experiment_path("demo/", "/r") == experiment_path("demo", "/r") == "/r/demo"

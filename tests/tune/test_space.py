@@ -119,6 +119,8 @@ def _write(tmp_path, text: str) -> Path:
         ("params: [x]\n", 1, "expected a mapping of parameter name to distribution"),
         ("base:\n  collapse_eps: 0.01\nparams:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\n", 2,
          "collapse_eps follows collapse_guard.eps in a search"),
+        ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - name: b\n"
+         "    params: {o_weight: 0.2, collapse_eps: 0.3}\n", 5, "'collapse_eps' is not a setting a baseline can give"),
         # The search tokenises its data once: what shapes it is not a trial's to choose.
         ("params:\n  label_all_subwords: {type: choice, values: [true, false]}\n", 2,
          "label_all_subwords changes the tokenised data"),

@@ -114,11 +114,12 @@ def register(app: typer.Typer) -> None:
             else:
                 run_search(settings, address)
         except KeyboardInterrupt:
-            # Ctrl-C before Ray took over (it handles Ctrl-C itself once trials run).
+            # Ctrl-C before Ray took over (it handles a first Ctrl-C itself once trials run),
+            # or a second one: --resume continues, or starts, whatever search.json holds.
             exp = experiment_path(exp_name, storage)
             if exists(f"{exp}/{SETTINGS_FILE}"):
-                why = (f"interrupted before the first trial; start it with: nerkit search --resume {exp_name} "
-                       f"--storage {storage_root(storage)}")
+                why = (f"interrupted before Ray saved the search's state; continue it with: nerkit search --resume "
+                       f"{exp_name} --storage {storage_root(storage)}")
             else:
                 why = "interrupted before the search was set up; nothing was saved"
             err_console.print(why, highlight=False, soft_wrap=True)
@@ -176,9 +177,9 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
     see = f"nerkit trials {summary['name']} --storage {storage}" + (f" --stop-reason {failed}" if failed else "")
     if summary["best"] is None:
         return 1, f"no trial reported a result; see why with: {see}"
-    if summary["reasons"].get("error", 0) == summary["trials"]:
+    if sum(summary["reasons"].get(r, 0) for r in ("error", "diverged")) == summary["trials"]:
         # Each reported before failing, so there is a "best": not a search that worked.
-        return 1, f"every trial failed (error); its best is no answer; see why with: {see}"
+        return 1, f"every trial failed ({failed}); its best is no answer; see why with: {see}"
     return 0, ""
 
 
