@@ -28,8 +28,19 @@ _COMPARE = {
     ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
     ast.Eq: operator.eq, ast.NotEq: operator.ne,
 }
-_HELP = ("a comparison of a column with a literal, e.g. \"param_o_weight < 0.5\", "
-         "\"stop_reason in ['asha', 'collapsed']\", joined by and/or/not")
+_OP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+def _help(df) -> str:
+    """What a filter looks like, with a numeric column this table has (the history table
+    has no param_ columns)."""
+    from pandas.api import types
+
+    numeric = [c for c in df.columns if types.is_numeric_dtype(df[c]) and not types.is_bool_dtype(df[c])]
+    column = next((c for c in ("param_o_weight", "dev_f1", "best_dev_f1") if c in numeric), None)
+    example = f"\"{column or (numeric[0] if numeric else 'param_o_weight')} < 0.5\""
+    return (f"a comparison of a column with a literal, e.g. {example}, "
+            "\"stop_reason in ['asha', 'collapsed']\", joined by and/or/not")
 
 
 class _Invalid(Exception):
@@ -63,7 +74,7 @@ def where_mask(df, expr: str):
 
 def _error(expr: str, why: str, df) -> ValueError:
     shown = expr if len(expr) <= 200 else expr[:200] + "…"
-    return ValueError(f"--where {shown!r} is not allowed: {why}. Use {_HELP}; "
+    return ValueError(f"--where {shown!r} is not allowed: {why}. Use {_help(df)}; "
                       f"columns are: {', '.join(map(str, df.columns))}")
 
 
@@ -113,6 +124,13 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
         column, value = _column(right, df), _literal(left)
         fn = lambda a, b, f=_COMPARE[type(op)]: f(b, a)  # noqa: E731
     else:
+        names = [n.id for n in (left, right) if isinstance(n, ast.Name)]
+        unknown = [n for n in names if n not in df.columns]
+        if len(names) == 2 and len(unknown) == 1:
+            # `param_loss == focal`: an unquoted text value reads as a column name.
+            known = next(n for n in names if n != unknown[0])
+            raise _Invalid(f"{unknown[0]!r} is not a column; a text value needs quotes: "
+                           f"{known} {_OP_TEXT.get(type(op), '==')} '{unknown[0]}'")
         raise _Invalid(f"{ast.unparse(left)!r} vs {ast.unparse(right)!r}: compare one column "
                        "with one literal value")
     if value is None:

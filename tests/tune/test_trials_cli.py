@@ -260,3 +260,14 @@ def test_unfinished_and_running_select_the_same_trials():
                        "best_dev_f1": [0.1, 0.2]})
     for word in ("unfinished", "running"):
         assert select_trials(df, TrialQuery(stop_reasons=(word,)))["trial_id"].tolist() == ["a"]
+
+
+def test_an_unquoted_text_value_is_named_with_the_quoted_form():
+    # `param_loss == focal` read "compare one column with one literal value"; the fix is
+    # the quotes, so the error says that, and its example uses a column the table has.
+    trials = pd.DataFrame({"param_loss": ["ce", "focal"], "param_o_weight": [0.2, 0.7]})
+    with pytest.raises(ValueError, match=r"'focal' is not a column; a text value needs quotes: param_loss != 'focal'"):
+        where_mask(trials, "param_loss != focal")
+    history = pd.DataFrame({"trial_id": ["a"], "dev_f1": [0.4]})
+    with pytest.raises(ValueError, match=r'e\.g\. "dev_f1 < 0\.5"'):
+        where_mask(history, "param_o_weight < 1")
