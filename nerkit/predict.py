@@ -20,6 +20,9 @@ import torch
 from nerkit.model import TOKENIZER_FILES, subword_limit
 from nerkit.text import split_words
 
+#: Windows of text run through the model at once (memory: activations of this many windows).
+WINDOWS_PER_PASS = 32
+
 
 @dataclass(frozen=True)
 class Entity:
@@ -123,19 +126,26 @@ class Predictor:
         resolved = resolve_device(device)  # before minutes of loading
         path = Path(path)
         local = path.is_dir()
+        if path.is_file():
+            raise ValueError(f"{path} is a file; give the model's directory ({path.parent}, if this is its "
+                             f"{path.name})")
         if local and not (path / "config.json").is_file():
             raise ValueError(f"{path} is not a model directory (no config.json); give a directory "
                              "written by `nerkit train --output-dir` or `nerkit pull`")
         if local and not any((path / f).is_file() for f in TOKENIZER_FILES):
             raise ValueError(f"{path} has no tokenizer (none of {list(TOKENIZER_FILES)}); it is incomplete: "
                              "pull it again, or save the tokenizer beside the model")
+        # A local directory loads safetensors weights (nerkit writes only those), or a
+        # PyTorch .bin when that is all it has (a model saved elsewhere); the hub, either.
+        bin_only = local and not any(path.glob("*.safetensors")) and any(path.glob("pytorch_model*.bin"))
         try:
-            model = AutoModelForTokenClassification.from_pretrained(str(path), use_safetensors=local or None)
+            model = AutoModelForTokenClassification.from_pretrained(
+                str(path), use_safetensors=None if (bin_only or not local) else True)
             tokenizer = load_tokenizer(str(path))
         except ValueError:
             raise
         except Exception as exc:  # noqa: BLE001 - damaged files, unknown hub names: one clear error
-            why = " ".join(str(exc).split())  # the hub's messages run over several lines
+            why = " ".join(str(exc).split()).rstrip(".")  # the hub's messages run over several lines
             where = "" if local else f" (no local directory {str(path)!r} either)"
             raise ValueError(f"could not load the model {str(path)!r}{where}: {type(exc).__name__}: {why}. A damaged "
                              "directory: pull it again; a hub name: check it and the network") from None
@@ -164,9 +174,14 @@ class Predictor:
             [ws or [""] for ws in inputs], is_split_into_words=True, truncation=True, max_length=self.max_length,
             stride=stride, return_overflowing_tokens=True, padding=True, return_tensors="pt",
         )
-        logits = self.model(input_ids=enc["input_ids"].to(self.device),
-                            attention_mask=enc["attention_mask"].to(self.device)).logits
-        probs = logits.float().softmax(-1).cpu()
+        # At most WINDOWS_PER_PASS windows per forward pass: a long document is many windows,
+        # and one pass over all of them grew memory with the text (+25 MB per MiniLM window).
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        probs = torch.cat([
+            self.model(input_ids=ids[i:i + WINDOWS_PER_PASS].to(self.device),
+                       attention_mask=mask[i:i + WINDOWS_PER_PASS].to(self.device)).logits.float().softmax(-1).cpu()
+            for i in range(0, len(ids), WINDOWS_PER_PASS)
+        ])
         # For each text, each word's first subword in the window where it sits furthest from an edge.
         best: list[dict[int, tuple[int, int, int]]] = [{} for _ in texts]  # word -> (margin, window, pos)
         for window, sample in enumerate(enc["overflow_to_sample_mapping"].tolist()):

@@ -82,6 +82,11 @@ from transformers import pipeline
 ner = pipeline("token-classification", model="./model", aggregation_strategy="{aggregation}")
 ```
 
+The pipeline splits words at punctuation itself: on words like `2-3` or `kareem's` it
+returns pieces, and it can drop a combining mark from a span. `nerkit predict` (or
+`nerkit.predict.Predictor`) tags words as the training data split them, with exact
+character spans.
+
 `manifest.json` lists the full training config, all metrics, the label map, package
 versions and the sha256 and size of every file; `nerkit pull` verifies them.
 

@@ -8,12 +8,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from nerkit.errors import not_utf8_line
-
-console = Console()
 
 
 def register(app: typer.Typer) -> None:
@@ -31,21 +27,22 @@ def register(app: typer.Typer) -> None:
 
         lines = list(texts or [])
         if file is not None:
-            lines += _read_lines(file)
-        if not lines:
+            lines += _read_lines(file)  # an empty file is no sentence: no output, exit 0
+        elif not lines:
             raise ValueError("no sentences given; pass them as arguments or with --file")
         predictor = Predictor.from_dir(model, device=device)
         for text, ents in zip(lines, predictor.predict(lines)):
             if as_json:
                 typer.echo(json.dumps({"text": text, "entities": [e.to_dict() for e in ents]}, ensure_ascii=False))
                 continue
-            # Escaped: a sentence like "buy [red]rice" is text, not markup.
-            console.print(f"[bold]{escape(text)}[/]", highlight=False)
+            # Plain echo, not rich: the sentence is printed as given (rich turned ":pizza:"
+            # into an emoji, tabs into spaces and wrapped long lines), so the printed
+            # [start:end] spans index what is shown.
+            typer.echo(text)
             if not ents:
-                console.print("  (no entities)")
+                typer.echo("  (no entities)")
             for e in ents:
-                console.print(escape(f"  {e.label:<6} {e.text!r:<24} [{e.start}:{e.end}]  {e.score:.3f}"),
-                              highlight=False)
+                typer.echo(f"  {e.label:<6} {e.text!r:<24} [{e.start}:{e.end}]  {e.score:.3f}")
 
 
 def _read_lines(file: Path) -> list[str]:

@@ -226,3 +226,65 @@ def test_a_name_that_is_neither_a_directory_nor_on_the_hub_is_one_line(tmp_path,
     with pytest.raises(ValueError) as info:
         Predictor.from_dir("nosuch-model")
     assert "\n" not in str(info.value) and "(no local directory 'nosuch-model' either)" in str(info.value)
+
+
+def test_cli_prints_the_sentence_exactly_as_given(model_dir):
+    # The printed spans index the sentence, so it must be shown as given: rich turned
+    # ":pizza:" into an emoji, a tab into spaces, and wrapped lines over 80 columns.
+    text = "order :pizza: se\t2 misal pav " + "aur ek garlic bread " * 5
+    result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir), "--device", "cpu", text])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\n")[0] == text
+
+
+def test_an_empty_file_is_no_sentence_and_no_error(model_dir, tmp_path):
+    # `cat empty | nerkit predict --file - --json` in a pipeline: zero lines in, zero out.
+    (tmp_path / "empty.txt").write_bytes(b"\xef\xbb\xbf")  # a BOM alone
+    for args, stdin in ((["--file", str(tmp_path / "empty.txt")], None), (["--file", "-"], "")):
+        result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir), "--device", "cpu", "--json",
+                                                  *args], input=stdin)
+        assert result.exit_code == 0 and result.stdout == "", result.output
+
+
+def test_long_documents_run_a_bounded_number_of_windows_per_pass(tokenizer, monkeypatch):
+    # Every window of a text went through one forward pass, so memory grew with the text.
+    # The passes now hold at most WINDOWS_PER_PASS windows, with the same entities.
+    import nerkit.predict
+
+    class Counting(_Scripted):
+        sizes: list = []
+
+        def forward(self, input_ids, attention_mask):
+            Counting.sizes.append(len(input_ids))
+            return super().forward(input_ids, attention_mask)
+
+    text = " ".join(f"w{i}" for i in range(120))
+    predictor = Predictor(Counting(rest=1), tokenizer, max_length=8, device="cpu")
+    whole = predictor.predict([text])
+    assert max(Counting.sizes) > 3
+    monkeypatch.setattr(nerkit.predict, "WINDOWS_PER_PASS", 3)
+    Counting.sizes = []
+    assert predictor.predict([text]) == whole
+    assert max(Counting.sizes) == 3 and len(Counting.sizes) > 3
+
+
+def test_a_local_model_with_pytorch_bin_weights_loads(model_dir, tmp_path):
+    # A model saved elsewhere with pytorch_model.bin (no safetensors) was refused as
+    # "damaged"; it loads, and predicts as the safetensors copy does.
+    import shutil
+
+    from transformers import AutoModelForTokenClassification
+
+    copy = tmp_path / "bin"
+    shutil.copytree(model_dir, copy)
+    (copy / "model.safetensors").unlink()
+    model = AutoModelForTokenClassification.from_pretrained(str(model_dir))
+    torch.save(model.state_dict(), copy / "pytorch_model.bin")
+    text = ["tushar se 2 misal mangwao"]
+    assert Predictor.from_dir(copy, device="cpu").predict(text) == Predictor.from_dir(model_dir, device="cpu").predict(text)
+
+
+def test_a_file_given_as_the_model_names_its_directory(model_dir):
+    # `--model m/config.json` went to the hub loader, and the user read an unpickling error.
+    with pytest.raises(ValueError, match=rf"config.json is a file; give the model's directory \({model_dir}"):
+        Predictor.from_dir(model_dir / "config.json", device="cpu")
