@@ -139,19 +139,43 @@ def load_model(name: str, label_map: LabelMap):
         raise cannot_load(name, exc) from exc
     finally:
         transformers.logging.set_verbosity(verbosity)
-    if _head_for_other_labels(saved, label_map):
-        _fresh_head(model)
+    saved_labels = _saved_head_labels(saved, label_map)
+    if saved_labels is not None and saved_labels != list(label_map.labels):
+        # transformers keeps a saved head whose shape fits, so its rows would score the
+        # wrong labels (B-LOC's row scoring B-QTY): the same labels in another order (a
+        # hub model's order against nerkit's sorted one) keep their rows, reordered;
+        # other labels get a fresh head.
+        if sorted(saved_labels) != sorted(label_map.labels) or not _reorder_head(model, saved_labels, label_map):
+            _fresh_head(model)
     return model
 
 
-def _head_for_other_labels(saved, label_map: LabelMap) -> bool:
-    """Whether ``saved`` (a model's own config) has a token-classification head of as many
-    labels as ``label_map`` but other ones: transformers keeps a head whose shape fits,
-    and its rows would score the wrong labels (B-LOC's row scoring B-QTY)."""
+def _saved_head_labels(saved, label_map: LabelMap) -> list[str] | None:
+    """The labels of ``saved``'s token-classification head (a model's own config) when it
+    has one of as many labels as ``label_map``; None otherwise (transformers then makes a
+    new head itself)."""
     if not any(a.endswith("ForTokenClassification") for a in saved.architectures or ()):
+        return None
+    if saved.num_labels != len(label_map):
+        return None
+    return [str(saved.id2label.get(i, "")) for i in range(saved.num_labels)]
+
+
+def _reorder_head(model, saved_labels: list[str], label_map: LabelMap) -> bool:
+    """Put the saved head's rows in ``label_map``'s order; False where the head is not the
+    single linear layer this needs (then it is made anew)."""
+    import torch
+
+    inside = {id(m) for m in model.base_model.modules()}
+    heads = [m for m in model.modules() if id(m) not in inside and isinstance(m, torch.nn.Linear)]
+    if len(heads) != 1 or heads[0].out_features != len(label_map):
         return False
-    labels = [str(saved.id2label.get(i, "")) for i in range(saved.num_labels)]
-    return saved.num_labels == len(label_map) and labels != list(label_map.labels)
+    order = torch.tensor([saved_labels.index(label) for label in label_map.labels])
+    with torch.no_grad():
+        heads[0].weight.copy_(heads[0].weight[order])
+        if heads[0].bias is not None:
+            heads[0].bias.copy_(heads[0].bias[order])
+    return True
 
 
 def _fresh_head(model) -> None:

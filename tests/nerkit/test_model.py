@@ -78,3 +78,24 @@ def test_a_saved_head_for_other_labels_is_replaced_even_at_the_same_size(tiny_mo
     assert 0.005 < other.classifier.weight.std().item() < 0.05 and not other.classifier.bias.any()
     for (name, kept), (_, was) in zip(other.base_model.named_parameters(), saved.base_model.named_parameters()):
         assert torch.equal(kept, was), name
+
+
+def test_a_saved_head_for_the_same_labels_in_another_order_keeps_its_rows(tiny_model_dir, tmp_path):
+    # A hub model's labels in its own order (O, I-FOOD, B-FOOD) against nerkit's sorted map:
+    # each label keeps its trained row, reordered, instead of a fresh head.
+    import torch
+
+    from nerkit.labels import LabelMap
+    from nerkit.model import load_model
+
+    theirs, ours = LabelMap(("O", "I-FOOD", "B-FOOD")), LabelMap.from_types(["FOOD"])
+    saved = load_model(str(tiny_model_dir), theirs)
+    with torch.no_grad():
+        for row, value in enumerate((0.1, 0.2, 0.3)):
+            saved.classifier.weight[row].fill_(value)
+            saved.classifier.bias[row] = value
+    saved.save_pretrained(tmp_path / "theirs")
+    loaded = load_model(str(tmp_path / "theirs"), ours)
+    by_label = {loaded.config.id2label[i]: round(loaded.classifier.bias[i].item(), 4) for i in range(3)}
+    assert by_label == {"O": 0.1, "I-FOOD": 0.2, "B-FOOD": 0.3}
+    assert torch.allclose(loaded.classifier.weight[ours.label2id["B-FOOD"]], torch.full((32,), 0.3))
