@@ -74,6 +74,15 @@ def check_labels(labels: Sequence[str], where: str) -> None:
     if "O" not in labels:
         raise ValueError(f"{where} has labels {list(labels)}, with no 'O'; nerkit reads IOB2 ('O', 'B-X', 'I-X') "
                          "or IO ('O', 'X') labels")
+    # BIOES/BILOU: an S-/E-/L-/U- label beside the B-/I- labels of its type (an IO type
+    # that merely starts so, "E-MAIL", has no B-MAIL beside it).
+    other = [label for label in labels if re.match(r"[ESLU]-", label)
+             and {f"B-{label[2:]}", f"I-{label[2:]}"} & set(labels)]
+    if other:
+        # Read as IO, "S-FOOD" would be an entity type of its own, and E-/L- ends would
+        # split entities in two.
+        raise ValueError(f"{where} has labels {other[:3]} of a BIOES/BILOU scheme; nerkit reads IOB2 ('O', 'B-X', "
+                         "'I-X') or IO ('O', 'X') labels")
 
 
 def resolve_device(name: str) -> torch.device:

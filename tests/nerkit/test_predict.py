@@ -202,6 +202,12 @@ def test_incomplete_or_label_less_models_are_refused(model_dir, tmp_path):
     model.config = SimpleNamespace(id2label={0: "LABEL_0", 1: "LABEL_1"})
     with pytest.raises(ValueError, match="no entity names"):
         Predictor(model, None, max_length=8, device="cpu")
+    # BIOES labels read as IO would make "S-FOOD" a type of its own: refused by name.
+    model.config = SimpleNamespace(id2label={0: "O", 1: "B-FOOD", 2: "I-FOOD", 3: "E-FOOD", 4: "S-FOOD"})
+    with pytest.raises(ValueError, match=r"labels \['E-FOOD', 'S-FOOD'\] of a BIOES/BILOU scheme"):
+        Predictor(model, None, max_length=8, device="cpu")
+    model.config = SimpleNamespace(id2label={0: "O", 1: "E-MAIL", 2: "PHONE"})  # IO types, not BIOES
+    assert Predictor(model, None, max_length=8, device="cpu").labels == ["O", "E-MAIL", "PHONE"]
 
 
 def test_io_labels_and_o_anywhere_in_the_label_list(tokenizer):
