@@ -1,72 +1,79 @@
-"""Parameter importances of a search, from its Optuna study.
+"""Parameter importances of a search, from its trial table.
 
-The study is found as ``tune.study_store.study_for_reading`` says: the experiment's own
-``optuna.db`` on local storage; with object storage the live study when this machine
-ran the search, else the copy uploaded with Ray's last snapshot. Importances need a
-few finished trials; with fewer, or when no study is found, the answer is ``None`` and
-a note that says why — a report shows the note instead of failing.
+Each finished trial (completed, pruned by ASHA, or stopped by the collapse guard)
+counts with its **best dev F1**: the number the trial table, the report's parameter
+scatter and its best-trial section use. The Optuna study is not read for them: Ray's
+searcher records each trial's *last* result there (an ASHA-pruned trial's early score,
+a diverged trial's stand-in 0), so importances from it ranked parameters against
+another target than the rest of the report. Errored, diverged and unended trials are
+left out; so are parameters that took one value among the trials used (nothing to
+attribute to them). Optuna's default evaluator computes the importances on an
+in-memory study built from these rows. Too few trials, or scores that do not vary,
+give ``None`` and a note saying why: a report shows the note instead of failing.
 """
 
 from __future__ import annotations
 
-import tempfile
 import warnings
-from pathlib import Path
 from typing import Any
 
-from tune.settings import experiment_path as path_of
-from tune.settings import is_remote
-from tune.study_store import live_study_url, study_for_reading
-
-#: Fewer complete trials than this cannot rank parameters meaningfully.
+#: Fewer finished trials than this cannot rank parameters meaningfully.
 MIN_COMPLETE_TRIALS = 3
+#: The stop reasons of trials whose best dev F1 is a real score of their config.
+USED_REASONS = ("completed", "asha", "collapsed")
 
 
-def param_importances(
-    record: dict[str, Any], experiment_path: str | None = None,
-) -> tuple[dict[str, float] | None, list[str]]:
-    """``({param: importance}, notes)`` for the search described by ``record`` (search.json).
+def _distribution(param: dict[str, Any]):
+    import optuna
 
-    Args:
-        record: The experiment's ``search.json`` (``TrialTables.record``).
-        experiment_path: Where the experiment is now. A search on local storage keeps its
-            study in ``<experiment>/optuna.db``: read there, not at the path recorded when
-            it ran (a moved or copied search would otherwise read another one's study).
-            ``None``: the path its settings give.
+    if param["kind"] == "loguniform":
+        return optuna.distributions.FloatDistribution(param["low"], param["high"], log=True)
+    if param["kind"] == "uniform":
+        return optuna.distributions.FloatDistribution(param["low"], param["high"])
+    if param["kind"] == "int":
+        return optuna.distributions.IntDistribution(int(param["low"]), int(param["high"]), step=int(param["step"] or 1))
+    return optuna.distributions.CategoricalDistribution(list(param["values"]))
+
+
+def param_importances(tables) -> tuple[dict[str, float] | None, list[str]]:
+    """``({param: importance}, notes)`` for the search in ``tables`` (tune.tables.collect).
 
     Returns:
         Importances normalised to sum to 1 (``None`` when they cannot be computed) and
-        human-readable notes (why not, or the evaluator's warnings).
+        human-readable notes (why not, what was used, the evaluator's warnings).
     """
-    name = record["settings"]["name"]
-    experiment = experiment_path or path_of(name, record["settings"]["storage"])
-    with tempfile.TemporaryDirectory(prefix="nerkit-study-") as workdir:
-        url = study_for_reading(experiment, record, Path(workdir))
-        if url is None:
-            where = live_study_url(experiment) + (" nor a copy on storage" if is_remote(experiment) else "")
-            return None, [f"no Optuna study at {where}; importances need the search's study database"]
-        return _importances(url, name)
-
-
-def _importances(url: str, name: str) -> tuple[dict[str, float] | None, list[str]]:
     import optuna
 
+    space = {p["name"]: p for p in tables.record["space"]["params"] if p["kind"] != "fixed"}
+    rows = [t for t in tables.trials if t.get("stop_reason") in USED_REASONS and t.get("best_dev_f1") is not None]
+    if len(rows) < MIN_COMPLETE_TRIALS:
+        return None, [f"{len(rows)} finished trial(s) with a dev F1 (completed, pruned or stopped by the guard); "
+                      f"parameter importances need at least {MIN_COMPLETE_TRIALS}"]
+    values = {name: {repr(r.get(f"param_{name}")) for r in rows if r.get(f"param_{name}") is not None}
+              for name in space}
+    varied = [name for name in space if len(values[name]) > 1]
+    constant = sorted(name for name in space if len(values[name]) == 1)
+    if not varied:
+        return None, ["no searched parameter took more than one value among the finished trials: nothing to rank"]
+    scores = {r["best_dev_f1"] for r in rows}
+    if len(scores) == 1:
+        return None, [f"every finished trial scored best dev F1 {next(iter(scores)):.4f}: nothing for the "
+                      "parameters to explain"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=name, storage=url)
-    except KeyError:
-        return None, [f"the Optuna storage {url} has no study named {name!r}"]
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if len(complete) < MIN_COMPLETE_TRIALS:
-        return None, [f"{len(complete)} complete trial(s) in the Optuna study; parameter "
-                      f"importances need at least {MIN_COMPLETE_TRIALS}"]
+    study = optuna.create_study(direction="maximize")
+    for r in rows:
+        params = {name: r[f"param_{name}"] for name in varied if r.get(f"param_{name}") is not None}
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={name: _distribution(space[name]) for name in params},
+            value=float(r["best_dev_f1"])))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            values = optuna.importance.get_param_importances(study)
+            importances = optuna.importance.get_param_importances(study)
         except (ValueError, RuntimeError) as exc:
             return None, [f"Optuna could not compute importances: {exc}"]
     notes = sorted({str(w.message) for w in caught})
-    notes.append(f"computed by Optuna ({len(complete)} complete trials; parameters sampled in "
-                 "only some trials, like conditional ones, may be ranked on few points)")
-    return {k: float(v) for k, v in values.items()}, notes
+    notes.append(f"computed by Optuna from the best dev F1 of {len(rows)} finished trials (errored and diverged "
+                 "ones left out; a parameter searched only in some trials, like a conditional one, is ranked on "
+                 "those)" + (f"; not ranked, one value in every trial: {', '.join(constant)}" if constant else ""))
+    return {k: float(v) for k, v in importances.items()}, notes

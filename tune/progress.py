@@ -53,7 +53,9 @@ class SearchProgress(Callback):
             self.ratios.setdefault(trial.trial_id, {})[int(result["eval_index"])] = result["entity_pred_ratio"]
             self._probs().setdefault(trial.trial_id, {})[int(result["eval_index"])] = result.get("gold_entity_prob")
         f1 = result.get("dev_f1")
-        if isinstance(f1, (int, float)) and (self.best is None or f1 > self.best[0]):
+        # A diverged trial's stand-in F1 0 is no evaluation (the summary leaves it out too).
+        if (isinstance(f1, (int, float)) and result.get("stop_reason") != "diverged"
+                and (self.best is None or f1 > self.best[0])):
             self.best = (float(f1), trial.trial_id, float(result.get("epoch", 0.0)))
         self._publish(trials)
 

@@ -3,7 +3,8 @@
 Sections: what was searched and how trials ended; the best trial; baselines against it;
 learning curves (dev F1, entity_pred_ratio and gold_entity_prob per epoch, line style
 by stop reason);
-dev F1 against each searched parameter; parameter importances (Optuna); compute spent
+dev F1 against each searched parameter; parameter importances (tune.importance: Optuna's
+evaluator over the finished trials' best dev F1); compute spent
 per stop reason; the best trial's F1 per entity type. Every piece of text is escaped,
 so trial errors or parameter values cannot inject markup.
 
@@ -112,8 +113,8 @@ def _best_section(best: dict[str, Any] | None, searched: list[str]) -> str:
             + (_table(["type", "F1"], [list(x) for x in per_type]) if per_type else _note("no per-type scores")))
 
 
-def _importance_section(record: dict[str, Any], experiment_path: str | None = None) -> str:
-    importances, notes = param_importances(record, experiment_path)
+def _importance_section(tables: TrialTables) -> str:
+    importances, notes = param_importances(tables)
     html = "".join(_note(n) for n in notes)
     if importances is None:
         return html
@@ -152,7 +153,7 @@ def build_report(tables: TrialTables) -> str:
         "<h2>Dev F1 against each searched parameter</h2>",
         _note("best dev F1 of each trial; categorical parameters are spread (jittered) around their category"),
         _img(param_scatter(trials, params), "parameter scatter"),
-        "<h2>Parameter importances</h2>", _importance_section(record, tables.experiment),
+        "<h2>Parameter importances</h2>", _importance_section(tables),
         "<h2>Compute spent</h2>",
         _table(["stop reason", "trials", "epochs", "wall time (s)", "share of wall time"], compute_spent(trials)),
         f'<p class="note">generated {escape(time.strftime("%Y-%m-%d %H:%M:%S"))} by nerkit report '

@@ -47,7 +47,9 @@ def _curves(history: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """History rows per trial, one per evaluation (a resumed trial's later report wins)."""
     by_trial: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for h in history:
-        if h.get("epoch") is not None and h.get("eval_index") is not None:
+        # A diverged trial's stand-in report is no evaluation (tune.tables leaves it out
+        # of the history it writes; histories read back from older tables may hold it).
+        if h.get("epoch") is not None and h.get("eval_index") is not None and h.get("stop_reason") != "diverged":
             by_trial[h["trial_id"]][int(h["eval_index"])] = h
     return {t: [rows[i] for i in sorted(rows)] for t, rows in by_trial.items()}
 

@@ -36,7 +36,7 @@ from typing import Any
 from tune.guard import GuardConfig
 from tune.settings import read_settings
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
-from tune.stop_reasons import entity_prob_history, ratio_history, stop_reason
+from tune.stop_reasons import entity_prob_history, last_per_evaluation, ratio_history, stop_reason
 from tune.storage import filesystem, read_bytes
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -119,9 +119,13 @@ def _per_type_f1(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _baseline_name(params: dict[str, Any], baselines: list[dict[str, Any]]) -> str:
+def _baseline_name(params: dict[str, Any], baselines: list[dict[str, Any]], named: set[str]) -> str:
+    """The baseline a trial ran, by its parameters. Baselines are the first trials Ray
+    creates (enqueued), so only the first trial matching each is it: the sampler can
+    draw the same point again later (a small choice space), and that one is a trial."""
     for b in baselines:
-        if b["params"] and all(params.get(k) == v for k, v in b["params"].items()):
+        if b["name"] not in named and b["params"] and all(params.get(k) == v for k, v in b["params"].items()):
+            named.add(b["name"])
             return b["name"]
     return ""
 
@@ -158,6 +162,10 @@ def collect(experiment_path: str) -> TrialTables:
         return TrialTables(experiment_path, record, [], [], columns)  # no trial has started yet
 
     trials, history = [], []
+    named: set[str] = set()
+    # A float range's baseline value written as an int (`o_weight: 1`) would make its
+    # Parquet column int64 until a sampled trial makes it double.
+    floats = {p["name"] for p in record["space"]["params"] if p["kind"] in ("loguniform", "uniform")}
     for trial in analysis.trials:
         results = _results(trial)
         # A result log cut short or lost (a trial directory deleted, a disk filled) still
@@ -169,14 +177,17 @@ def collect(experiment_path: str) -> TrialTables:
         ratios = ratio_history(results)
         last = results[-1] if results else (trial.last_result or {})
         reason = stop_reason(trial.status, last, ratios, guard, entity_prob_history(results))
-        params = {k: v for k, v in trial.config.items()}
-        evals = [r for r in results if "eval_index" in r and r.get("stop_reason") != "diverged"]
+        params = {k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool) else v
+                  for k, v in trial.config.items()}
+        # One result per evaluation, its last report: an evaluation redone after a restore
+        # replaces the first report (the history and the curves keep the same one).
+        evals = last_per_evaluation(results)
         best = max(evals, key=lambda r: r.get(METRIC, -1.0), default=None)
         row: dict[str, Any] = {
             "trial_id": trial.trial_id,
             "status": trial.status,
             "stop_reason": reason,
-            "baseline": _baseline_name(params, baselines),
+            "baseline": _baseline_name(params, baselines, named),
             **{f"param_{k}": params.get(k) for k in searched},
             "config": _config_json(record["base_config"], params),
             # The config leaves num_threads unset (each trial takes the CPUs Ray gives it,
@@ -185,7 +196,7 @@ def collect(experiment_path: str) -> TrialTables:
             "entity_o_ratio": _f(last.get("entity_o_ratio")),
             "evaluations": len({r["eval_index"] for r in evals}),
             "epochs_trained": _f(last.get("epoch")),
-            "tokens_trained": int(last.get("tokens_seen", 0) or 0),
+            "tokens_trained": _int(last.get("tokens_seen")),
             "wall_time_s": _f(last.get("time_total_s")),
             "node_ip": str(last.get("node_ip", "")),
             "hostname": str(last.get("hostname", "")),
@@ -219,6 +230,10 @@ def collect(experiment_path: str) -> TrialTables:
             row["checkpoint_dev_f1"] = _f(at.get(METRIC)) if ckpt is not None else None
         trials.append(row)
         for r in results:
+            if r.get("stop_reason") == "diverged":
+                # The stand-in a diverged trial reports (dev F1 0 for ASHA and the searcher,
+                # other metrics copied from its last evaluation) is no evaluation.
+                continue
             h = {"trial_id": trial.trial_id, **{k: r.get(k) for k in _HISTORY_KEYS}}
             h.update({f"f1_{t}": v for t, v in _per_type_f1(r).items()})
             h["schema_version"] = SCHEMA_VERSION

@@ -282,7 +282,7 @@ def test_report_of_a_search_in_the_bucket(s3_search, s3_tables, tmp_path, monkey
         assert s3_search.path in html and best_row(s3_tables)["trial_id"] in html
         # learning curves, parameter scatter, importances
         assert html.count('<img src="data:image/png;base64,') == 3
-        assert "computed by Optuna (4 complete trials" in html
+        assert "computed by Optuna from the best dev F1 of 4 finished trials" in html
         assert "team-recipe" in html
 
 
@@ -376,6 +376,7 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
     from tune.importance import param_importances
     from tune.settings import SearchSettings, read_settings
     from tune.study_store import SEARCH_ID_ATTR
+    from tune.tables import collect
 
     exp = f"{s3_storage}/r"
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
@@ -441,7 +442,7 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
         {(r["param_learning_rate"], r["param_batch_size"]) for r in rows}
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "third-machine"))
-    importances, notes = param_importances(record, exp)
+    importances, notes = param_importances(collect(exp))
     assert importances and "learning_rate" in importances, notes
 
 

@@ -46,3 +46,15 @@ def test_a_resumed_search_keeps_the_histories_and_the_best():
     snap = resumed.snapshot([_trial("good", "RUNNING"), _trial("stuck", "TERMINATED", _result(2, 0.0, 0.0))])
     assert snap.reasons == {"collapsed": 1}
     assert (snap.best_f1, snap.best_trial) == (0.5, "good")
+
+
+def test_a_diverged_trials_stand_in_f1_is_no_best():
+    # A diverged trial reports dev F1 0 for ASHA and the searcher; the live view showed it as
+    # "best dev F1 0.0000" while the summary said no trial reported a result.
+    p = SearchProgress(1, GuardConfig())
+    t = _trial("d", "RUNNING")
+    p.on_trial_result(0, [t], t, {"eval_index": 0, "epoch": 0.0, "dev_f1": 0.0, "entity_pred_ratio": 0.0,
+                                  "final": True, "stop_reason": "diverged"})
+    assert p.best is None
+    p.on_trial_result(0, [t], t, _result(0, 0.0, 0.0))
+    assert p.best == (0.0, "d", 1.0)

@@ -54,32 +54,46 @@ def test_report_says_when_the_best_trials_checkpoint_is_not_its_best_evaluation(
     assert "checkpoint holds" not in build_report(tables)
 
 
-def test_importances_read_the_study_beside_the_experiment(search_tables, tmp_path):
-    # A copied or moved search reads its own optuna.db, never the one at the path recorded
-    # when it ran (here still the original search's, which has a study); without one the
-    # report says why instead of failing, and creates no file.
+def test_importances_rank_parameters_against_the_tables_best_dev_f1(search_tables):
+    # The study holds each trial's last result (an ASHA-pruned trial's early score), so
+    # importances from it ranked against another target than the report's "best dev F1".
+    # They come from the table's finished trials now: a copied search needs no study file.
+    from tune.importance import USED_REASONS, param_importances
+
+    importances, notes = param_importances(search_tables)
+    used = [t for t in search_tables.trials if t["stop_reason"] in USED_REASONS and t["best_dev_f1"] is not None]
+    assert importances and abs(sum(importances.values()) - 1) < 1e-6, notes
+    assert f"from the best dev F1 of {len(used)} finished trials" in notes[-1]
+    searched = [p["name"] for p in search_tables.record["space"]["params"] if p["kind"] != "fixed"]
+    assert set(importances) <= set(searched)
+
+
+def _tables_with(search_tables, rows):
     tables = copy.deepcopy(search_tables)
-    tables.experiment = str(tmp_path / "moved")
-    html = build_report(tables)
-    assert f"no Optuna study at sqlite:///{tmp_path / 'moved' / 'optuna.db'}" in html
-    assert not (tmp_path / "moved" / "optuna.db").exists()
+    tables.trials = rows
+    return tables
 
 
-def test_importances_need_enough_complete_trials(search_tables, tmp_path):
-    # A study with a single complete trial gets a note, not an exception.
-    import optuna
+def test_importances_leave_out_constant_parameters_and_explain_a_constant_score(search_tables):
+    # A parameter with one value in every trial got importance 0.06 (and 0.25 each in a
+    # search whose every F1 was 0): constants are not ranked, and equal scores give a note.
+    from tune.importance import param_importances
 
-    (tmp_path / "moved").mkdir()
-    url = f"sqlite:///{tmp_path / 'moved' / 'optuna.db'}"
-    from tune.study_store import mark_study
+    space = {p["name"]: p for p in search_tables.record["space"]["params"] if p["kind"] != "fixed"}
+    lr = space["learning_rate"]
 
-    name = search_tables.record["settings"]["name"]
-    study = optuna.create_study(study_name=name, storage=url, direction="maximize")
-    mark_study(study, search_tables.record["search_id"])  # this search's study, with one trial
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
-    tables = copy.deepcopy(search_tables)
-    tables.experiment = str(tmp_path / "moved")
-    assert "1 complete trial(s)" in build_report(tables)
+    def row(i, f1, reason="completed"):
+        return {"stop_reason": reason, "best_dev_f1": f1, "param_learning_rate": lr["low"] * (1.1 + i),
+                "param_batch_size": 16}
+
+    rows = [row(i, 0.1 * i) for i in range(4)] + [row(9, 0.9, "diverged"), row(8, 0.9, "error")]
+    importances, notes = param_importances(_tables_with(search_tables, rows))
+    assert importances == {"learning_rate": 1.0}, notes
+    assert "from the best dev F1 of 4 finished trials" in notes[-1] and "batch_size" in notes[-1]
+    importances, notes = param_importances(_tables_with(search_tables, [row(i, 0.0) for i in range(4)]))
+    assert importances is None and "every finished trial scored best dev F1 0.0000" in notes[0]
+    importances, notes = param_importances(_tables_with(search_tables, [row(0, 0.3), row(1, 0.4)]))
+    assert importances is None and "need at least 3" in notes[0]
 
 
 def test_compute_spent_sums_per_stop_reason(search_tables):

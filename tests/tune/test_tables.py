@@ -225,3 +225,35 @@ def test_the_error_column_holds_plain_text():
     failed = SimpleNamespace(status="ERROR", get_error=lambda: trace)
     assert _error(failed) == "Failure # 1\nray::ImplicitFunc.train() (pid=1)\nValueError: boom"
     assert _error(SimpleNamespace(status="TERMINATED", get_error=lambda: trace)) == ""
+
+
+def test_a_baseline_names_only_its_own_trial():
+    # In a small choice space the sampler can draw a baseline's point again: that trial
+    # was labelled the baseline too, and the summary and report showed the baseline twice.
+    from tune.tables import _baseline_name
+
+    baselines = [{"name": "b1", "params": {"batch_size": 16}}]
+    named: set[str] = set()
+    assert [_baseline_name({"batch_size": s}, baselines, named) for s in (16, 8, 16)] == ["b1", "", ""]
+
+
+def test_a_diverged_stand_in_report_is_no_history_row(finished_search, search_tables, tmp_path):
+    # A diverged trial's last report (dev F1 0, precision and per-type F1 copied from its
+    # last evaluation) read as one more evaluation: a drop to 0 on the learning curve.
+    import shutil
+
+    from tune.tables import collect
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    row = max(search_tables.trials, key=lambda t: t["evaluations"])
+    log = exp / f"trial_{row['trial_id']}" / "result.json"
+    last = json.loads(log.read_text().splitlines()[-1])
+    stand_in = {**last, "dev_f1": 0.0, "entity_pred_ratio": 0.0, "final": True, "stop_reason": "diverged",
+                "eval_index": last["eval_index"] + 1}
+    log.write_text(log.read_text() + json.dumps(stand_in) + "\n")
+    tables = collect(str(exp))
+    kept = [h for h in tables.history if h["trial_id"] == row["trial_id"]]
+    assert [h["eval_index"] for h in kept] == list(range(row["evaluations"]))
+    again = {t["trial_id"]: t for t in tables.trials}[row["trial_id"]]
+    assert again["best_dev_f1"] == row["best_dev_f1"] and again["evaluations"] == row["evaluations"]
