@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grace-epochs", type=float, default=1)
     p.add_argument("--recipe-epochs", type=float, default=15, help="the team trained 15 epochs")
     p.add_argument("--train-limit", type=int, help="first N train records (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="TPE sampler seed (and every arm's training seed)")
+    p.add_argument("--seed", type=int, default=0, help="TPE sampler seed; trials train with the spaces' seed (13) in every arm, so the recipe arm "
+                        "gives the same run whatever this is")
     p.add_argument("--random-seed", type=int,
                    help="random arm's sampler seed (default: --seed + 1000, so no point is shared with TPE's startup)")
     p.add_argument("--arms", default="default,random,recipe")

@@ -64,7 +64,7 @@ def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
             "dev_f1": best["best_dev_f1"],
             "epoch": best["best_epoch"],
             "entity_pred_ratio": best["best_entity_pred_ratio"],
-            "entity_o_ratio": best["entity_o_ratio"] or float("nan"),
+            "entity_o_ratio": best["entity_o_ratio"],  # None, never NaN: `--json` must stay JSON
             "params": {k: best.get(f"param_{k}") for k in searched if best.get(f"param_{k}") is not None},
             "config": json.loads(best["config"]),
             "checkpoint": best["checkpoint"],

@@ -194,7 +194,8 @@ def _print_summary(s: dict) -> None:
         return
     console.print(f"[bold green]best trial[/] {best['trial_id']}: dev F1 {best['dev_f1']:.4f} at epoch "
                   f"{best['epoch']:.2f} (entity_pred_ratio {best['entity_pred_ratio']:.4f}, "
-                  f"entity:O weight ratio {best['entity_o_ratio']:.3f})")
+                  "entity:O weight ratio " + (f"{best['entity_o_ratio']:.3f})" if best["entity_o_ratio"] is not None
+                                              else "unknown)"))
     console.print("  searched: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
     console.print(f"  checkpoint: {best['checkpoint'] or '(none)'}")
     lag = checkpoint_not_best(best)
