@@ -160,10 +160,12 @@ def init_ray(address: str | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     # Trial stdout/stderr go to per-trial files; forwarding them would drown the
     # driver's progress view.
+    # Ray's INFO lines ("Started a local Ray instance", "Wrote the latest version of all
+    # result files…") would interleave with the search's own progress; warnings still show.
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
 
 
 def _check_joined(address: str | None, joined: str) -> None:

@@ -86,7 +86,7 @@ def learning_curves(trials: list[dict[str, Any]], history: list[dict[str, Any]],
     ax_prob.set(xlabel="epoch", ylabel="gold_entity_prob", title="P(entity label) at gold entity tokens")
     reasons = sorted({_reason(r) for r in trials}, key=list(STYLES).index)
     style_handles = [Line2D([], [], color="0.3", linestyle=STYLES[r][0], marker=STYLES[r][1],
-                            label=r or "running") for r in reasons]
+                            label=r or "unfinished") for r in reasons]
     # Trial colours only help while they can be told apart.
     handles = style_handles + (trial_handles if len(trial_handles) <= 10 else [])
     fig.subplots_adjust(right=0.85, wspace=0.3)
@@ -131,7 +131,7 @@ def param_scatter(trials: list[dict[str, Any]], params: list[dict[str, Any]]) ->
             pts = [(x, r["best_dev_f1"]) for x, r in zip(xs, rows) if _reason(r) == reason]
             if pts:
                 ax.scatter(*zip(*pts), marker=STYLES[reason][1], color=REASON_COLORS[reason],
-                           label=reason or "running", s=28)
+                           label=reason or "unfinished", s=28)
         ax.set(title=spec["name"], ylabel="best dev F1")
         ax.tick_params(labelsize=8)
     for ax in axes[len(params):]:

@@ -49,7 +49,8 @@ def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
         "experiment_path": tables.experiment,
         "trials": len(tables.trials),
         "trials_planned": tables.record["settings"]["trials"],
-        "reasons": dict(Counter(t["stop_reason"] or t["status"].lower() for t in tables.trials)),
+        # A trial not ended has no stop reason: "unfinished", as `nerkit trials` calls it.
+        "reasons": dict(Counter(t["stop_reason"] or "unfinished" for t in tables.trials)),
         "unfinished": unfinished(tables),
         "best": None,
         "baselines": [

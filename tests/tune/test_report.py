@@ -107,7 +107,7 @@ def test_compute_spent_sums_per_stop_reason(search_tables):
 
 def test_compute_spent_groups_each_trial_under_its_own_stop_reason():
     # Totals alone hold however trials are grouped: each reason's row must be its own
-    # trials' count, epochs and wall time (a trial with no stop reason yet is running).
+    # trials' count, epochs and wall time (a trial with no stop reason yet is unfinished).
     trials = [
         {"stop_reason": "completed", "epochs_trained": 4.0, "wall_time_s": 40.0},
         {"stop_reason": "completed", "epochs_trained": 4.0, "wall_time_s": 44.0},
@@ -120,7 +120,7 @@ def test_compute_spent_groups_each_trial_under_its_own_stop_reason():
     assert rows == {
         "completed": [2, 8.0, 84.0, 84.0 / 140.0], "asha": [1, 1.0, 9.0, 9.0 / 140.0],
         "collapsed": [1, 3.0, 27.0, 27.0 / 140.0], "diverged": [1, 0.5, 0.0, 0.0],
-        "running": [1, 2.0, 20.0, 20.0 / 140.0], "total": [6, 14.5, 140.0, 1.0],
+        "unfinished": [1, 2.0, 20.0, 20.0 / 140.0], "total": [6, 14.5, 140.0, 1.0],
     }
 
 

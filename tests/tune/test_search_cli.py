@@ -8,10 +8,10 @@ from tune.cli.search import outcome
 
 
 def _summary(reasons: dict, best: dict | None, planned: int | None = None) -> dict:
-    """A summary as tune.summary.summarize gives it: unended trials are counted under their
-    status ("pending", "running", "paused"), the rest under their stop reason."""
+    """A summary as tune.summary.summarize gives it: unended trials are counted as
+    "unfinished", the rest under their stop reason."""
     trials = sum(reasons.values())
-    stopped = sum(n for r, n in reasons.items() if r in ("pending", "running", "paused"))
+    stopped = reasons.get("unfinished", 0)
     return {"name": "s1", "reasons": reasons, "best": best, "trials": trials, "trials_planned": planned or trials,
             "unfinished": {"stopped": stopped, "not_started": max(0, (planned or trials) - trials)}}
 
@@ -22,7 +22,7 @@ def test_a_finished_search_with_a_best_trial_exits_0():
 
 def test_an_interrupted_search_exits_130_with_the_command_that_continues_it():
     # Ray returns from fit() on Ctrl-C with unfinished trials; that is not success.
-    code, why = outcome(_summary({"completed": 1, "pending": 2, "running": 1}, {"trial_id": "a"}), "/r")
+    code, why = outcome(_summary({"completed": 1, "unfinished": 3}, {"trial_id": "a"}), "/r")
     assert code == 130 and "3 trial(s) unfinished" in why and "nerkit search --resume s1 --storage /r" in why
 
 
@@ -31,7 +31,7 @@ def test_a_search_stopped_before_every_trial_was_created_is_interrupted():
     code, why = outcome(_summary({"completed": 3}, {"trial_id": "a"}, planned=8), "/r")
     assert code == 130 and "5 trial(s) unfinished (5 not started)" in why
     # Both kinds: the summary's "pending 2" and the 3 unfinished must add up in the message.
-    code, why = outcome(_summary({"completed": 3, "pending": 2}, {"trial_id": "a"}, planned=6), "/r")
+    code, why = outcome(_summary({"completed": 3, "unfinished": 2}, {"trial_id": "a"}, planned=6), "/r")
     assert "3 trial(s) unfinished (2 stopped, 1 not started)" in why
 
 

@@ -105,6 +105,10 @@ def register(app: typer.Typer) -> None:
             if live is not None:
                 live.update(_progress_table(p))
 
+        import optuna
+
+        # Optuna logs "A new study created in RDB" at INFO through its own handler.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         add_listener(show)
         try:
             if live is not None:
