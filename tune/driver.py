@@ -114,7 +114,7 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def trial_directories(experiment: str) -> list[str]:
+def reported_trial_directories(experiment: str) -> list[str]:
     """Names of the trial directories under ``experiment`` whose trial reported a result
     (a non-empty ``result.json``), sorted."""
     import pyarrow.fs as pafs
@@ -158,10 +158,9 @@ def init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    # Trial stdout/stderr go to per-trial files; forwarding them would drown the
-    # driver's progress view.
-    # Ray's INFO lines ("Started a local Ray instance", "Wrote the latest version of all
-    # result files…") would interleave with the search's own progress; warnings still show.
+    # Trial stdout/stderr go to per-trial files, and Ray's INFO lines ("Started a local Ray
+    # instance", "Wrote the latest version of all result files…") are not shown: both would
+    # drown the driver's progress view. Ray's warnings still show.
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
@@ -392,23 +391,22 @@ def _resume(name: str, exp: str, address: str | None):
     check_address(address)
     prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
     check_same_data(record, prepared.fingerprint, "resuming")
-    if not tune.Tuner.can_restore(exp):
-        # Stopped after writing search.json, before Ray saved its first state: nothing ran
-        # that a resume could continue, so it starts, as `nerkit search` would have. A
-        # study the stopped start had opened is set aside, not learnt from. Trials that
-        # reported results did run: then the state was lost, not never written.
-        ran = trial_directories(exp)
-        if ran:
-            raise ValueError(f"{exp} has no Ray experiment state, but {len(ran)} trial(s) that reported results "
-                             f"({', '.join(ran[:3])}{', …' if len(ran) > 3 else ''}): its state files were removed "
-                             "or never reached storage, so it cannot be continued; start the search again under "
-                             "a new --name")
-        init_ray_for(plan.settings, address)
+    # No Ray state: stopped after writing search.json, before Ray saved its first state.
+    # Nothing ran that a resume could continue, so it starts, as `nerkit search` would
+    # have. Trials that reported results did run: then the state was lost, not never written.
+    restorable = tune.Tuner.can_restore(exp)
+    ran = [] if restorable else reported_trial_directories(exp)
+    if ran:
+        raise ValueError(f"{exp} has no Ray experiment state, but {len(ran)} trial(s) that reported results "
+                         f"({', '.join(ran[:3])}{', …' if len(ran) > 3 else ''}): its state files were removed "
+                         "or never reached storage, so it cannot be continued; start the search again under "
+                         "a new --name")
+    init_ray_for(plan.settings, address)
+    if not restorable:
         logger.warning("search %s stopped before its first trial (no Ray experiment state at %s): starting it "
                        "from its saved settings", name, exp)
-        set_aside_unstarted_study(exp)
+        set_aside_unstarted_study(exp)  # the stopped start's study: not learnt from
         return _start(plan, record, prepared, ())  # a Python caller's callbacks were never saved
-    init_ray_for(plan.settings, address)
     # The study as this machine sees it: the copy on storage when the machine that ran
     # the search is gone; the searcher restored below opens it there (tune.searcher).
     study_url = study_for_resume(exp, record)

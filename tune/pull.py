@@ -56,13 +56,12 @@ def resolve(reg: Registry, spec: str) -> int:
     """The version number ``spec`` (``latest`` or ``vN``) names in ``reg``."""
     if not reg.exists():
         models = reg.models()
-        where = reg.uri.rsplit("/", 1)[0]
+        where, model = reg.uri.rsplit("/", 1)
         if reg.is_model_root():
-            raise ValueError(f"{where} is itself a model (it holds versions and latest), so "
-                             f"{where}/{reg.uri.rsplit('/', 1)[1]} names it twice; pull {where}@{spec}")
+            raise ValueError(f"{where} is itself a model (it holds versions and latest), so {where}/{model} "
+                             f"names it twice; pull {where}@{spec}")
         if models:
-            raise ValueError(f"{where} has no model named {reg.uri.rsplit('/', 1)[1]!r}; its models: "
-                             f"{', '.join(models)}")
+            raise ValueError(f"{where} has no model named {model!r}; its models: {', '.join(models)}")
         raise ValueError(f"{where} holds no promoted model (a mistyped path or bucket?); nerkit promote NAME "
                          f"--registry {where} publishes one there")
     versions = reg.versions()

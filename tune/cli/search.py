@@ -177,11 +177,12 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
         return 130, (f"interrupted with {unfinished} trial(s) unfinished ({parts}); continue with: nerkit search "
                      f"--resume {summary['name']} --storage {storage}")
     # What ended the trials that could have given a best: errors, non-finite losses.
-    failed = ",".join(r for r in ("error", "diverged") if summary["reasons"].get(r))
+    failures = {r: summary["reasons"].get(r, 0) for r in ("error", "diverged")}
+    failed = ",".join(r for r, n in failures.items() if n)
     see = f"nerkit trials {summary['name']} --storage {storage}" + (f" --stop-reason {failed}" if failed else "")
     if summary["best"] is None:
         return 1, f"no trial reported a result; see why with: {see}"
-    if sum(summary["reasons"].get(r, 0) for r in ("error", "diverged")) == summary["trials"]:
+    if sum(failures.values()) == summary["trials"]:
         # Each reported before failing, so there is a "best": not a search that worked.
         return 1, f"every trial failed ({failed}); its best is no answer; see why with: {see}"
     return 0, ""
