@@ -166,8 +166,7 @@ def _reorder_head(model, saved_labels: list[str], label_map: LabelMap) -> bool:
     single linear layer this needs (then it is made anew)."""
     import torch
 
-    inside = {id(m) for m in model.base_model.modules()}
-    heads = [m for m in model.modules() if id(m) not in inside and isinstance(m, torch.nn.Linear)]
+    heads = [m for m in _head_modules(model) if isinstance(m, torch.nn.Linear)]
     if len(heads) != 1 or heads[0].out_features != len(label_map):
         return False
     order = torch.tensor([saved_labels.index(label) for label in label_map.labels])
@@ -178,18 +177,20 @@ def _reorder_head(model, saved_labels: list[str], label_map: LabelMap) -> bool:
     return True
 
 
+def _head_modules(model) -> list:
+    """The modules of ``model`` outside its encoder (``base_model``): the head."""
+    inside = {id(m) for m in model.base_model.modules()}
+    return [m for m in model.modules() if id(m) not in inside]
+
+
 def _fresh_head(model) -> None:
     """Initialise every layer outside the encoder as transformers initialises a new head
     (normal weights of ``initializer_range``, zero biases; layer norms at 1 and 0)."""
     import torch
 
     std = getattr(model.config, "initializer_range", 0.02)
-    encoder = model.base_model
-    inside = {id(m) for m in encoder.modules()}
     with torch.no_grad():
-        for module in model.modules():
-            if id(module) in inside:
-                continue
+        for module in _head_modules(model):
             if isinstance(module, torch.nn.Linear):
                 module.weight.normal_(0.0, std)
                 if module.bias is not None:

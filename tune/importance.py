@@ -15,24 +15,11 @@ give ``None`` and a note saying why: a report shows the note instead of failing.
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 #: Fewer finished trials than this cannot rank parameters meaningfully.
 MIN_COMPLETE_TRIALS = 3
 #: The stop reasons of trials whose best dev F1 is a real score of their config.
 USED_REASONS = ("completed", "asha", "collapsed")
-
-
-def _distribution(param: dict[str, Any]):
-    import optuna
-
-    if param["kind"] == "loguniform":
-        return optuna.distributions.FloatDistribution(param["low"], param["high"], log=True)
-    if param["kind"] == "uniform":
-        return optuna.distributions.FloatDistribution(param["low"], param["high"])
-    if param["kind"] == "int":
-        return optuna.distributions.IntDistribution(int(param["low"]), int(param["high"]), step=int(param["step"] or 1))
-    return optuna.distributions.CategoricalDistribution(list(param["values"]))
 
 
 def param_importances(tables) -> tuple[dict[str, float] | None, list[str]]:
@@ -44,7 +31,9 @@ def param_importances(tables) -> tuple[dict[str, float] | None, list[str]]:
     """
     import optuna
 
-    space = {p["name"]: p for p in tables.record["space"]["params"] if p["kind"] != "fixed"}
+    from tune.space import Param
+
+    space = {p["name"]: Param(**p) for p in tables.record["space"]["params"] if p["kind"] != "fixed"}
     rows = [t for t in tables.trials if t.get("stop_reason") in USED_REASONS and t.get("best_dev_f1") is not None]
     if len(rows) < MIN_COMPLETE_TRIALS:
         return None, [f"{len(rows)} finished trial(s) with a dev F1 (completed, pruned or stopped by the guard); "
@@ -64,7 +53,7 @@ def param_importances(tables) -> tuple[dict[str, float] | None, list[str]]:
     for r in rows:
         params = {name: r[f"param_{name}"] for name in varied if r.get(f"param_{name}") is not None}
         study.add_trial(optuna.trial.create_trial(
-            params=params, distributions={name: _distribution(space[name]) for name in params},
+            params=params, distributions={name: space[name].distribution() for name in params},
             value=float(r["best_dev_f1"])))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -103,6 +103,18 @@ class Param:
             return trial.suggest_categorical(self.name, list(self.values))
         return self.value
 
+    def distribution(self):
+        """The Optuna distribution :meth:`suggest` samples from (not for ``fixed``)."""
+        import optuna
+
+        if self.kind in ("loguniform", "uniform"):
+            return optuna.distributions.FloatDistribution(self.low, self.high, log=self.kind == "loguniform")
+        if self.kind == "int":
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), step=self.step or 1)
+        if self.kind == "choice":
+            return optuna.distributions.CategoricalDistribution(list(self.values))
+        raise ValueError(f"{self.name} is a {self.kind} parameter, which has no distribution")
+
 
 @dataclass(frozen=True)
 class Baseline:
