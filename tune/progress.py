@@ -54,8 +54,11 @@ class SearchProgress(Callback):
             self._probs().setdefault(trial.trial_id, {})[int(result["eval_index"])] = result.get("gold_entity_prob")
         f1 = result.get("dev_f1")
         # A diverged trial's stand-in F1 0 is no evaluation (the summary leaves it out too).
+        # A tie goes to the earlier trial, as in the summary and the tables (trial order),
+        # not to whichever reported first.
         if (isinstance(f1, (int, float)) and result.get("stop_reason") != "diverged"
-                and (self.best is None or f1 > self.best[0])):
+                and (self.best is None or f1 > self.best[0]
+                     or (f1 == self.best[0] and trial.trial_id < self.best[1]))):
             self.best = (float(f1), trial.trial_id, float(result.get("epoch", 0.0)))
         self._publish(trials)
 

@@ -58,3 +58,15 @@ def test_a_diverged_trials_stand_in_f1_is_no_best():
     assert p.best is None
     p.on_trial_result(0, [t], t, _result(0, 0.0, 0.0))
     assert p.best == (0.0, "d", 1.0)
+
+
+def test_a_tie_for_best_goes_to_the_earlier_trial_as_in_the_summary():
+    # The summary and the tables list trials in trial order and take the first of equal
+    # bests; the live view took whichever reported first, so the two named different trials.
+    p = SearchProgress(2, GuardConfig())
+    early, late = _trial("s_00000", "RUNNING"), _trial("s_00001", "RUNNING")
+    p.on_trial_result(0, [early, late], late, _result(0, 0.5, 0.1))
+    p.on_trial_result(0, [early, late], early, _result(1, 0.5, 0.1))
+    assert p.best == (0.5, "s_00000", 2.0)
+    p.on_trial_result(0, [early, late], late, _result(1, 0.5, 0.1))
+    assert p.best == (0.5, "s_00000", 2.0)
