@@ -26,7 +26,7 @@ from typing import Any
 
 from nerkit.config import TrainConfig, parse_number, setting_kind
 from tune.guard import GuardConfig
-from tune.yaml_lines import load_with_lines
+from nerkit.yaml_lines import load_with_lines
 
 KINDS = {
     "loguniform": {"low", "high"},
@@ -248,7 +248,7 @@ def resolve_space(given: str | Path | None) -> Path:
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search space file (errors name file, line, key and fix)."""
     path = Path(path)
-    raw, lines = load_with_lines(path)
+    raw, lines = load_with_lines(path, "a search space YAML (see search_spaces/)")
     err = _Errors(path, lines)
     if not isinstance(raw, dict):
         raise err((), f"expected a mapping with sections {sorted(SECTIONS)}")

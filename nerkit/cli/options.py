@@ -7,26 +7,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
+from nerkit.yaml_lines import load_with_lines
 
 
-def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    try:
-        value = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+def load_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[tuple, int]]:
+    """Read a YAML file that must hold a mapping: ``(mapping, {key path: line})``.
+    Errors name the file (and the line: a key given twice is refused, not silently
+    overridden by the last as PyYAML would)."""
+    value, lines = load_with_lines(path, "a YAML file of training settings")
+    value = {} if value is None else value
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected a mapping of settings, got {type(value).__name__}")
-    return value
+    return value, lines
 
 
 def build_train_config(
@@ -48,34 +42,23 @@ def build_train_config(
 
 
 def _config_from_file(path: Path) -> TrainConfig:
-    values = load_yaml_mapping(path)
+    values, lines = load_yaml_mapping(path)
     try:
         return TrainConfig.from_dict(values)
     except (ValueError, TypeError) as exc:
         message = str(exc)
-        line = _setting_line(Path(path).read_text(), message)
+        line = _setting_line(lines, message)
         raise ValueError(f"{path}{f':{line}' if line else ''}: {message}") from None
 
 
-def _setting_line(text: str, message: str) -> int | None:
+def _setting_line(lines: dict[tuple, int], message: str) -> int | None:
     """The line of the setting an error message starts with (``epochs is -1, ...``,
     ``unknown training setting(s) ['x']``), at the top level or under ``data:``."""
     m = re.match(r"(?:unknown (?:training|data) setting\(s\) \['([^']+)'|(\w+) is |entity_o_ratio=)", message)
     if not m:
         return None
     key = m.group(1) or m.group(2) or "entity_o_ratio"
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    mappings = [root] if isinstance(root, yaml.MappingNode) else []
-    for node in list(mappings):
-        mappings += [v for k, v in node.value if k.value == "data" and isinstance(v, yaml.MappingNode)]
-    for node in mappings:
-        for k, _ in node.value:
-            if k.value == key:
-                return k.start_mark.line + 1
-    return None
+    return lines.get((key,)) or lines.get(("data", key))
 
 
 def data_options(

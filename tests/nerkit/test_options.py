@@ -24,6 +24,9 @@ def test_config_files_data_section_survives_unless_an_option_changes_it(tmp_path
     ("epochs: 1\nlearning_rat: 0.1\n", ":2:", "unknown training setting(s) ['learning_rat']"),
     ("epochs: 1\ndata:\n  bogus: 1\n", ":3:", "unknown data setting(s) ['bogus']"),
     ("data:\n  split_ratios: [0.5, 0.5]\n", ":2:", "split_ratios is (0.5, 0.5)"),
+    # PyYAML keeps the last of a doubled key: the run would train 5 epochs, silently.
+    ("epochs: 1\nlearning_rate: 0.001\nepochs: 5\n", ":3:", "epochs is given twice (lines 1 and 3)"),
+    ("data:\n  path: a.jsonl\n  path: b.jsonl\n", ":3:", "data.path is given twice"),
 ])
 def test_config_file_errors_name_the_file_and_line(tmp_path, text, where, needle):
     path = tmp_path / "t.yaml"

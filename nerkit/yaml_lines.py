@@ -8,15 +8,17 @@ from typing import Any
 import yaml
 
 
-def load_with_lines(path: str | Path) -> tuple[Any, dict[tuple, int]]:
+def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, dict[tuple, int]]:
     """Parse ``path``; return the value and ``{key path: 1-based line}``.
 
     Key paths are tuples of mapping keys and list indexes, e.g.
-    ``("params", "o_weight", "low")``.
+    ``("params", "o_weight", "low")``. A key given twice in one mapping is refused
+    (PyYAML would keep the last silently). ``what`` names the file expected, for the
+    error when there is none.
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; give a search space YAML (see search_spaces/)")
+        raise ValueError(f"{path}: no such file; give {what}")
     text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
