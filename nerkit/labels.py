@@ -60,12 +60,6 @@ class LabelMap:
         types = {split_tag(tag)[1] for tag in tags} - {None}
         return cls.from_types(types)  # type: ignore[arg-type]
 
-    @classmethod
-    def from_id2label(cls, id2label: Mapping) -> "LabelMap":
-        """Rebuild from a Hugging Face config's ``id2label`` (keys may be str)."""
-        items = sorted((int(k), v) for k, v in id2label.items())
-        return cls(tuple(label for _, label in items))
-
     @property
     def types(self) -> tuple[str, ...]:
         return tuple(label[2:] for label in self.labels if label.startswith("B-"))
@@ -96,3 +90,23 @@ class LabelMap:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.labels[i] for i in ids]
+
+
+def labels_from_config(config, name: str = "the model") -> list[str]:
+    """A Hugging Face config's labels in id order (``id2label``; its keys may be str).
+
+    Raises:
+        ValueError: the ids are not exactly 0..n-1 (a hand-edited or damaged config),
+            naming ``name`` (what errors call the model, e.g. its directory).
+    """
+    id2label: Mapping = getattr(config, "id2label", None) or {}
+    try:
+        by_id = {int(k): str(v) for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: its config's id2label has keys {sorted(map(str, id2label))}, but they must "
+                         "be integer ids 0..n-1; fix id2label in its config.json") from None
+    missing = sorted(set(range(len(by_id))) - set(by_id))
+    if missing:
+        raise ValueError(f"{name}: its config's id2label has ids {sorted(by_id)}, but they must be 0.."
+                         f"{len(by_id) - 1} (missing {missing}); fix id2label in its config.json")
+    return [by_id[i] for i in range(len(by_id))]

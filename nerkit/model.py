@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from nerkit.labels import LabelMap
+from nerkit.labels import LabelMap, labels_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,10 @@ def _saved_head_labels(saved, label_map: LabelMap) -> list[str] | None:
         return None
     if saved.num_labels != len(label_map):
         return None
-    return [str(saved.id2label.get(i, "")) for i in range(saved.num_labels)]
+    try:
+        return labels_from_config(saved)
+    except ValueError:
+        return None  # labels that cannot be read cannot be matched: a fresh head
 
 
 def _reorder_head(model, saved_labels: list[str], label_map: LabelMap) -> bool:

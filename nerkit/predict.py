@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from nerkit.labels import labels_from_config
 from nerkit.model import TOKENIZER_FILES, subword_limit
 from nerkit.text import split_words
 
@@ -116,8 +117,7 @@ class Predictor:
     def __init__(self, model, tokenizer, max_length: int | None = None, device: str = "auto",
                  name: str = "the model") -> None:
         self.device = resolve_device(device)
-        id2label = model.config.id2label
-        self.labels = [id2label[i] if i in id2label else id2label[str(i)] for i in range(len(id2label))]
+        self.labels = labels_from_config(model.config, name)
         check_labels(self.labels, name)  # name: what errors call the model (its directory)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer

@@ -161,6 +161,7 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
     from nerkit.alignment import load_tokenizer
     from nerkit.evaluate import evaluate_split
     from nerkit.features import prepare_data
+    from nerkit.labels import labels_from_config
     from nerkit.model import resolve_model
     from nerkit.train import pick_device
 
@@ -179,7 +180,7 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
     if prepared.test is None or not prepared.test.input_ids:
         raise PromotionRefused("the data has no test split, so the model cannot be checked before "
                                "promotion; give --test (or a data directory with test.jsonl) to the search")
-    labels = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    labels = labels_from_config(model.config, str(model_dir))
     if labels != list(prepared.label_map.labels):
         raise ValueError(f"{model_dir} predicts labels {labels}, but the data has "
                          f"{list(prepared.label_map.labels)}; promote a model trained on this data")

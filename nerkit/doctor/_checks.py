@@ -9,6 +9,7 @@ from pathlib import Path
 from nerkit.alignment import IGNORE, AlignedSplit
 from nerkit.data import SPLITS, DataConfig, EmptySplitError, NerDataset, load_dataset
 from nerkit.doctor._report import DoctorReport
+from nerkit.labels import labels_from_config
 from nerkit.model import subword_limit
 from nerkit.readers import detect_format
 from nerkit.stats import format_label_table, label_stats
@@ -189,7 +190,11 @@ def check_model_labels(path: str, dataset: NerDataset, report: DoctorReport) -> 
     except (OSError, ValueError) as exc:
         report.add("model labels", "fail", f"cannot read the config of {path!r}: {exc}")
         return
-    model_labels = [label for _, label in sorted((int(k), v) for k, v in config.id2label.items())]
+    try:
+        model_labels = labels_from_config(config, repr(path))
+    except ValueError as exc:
+        report.add("model labels", "fail", str(exc))
+        return
     data_labels = list(dataset.label_map.labels)
     if model_labels == data_labels:
         report.add("model labels", "ok", f"the model's {len(model_labels)} labels match the data's")

@@ -206,6 +206,10 @@ def test_incomplete_or_label_less_models_are_refused(model_dir, tmp_path):
     model.config = SimpleNamespace(id2label={0: "O", 1: "B-FOOD", 2: "I-FOOD", 3: "E-FOOD", 4: "S-FOOD"})
     with pytest.raises(ValueError, match=r"labels \['E-FOOD', 'S-FOOD'\] of a BIOES/BILOU scheme"):
         Predictor(model, None, max_length=8, device="cpu")
+    # An id missing from a hand-edited config: a ValueError naming the ids, not a KeyError.
+    model.config = SimpleNamespace(id2label={0: "O", 1: "B-FOOD", 3: "I-FOOD"})
+    with pytest.raises(ValueError, match=r"has ids \[0, 1, 3\], but they must be 0..2 \(missing \[2\]\)"):
+        Predictor(model, None, max_length=8, device="cpu")
     model.config = SimpleNamespace(id2label={0: "O", 1: "E-MAIL", 2: "PHONE"})  # IO types, not BIOES
     assert Predictor(model, None, max_length=8, device="cpu").labels == ["O", "E-MAIL", "PHONE"]
 

@@ -1,0 +1,30 @@
+"""nerkit.labels: the label order, and reading a model config's labels."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from nerkit.labels import LabelMap, labels_from_config
+
+
+def test_label_order_is_o_then_b_i_per_sorted_type():
+    assert LabelMap.from_types(["LOC", "FOOD"]).labels == ("O", "B-FOOD", "I-FOOD", "B-LOC", "I-LOC")
+    assert LabelMap.from_tags(["O", "I-LOC", "B-FOOD"]).types == ("FOOD", "LOC")
+
+
+def test_config_labels_come_in_id_order_whether_keys_are_int_or_str():
+    # A config.json read by hand has str keys; transformers' configs have int keys.
+    assert labels_from_config(SimpleNamespace(id2label={"1": "B-FOOD", "0": "O", "2": "I-FOOD"})) == [
+        "O", "B-FOOD", "I-FOOD"]
+    assert labels_from_config(SimpleNamespace(id2label={1: "B-FOOD", 0: "O"})) == ["O", "B-FOOD"]
+
+
+@pytest.mark.parametrize("id2label, needle", [
+    ({0: "O", 2: "B-FOOD"}, r"missing \[1\]"),
+    ({"a": "O"}, r"keys \['a'\], but they must be integer ids"),
+])
+def test_config_labels_with_a_gap_or_a_name_as_id_are_refused_by_name(id2label, needle):
+    with pytest.raises(ValueError, match=f"^models/x: .*{needle}"):
+        labels_from_config(SimpleNamespace(id2label=id2label), "models/x")
