@@ -193,7 +193,7 @@ def _run_trainer(args, grouped: bool, cpu_bf16: bool = False, fp32: bool = False
     from nerkit.features import prepare_data
     from nerkit.metrics import evaluation_metrics
     from nerkit.model import load_model, resolve_model
-    from nerkit.train import pick_device
+    from nerkit.device import resolve_device
     from nerkit.weights import class_weights
 
     hf_logging.set_verbosity_error()
@@ -202,7 +202,7 @@ def _run_trainer(args, grouped: bool, cpu_bf16: bool = False, fp32: bool = False
         torch.set_num_threads(cfg.num_threads)  # as nerkit.train does with num_threads
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     lm = prepared.label_map
-    device = pick_device("auto")
+    device = resolve_device("auto")
     bf16 = ((device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16) and not fp32
     if nocudnn:
         _no_cudnn_attention()
@@ -303,6 +303,7 @@ def _profile(args) -> dict[str, Any]:
 
     import nerkit.train as nt
     from nerkit.batching import collate, epoch_batches
+    from nerkit.device import resolve_device
     from nerkit.features import prepare_data
     from nerkit.losses import token_loss
     from nerkit.weights import class_weights
@@ -311,7 +312,7 @@ def _profile(args) -> dict[str, Any]:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
-    device = nt.pick_device("auto")
+    device = resolve_device("auto")
     autocast = nt.autocast_for(cfg, device)
     split = prepared.train
     lengths = [len(x) for x in split.input_ids]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from nerkit.device import resolve_device
 from nerkit.labels import labels_from_config
 from nerkit.model import TOKENIZER_FILES, subword_limit
 from nerkit.text import split_words
@@ -84,22 +85,6 @@ def check_labels(labels: Sequence[str], where: str) -> None:
         # split entities in two.
         raise ValueError(f"{where} has labels {other[:3]} of a BIOES/BILOU scheme; nerkit reads IOB2 ('O', 'B-X', "
                          "'I-X') or IO ('O', 'X') labels")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a device this machine has."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if re.fullmatch(r"cuda(:\d+)?", name):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(name.partition(":")[2] or 0)
-        if index >= count:
-            raise ValueError(f"device is {name!r}, but this machine has {count} usable CUDA device(s); "
-                             "use --device cpu or auto")
-        return torch.device(name)
-    raise ValueError(f"device is {name!r}, but must be auto, cpu, cuda or cuda:N")
 
 
 def window_length(model, tokenizer) -> int:

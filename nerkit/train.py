@@ -32,6 +32,7 @@ import torch
 from nerkit.batching import collate, epoch_batches
 from nerkit.checkpoint import TrainingState, load_training_checkpoint, save_model_dir, save_training_checkpoint
 from nerkit.config import EPOCH_DECIMALS, TrainConfig
+from nerkit.device import resolve_device
 from nerkit.evaluate import evaluate_split
 from nerkit.features import PreparedData, prepare_data
 from nerkit.losses import token_loss
@@ -67,19 +68,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` → CUDA when a device exists, else CPU.
-
-    Ray may assign a GPU id on a machine without a usable CUDA device (logical GPU
-    resources); ``auto`` then falls back to the CPU instead of failing.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device is {name!r}, but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -276,7 +264,7 @@ def train(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     set_seed(config.seed)
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -159,11 +159,11 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
     from transformers import AutoModelForTokenClassification
 
     from nerkit.alignment import load_tokenizer
+    from nerkit.device import resolve_device
     from nerkit.evaluate import evaluate_split
     from nerkit.features import prepare_data
     from nerkit.labels import labels_from_config
     from nerkit.model import resolve_model
-    from nerkit.train import pick_device
 
     check_model_files(model_dir)
     try:
@@ -184,7 +184,7 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
     if labels != list(prepared.label_map.labels):
         raise ValueError(f"{model_dir} predicts labels {labels}, but the data has "
                          f"{list(prepared.label_map.labels)}; promote a model trained on this data")
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     metrics = evaluate_split(model.to(device), prepared.test, prepared.label_map, pad_id=prepared.pad_token_id,
                              device=device, collapse_eps=config.collapse_eps)
     return metrics, prepared
