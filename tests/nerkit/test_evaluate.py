@@ -108,3 +108,18 @@ def test_with_every_subword_labelled_the_metrics_still_count_each_word_once(tiny
     # Without it, the word labels are the labels themselves.
     first = prepare_data(DataConfig(path=str(small_data_dir)), str(tiny_model_dir))
     assert first.dev.word_labels() == first.dev.labels
+
+
+def test_entities_cut_off_by_max_length_are_scored_as_missed(tiny_model_dir, small_data_dir):
+    # At a max_length that cuts dev records, an oracle right on every word it sees still
+    # misses the entities beyond the cut (and gets those the cut split in two wrong):
+    # recall below 1, and every word counted.
+    prepared = prepare_data(DataConfig(path=str(small_data_dir)), str(tiny_model_dir), max_length=8)
+    dev, lm = prepared.dev, prepared.label_map
+    assert dev.num_truncated > 0 and any(y != lm.o_id for row in dev.cut_labels for y in row)
+    picks = [[y if y != IGNORE else lm.o_id for y in row] for row in dev.word_labels()]
+    metrics = evaluate_split(_Oracle(dev, picks, len(lm.labels)), dev, lm, pad_id=prepared.pad_token_id,
+                             device=torch.device("cpu"))
+    assert metrics["recall"] < 1.0
+    kept = sum(len({w for w in ids if w is not None}) for ids in dev.word_ids)
+    assert metrics["counted_tokens"] == kept + sum(map(len, dev.cut_labels))
