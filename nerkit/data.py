@@ -156,6 +156,11 @@ def load_dataset(cfg: DataConfig) -> NerDataset:
         records, report = read_records(single, cfg.format, cfg.on_invalid, label_names=cfg.label_names)
         reports.append(report)
         wanted = [name for name in SPLITS if name not in sources]
+        if 0 < len(records) <= len(wanted):
+            # Too few to give each split one record and train the rest: say so, rather
+            # than report an empty dev split as if records had been skipped.
+            raise DataError(single, 0, f"{len(records)} record(s) are too few to split into {'/'.join(wanted)}",
+                            f"give at least {len(wanted) + 1} records, or a dev file (--dev FILE)")
         splits.update(_split(records, wanted, cfg.split_ratios, cfg.split_seed))
     for name in ("train", "dev"):
         if not splits[name]:
@@ -188,6 +193,12 @@ def _resolve(cfg: DataConfig) -> tuple[dict[str, tuple[str, str | None]], str | 
     explicit = {name: (getattr(cfg, name), None) for name in SPLITS if getattr(cfg, name)}
     path = cfg.path
     if path is None and cfg.train is None:
+        given = [f"{name} {getattr(cfg, name)!r}" for name in ("dev", "test") if getattr(cfg, name)]
+        if given:
+            # Without a train file the bundled corpus would be the training data, mixed
+            # with these splits' labels: almost surely a forgotten --train.
+            raise ValueError(f"{' and '.join(given)} given without train or a data path, so training would use "
+                             "the bundled corpus. Fix: give --train FILE (or --data DIR/FILE)")
         from nerkit.corpus import bundled_data_dir
 
         path = str(bundled_data_dir())

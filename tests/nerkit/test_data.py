@@ -113,11 +113,24 @@ def test_single_file_with_explicit_test_splits_the_rest(tmp_path):
     assert (len(ds.train), len(ds.dev), len(ds.test)) == (40, 5, 2)
 
 
-def test_too_small_file_leaves_dev_empty_error(tmp_path):
-    # A file too small to split yields an error rather than an empty dev set.
-    path = write_tokens(tmp_path / "all.jsonl", numbered(1))
-    with pytest.raises(DataError, match=r"the dev split has no records"):
+@pytest.mark.parametrize("n", [1, 3])
+def test_too_small_file_to_split_says_so(tmp_path, n):
+    # A file too small to split is an error naming the count, not "the dev split has no
+    # records ... check the load report for skipped ones" when none was skipped.
+    path = write_tokens(tmp_path / "all.jsonl", numbered(n))
+    with pytest.raises(DataError, match=rf"{n} record\(s\) are too few to split into train/dev/test.*at least 4"):
         load_dataset(DataConfig(path=path))
+    ds = load_dataset(DataConfig(path=write_tokens(tmp_path / "four.jsonl", numbered(4))))
+    assert (len(ds.train), len(ds.dev), len(ds.test)) == (2, 1, 1)
+
+
+def test_dev_or_test_without_train_is_refused_not_trained_on_the_bundled_corpus(tmp_path):
+    # A forgotten --train used to train on the bundled corpus, its labels mixed with these.
+    dev = write_tokens(tmp_path / "dev.jsonl", numbered(2))
+    with pytest.raises(ValueError, match=r"dev '.*dev.jsonl' given without train or a data path.*--train FILE"):
+        load_dataset(DataConfig(dev=dev))
+    with pytest.raises(ValueError, match=r"test '.*' given without train"):
+        load_dataset(DataConfig(test=dev))
 
 
 def test_dataset_dict_directory(tmp_path):
