@@ -60,6 +60,15 @@ class TagProblem:
         return f"{where} follows {self.previous!r} with no {self.repaired!r}"
 
     def fix(self) -> str:
+        if self.kind == "malformed" and self.tag[:2] in ("S-", "E-", "L-", "U-"):
+            # Dropping such records (skip) would drop every entity of a BIOES file.
+            return (
+                f"tags[{self.index}] ({self.tag!r}) is BIOES/BILOU; nerkit reads IOB2: convert the file "
+                "(S-/U-X → B-X, E-/L-X → I-X; B-, I- and O stay)"
+            )
+        if self.kind == "malformed" and self.tag.isascii() and self.tag.isdigit():
+            return (f"tags[{self.index}] ({self.tag!r}) looks like a label id: give the label of each id in "
+                    "id order with --label-names O,B-FOOD,I-FOOD (DataConfig.label_names), or write tags as names")
         if self.kind == "malformed":
             return (
                 f"change tags[{self.index}] ({self.tag!r} on {self.word!r}) to 'O', "

@@ -32,7 +32,7 @@ def split_columns(line: str) -> list[str]:
     """
     # A byte-order mark starts a line where files were concatenated (`cat a.conll b.conll`).
     text = line.rstrip("\r\n").lstrip("\ufeff").strip(" \t")
-    if not text:
+    if not text or text.isspace():  # only NBSP or other spaces: it looks blank, so it is
         return []
     if "\t" in text:
         return [c.strip(" ") for c in text.split("\t")]
@@ -83,7 +83,7 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
                         "give every token line the same columns, the tag last (a token holding spaces "
                         "needs tab-separated columns)",
                     )
-                if bad is None and columns[-1] != "O" and not is_visible(columns[0]):
+                if bad is None and _named(columns[-1], label_names) != "O" and not is_visible(columns[0]):
                     bad = DataError(
                         source, line_no, f"the token {columns[0]!r} has no visible character, so its tag "
                         f"{columns[-1]!r} would be lost", "remove the line, or join the token to a neighbouring one",
@@ -99,6 +99,13 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
         # As an empty JSONL file is: a split file with nothing in it is a mistake to name.
         raise DataError(source, 0, "the file has no records",
                         "add records (a token and its tag per line, a blank line between sentences), or remove the file")
+
+
+def _named(tag: str, label_names: Sequence[str] | None) -> str:
+    """``tag``, or the label it is the id of (``"0"`` → ``"O"``) where ids have names."""
+    if label_names is not None and tag.isascii() and tag.isdigit() and int(tag) < len(label_names):
+        return label_names[int(tag)]
+    return tag
 
 
 def _record(tokens: list[str], tags: list[str], lines: list[int], source: str,

@@ -341,3 +341,35 @@ def test_invisible_tokens_tagged_o_and_newer_emoji_are_read(tmp_path):
     assert read_records(jsonl)[0][0].tags == ("O", "B-EMO", "O", "B-FOOD")
     write_jsonl(jsonl, [{"tokens": ["love", "\ue000"], "tags": ["O", "B-EMO"]}])
     assert "tokens[1] = '\\ue000' has no visible character, so its tag 'B-EMO' would be lost" in read_error(jsonl)
+
+
+def test_conll_id_of_o_on_an_invisible_token_loses_nothing(tmp_path):
+    # "0" is the id of 'O' with --label-names: an invisible token tagged so is read, as one
+    # tagged 'O' is, not refused as if its entity tag would be lost.
+    path = tmp_path / "t.conll"
+    path.write_text("a 0\n\u200b 0\nb 1\n", encoding="utf-8")
+    records, _ = read_records(path, label_names=["O", "B-X", "I-X"])
+    assert [r.tags for r in records] == [("O", "O", "B-X")]
+
+
+def test_conll_line_of_only_a_no_break_space_is_a_sentence_break(tmp_path):
+    # It looks blank, and was refused as "'' has one column" with a fix that did not fit.
+    path = tmp_path / "t.conll"
+    path.write_text("a O\n\u00a0\nb B-FOOD\n", encoding="utf-8")
+    records, _ = read_records(path)
+    assert [(r.tokens, r.tags) for r in records] == [(("a",), ("O",)), (("b",), ("B-FOOD",))]
+
+
+def test_bioes_tags_are_named_with_the_conversion(tmp_path):
+    # The IOB2 fix ("or pass --on-invalid skip") would drop every record with an entity.
+    path = tmp_path / "t.conll"
+    path.write_text("inayat S-STORE\nse O\n", encoding="utf-8")
+    message = read_error(path)
+    assert "is BIOES/BILOU; nerkit reads IOB2: convert the file (S-/U-X → B-X, E-/L-X → I-X" in message
+    assert "--on-invalid skip" not in message
+
+
+def test_conll_integer_tags_without_label_names_point_to_them(tmp_path):
+    path = tmp_path / "t.conll"
+    path.write_text("a 0\nb 1\n", encoding="utf-8")
+    assert "looks like a label id: give the label of each id in id order with --label-names" in read_error(path)
