@@ -16,6 +16,7 @@ from nerkit.alignment import AlignedSplit, align_records, load_tokenizer
 from nerkit.data import DataConfig, NerDataset, load_dataset
 from nerkit.labels import LabelMap
 from nerkit.model import check_max_length, model_config, resolve_model
+from nerkit.stats import types_without_tokens
 from nerkit.weights import count_labels
 
 logger = logging.getLogger(__name__)
@@ -86,5 +87,9 @@ def prepare_data(
         fingerprint=dataset.fingerprint,
         dataset=dataset,
     )
+    unseen = types_without_tokens(dict(zip(lm.labels, prepared.train_counts)), lm)
+    if unseen:
+        logger.warning("entity types with no training tokens (the model cannot learn them, and dev/test F1 "
+                       "still scores them): %s", unseen)
     _CACHE[key] = prepared
     return prepared

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from nerkit.alignment import IGNORE, AlignedSplit
@@ -82,6 +82,13 @@ def label_stats(aligned: AlignedSplit, label_map: LabelMap, records: Sequence[Re
         imbalance_ratio=outside / min(present) if present else None,
         majority_accuracy=_share(outside, total),
     )
+
+
+def types_without_tokens(counts: Mapping[str, int], label_map: LabelMap) -> list[str]:
+    """Entity types of ``label_map`` with no counted token in ``counts`` ({label: count}):
+    in a train split, types the model cannot learn but that dev/test F1 still scores."""
+    seen = {label[2:] for label, count in counts.items() if label != OUTSIDE and count}
+    return sorted(set(label_map.types) - seen)
 
 
 def format_label_table(stats: LabelStats) -> str:

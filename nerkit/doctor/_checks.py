@@ -12,7 +12,7 @@ from nerkit.doctor._report import DoctorReport
 from nerkit.labels import labels_from_config
 from nerkit.model import subword_limit
 from nerkit.readers import detect_format
-from nerkit.stats import format_label_table, label_stats
+from nerkit.stats import format_label_table, label_stats, types_without_tokens
 
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
 # Subwords shown per preview record: enough to see the alignment, short enough to read.
@@ -137,8 +137,7 @@ def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport)
         if dataset.split(name)
     }
     detail = "\n\n".join(f"[{name}]\n{format_label_table(s)}" for name, s in stats.items())
-    trained = {label[2:] for label, count in stats["train"].counts.items() if label != "O" and count}
-    unseen = sorted(set(dataset.label_map.types) - trained)
+    unseen = types_without_tokens(stats["train"].counts, dataset.label_map)
     status = "ok"
     if unseen:
         status = "warn"

@@ -20,3 +20,16 @@ def test_a_cache_hit_keeps_this_loads_report(tiny_model_dir, small_data_dir, tmp
     skipped = prepare_data(DataConfig(path=str(data), on_invalid="skip"), str(tiny_model_dir))
     assert skipped.fingerprint == clean.fingerprint and skipped.train is clean.train
     assert (clean.dataset.report.skipped, skipped.dataset.report.skipped) == (0, 1)
+
+
+def test_an_entity_type_only_dev_has_is_warned_about(tiny_model_dir, tmp_path, caplog):
+    # train and search said nothing (only the doctor did): the model cannot learn LOC, and
+    # dev F1 still scores it.
+    rows = {"train": [(["2", "pizza"], ["B-QTY", "B-FOOD"])] * 3, "dev": [(["andheri", "pizza"], ["B-LOC", "B-FOOD"])]}
+    for split, records in rows.items():
+        (tmp_path / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"tokens": t, "tags": g}) + "\n" for t, g in records), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="nerkit.features"):
+        prepare_data(DataConfig(path=str(tmp_path)), str(tiny_model_dir))
+    assert "entity types with no training tokens (the model cannot learn them" in caplog.text
+    assert "['LOC']" in caplog.text
