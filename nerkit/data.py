@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,10 @@ class DataConfig:
         label_names: The label of each integer tag id, in id order, for data whose tags
             are integers with no names attached (JSONL, or Parquet/datasets without a
             ``ClassLabel``); ignored where the data names its labels.
+        fingerprint: The fingerprint (:attr:`NerDataset.fingerprint`) of the data a run
+            of this config trained on. Training fills it into every config it saves, so
+            re-running a saved config on data that has changed since is refused
+            (nerkit.train); ``None``: whatever the data is now.
     """
 
     path: str | None = None
@@ -65,6 +70,7 @@ class DataConfig:
     split_seed: int = 13
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     label_names: tuple[str, ...] | None = None
+    fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("path", *SPLITS):
@@ -97,6 +103,10 @@ class DataConfig:
                 raise ValueError(f"label_names is {names!r}, but must be a non-empty list of distinct labels in "
                                  "id order, e.g. ['O', 'B-FOOD', 'I-FOOD']")
             object.__setattr__(self, "label_names", tuple(names))
+        if self.fingerprint is not None and not (isinstance(self.fingerprint, str)
+                                                 and re.fullmatch(r"[0-9a-f]{64}", self.fingerprint)):
+            raise ValueError(f"fingerprint is {self.fingerprint!r}, but must be None or the 64 hex digits "
+                             "a run recorded (remove it to train on the data as it is)")
 
 
 @dataclass(frozen=True)

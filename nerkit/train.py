@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,14 @@ def train(
                          f"{prepared.label_all_subwords}, but the config says max_length={config.max_length}, "
                          f"label_all_subwords={config.label_all_subwords}; prepare the data with the config's "
                          "settings (nerkit.features.prepare_data)")
+    expected = config.data.fingerprint
+    if expected is not None and expected != prepared.fingerprint:
+        raise ValueError(f"the data ({_data_source(config.data)}) is not the data this config was run on: its "
+                         f"fingerprint is {prepared.fingerprint[:12]}…, the config's data.fingerprint "
+                         f"{expected[:12]}…. Fix: restore that data, or remove data.fingerprint from the config "
+                         "(or give the data options again) to train on the data as it is now")
+    # Every config this run saves (checkpoints, the model directory) names its data.
+    config = config.with_overrides(data=replace(config.data, fingerprint=prepared.fingerprint))
     lm = prepared.label_map
     tokenizer = load_tokenizer(resolve_model(config.model))
     if not any(prepared.train_counts[1:]):
@@ -483,6 +491,11 @@ def train(
                    "data_report": result.data_report}
         result.output_dir = save_model_dir(output_dir, model, tokenizer, config_dict, summary)
     return result
+
+
+def _data_source(data) -> str:
+    given = [f"{k} {getattr(data, k)}" for k in ("path", "train", "dev", "test") if getattr(data, k)]
+    return ", ".join(given) or "the bundled corpus"
 
 
 def _cpu_copy(model) -> dict[str, torch.Tensor]:

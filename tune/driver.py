@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -321,6 +321,10 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             check_address(address)
             prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length,
                                     plan.base.label_all_subwords)
+            # Every trial's config (rows and checkpoints alike) names the data it ran on,
+            # so `nerkit train --config` with it refuses data changed since.
+            plan = replace(plan, base=plan.base.with_overrides(
+                data=replace(plan.base.data, fingerprint=prepared.fingerprint)))
             init_ray_for(settings, address)
             _warn_if_autoscaling_would_starve(settings, address)
             make_room_for_new_study(exp)

@@ -130,16 +130,19 @@ def _baseline_name(params: dict[str, Any], baselines: list[dict[str, Any]], name
     return ""
 
 
-def _config_json(base: dict[str, Any], params: dict[str, Any]) -> str:
-    """The trial's whole TrainConfig as JSON; where its settings do not make one (a space
-    from before they were checked together, tune.space), the settings as given: that
-    trial failed on them, and its row (with the error) must still be in the table."""
+def _config_json(base: dict[str, Any], params: dict[str, Any], num_threads: int | None = None) -> str:
+    """The trial's whole TrainConfig as JSON, with the thread count it ran with where the
+    config left it to Ray; where its settings do not make one (a space from before they
+    were checked together, tune.space), the settings as given: that trial failed on them,
+    and its row (with the error) must still be in the table."""
     from tune.trainable import trial_config
 
     try:
         config = trial_config(base, params).to_dict()
     except (ValueError, TypeError):
         config = {**base, **params}
+    if config.get("num_threads") is None and num_threads:
+        config["num_threads"] = num_threads
     return json.dumps(config, sort_keys=True, default=str)
 
 
@@ -189,9 +192,10 @@ def collect(experiment_path: str) -> TrialTables:
             "stop_reason": reason,
             "baseline": _baseline_name(params, baselines, named),
             **{f"param_{k}": params.get(k) for k in searched},
-            "config": _config_json(record["base_config"], params),
-            # The config leaves num_threads unset (each trial takes the CPUs Ray gives it,
-            # tune.trainable); what this trial got is here.
+            # The config as the trial ran it (its checkpoints hold the same): a space leaves
+            # num_threads unset, and each trial takes the CPUs Ray gives it (tune.trainable).
+            # Reproducing a trial bit for bit takes the same thread count.
+            "config": _config_json(record["base_config"], params, _int(last.get("num_threads"))),
             "num_threads": _int(last.get("num_threads")),
             "entity_o_ratio": _f(last.get("entity_o_ratio")),
             "evaluations": len({r["eval_index"] for r in evals}),

@@ -37,7 +37,9 @@ def build_train_config(
     if isinstance(data, DataConfig):
         given["data"] = data
     elif data:
-        given["data"] = dataclasses.replace(base.data, **data)
+        # Data options point at the data to use: the file's record of other data (a saved
+        # config's fingerprint) no longer applies.
+        given["data"] = dataclasses.replace(base.data, **{"fingerprint": None, **data})
     return base.with_overrides(**given)
 
 

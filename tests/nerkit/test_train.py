@@ -389,3 +389,27 @@ def test_every_step_minimises_the_configured_weighted_loss(cfg, monkeypatch, los
         assert weights.tolist() == pytest.approx(expected)
     assert expected[prepared.label_map.o_id] < min(w for i, w in enumerate(expected) if i != prepared.label_map.o_id)
     assert reports[0]["train_loss"] == pytest.approx(sum(v for *_, v in steps) / len(steps), rel=1e-6)
+
+
+def test_a_saved_config_names_its_data_and_refuses_data_changed_since(cfg, small_data_dir, tmp_path):
+    # A checkpoint's config re-run with `nerkit train --config` trained on whatever the
+    # path held by then, silently. Now the config carries the data's fingerprint.
+    import json
+    import shutil
+
+    from nerkit.cli.options import build_train_config, data_options
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data_dir, data)
+    run = cfg.with_overrides(data=DataConfig(path=str(data)), epochs=1)
+    train(run, output_dir=tmp_path / "out")
+    saved = tmp_path / "out" / "nerkit_config.json"
+    fingerprint = json.loads(saved.read_text())["data"]["fingerprint"]
+    assert fingerprint == json.loads((tmp_path / "out" / "metrics.json").read_text())["fingerprint"]
+    lines = (data / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    (data / "train.jsonl").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"is not the data this config was run on: .*config's data.fingerprint "
+                                         rf"{fingerprint[:12]}.*remove data.fingerprint"):
+        train(build_train_config(saved, data_options(), {}))
+    # Naming the data again on the command line means this data, as it is now.
+    assert build_train_config(saved, data_options(data=str(data)), {}).data.fingerprint is None

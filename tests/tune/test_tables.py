@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -197,10 +198,16 @@ def test_a_cut_off_snapshot_is_read_from_its_backup_or_refused(finished_search, 
 
 
 def test_each_row_says_how_many_threads_its_trial_used(search_tables):
-    # The config leaves num_threads unset (a trial takes the CPUs Ray assigns it); the
-    # row says what that came to: one per CPU of the trial's reservation.
-    assert all(t["num_threads"] == 1 for t in search_tables.trials if t["evaluations"])
-    assert all(json.loads(t["config"])["num_threads"] is None for t in search_tables.trials)
+    # The space leaves num_threads unset (a trial takes the CPUs Ray assigns it); the row
+    # says what that came to, one per CPU of the trial's reservation, and so does its
+    # config: the row's config is the one its checkpoints hold, which re-runs bit for bit.
+    ran = [t for t in search_tables.trials if t["evaluations"]]
+    assert ran and all(t["num_threads"] == 1 for t in ran)
+    assert all(json.loads(t["config"])["num_threads"] == 1 for t in ran)
+    for t in ran:
+        if t["checkpoint"]:
+            saved = json.loads((Path(t["checkpoint"]) / "nerkit_config.json").read_text())
+            assert json.loads(t["config"]) == saved
 
 
 def test_a_trial_whose_settings_make_no_config_still_gets_a_row():
