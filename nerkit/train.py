@@ -488,7 +488,9 @@ def train(
         summary = {"status": status, "best": result.best, "last": _drop_nested(last_metrics),
                    "test": result.test, "class_weights": dict(zip(lm.labels, weights)),
                    "entity_o_ratio": ratio, "fingerprint": prepared.fingerprint,
-                   "data_report": result.data_report}
+                   "data_report": result.data_report,
+                   # Every evaluation, to compare with a trial's history row by row.
+                   "history": [_drop_nested(m) for m in state.history]}
         result.output_dir = save_model_dir(output_dir, model, tokenizer, config_dict, summary)
     return result
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nerkit.data import DataConfig
+from nerkit.paths import local_absolute
 
 SETTINGS_FILE = "search.json"
 OPTUNA_FILE = "optuna.db"
@@ -37,19 +37,6 @@ def storage_root(storage: str) -> str:
         raise ValueError(f"storage is {storage!r}, but a URI must start with one of {list(REMOTE_SCHEMES)}; "
                          "for a local directory give its path")
     return str(Path(storage).expanduser().resolve())
-
-
-def local_absolute(path: str | None) -> str | None:
-    """An existing local path made absolute; anything else (a hub name, a URI, a path
-    that does not exist here) as given.
-
-    Trials run in their own working directories (and on other machines), and
-    ``search.json`` is read from anywhere, so a relative path must not be stored.
-    """
-    if not path or "://" in path or not Path(path).expanduser().exists():
-        return path
-    # abspath, not resolve: a symlink stays as given (mount points differ between nodes).
-    return os.path.abspath(os.path.expanduser(path))
 
 
 def experiment_path(name: str, storage: str = "runs") -> str:

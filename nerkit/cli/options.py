@@ -9,6 +9,7 @@ from typing import Any
 
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
+from nerkit.paths import local_absolute
 from nerkit.yaml_lines import load_with_lines
 
 
@@ -40,7 +41,10 @@ def build_train_config(
         # Data options point at the data to use: the file's record of other data (a saved
         # config's fingerprint) no longer applies.
         given["data"] = dataclasses.replace(base.data, **{"fingerprint": None, **data})
-    return base.with_overrides(**given)
+    config = base.with_overrides(**given)
+    # The config is saved with the model and re-run from elsewhere: no relative paths.
+    return config.with_overrides(model=local_absolute(config.model), data=dataclasses.replace(
+        config.data, **{k: local_absolute(getattr(config.data, k)) for k in ("path", "train", "dev", "test")}))
 
 
 def _config_from_file(path: Path) -> TrainConfig:

@@ -54,3 +54,15 @@ def test_train_cli_no_class_weights_clears_a_files_ratio(tiny_model_dir, small_d
         "--output-dir", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["entity_o_ratio"] == 1.0
+
+
+def test_relative_data_and_model_paths_are_stored_absolute(tmp_path, monkeypatch):
+    # The config is saved with the model; re-run from another directory a relative path
+    # named nothing (or other data that happened to sit there).
+    (tmp_path / "data").mkdir()
+    (tmp_path / "tiny").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = build_train_config(None, data_options(data="data", dev="missing.jsonl"), {"model": "tiny"})
+    assert (cfg.model, cfg.data.path) == (str(tmp_path / "tiny"), str(tmp_path / "data"))
+    assert cfg.data.dev == "missing.jsonl"  # not a path here: left for the loader to name
+    assert build_train_config(None, data_options(), {"model": "bert-base-cased"}).model == "bert-base-cased"
