@@ -27,6 +27,7 @@ from typing import Any
 
 from nerkit.config import TrainConfig
 from nerkit.features import PreparedData, prepare_data
+from tune.cluster_checks import check_storage_on_every_node, warn_if_gpus_unused
 from tune.driver_lock import LOCK_FILE, driver_lock
 from tune.progress import SearchProgress
 from tune.result_logs import ResultLogUpload
@@ -326,6 +327,8 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             plan = replace(plan, base=plan.base.with_overrides(
                 data=replace(plan.base.data, fingerprint=prepared.fingerprint)))
             init_ray_for(settings, address)
+            check_storage_on_every_node(exp)
+            warn_if_gpus_unused(settings)
             _warn_if_autoscaling_would_starve(settings, address)
             make_room_for_new_study(exp)
             # What --resume and promotion check the data against (tune.settings.check_same_data).
@@ -406,6 +409,8 @@ def _resume(name: str, exp: str, address: str | None):
                          "or never reached storage, so it cannot be continued; start the search again under "
                          "a new --name")
     init_ray_for(plan.settings, address)
+    check_storage_on_every_node(exp)
+    warn_if_gpus_unused(plan.settings)
     if not restorable:
         logger.warning("search %s stopped before its first trial (no Ray experiment state at %s): starting it "
                        "from its saved settings", name, exp)

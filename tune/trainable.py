@@ -40,6 +40,8 @@ from nerkit.train import train
 logger = logging.getLogger(__name__)
 
 FAULT_ENV = "NERKIT_FAULT_INJECT"
+#: "1": the cluster's GPUs are logical resources (no CUDA device behind them), see run_trial.
+LOGICAL_GPUS_ENV = "NERKIT_LOGICAL_GPUS"
 _FAULT_KEYS = {"when", "at_eval", "error"}
 _FAULT_ERRORS = ("oom",)
 _FAULT_EXAMPLE = '{"when": {"learning_rate": 3e-05}, "at_eval": 1, "error": "oom"}'
@@ -90,6 +92,28 @@ def writes_checkpoint(metrics: dict[str, Any], checkpoint_every: int) -> bool:
     return bool(metrics.get("final")) or (metrics["eval_index"] + 1) % checkpoint_every == 0
 
 
+def _use_only_reserved_gpus(gpu_ids: list) -> None:
+    """Train on the GPUs Ray reserved for this trial, and only on those.
+
+    Ray (2.x) leaves ``CUDA_VISIBLE_DEVICES`` as it is for a trial that reserved no GPU,
+    so device ``auto`` would take GPU 0 of its node, unreserved and shared with the
+    trials that did reserve it: hide the GPUs (before anything starts CUDA here). A
+    trial given a GPU that torch cannot use (a CPU build of torch, or an NVIDIA driver
+    older than torch's CUDA) would train on the CPU while holding the GPU: refuse,
+    unless ``NERKIT_LOGICAL_GPUS=1`` says the cluster's GPUs are logical resources only
+    (tests/tune/cluster_utils.py).
+    """
+    if not gpu_ids:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return
+    if not torch.cuda.is_available() and os.environ.get(LOGICAL_GPUS_ENV) != "1":
+        raise RuntimeError(
+            f"Ray gave this trial GPU(s) {gpu_ids}, but torch {torch.__version__} (CUDA build: "
+            f"{torch.version.cuda or 'none'}) finds no CUDA device on this node, so it would train on the CPU while "
+            "holding the GPU: install a CUDA build of torch that this node's NVIDIA driver supports, or search "
+            f"with --gpus-per-trial 0 (set {LOGICAL_GPUS_ENV}=1 on the nodes where GPUs are logical resources only)")
+
+
 def run_trial(
     config: dict[str, Any], *, base: dict[str, Any], prepared: PreparedData, checkpoint_every: int = 1,
 ) -> None:
@@ -100,6 +124,7 @@ def run_trial(
 
     hf_logging.disable_progress_bar()  # one bar per checkpoint save would flood trial logs
     cfg = trial_config(base, config)
+    _use_only_reserved_gpus(ray.get_gpu_ids())
     runtime = ray.get_runtime_context()
     if cfg.num_threads is None:
         # Use exactly the CPUs Ray reserved for this trial: torch's default (all

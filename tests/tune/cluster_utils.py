@@ -4,7 +4,7 @@ One head and N workers, each a separate raylet (``ray.cluster_utils.Cluster``) o
 127.0.0.1. The head advertises no CPU and no GPU, so no trial can land on it, as on
 the real cluster (cluster.yaml); workers advertise *logical* GPUs, which Ray assigns
 (CUDA_VISIBLE_DEVICES, ``ray.get_gpu_ids()``) although no CUDA device exists, so the
-trial code's CPU fallback is exercised too.
+trial code runs on the CPU with them (``NERKIT_LOGICAL_GPUS=1``, set here).
 
 The cluster lives in its own Ray temp dir (RAY_TMPDIR): ``Cluster`` writes its
 address to ``<temp dir>/ray/ray_current_cluster``, where a plain ``ray.init()``
@@ -29,6 +29,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tune.trainable import LOGICAL_GPUS_ENV
 
 _LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _OBJECT_STORE = 100 * 1024**2  # per node; the tokenised small data set is a few MB
@@ -85,6 +87,9 @@ def start_cluster(workers: int = 2, cpus: float = 1, gpus: int = 1) -> LocalClus
     import ray
     from ray.cluster_utils import Cluster
 
+    # The workers' GPUs are logical (no CUDA here): trials given one train on the CPU
+    # instead of refusing (tune.trainable). Nodes inherit this process's environment.
+    os.environ[LOGICAL_GPUS_ENV] = "1"
     multi_host = ray._private.ray_constants.ENABLE_RAY_CLUSTER
     ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # see module doc
     # /tmp, not pytest's tmp_path: Ray's unix socket paths must stay under 107 bytes.

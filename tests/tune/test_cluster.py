@@ -149,6 +149,27 @@ def _assert_accounted(tables, n: int, statuses=("TERMINATED",)) -> None:
         [(t["trial_id"], t["status"], t["stop_reason"]) for t in tables.trials]
 
 
+def test_storage_the_other_nodes_do_not_see_is_refused_and_unused_gpus_are_named(cluster, tmp_path, caplog):
+    # A local --storage on one node's own disk: every trial would train to its first
+    # checkpoint, fail there, be retried, and the search end all in error. The probe runs
+    # on the workers: a path missing there is what a head-only disk looks like to them.
+    from tune.cluster_checks import check_storage_on_every_node, warn_if_gpus_unused
+    from tune.driver_lock import LOCK_FILE
+
+    connect(cluster)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / LOCK_FILE).touch()
+    check_storage_on_every_node(str(shared))  # this machine's disk: every node sees it
+    with pytest.raises(ValueError, match=rf"is a local path that {WORKERS} of the cluster's {WORKERS} other node\(s\) \(127.0.0.1\) "
+                                         r"do not see.*NFS\) or an s3://"):
+        check_storage_on_every_node(str(tmp_path / "head-only"))
+    # GPUs on the cluster, none asked for: trials would train on the CPUs.
+    with caplog.at_level("WARNING", logger="tune.cluster_checks"):
+        warn_if_gpus_unused(SearchSettings(name="x", space="default"))
+    assert f"the cluster has {WORKERS} GPU(s), but --gpus-per-trial is 0" in caplog.text
+
+
 def test_trials_land_only_on_gpu_workers_two_per_gpu(cluster, tmp_path, tiny_model_dir, small_data_dir):
     # gpus_per_trial=0.5 on two 1-GPU workers: every trial runs on a worker (never the head),
     # two share each logical GPU at the same time, node and GPU ids reach the trial table,

@@ -125,3 +125,12 @@ def test_a_trailing_slash_names_the_same_search():
     from tune.settings import experiment_path
 
     assert experiment_path("demo/", "/r") == experiment_path("demo", "/r") == "/r/demo"
+
+
+def test_more_than_one_gpu_per_trial_is_refused():
+    # A trial trains on one device: a second GPU would sit reserved and idle.
+    from tune.settings import SearchSettings
+
+    with pytest.raises(ValueError, match=r"gpus_per_trial is 2, but a trial trains on one GPU: give at most 1"):
+        SearchSettings(name="x", space="default", gpus_per_trial=2)
+    assert SearchSettings(name="x", space="default", gpus_per_trial=0.5).gpus_per_trial == 0.5

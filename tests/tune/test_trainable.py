@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from types import SimpleNamespace
 
+import os
+
 import pytest
 import torch
 
@@ -90,3 +92,22 @@ def test_an_injected_fault_fails_every_attempt_even_one_restored_from_the_final_
         reported_per_attempt.append([r["eval_index"] for r in fake_tune.reported[before:]])
         fake_tune.restore.checkpoint = tune.Checkpoint.from_directory(str(fake_tune.kept[max(fake_tune.kept)]))
     assert reported_per_attempt == [[0], [1], []]
+
+
+def test_a_trial_uses_only_the_gpus_ray_reserved_for_it(monkeypatch):
+    # Ray leaves CUDA_VISIBLE_DEVICES alone for a trial that reserved no GPU: device auto
+    # took GPU 0 of its node, unreserved. A trial given a GPU torch cannot use trained on
+    # the CPU while holding it, silently.
+    import torch
+
+    from tune.trainable import LOGICAL_GPUS_ENV, _use_only_reserved_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    _use_only_reserved_gpus([])
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv(LOGICAL_GPUS_ENV, raising=False)
+    with pytest.raises(RuntimeError, match=r"Ray gave this trial GPU\(s\) \[0\], but torch .* finds no CUDA device"):
+        _use_only_reserved_gpus([0])
+    monkeypatch.setenv(LOGICAL_GPUS_ENV, "1")
+    _use_only_reserved_gpus([0])  # logical GPUs: the CPU it is

@@ -1,0 +1,60 @@
+"""Checks of a search's settings against the Ray cluster it runs on, made after Ray is
+up and before any trial starts: what would otherwise fail in every trial, or waste the
+cluster, without a word."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from tune.driver_lock import LOCK_FILE
+from tune.settings import SearchSettings, is_remote
+
+logger = logging.getLogger(__name__)
+
+
+def check_storage_on_every_node(experiment: str) -> None:
+    """Refuse a local ``--storage`` path that a node able to run trials does not see (a
+    disk of the head's, not NFS).
+
+    Each trial would train to its first checkpoint, fail there (Ray cannot write the
+    checkpoint to storage), be retried, and the search would end with every trial in
+    error. A task on each other node looks for the driver's lock file, which this driver
+    holds in the experiment directory. Nodes that join later (autoscaling) are not
+    checked: there Ray's own error stays the first word.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if is_remote(experiment):
+        return
+    here = ray.get_runtime_context().get_node_id()
+    nodes = [n for n in ray.nodes() if n["Alive"] and n["NodeID"] != here and n["Resources"].get("CPU", 0) > 0]
+    if not nodes:
+        return
+
+    @ray.remote(num_cpus=0)
+    def sees(path: str) -> bool:
+        return os.path.exists(path)
+
+    marker = f"{experiment}/{LOCK_FILE}"
+    seen = ray.get([sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                    .remote(marker) for n in nodes])
+    blind = [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
+    if blind:
+        raise ValueError(f"--storage {experiment.rsplit('/', 1)[0]} is a local path that {len(blind)} of the "
+                         f"cluster's {len(nodes)} other node(s) ({', '.join(sorted(set(blind)))}) do not see, so "
+                         "every trial there would fail "
+                         "at its first checkpoint; give a path on a filesystem every node mounts at the same place "
+                         "(NFS) or an s3:// / gs:// URI (docs/CLUSTER.md)")
+
+
+def warn_if_gpus_unused(settings: SearchSettings) -> None:
+    """A cluster with GPUs and ``--gpus-per-trial 0``: trials train on CPUs (a trial uses
+    only what Ray reserved for it, tune.trainable), so say how to use the GPUs."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if settings.gpus_per_trial == 0 and gpus > 0:
+        logger.warning("the cluster has %g GPU(s), but --gpus-per-trial is 0, so every trial trains on CPUs; give "
+                       "--gpus-per-trial 1 (or 0.5 for two trials per GPU) to train on them", gpus)
