@@ -387,7 +387,7 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
 def _resume(name: str, exp: str, address: str | None):
     from ray import tune
 
-    from tune.searcher import study_location
+    from tune.searcher import new_trials_stored_at, study_location
 
     # First: a driver killed while Ray copied its state (search.json included) leaves a
     # file cut off; this puts the last complete copy back.
@@ -431,7 +431,7 @@ def _resume(name: str, exp: str, address: str | None):
             "as many new trials in their place", lost)
     # The RunConfig (with its callbacks) and Ray's snapshot period come back from the
     # saved state.
-    with study_location(study_url):
+    with study_location(study_url), new_trials_stored_at(exp):
         tuner = tune.Tuner.restore(
             exp, trainable=_trainable(plan, prepared), resume_unfinished=True, resume_errored=True,
         )

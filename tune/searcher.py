@@ -79,6 +79,43 @@ def study_location(url: str) -> Iterator[None]:
         optuna.storages.RDBStorage.__setstate__ = original
 
 
+@contextmanager
+def new_trials_stored_at(experiment: str) -> Iterator[None]:
+    """While inside, a search algorithm that Ray restores creates its new trials under
+    ``experiment`` (a path or URI), where the search is being resumed.
+
+    Ray's ``SearchGenerator`` keeps the experiment it was started with, storage included,
+    in its saved state, and makes every new trial from it. Ray re-points the trials it
+    restores at the resumed location, but not that template: resumed from a copy, new
+    trials wrote their checkpoints into the original; resumed after a move, each failed
+    to find its storage and ended in error. The hook is ``SearchGenerator.set_state``,
+    swapped for the duration as :func:`study_location` swaps Optuna's.
+    """
+    import copy
+
+    from ray.train._internal.storage import get_fs_and_path
+    from ray.tune.search.search_generator import SearchGenerator
+
+    root, _, name = experiment.rstrip("/").rpartition("/")
+    fs, fs_path = get_fs_and_path(root)
+    original = SearchGenerator.set_state
+
+    def repointed(generator: SearchGenerator, state: dict[str, Any]) -> None:
+        original(generator, state)
+        template = getattr(generator, "_experiment", None)
+        if template is None or template.spec.get("storage") is None:
+            return
+        storage = copy.copy(template.spec["storage"])
+        storage.storage_filesystem, storage.storage_fs_path, storage.experiment_dir_name = fs, fs_path, name
+        template.spec["storage"] = template.storage = storage
+
+    SearchGenerator.set_state = repointed
+    try:
+        yield
+    finally:
+        SearchGenerator.set_state = original
+
+
 class ResumableOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that leaves study trials that already finished as they are, opens
     the study where it is now after a resume, and (``study_copies``) writes a copy of

@@ -285,6 +285,35 @@ def test_a_search_stopped_before_its_first_trial_starts_on_resume(tmp_path, tiny
     assert len(list(exp.glob("optuna.db.unstarted-*"))) == 1
 
 
+def test_a_killed_search_copied_elsewhere_resumes_there(tmp_path, tiny_model_dir, small_data_dir):
+    # Ray's searcher keeps the storage it started with as the template of new trials:
+    # resumed from a copy, trials created since wrote their checkpoints into the original
+    # (and after a move, found no storage: every attempt failed, and they ended in error).
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from tune.driver import resume_search
+
+    first = tmp_path / "first"
+    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
+           "--trials", "8", "--max-epochs", "2", "--storage", str(first), "--name", "cp", "--json", "--seed", "3",
+           "--max-concurrent", "1"]
+    proc = _search_until_reporting(cmd, first / "cp", 1, stdout=subprocess.DEVNULL)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = sorted(p.name for p in (first / "cp").glob("trial_*"))
+    shutil.copytree(first / "cp", tmp_path / "copy" / "cp")
+    resume_search("cp", str(tmp_path / "copy"))
+    assert sorted(p.name for p in (first / "cp").glob("trial_*")) == before  # the original untouched
+    tables = collect(str(tmp_path / "copy" / "cp"))
+    assert len(tables.trials) == 8 and len(before) < 8  # trials were created after the resume
+    assert all(t["stop_reason"] in REASONS and t["stop_reason"] != "error" for t in tables.trials)
+    assert all(Path(t["checkpoint"]).is_dir() for t in tables.trials if t["checkpoint"])
+
+
 def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fix(finished_search, tmp_path):
     # A search without nerkit's copy of Ray's state (started before it kept one) whose
     # snapshot a killed driver cut off: resume says which file and what to do, instead of
