@@ -166,9 +166,16 @@ def load_training_checkpoint(path: str | Path, *, model, optimizer, scheduler) -
             f"{path} is not a nerkit training checkpoint (no {STATE_JSON}/{STATE_TENSORS}); "
             "resume from a directory written during training"
         )
-    load_model(model, str(path / "model.safetensors"), strict=False)
-    meta = json.loads((path / STATE_JSON).read_text())
-    tensors = load_file(str(path / STATE_TENSORS))
+    try:
+        load_model(model, str(path / "model.safetensors"), strict=False)
+        meta = json.loads((path / STATE_JSON).read_text())
+        tensors = load_file(str(path / STATE_TENSORS))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own types on a cut-off file
+        # A file cut off (a node that died mid-write, a full disk): safetensors' own error
+        # names no file, and every retry would fail on it alike.
+        raise ValueError(f"the training checkpoint {path} is damaged and cannot be resumed from "
+                         f"({type(exc).__name__}: {exc}); delete it to resume from an earlier checkpoint, or "
+                         "train again from the start") from exc
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
     scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
     torch.set_rng_state(tensors["rng.torch"])

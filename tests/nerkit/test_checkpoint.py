@@ -115,6 +115,28 @@ def test_loading_a_model_dir_as_checkpoint_fails(trained):
         load_training_checkpoint(model_dir, model=None, optimizer=None, scheduler=None)
 
 
+@pytest.mark.parametrize("name", [STATE_TENSORS, STATE_JSON, "model.safetensors"])
+def test_a_cut_off_checkpoint_file_is_named_as_damaged(trained, tmp_path, name):
+    # safetensors' "invalid header length" named no file, and a search retried the trial
+    # on the same file until it ran out of retries.
+    import shutil
+
+    cfg, _, ckpt = trained
+    from nerkit.model import load_model
+    from nerkit.train import _lr_lambda, _optimizer
+
+    damaged = tmp_path / "checkpoint_000000"
+    shutil.copytree(ckpt, damaged)
+    (damaged / name).write_bytes((damaged / name).read_bytes()[:40])
+    lm = prepare_data(cfg.data, cfg.model).label_map
+    model = load_model(cfg.model, lm)
+    optimizer = _optimizer(model, cfg, torch.device("cpu"))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
+    with pytest.raises(ValueError, match=rf"the training checkpoint {damaged} is damaged and cannot be resumed "
+                                         r"from .*delete it to resume from an earlier checkpoint"):
+        load_training_checkpoint(damaged, model=model, optimizer=optimizer, scheduler=scheduler)
+
+
 def test_mostly_zero_moment_rows_are_written_sparse_and_read_back_bit_for_bit():
     # AdamW's moments of an embedding matrix are zero in every row the data never touches:
     # only the other rows are written, and reading restores every bit (a -0.0 row too).
