@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 TRAINING_STATE = ("training_state.safetensors", "training_state.json")
 EXCLUDED = (*TRAINING_STATE, "metrics.json")
 PACKAGES = ("nerkit", "torch", "transformers", "ray", "optuna")
+#: The way on from a trial whose model cannot be published.
+_OTHER_TRIAL = "Promote another trial with --trial ID (nerkit trials NAME lists them), or re-train with --confirm-seeds K"
 
 
 class PromotionRefused(ValueError):
@@ -135,20 +137,21 @@ def _local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pa
     return dest
 
 
-def check_model_files(model_dir: Path) -> None:
+def check_model_files(model_dir: Path, name: str | None = None) -> None:
     """Refuse a model directory that lacks what a published model needs: its config, its
-    weights and a tokenizer (the files ``nerkit predict`` and transformers load)."""
+    weights and a tokenizer (the files ``nerkit predict`` and transformers load).
+    ``name``: what errors call it (a trial's checkpoint, not promote's temporary copy)."""
     from nerkit.model import TOKENIZER_FILES
 
     missing = [f for f in ("config.json", "model.safetensors") if not (model_dir / f).is_file()]
     if not any((model_dir / f).is_file() for f in TOKENIZER_FILES):
         missing.append(f"a tokenizer (one of {list(TOKENIZER_FILES)})")
     if missing:
-        raise ValueError(f"{model_dir} lacks {', '.join(missing)}, so it is not a whole model; nothing was "
-                         "promoted (promote another trial with --metric, or re-train with --confirm-seeds)")
+        raise ValueError(f"{name or model_dir} lacks {', '.join(missing)}, so it is not a whole model; nothing was "
+                         f"promoted. {_OTHER_TRIAL}")
 
 
-def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
+def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dict[str, Any], Any]:
     """Test-split metrics of the model in ``model_dir``, with its own tokenizer (what is
     published is what is scored), and the prepared data they came from.
 
@@ -165,13 +168,13 @@ def evaluate_test(model_dir: Path, config) -> tuple[dict[str, Any], Any]:
     from nerkit.labels import labels_from_config
     from nerkit.model import resolve_model
 
-    check_model_files(model_dir)
+    check_model_files(model_dir, name)
     try:
         own = load_tokenizer(str(model_dir))
         model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True)
     except Exception as exc:  # noqa: BLE001 - tokenizers and safetensors raise their own types on damaged files
-        raise ValueError(f"the model in {model_dir} does not load ({type(exc).__name__}: {exc}); its files are "
-                         "damaged, so nothing was promoted") from exc
+        raise ValueError(f"the model in {name or model_dir} does not load ({type(exc).__name__}: {exc}); its files "
+                         f"are damaged, so nothing was promoted. {_OTHER_TRIAL}") from exc
     # The data as the search prepared it (cached) when the checkpoint's tokenizer is the
     # base model's, byte for byte as serialised; else tokenised again with its own.
     same = own.backend_tokenizer.to_str() == load_tokenizer(resolve_model(config.model)).backend_tokenizer.to_str()
@@ -223,10 +226,11 @@ def _check_data(record: dict[str, Any], row: dict[str, Any]) -> None:
 def promote(
     name: str, registry: str, *, model_name: str = "ner", metric: str = "best_dev_f1",
     confirm_seeds: int = 0, top_k: int = 3, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
-    storage: str = "runs", allow_unfinished: bool = False,
+    storage: str = "runs", allow_unfinished: bool = False, trial: str | None = None,
 ) -> Promotion:
     """Promote the best model of search ``name`` to ``registry`` (see module doc).
 
+    ``trial`` promotes that trial (its id in the trial table) instead of the best.
     A search still running, or stopped before its end, is refused unless
     ``allow_unfinished``: its best so far is not the search's answer, and a running
     search removes superseded checkpoints. The manifest records which it was.
@@ -254,6 +258,12 @@ def promote(
                          "--allow-unfinished to publish its best so far")
     column = ranking_column(metric, confirm_seeds)
     ranked = _candidates(tables.trials, column, ended=not unfinished)
+    if trial is not None:
+        ranked = [r for r in ranked if r["trial_id"] == trial]
+        if not ranked:
+            ids = [t["trial_id"] for t in tables.trials]
+            raise ValueError(f"trial is {trial!r}, but search {name} has no such trial with a value for {column!r}; "
+                             f"its trials are {ids} (nerkit trials {name} --storage {storage})")
     if confirm_seeds == 0:
         ranked = with_checkpoint(ranked)
     _check_data(tables.record, ranked[0])
@@ -272,7 +282,9 @@ def promote(
         config = row_config(row)
         if confirm_seeds > 0:
             config = config.with_overrides(seed=conf.run.seed)
-        test, prepared = evaluate_test(model_dir, config)
+        source = (f"trial {row['trial_id']}'s checkpoint {row.get('checkpoint')}" if confirm_seeds == 0
+                  else f"the re-trained model of trial {row['trial_id']}")
+        test, prepared = evaluate_test(model_dir, config, source)
         _check_gates(test, min_f1, min_entity_ratio, f"trial {row['trial_id']} of {name}")
         manifest = {
             "format": 1,

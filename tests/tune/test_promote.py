@@ -423,9 +423,18 @@ def test_a_damaged_checkpoint_is_not_published(finished_search, tmp_path, damage
         (ckpt / "model.safetensors").write_bytes((ckpt / "model.safetensors").read_bytes()[:5000])
         expected = "does not load"
     registry = tmp_path / "reg"
-    with pytest.raises(ValueError, match=expected):
+    # Named by the trial's own checkpoint (the temporary copy promote scored is gone by
+    # then), with a way on that exists: --trial picks another.
+    with pytest.raises(ValueError, match=rf"trial {best['trial_id']}'s checkpoint {best['checkpoint']}.*{expected}"
+                                         r".*Promote another trial with --trial ID"):
         promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0)
     assert not registry.exists()
+    other = next(t for t in tables.trials if t["checkpoint"] and t["trial_id"] != best["trial_id"])
+    done = promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0,
+                   trial=other["trial_id"])
+    assert _verified(registry, done.version)["trial_id"] == other["trial_id"]
+    with pytest.raises(ValueError, match=r"trial is 'nope', but search .* has no such trial"):
+        promote(finished_search.name, str(registry), storage=str(storage), trial="nope")
 
 
 def test_latest_that_cannot_move_says_the_version_was_published(tmp_path):

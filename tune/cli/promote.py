@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
         storage: str = typer.Option("runs", "--storage", help="Where the search stored it."),
         allow_unfinished: bool = typer.Option(
             False, "--allow-unfinished", help="Publish the best so far of a search that has not ended."),
+        trial: str = typer.Option(None, "--trial", help="Promote this trial (its trial_id) instead of the best."),
     ) -> None:
         """Test the best trial's model on the test split and publish it as <registry>/<model-name>/v<N>.
 
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
         try:
             result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
                              top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage,
-                             allow_unfinished=allow_unfinished)
+                             allow_unfinished=allow_unfinished, trial=trial)
         except PromotionRefused as exc:
             err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             # Its own exit status: a release pipeline tells "model not good enough" (3) from
