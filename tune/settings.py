@@ -148,7 +148,24 @@ def read_settings(experiment_path: str) -> dict[str, Any]:
         found = searches_in(root)
         raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; check --name "
                          f"and --storage (searches in {root}: {', '.join(found) if found else 'none'})")
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{experiment_path}/{SETTINGS_FILE} is cut off or damaged ({exc.msg} at line {exc.lineno}); "
+                         f"{_settings_backup_hint(experiment_path)}") from None
+
+
+def _settings_backup_hint(experiment_path: str) -> str:
+    """Where a whole copy of a damaged ``search.json`` is, if nerkit kept one."""
+    from tune.state_backup import BACKUP_DIR, latest_backup
+    from tune.storage import filesystem, is_file
+
+    fs, path = filesystem(experiment_path.rstrip("/"))
+    backup = latest_backup(fs, path)
+    if backup is not None and is_file(f"{backup}/{SETTINGS_FILE}", fs):
+        return f"copy the last whole copy, {backup}/{SETTINGS_FILE}, over it"
+    return (f"there is no copy of it in {experiment_path}/{BACKUP_DIR}; restore it from a backup of the storage, or "
+            "start a new search under another --name")
 
 
 def searches_in(storage: str) -> list[str]:

@@ -186,3 +186,34 @@ def test_entities_cut_off_by_truncation_count_as_missed(tokenizer):
     short = align_records([Record(("pizza",), ("B-FOOD",))], tokenizer, LM, max_length=16)
     assert short.cut_labels == [[]] and short.scored_rows([[0, 1, 0]], LM.o_id) == ([[IGNORE, 1, IGNORE]],
                                                                                    [[0, 1, 0]])
+
+
+def test_the_last_word_of_an_entity_without_a_subword_is_an_error_too(tokenizer):
+    # A record far below max_length whose last word (I-FOOD) gets no subword: its label
+    # is lost as surely as a middle word's, so the check must reach the record's end.
+    record = Record(tokens=("x", "pizza", "\u0902"), tags=("O", "B-FOOD", "I-FOOD"), source="t.conll", line=3,
+                    meta={"token_lines": (3, 4, 5)})
+    with pytest.raises(DataError, match=r"^t.conll:5: word 3 '\u0902' \(tag I-FOOD\) gets no subword"):
+        align_records([record], tokenizer, LM)
+
+
+def test_a_word_vanishing_inside_a_record_is_counted(tokenizer, caplog):
+    # An O word with no subword between two kept words loses nothing, but the warning must
+    # still count it (not only vanished words at a record's end).
+    record = Record(tokens=("x", "\u0902", "pizza"), tags=("O", "O", "B-FOOD"))
+    with caplog.at_level(logging.WARNING, logger="nerkit.alignment"):
+        aligned = align_records([record], tokenizer, LM)
+    assert (aligned.num_truncated, aligned.num_words_dropped) == (0, 0)
+    assert "1 words produced no subwords" in caplog.text
+
+
+def test_records_spanning_several_tokenizer_batches_all_align(tokenizer, monkeypatch):
+    # Records are tokenised in batches of _BATCH; with batches of 2, five records cross
+    # two batch boundaries and must come out the same, none lost or repeated.
+    import nerkit.alignment
+
+    records = [Record((f"w{i}", "pizza"), ("O", "B-FOOD")) for i in range(5)]
+    whole = align_records(records, tokenizer, LM)
+    monkeypatch.setattr(nerkit.alignment, "_BATCH", 2)
+    chunked = align_records(records, tokenizer, LM)
+    assert len(chunked.input_ids) == 5 and chunked == whole

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nerkit.bio import apply_policy, find_problems, repair_tags
+from nerkit.bio import FileReport, LoadReport, apply_policy, find_problems, repair_tags
 from nerkit.errors import DataError
 from nerkit.readers import read_records
 from nerkit.records import Record
@@ -58,6 +58,14 @@ def test_repair_policy_counts_repaired_records():
     assert kept[0].tags == ("B-FOOD", "I-FOOD") and kept[1].tags == ("O",)
     assert (report.read, report.repaired, report.skipped) == (2, 1, 0)
     assert report.reasons[0].startswith("orders.jsonl:1: tags[0]")
+
+
+def test_repair_counts_a_record_once_however_many_tags_it_changed():
+    # `repaired` counts records (as `read` and `skipped` do), not tags: a record with two
+    # orphan I- tags is one repaired record, and its reason says how many tags changed.
+    kept, report = apply_policy([rec(["pizza", "aur", "coke"], ["I-FOOD", "O", "I-DRINK"])], "orders.jsonl", "repair")
+    assert kept[0].tags == ("B-FOOD", "O", "B-DRINK")
+    assert report.repaired == 1 and "repaired 2 tag(s)" in report.reasons[0]
 
 
 def test_repair_policy_still_errors_on_malformed_tags():
@@ -112,3 +120,12 @@ def test_unknown_policy_is_rejected():
     # on_invalid must be one of the three policies.
     with pytest.raises(ValueError, match=r"on_invalid is 'fix', but must be one of \['error', 'repair', 'skip'\]"):
         apply_policy([], "x", "fix")
+
+
+def test_load_report_sums_each_count_over_its_files():
+    # A load of several files reports repaired and skipped records summed over every file,
+    # each count from its own field (the train/doctor totals read these).
+    report = LoadReport((FileReport("train.jsonl", read=5, repaired=2, skipped=0),
+                         FileReport("dev.jsonl", read=3, repaired=0, skipped=1)))
+    assert (report.repaired, report.skipped) == (2, 1)
+    assert report.to_dict()["repaired"] == 2 and report.to_dict()["skipped"] == 1

@@ -134,3 +134,22 @@ def test_more_than_one_gpu_per_trial_is_refused():
     with pytest.raises(ValueError, match=r"gpus_per_trial is 2, but a trial trains on one GPU: give at most 1"):
         SearchSettings(name="x", space="default", gpus_per_trial=2)
     assert SearchSettings(name="x", space="default", gpus_per_trial=0.5).gpus_per_trial == 0.5
+
+
+def test_a_cut_off_search_json_is_named_with_the_copy_to_put_back(finished_search, tmp_path):
+    # trials, report and promote printed only "Expecting ',' delimiter: line 10 column 28".
+    import shutil
+
+    from tune.settings import read_settings
+    from tune.state_backup import BACKUP_DIR
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    whole = (exp / "search.json").read_text()
+    (exp / "search.json").write_text(whole[:200])
+    with pytest.raises(ValueError, match=rf"{exp}/search.json is cut off or damaged .*copy the last whole copy, "
+                                         rf"{exp}/{BACKUP_DIR}/.*/search.json, over it"):
+        read_settings(str(exp))
+    shutil.rmtree(exp / BACKUP_DIR)
+    with pytest.raises(ValueError, match=r"there is no copy of it in .*start a new search under another --name"):
+        read_settings(str(exp))
