@@ -32,6 +32,22 @@ def test_order_is_a_function_of_seed_and_epoch():
     assert a != epoch_batches(LENGTHS, 16, seed=2, epoch=3)
 
 
+def test_seeds_do_not_share_epochs_shifted_by_one():
+    # (seed, epoch) must mix into the RNG seed so that seed 2's first epoch is not seed 1's
+    # second: runs with neighbouring seeds would otherwise see the same batch orders.
+    for grouped in (True, False):
+        assert epoch_batches(LENGTHS, 16, seed=2, epoch=0, group_by_length=grouped) != \
+            epoch_batches(LENGTHS, 16, seed=1, epoch=1, group_by_length=grouped)
+
+
+def test_grouped_batches_are_not_served_in_length_order():
+    # Inside a pool batches are cut from records sorted by length; their order must be
+    # shuffled again, or every epoch would run from the shortest batch to the longest.
+    batches = epoch_batches(LENGTHS, 16, seed=1, epoch=0)
+    widths = [max(LENGTHS[i] for i in b) for b in batches]
+    assert widths != sorted(widths) and widths != sorted(widths, reverse=True)
+
+
 def test_length_grouping_cuts_padding():
     # Grouped batches pad far less than plain shuffled ones.
     grouped = epoch_batches(LENGTHS, 16, seed=1, epoch=0, group_by_length=True)

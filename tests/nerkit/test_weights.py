@@ -79,6 +79,13 @@ def test_max_weight_caps_every_weight():
     assert w == [min(x, 50.0) for x in uncapped]
 
 
+def test_max_weight_caps_the_o_weight_too():
+    # "every weight" includes O: a large o_weight (0.55 * 10 here) must not escape the cap
+    # that bounds each label's share of the loss.
+    w = class_weights([100, 10], "seed", o_weight=10.0, max_weight=5.0)
+    assert w[0] == 5.0
+
+
 def test_target_ratio_sets_entity_o_ratio():
     # target_ratio scales the entity weights so entity_o_ratio equals it exactly.
     for strategy in ("seed", "inverse", "effective", "none"):

@@ -114,3 +114,33 @@ def test_a_trial_larger_than_the_local_machine_is_refused_not_left_pending(tmp_p
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**env, "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--gpus-per-trial is 1, but this machine has 0 GPU(s) for Ray" in " ".join(proc.stderr.split())
+
+
+def test_storage_that_fails_mid_search_says_what_is_kept_and_how_to_continue(tmp_path, monkeypatch):
+    # A full disk ended the search with "error: [Errno 28] ..." and a read-only optuna.db
+    # with Optuna's "e.g. exceeding max length": no path, no --resume.
+    import errno
+
+    import optuna
+
+    import tune.driver
+    from nerkit.cli import build_app
+
+    failures = iter([OSError(errno.ENOSPC, "No space left on device"),
+                     optuna.exceptions.StorageInternalError("An exception is raised during the commit")])
+
+    def fails(*args, **kwargs):
+        (tmp_path / "x").mkdir(exist_ok=True)
+        (tmp_path / "x" / "search.json").write_text("{}")
+        raise next(failures)
+
+    monkeypatch.setattr(tune.driver, "run_search", fails)
+    args = ["search", "--name", "x", "--storage", str(tmp_path)]
+    for needle in ("OSError: [Errno 28] No space left on device", "StorageInternalError"):
+        res = CliRunner().invoke(build_app(), args)
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1 and f"writing the search's state under {tmp_path}/x failed" in text
+        assert needle in text and f"continue it with: nerkit search --resume x --storage {tmp_path}" in text
+    # A missing file is not storage failing: it stays the error it was.
+    monkeypatch.setattr(tune.driver, "run_search", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("d")))
+    assert isinstance(CliRunner().invoke(build_app(), args).exception, FileNotFoundError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,10 @@ def _progress_table(p) -> Table:
     t.add_row("[bold]ended by[/]", reasons)
     t.add_row("[bold]best dev F1[/]", best)
     return t
+
+
+#: Errors of storage itself (full, over quota, too large a file, read-only, refused, failing).
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def register(app: typer.Typer) -> None:
@@ -128,6 +133,20 @@ def register(app: typer.Typer) -> None:
                 why = "interrupted before the search was set up; nothing was saved"
             err_console.print(why, highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
+        except (OSError, optuna.exceptions.StorageInternalError) as exc:
+            # Storage that filled up, went read-only or failed mid-search: Ray's or Optuna's
+            # error alone names no file and no way on (Optuna blames "e.g. exceeding max
+            # length" for a read-only optuna.db). The state up to the last snapshot is there.
+            if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRNOS:
+                raise
+            exp = experiment_path(exp_name, storage)
+            if not exists(f"{exp}/{SETTINGS_FILE}"):
+                raise
+            err_console.print(f"error: writing the search's state under {exp} failed ({type(exc).__name__}: {exc}). "
+                              "What was saved before stays; once the storage has room and is writable again, "
+                              f"continue it with: nerkit search --resume {exp_name} --storage {storage_root(storage)}",
+                              highlight=False, soft_wrap=True, markup=False)
+            raise typer.Exit(1) from None
         finally:
             remove_listener(show)
             if live is not None:
