@@ -27,7 +27,9 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +42,8 @@ from nerkit.train import train
 logger = logging.getLogger(__name__)
 
 FAULT_ENV = "NERKIT_FAULT_INJECT"
+#: Checkpoint staging directories: <temp dir>/nerkit-ckpt-<pid>-<random> (remove_stale_staging).
+STAGING_PREFIX = "nerkit-ckpt-"
 #: "1": the cluster's GPUs are logical resources (no CUDA device behind them), see run_trial.
 LOGICAL_GPUS_ENV = "NERKIT_LOGICAL_GPUS"
 _FAULT_KEYS = {"when", "at_eval", "error"}
@@ -92,6 +96,34 @@ def writes_checkpoint(metrics: dict[str, Any], checkpoint_every: int) -> bool:
     return bool(metrics.get("final")) or (metrics["eval_index"] + 1) % checkpoint_every == 0
 
 
+def remove_stale_staging(root: str | None = None) -> list[str]:
+    """Remove the checkpoint staging directories of trial processes that have ended;
+    returns them.
+
+    Each checkpoint is written to a temporary directory before Ray copies it to storage;
+    a killed driver (SIGKILL, ``ray job stop``, a preempted head) kills its trials
+    without the clean-up, and each left one checkpoint (about 170 MiB for MiniLM) in the
+    node's temporary directory. The directory names the process that made it.
+    """
+    gone = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*-*"):
+        pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(str(path))
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 def _use_only_reserved_gpus(gpu_ids: list) -> None:
     """Train on the GPUs Ray reserved for this trial, and only on those.
 
@@ -125,6 +157,7 @@ def run_trial(
     hf_logging.disable_progress_bar()  # one bar per checkpoint save would flood trial logs
     cfg = trial_config(base, config)
     _use_only_reserved_gpus(ray.get_gpu_ids())
+    remove_stale_staging()
     runtime = ray.get_runtime_context()
     if cfg.num_threads is None:
         # Use exactly the CPUs Ray reserved for this trial: torch's default (all
@@ -151,7 +184,7 @@ def run_trial(
         if not writes_checkpoint(metrics, checkpoint_every):
             tune.report(last)
         else:
-            with tempfile.TemporaryDirectory(prefix="nerkit-ckpt-") as tmp:
+            with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-") as tmp:
                 save(tmp)
                 tune.report(last, checkpoint=tune.Checkpoint.from_directory(tmp))
         fail_if_due(metrics["eval_index"])

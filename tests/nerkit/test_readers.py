@@ -57,11 +57,36 @@ def test_span_cutting_a_word_suggests_the_aligned_span(tmp_path):
     assert '{"start": 2, "end": 7}' in message
 
 
+def test_span_cutting_the_end_of_a_word_is_an_error(tmp_path):
+    # "pizza" of "pizzas": a span that starts on a word but stops inside its last one is
+    # as misaligned as one that starts mid-word, and would tag the whole word.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("2 pizzas", (2, 7, "FOOD"))])
+    message = read_error(path)
+    assert f"{path}:1:" in message and "cuts through the word 'pizzas'" in message
+    assert '{"start": 2, "end": 8}' in message
+
+
 def test_overlapping_spans_are_an_error(tmp_path):
     # IOB2 cannot nest, so overlapping spans are reported with both spans.
     path = write_jsonl(tmp_path / "a.jsonl", [span_row("garlic bread", (0, 12, "FOOD"), (7, 12, "FOOD"))])
     message = read_error(path)
     assert f"{path}:1:" in message and "overlaps entities[0]" in message
+
+
+def test_touching_spans_do_not_overlap(tmp_path):
+    # End offsets are exclusive: a span starting where the previous one ends ([0, 1) then
+    # [1, 3)) shares no character with it, and gives two entities, not an overlap error.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("₹50 ka pizza", (0, 1, "CURRENCY"), (1, 3, "AMOUNT"))])
+    (record,), _ = read_records(path)
+    assert record.tags == ("B-CURRENCY", "B-AMOUNT", "O", "O")
+
+
+def test_spans_may_come_in_any_order(tmp_path):
+    # Annotation tools do not promise sorted entities: a later span listed first is read
+    # as well as in order, not reported as overlapping the one after it.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("pizza aur coke", (10, 14, "DRINK"), (0, 5, "FOOD"))])
+    (record,), _ = read_records(path)
+    assert record.tags == ("B-FOOD", "O", "B-DRINK")
 
 
 @pytest.mark.parametrize("label, expected", [("", "empty"), ("B-FOOD", "is a tag, not an entity type")])
@@ -114,6 +139,13 @@ def test_jsonl_tokens_int_tags_need_label_names(tmp_path):
     assert f"{path}:1:" in message and "no label list" in message
 
 
+def test_jsonl_tokens_negative_integer_tag_is_not_an_id(tmp_path):
+    # -1 would index the label list from its end (silently 'I-FOOD'): it is no id.
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "tags": [0, -1]}])
+    message = read_error(path, label_names=["O", "B-FOOD", "I-FOOD"])
+    assert f"{path}:1:" in message and "tags[1] = -1 is not an id of the 3 labels" in message
+
+
 def test_jsonl_tokens_length_mismatch(tmp_path):
     # One tag per token: a mismatch names both counts.
     path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "tags": ["O"]}])
@@ -161,6 +193,14 @@ def test_hf_disk_dataset_decodes_class_labels(tmp_path):
     records, _ = read_records(tmp_path / "ds")
     assert [r.tags for r in records] == [("B-FOOD", "I-FOOD"), ("O",)]
     assert [r.line for r in records] == [1, 2]
+
+
+def test_hf_class_label_names_win_over_label_names(tmp_path):
+    # A dataset's ClassLabel feature names its own ids; --label-names (for files that
+    # carry bare ids) must not relabel it.
+    _hf_dataset([(["pizza"], [1])]).save_to_disk(str(tmp_path / "ds"))
+    records, _ = read_records(tmp_path / "ds", label_names=["O", "B-DRINK", "I-DRINK"])
+    assert records[0].tags == ("B-FOOD",)
 
 
 def test_hf_disk_dataset_dict_picks_the_split(tmp_path):
@@ -213,6 +253,14 @@ def test_detect_format_by_extension_and_first_line(tmp_path):
         (tmp_path / name).write_text("a O\n")
     assert detect_format(spans) == "jsonl-spans" and detect_format(tokens) == "jsonl-tokens"
     assert {detect_format(tmp_path / n) for n in ("a.conll", "a.txt", "a.tsv", "a.bio")} == {"conll"}
+
+
+def test_jsonl_tokens_that_also_keep_their_text_are_tokens(tmp_path):
+    # A token file may carry the sentence as "text" too; without "entities" it is not a
+    # span file, and must not be read as one (which fails on the missing key).
+    path = write_jsonl(tmp_path / "t.jsonl", [{"text": "2 pizza", "tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}])
+    assert detect_format(path) == "jsonl-tokens"
+    assert read_records(path)[0][0].tags == ("O", "B-FOOD")
 
 
 def test_unknown_format_names_path_and_allowed(tmp_path):
@@ -320,6 +368,15 @@ def test_conll_integer_tags_take_label_names(tmp_path):
         read_records(path, label_names=["O", "B-FOOD", "I-FOOD"])
     records, _ = read_records(path, label_names=["O", "B-FOOD", "I-FOOD"], on_invalid="skip")
     assert [r.tags for r in records] == [("O", "B-FOOD")]
+
+
+def test_conll_tag_id_equal_to_the_label_count_is_a_data_error(tmp_path):
+    # Ids run 0..n-1: with 3 labels, "3" is one past the end, a DataError on its line,
+    # not an IndexError from the label list.
+    path = tmp_path / "t.conll"
+    path.write_text("a 0\nx 3\n")
+    with pytest.raises(DataError, match=r"t.conll:2: tag 3 is not an id of the 3 labels"):
+        read_records(path, label_names=["O", "B-FOOD", "I-FOOD"])
 
 
 def test_utf16_file_is_named_with_the_conversion_that_works(tmp_path):
