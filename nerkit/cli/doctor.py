@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from nerkit.cli.options import LABEL_NAMES_HELP, parse_label_names
+from nerkit.cli.options import (DEV_HELP, FORMAT_HELP, LABEL_NAMES_HELP, ON_INVALID_HELP, SPLIT_SEED_HELP, TEST_HELP,
+                                TRAIN_HELP, parse_label_names)
 
 _STYLE = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
 
@@ -24,10 +25,12 @@ def register(app: typer.Typer) -> None:
             None, "--model",
             help="Model name or path: its tokenizer is used and its labels compared with the data's.",
         ),
-        fmt: str = typer.Option(
-            "auto", "--format", help="auto | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"
-        ),
-        on_invalid: str = typer.Option("error", "--on-invalid", help="error | repair | skip"),
+        train_file: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
+        dev_file: Optional[str] = typer.Option(None, "--dev", help=DEV_HELP),
+        test_file: Optional[str] = typer.Option(None, "--test", help=TEST_HELP),
+        fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
+        on_invalid: str = typer.Option("error", "--on-invalid", help=ON_INVALID_HELP),
+        split_seed: int = typer.Option(13, "--split-seed", help=SPLIT_SEED_HELP),
         label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
         max_length: int = typer.Option(
             128, "--max-length", help="Subword budget per record, as in training."
@@ -42,7 +45,8 @@ def register(app: typer.Typer) -> None:
 
         report = run_doctor(
             data, model=model, format=fmt, on_invalid=on_invalid, max_length=max_length,
-            label_names=parse_label_names(label_names),
+            label_names=parse_label_names(label_names), train=train_file, dev=dev_file, test=test_file,
+            split_seed=split_seed,
         )
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

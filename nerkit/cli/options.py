@@ -78,15 +78,15 @@ def data_options(
     return {k: v for k, v in given.items() if v is not None}
 
 
-def data_config(
-    data: str | None, train: str | None, dev: str | None, test: str | None,
-    fmt: str, on_invalid: str, split_seed: int, label_names: str | None = None,
-) -> DataConfig:
-    return DataConfig(**data_options(data, train, dev, test, fmt, on_invalid, split_seed, label_names))
-
-
-#: Help text of every command's --label-names option.
+#: Help texts of the data options every command that reads data takes (train, search, doctor).
 LABEL_NAMES_HELP = "Labels of integer tag ids, in id order, comma-separated (e.g. O,B-FOOD,I-FOOD)."
+DATA_HELP = "Data file or directory (default: the bundled Hinglish corpus)."
+TRAIN_HELP = "Explicit train file (overrides the one found from --data)."
+DEV_HELP = "Explicit dev file (overrides the one found from --data)."
+TEST_HELP = "Explicit test file (overrides the one found from --data)."
+FORMAT_HELP = "auto (default) | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"
+ON_INVALID_HELP = "error (default) | repair | skip (repair/skip report counts)."
+SPLIT_SEED_HELP = "Seed for splitting a single file into train/dev/test (default 13)."
 
 
 def parse_label_names(text: str | None) -> tuple[str, ...] | None:

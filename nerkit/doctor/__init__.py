@@ -49,6 +49,10 @@ def run_doctor(
     max_length: int = 128,
     preview: int = 3,
     label_names: Sequence[str] | None = None,
+    train: str | None = None,
+    dev: str | None = None,
+    test: str | None = None,
+    split_seed: int = 13,
 ) -> DoctorReport:
     """Run every check on ``data`` (``None``: the bundled corpus); see module doc.
 
@@ -61,6 +65,9 @@ def run_doctor(
         max_length: Subword budget per record, as in training.
         preview: How many train records the alignment preview shows.
         label_names: Labels of integer tag ids, in id order (see DataConfig).
+        train, dev, test, split_seed: As for :class:`nerkit.data.DataConfig`: the data
+            checked is the data ``nerkit train`` and ``nerkit search`` would read with
+            the same options.
 
     Raises:
         ValueError: for an invalid ``format``/``on_invalid``/``max_length``, or a
@@ -69,11 +76,13 @@ def run_doctor(
     """
     from nerkit.model import BUNDLED_MODEL, check_max_length, model_config, resolve_model
 
-    cfg = DataConfig(path=data, format=format, on_invalid=on_invalid,
-                     label_names=tuple(label_names) if label_names is not None else None)
+    cfg = DataConfig(path=data, train=train, dev=dev, test=test, format=format, on_invalid=on_invalid,
+                     split_seed=split_seed, label_names=tuple(label_names) if label_names is not None else None)
     if not isinstance(max_length, int) or max_length < 3:
         raise ValueError(f"max_length is {max_length!r}, but must be an integer >= 3")
-    report = DoctorReport(data=data or "<bundled corpus>", model=model or BUNDLED_MODEL)
+    named = ", ".join(f"{k} {v}" for k, v in (("train", train), ("dev", dev), ("test", test)) if v)
+    report = DoctorReport(data=", ".join(x for x in (data, named) if x) or "<bundled corpus>",
+                          model=model or BUNDLED_MODEL)
     dataset = check_data(cfg, report)
     try:
         tokenizer = load_tokenizer(resolve_model(model or BUNDLED_MODEL))

@@ -209,3 +209,10 @@ def test_label_distribution_counts_each_split_and_names_types_train_lacks(good_d
     assert check.data["test"]["counts"] == {label: (3 if label == "O" else 0) for label in check.data["test"]["counts"]}
     write(good_dir / "dev.jsonl", GOOD)
     assert status(run_doctor(str(good_dir)), "label distribution").status == "ok"
+
+
+def test_doctor_reads_train_dev_files_as_train_does(good_dir):
+    # Without --train/--dev the doctor could only check a directory or one file to split,
+    # not the files a `nerkit train --train A --dev B` run reads.
+    report = run_doctor(train=str(good_dir / "train.jsonl"), dev=str(good_dir / "dev.jsonl"))
+    assert status(report, "data").status == "ok" and report.data.startswith("train ")

@@ -144,3 +144,17 @@ def test_storage_that_fails_mid_search_says_what_is_kept_and_how_to_continue(tmp
     # A missing file is not storage failing: it stays the error it was.
     monkeypatch.setattr(tune.driver, "run_search", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("d")))
     assert isinstance(CliRunner().invoke(build_app(), args).exception, FileNotFoundError)
+
+
+def test_search_takes_the_data_options_train_takes(tmp_path, monkeypatch):
+    # --split-seed was train's only: a single file could not be split for a search as it
+    # was for the `nerkit train` run it should compare with.
+    import tune.driver
+    from nerkit.cli import build_app
+
+    seen = []
+    monkeypatch.setattr(tune.driver, "run_search", lambda settings, address=None: seen.append(settings) or
+                        (_ for _ in ()).throw(KeyboardInterrupt))
+    CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path), "--split-seed", "7",
+                                     "--on-invalid", "skip"])
+    assert (seen[0].data.split_seed, seen[0].data.on_invalid, seen[0].data.format) == (7, "skip", "auto")

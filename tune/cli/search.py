@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from nerkit.cli.options import LABEL_NAMES_HELP, data_config
+from nerkit.cli.options import (DATA_HELP, DEV_HELP, FORMAT_HELP, LABEL_NAMES_HELP, ON_INVALID_HELP,
+                                SPLIT_SEED_HELP, TEST_HELP, TRAIN_HELP, data_options)
+from nerkit.data import DataConfig
 
 # Summary lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
 console = Console(soft_wrap=True)
@@ -41,12 +43,13 @@ def register(app: typer.Typer) -> None:
         space: Optional[Path] = typer.Option(
             None, "--space", show_default="the bundled default",
             help="Search space YAML, or a bundled one by name: default, ratio, seed_recipe."),
-        data: Optional[str] = typer.Option(None, "--data", help="Data file or directory (default: bundled corpus)."),
-        train_file: Optional[str] = typer.Option(None, "--train"),
-        dev_file: Optional[str] = typer.Option(None, "--dev"),
-        test_file: Optional[str] = typer.Option(None, "--test"),
-        fmt: str = typer.Option("auto", "--format"),
-        on_invalid: str = typer.Option("error", "--on-invalid"),
+        data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+        train_file: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
+        dev_file: Optional[str] = typer.Option(None, "--dev", help=DEV_HELP),
+        test_file: Optional[str] = typer.Option(None, "--test", help=TEST_HELP),
+        fmt: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+        on_invalid: Optional[str] = typer.Option(None, "--on-invalid", help=ON_INVALID_HELP),
+        split_seed: Optional[int] = typer.Option(None, "--split-seed", help=SPLIT_SEED_HELP),
         label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
         model: str = typer.Option("bundled-minilm", "--model", help="HF name or path (default: bundled MiniLM)."),
         max_length: int = typer.Option(128, "--max-length"),
@@ -101,7 +104,8 @@ def register(app: typer.Typer) -> None:
                 seed=seed, baselines=not no_baselines, max_failures=max_failures,
                 checkpoint_every=checkpoint_every, model=model,
                 max_length=max_length,
-                data=data_config(data, train_file, dev_file, test_file, fmt, on_invalid, 13, label_names),
+                data=DataConfig(**data_options(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed,
+                                               label_names)),
                 max_epochs=max_epochs, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
             )
         live = Live(console=console, refresh_per_second=4, transient=False) if not as_json else None
