@@ -37,6 +37,7 @@ from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, exper
                            read_settings)
 from tune.space import Sampler, SearchSpace, load_space
 from tune.state_backup import StateBackup, restore_if_broken
+from tune.stop_reasons import FINISHED
 from tune.storage import exists, write_text
 from tune.study_store import (live_study_url, make_room_for_new_study, set_aside_unstarted_study,
                               study_for_resume)
@@ -555,7 +556,7 @@ def fail_orphaned_trials(plan: SearchPlan, exp: str, records: tuple | None = Non
 
     study, trials = records or _study_and_ray_trials(plan, exp)
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    unfinished = [config for status, config in trials if status not in ("TERMINATED", "ERROR")]
+    unfinished = [config for status, config in trials if status not in FINISHED]
     orphans = [ot.number for ot in _unclaimed(running, unfinished)]
     for number in orphans:
         study.tell(number, state=optuna.trial.TrialState.FAIL)

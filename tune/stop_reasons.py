@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from tune.guard import GuardConfig, collapse_index
 
 REASONS = ("completed", "asha", "collapsed", "diverged", "error")
+#: Ray statuses of a trial that has ended.
 FINISHED = ("TERMINATED", "ERROR")
 
 

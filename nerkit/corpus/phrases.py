@@ -8,8 +8,6 @@ the chat logs the corpus imitates.
 
 from __future__ import annotations
 
-LANGS = ("hi", "en", "deva")
-
 # Mostly digits and one-word numbers; "half dozen"/"ek dozen" are the rare
 # multi-word quantities. "do" doubles as the verb in "bhej do": context decides.
 QUANTITIES = {

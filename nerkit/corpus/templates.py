@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ENTITY_SLOTS = ("STORE", "FOOD", "LOC", "QTY", "PREF")
-
 # A slot, a run of word characters, or one punctuation mark.
 _TOKEN = re.compile(r"\{[A-Z]+\??\}|[^\s{},.!?।]+|[,.!?।]")
 _SLOT = re.compile(r"\{([A-Z]+)(\??)\}")
