@@ -96,17 +96,7 @@ def plan_search(settings: SearchSettings) -> SearchPlan:
 
 def plan_from_record(record: dict[str, Any]) -> SearchPlan:
     """Rebuild the plan of an existing search from its ``search.json``."""
-    from tune.space import Baseline, Budget, Param
-    from tune.guard import GuardConfig
-
-    sp = record["space"]
-    space = SearchSpace(
-        source=sp["source"],
-        params=tuple(Param(**{**p, "values": tuple(p["values"]) if p["values"] is not None else None,
-                              "when": tuple((k, tuple(v)) for k, v in p["when"])}) for p in sp["params"]),
-        base=sp["base"], budget=Budget(**sp["budget"]), guard=GuardConfig(**sp["guard"]),
-        baselines=tuple(Baseline(**b) for b in sp["baselines"]), description=sp["description"],
-    )
+    space = SearchSpace.from_dict(record["space"])
     return SearchPlan(SearchSettings.from_dict(record["settings"]), space,
                       TrainConfig.from_dict(record["base_config"]))
 

@@ -33,7 +33,7 @@ def param_importances(tables) -> tuple[dict[str, float] | None, list[str]]:
 
     from tune.space import Param
 
-    space = {p["name"]: Param(**p) for p in tables.record["space"]["params"] if p["kind"] != "fixed"}
+    space = {p["name"]: Param.from_dict(p) for p in tables.record["space"]["params"] if p["kind"] != "fixed"}
     rows = [t for t in tables.trials if t.get("stop_reason") in USED_REASONS and t.get("best_dev_f1") is not None]
     if len(rows) < MIN_COMPLETE_TRIALS:
         return None, [f"{len(rows)} finished trial(s) with a dev F1 (completed, pruned or stopped by the guard); "

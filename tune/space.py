@@ -80,6 +80,12 @@ class Param:
     value: Any = None
     when: tuple[tuple[str, tuple], ...] = ()
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Param":
+        """Inverse of ``dataclasses.asdict`` (``search.json`` stores lists for tuples)."""
+        return cls(**{**d, "values": tuple(d["values"]) if d.get("values") is not None else None,
+                      "when": tuple((k, tuple(v)) for k, v in d.get("when", ()))})
+
     def active(self, sampled: dict[str, Any]) -> bool:
         return all(sampled.get(k) in vs for k, vs in self.when)
 
@@ -146,6 +152,13 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SearchSpace":
+        """Inverse of :meth:`to_dict`: the space as ``search.json`` recorded it."""
+        return cls(source=d["source"], params=tuple(Param.from_dict(p) for p in d["params"]), base=d["base"],
+                   budget=Budget(**d["budget"]), guard=GuardConfig(**d["guard"]),
+                   baselines=tuple(Baseline(**b) for b in d["baselines"]), description=d["description"])
 
     def with_budget(self, **changes: Any) -> "SearchSpace":
         changes = {k: v for k, v in changes.items() if v is not None}

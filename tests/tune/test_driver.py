@@ -125,6 +125,22 @@ def test_trials_flag_collapse_at_the_guards_eps(tmp_path):
     assert plan.base.collapse_eps == 0.3 == plan.space.guard.eps
 
 
+def test_a_resumed_plan_is_the_plan_the_search_started_with(tmp_path):
+    # search.json (JSON: lists for tuples) rebuilds the very plan, conditional and choice
+    # parameters, guard, budget and baselines included: resume runs on it.
+    import json
+
+    from tune.driver import plan_from_record, plan_search
+    from tune.settings import SearchSettings
+    from tune.space import resolve_space
+
+    plan = plan_search(SearchSettings(name="p", space=str(resolve_space("default")), storage=str(tmp_path)))
+    assert any(p.when for p in plan.space.params) and any(p.values for p in plan.space.params)
+    record = json.loads(json.dumps(plan.to_record(), default=str))
+    again = plan_from_record(record)
+    assert (again.space, again.base, again.settings) == (plan.space, plan.base, plan.settings)
+
+
 def test_a_resume_of_a_directory_that_is_no_search_leaves_it_as_it_was(tmp_path):
     # No search.json: nothing to hold, so no lock file is left in someone's directory.
     from tune.driver import resume_search
