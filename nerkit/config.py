@@ -71,7 +71,7 @@ class TrainConfig:
             return ValueError(f"{name} is {getattr(self, name)!r}, but must be {allowed}")
 
         if isinstance(self.data, dict):
-            object.__setattr__(self, "data", DataConfig(**self.data))
+            object.__setattr__(self, "data", DataConfig.from_dict(self.data))
         if not isinstance(self.data, DataConfig):
             raise bad("data", "a mapping of data settings (path, format, on_invalid, ...)")
         # Types first: YAML and JSON hand over strings, booleans and None as readily as
@@ -145,14 +145,7 @@ class TrainConfig:
             raise ValueError(f"unknown training setting(s) {unknown}; allowed are {sorted(known)}")
         values = {k: parse_number(v) if _FIELD_KINDS.get(k) == "float" else v for k, v in values.items()}
         if isinstance(values.get("data"), dict):
-            data = dict(values["data"])
-            data_known = {f.name for f in dataclasses.fields(DataConfig)}
-            bad_keys = sorted(set(data) - data_known)
-            if bad_keys:
-                raise ValueError(f"unknown data setting(s) {bad_keys}; allowed are {sorted(data_known)}")
-            if isinstance(data.get("split_ratios"), list):
-                data["split_ratios"] = tuple(data["split_ratios"])
-            values["data"] = DataConfig(**data)
+            values["data"] = DataConfig.from_dict(values["data"])
         return cls(**values)
 
     def with_overrides(self, **overrides: Any) -> "TrainConfig":

@@ -16,14 +16,17 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nerkit.bio import FileReport, LoadReport, check_policy
 from nerkit.errors import DataError
@@ -71,6 +74,16 @@ class DataConfig:
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     label_names: tuple[str, ...] | None = None
     fingerprint: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "DataConfig":
+        """Build from a mapping (a YAML file's ``data:``, a stored config): unknown keys
+        are errors, and lists (YAML and JSON have no tuples) become tuples."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown data setting(s) {unknown}; allowed are {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     def __post_init__(self) -> None:
         for name in ("path", *SPLITS):

@@ -78,7 +78,7 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
-            object.__setattr__(self, "data", DataConfig(**_tuples(self.data)))
+            object.__setattr__(self, "data", DataConfig.from_dict(self.data))
         check_name(self.name)
         if not isinstance(self.storage, str) or not self.storage.strip():
             raise ValueError(f"storage is {self.storage!r}, but must be a directory or a URI ({', '.join(REMOTE_SCHEMES)})")
@@ -132,10 +132,6 @@ class SearchSettings:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "SearchSettings":
         return cls(**values)
-
-
-def _tuples(d: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
 def read_settings(experiment_path: str) -> dict[str, Any]:

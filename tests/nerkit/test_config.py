@@ -99,3 +99,16 @@ def test_config_is_frozen():
     # A resolved config cannot be mutated in place.
     with pytest.raises(AttributeError):
         TrainConfig().epochs = 3  # type: ignore[misc]
+
+
+def test_an_unknown_data_key_is_the_same_value_error_however_the_config_is_built():
+    # TrainConfig(data={...}) and SearchSettings raised a bare TypeError ("unexpected
+    # keyword argument 'pth'") where TrainConfig.from_dict named the allowed keys.
+    from tune.settings import SearchSettings
+
+    builds = [lambda: TrainConfig(data={"pth": "x"}), lambda: TrainConfig.from_dict({"data": {"pth": "x"}}),
+              lambda: SearchSettings(name="a", space="x", data={"pth": "x"})]
+    for build in builds:
+        with pytest.raises(ValueError, match=r"unknown data setting\(s\) \['pth'\]; allowed are \['dev', "):
+            build()
+    assert TrainConfig(data={"split_ratios": [0.6, 0.2, 0.2]}).data.split_ratios == (0.6, 0.2, 0.2)
