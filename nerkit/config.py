@@ -148,6 +148,12 @@ class TrainConfig:
             values["data"] = DataConfig.from_dict(values["data"])
         return cls(**values)
 
+    def with_uniform_weights(self) -> "TrainConfig":
+        """Plain (unweighted) class weights: strategy none, O weight and boost 1, and no
+        entity:O ratio or weight cap (uniform means uniform, whatever a file set)."""
+        return self.with_overrides(weight_strategy="none", o_weight=1.0, entity_boost=1.0, entity_o_ratio=None,
+                                   max_weight=None)
+
     def with_overrides(self, **overrides: Any) -> "TrainConfig":
         """A copy with some settings replaced (validated again)."""
         known = {f.name for f in dataclasses.fields(self)}

@@ -93,7 +93,6 @@ def register(app: typer.Typer) -> None:
             if given:
                 raise ValueError(f"--no-class-weights means uniform weights, but {', '.join(given)} was given too; "
                                  "drop one of them")
-            overrides.update(weight_strategy="none", o_weight=1.0, entity_boost=1.0)
         elif class_weights is True and weight_strategy is None:
             overrides.update(weight_strategy="seed")
         cfg = build_train_config(
@@ -101,8 +100,7 @@ def register(app: typer.Typer) -> None:
             overrides,
         )
         if class_weights is False:
-            # Uniform means uniform: a config file's entity_o_ratio or weight cap goes too.
-            cfg = cfg.with_overrides(entity_o_ratio=None, max_weight=None)
+            cfg = cfg.with_uniform_weights()
         collapsed_run = [0]
         last_entity_prob: list[float | None] = [None]
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
