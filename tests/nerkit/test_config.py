@@ -116,6 +116,7 @@ def test_an_unknown_data_key_is_the_same_value_error_however_the_config_is_built
 
 def test_uniform_weights_clear_every_weighting_setting():
     # What --no-class-weights means, reachable from Python: a file's entity_o_ratio or cap goes too.
-    cfg = TrainConfig(weight_strategy="seed", entity_o_ratio=2.0, max_weight=5.0).with_uniform_weights()
+    cfg = TrainConfig(weight_strategy="seed", entity_o_ratio=2.0).with_uniform_weights()
+    assert TrainConfig(max_weight=5.0).with_uniform_weights().max_weight is None
     assert (cfg.weight_strategy, cfg.o_weight, cfg.entity_boost, cfg.entity_o_ratio, cfg.max_weight) == \
         ("none", 1.0, 1.0, None, None)
