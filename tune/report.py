@@ -23,7 +23,7 @@ from typing import Any
 
 from tune.importance import param_importances
 from tune.report_plots import importance_bars, learning_curves, param_scatter
-from tune.stop_reasons import REASONS
+from tune.stop_reasons import REASONS, UNFINISHED, shown_reason
 from tune.storage import write_text
 from tune.summary import best_row, checkpoint_not_best
 from tune.tables import SCHEMA_VERSION, TrialTables, collect
@@ -62,9 +62,9 @@ def _note(text: str) -> str:
 
 def compute_spent(trials: list[dict[str, Any]]) -> list[list[Any]]:
     """Rows ``[stop reason, trials, epochs, wall seconds, share of wall time]`` per reason."""
-    groups = {r: [0, 0.0, 0.0] for r in (*REASONS, "unfinished")}
+    groups = {r: [0, 0.0, 0.0] for r in (*REASONS, UNFINISHED)}
     for t in trials:
-        g = groups[t["stop_reason"] or "unfinished"]
+        g = groups[shown_reason(t)]
         g[0] += 1
         g[1] += t.get("epochs_trained") or 0.0
         g[2] += t.get("wall_time_s") or 0.0
@@ -83,7 +83,7 @@ def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str
              best["epochs_trained"], 0.0]] if best else []
     for t in base:
         gap = ref - t["best_dev_f1"] if ref is not None and t["best_dev_f1"] is not None else None
-        rows.append([f"{t['baseline']} ({t['trial_id']})", t["stop_reason"] or "unfinished",
+        rows.append([f"{t['baseline']} ({t['trial_id']})", shown_reason(t),
                      t["best_dev_f1"], t["best_epoch"], t["epochs_trained"], gap])
     table = _table(["trial", "stop reason", "best dev F1", "at epoch", "epochs trained", "best minus this"],
                    rows, left=2)
@@ -100,7 +100,7 @@ def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str
 def _best_section(best: dict[str, Any] | None, searched: list[str]) -> str:
     if best is None:
         return _note("no trial has reported a dev evaluation yet")
-    facts = [["trial", best["trial_id"]], ["stop reason", best["stop_reason"] or "unfinished"],
+    facts = [["trial", best["trial_id"]], ["stop reason", shown_reason(best)],
              ["best dev F1", best["best_dev_f1"]], ["at epoch", best["best_epoch"]],
              ["entity_pred_ratio there", best["best_entity_pred_ratio"]],
              ["entity:O weight ratio", best.get("entity_o_ratio")], ["checkpoint", best["checkpoint"] or "-"]]
@@ -131,7 +131,7 @@ def build_report(tables: TrialTables) -> str:
     searched = [p["name"] for p in params]
     best = best_row(tables)
     eps = record["space"].get("guard", {}).get("eps")
-    counts = {r: sum(1 for t in trials if (t["stop_reason"] or "unfinished") == r) for r in (*REASONS, "unfinished")}
+    counts = {r: sum(1 for t in trials if shown_reason(t) == r) for r in (*REASONS, UNFINISHED)}
     versions = ", ".join(f"{k} {v}" for k, v in sorted(record.get("versions", {}).items()))
     head = [
         ["experiment", tables.experiment], ["created", record.get("created", "-")],

@@ -13,6 +13,15 @@ from collections.abc import Sequence
 from tune.guard import GuardConfig, collapse_index
 
 REASONS = ("completed", "asha", "collapsed", "diverged", "error")
+#: What a trial that has not ended (no stop reason yet) is called in summaries and reports.
+UNFINISHED = "unfinished"
+
+
+def shown_reason(row: dict) -> str:
+    """A trial row's stop reason, or :data:`UNFINISHED` where it has none yet."""
+    return row.get("stop_reason") or UNFINISHED
+
+
 #: Ray statuses of a trial that has ended.
 FINISHED = ("TERMINATED", "ERROR")
 

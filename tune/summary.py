@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from tune.settings import experiment_path
+from tune.stop_reasons import shown_reason
 from tune.tables import TrialTables, collect
 
 
@@ -50,7 +51,7 @@ def summarize(name: str, storage: str = "runs") -> dict[str, Any]:
         "trials": len(tables.trials),
         "trials_planned": tables.record["settings"]["trials"],
         # A trial not ended has no stop reason: "unfinished", as `nerkit trials` calls it.
-        "reasons": dict(Counter(t["stop_reason"] or "unfinished" for t in tables.trials)),
+        "reasons": dict(Counter(shown_reason(t) for t in tables.trials)),
         "unfinished": unfinished(tables),
         "best": None,
         "baselines": [
