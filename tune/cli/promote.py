@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             # Its own exit status: a release pipeline tells "model not good enough" (3) from
             # a bad option or search (2) and an I/O failure (1).
-            raise SystemExit(3) from None
+            raise typer.Exit(3) from None
         test = result.manifest.get("test_metrics", {})
         scores = f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})" if test else ""
         if result.published:

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
             # mistyped reference (2) or an I/O failure (1).
             Console(stderr=True).print(f"[bold red]verification failed:[/] {escape(str(exc))}", highlight=False,
                                        soft_wrap=True)
-            raise SystemExit(3) from None
+            raise typer.Exit(3) from None
         version = json.loads((dest / "manifest.json").read_text(encoding="utf-8")).get("version")
         console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False)
         console.print(f"try it: nerkit predict --model {dest} \"tushar se 2 misal pav mangwao\"", highlight=False)
