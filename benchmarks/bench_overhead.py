@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from nerkit.data import DataConfig
     from nerkit.features import prepare_data
-    from tune.driver import default_concurrency, init_ray, plan_search
+    from tune.cluster_checks import default_concurrency
+    from tune.driver import plan_search
+    from tune.ray_connect import init_ray
     from tune.settings import SearchSettings
 
     doc: dict[str, Any] = bu.document("overhead", vars(args))

@@ -73,7 +73,9 @@ def _random_search(settings, seed: int):
     from ray.tune.search.optuna import OptunaSearch
 
     from nerkit.features import prepare_data
-    from tune.driver import SearchPlan, default_concurrency, init_ray, plan_search, trial_dirname
+    from tune.cluster_checks import default_concurrency
+    from tune.driver import SearchPlan, plan_search, trial_dirname
+    from tune.ray_connect import init_ray
     from tune.settings import SETTINGS_FILE
     from tune.space import Sampler
     from tune.storage import write_text
@@ -151,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     import ray
 
     from nerkit.data import DataConfig
-    from tune.driver import init_ray, run_search
+    from tune.driver import run_search
+    from tune.ray_connect import init_ray
     from tune.settings import SearchSettings
     from tune.tables import collect
 

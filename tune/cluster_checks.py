@@ -5,6 +5,7 @@ cluster, without a word."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 from tune.driver_lock import LOCK_FILE
@@ -58,3 +59,28 @@ def warn_if_gpus_unused(settings: SearchSettings) -> None:
     if settings.gpus_per_trial == 0 and gpus > 0:
         logger.warning("the cluster has %g GPU(s), but --gpus-per-trial is 0, so every trial trains on CPUs; give "
                        "--gpus-per-trial 1 (or 0.5 for two trials per GPU) to train on them", gpus)
+
+
+def default_concurrency(settings: SearchSettings) -> int:
+    """As many trials as the cluster's resources hold at once (at least 1)."""
+    import ray
+
+    total = ray.cluster_resources()
+    slots = [math.floor(total.get("CPU", 1) / settings.cpus_per_trial)]
+    if settings.gpus_per_trial > 0:
+        slots.append(math.floor(total.get("GPU", 0) / settings.gpus_per_trial + 1e-9))
+    return max(1, min(slots))
+
+
+def warn_if_autoscaling_would_starve(settings: SearchSettings, address: str | None) -> None:
+    """On a cluster, the default concurrency is what its nodes hold *now*. An autoscaling
+    cluster adds nodes only for trials that wait, so a head-only start would run one trial
+    at a time for the whole search: say so, and how to ask for more."""
+    if settings.max_concurrent is not None or not (address or os.environ.get("RAY_ADDRESS")):
+        return
+    slots = default_concurrency(settings)
+    if slots < settings.trials:
+        logger.warning(
+            "the cluster holds %d concurrent trial(s) now, so the search runs at most %d at once; an "
+            "autoscaling cluster starts more nodes only for trials that wait: pass --max-concurrent N "
+            "(e.g. the trials its max_workers hold) to let it grow", slots, slots)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -27,9 +26,12 @@ from typing import Any
 
 from nerkit.config import TrainConfig
 from nerkit.features import PreparedData, prepare_data
-from tune.cluster_checks import check_storage_on_every_node, warn_if_gpus_unused
+from tune.cluster_checks import (check_storage_on_every_node, default_concurrency, warn_if_autoscaling_would_starve,
+                                 warn_if_gpus_unused)
 from tune.driver_lock import LOCK_FILE, driver_lock
 from tune.progress import SearchProgress
+from tune.ray_connect import check_address, init_ray_for
+from tune.reconcile import fail_orphaned_trials, study_and_ray_trials, unrecorded_finished_trials
 from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
@@ -37,10 +39,8 @@ from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, exper
                            read_settings)
 from tune.space import Sampler, SearchSpace, load_space
 from tune.state_backup import StateBackup, restore_if_broken
-from tune.stop_reasons import FINISHED
 from tune.storage import exists, write_text
-from tune.study_store import (live_study_url, make_room_for_new_study, set_aside_unstarted_study,
-                              study_for_resume)
+from tune.study_store import make_room_for_new_study, set_aside_unstarted_study, study_for_resume
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)
@@ -117,124 +117,6 @@ def reported_trial_directories(experiment: str) -> list[str]:
     infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("trial_"))
     return [n for n in names if fs.get_file_info(f"{root}/{n}/result.json").size]
-
-
-def check_address(address: str | None) -> None:
-    """Refuse an address nerkit cannot use, before anything slow (data preparation) runs."""
-    import ray
-
-    given = address or os.environ.get("RAY_ADDRESS")
-    if given and given.startswith("ray://"):
-        # Through Ray Client, Tune runs the whole search in a task on the head: the study
-        # path, the progress view and nerkit's driver-side callbacks would be the head's,
-        # none of it tested. A job on the head is the supported way in.
-        raise ValueError(f"address is {given!r}: Ray Client (ray://) addresses are not supported; submit the "
-                         "search as a job on the head (`ray job submit --address http://HEAD:8265 -- nerkit "
-                         "search …`, docs/CLUSTER.md), or give the GCS address (HEAD:6379) from a machine "
-                         "inside the cluster's network")
-    if ray.is_initialized():
-        _check_joined(address, ray.get_runtime_context().gcs_address)
-
-
-def init_ray(address: str | None) -> None:
-    """Join a cluster (``--address`` or ``RAY_ADDRESS``) or start Ray in-process."""
-    import ray
-
-    # Searches made before tune.retention ran Ray with num_to_keep=1, which forces a
-    # snapshot per checkpoint; resuming one, Ray's warning about it would be noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Ray's own console tables would fight the CLI's live view; with the classic
-    # reporter, RunConfig(verbose=0) keeps Ray quiet.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    check_address(address)
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    # Trial stdout/stderr go to per-trial files, and Ray's INFO lines ("Started a local Ray
-    # instance", "Wrote the latest version of all result files…") are not shown: both would
-    # drown the driver's progress view. Ray's warnings still show.
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-
-
-def _check_joined(address: str | None, joined: str) -> None:
-    """Refuse a cluster address when this process already runs another Ray.
-
-    Otherwise a caller that started a local Ray earlier (a notebook, another test)
-    and then asks for ``address="head:6379"`` would silently run the whole search
-    on the local machine. Addresses are compared by GCS port, which tells two
-    clusters apart without resolving host names; ``auto`` and ``local`` are not checked
-    (``ray://`` never gets here: init_ray refuses it).
-    """
-    if not address or address in ("auto", "local") or "://" in address:
-        return
-    if address.rpartition(":")[2] != joined.rpartition(":")[2]:
-        raise ValueError(f"address is {address!r}, but this process already joined the Ray at {joined!r}; "
-                         "call ray.shutdown() first, or pass address=None to use the Ray already joined")
-
-
-def default_concurrency(settings: SearchSettings) -> int:
-    """As many trials as the cluster's resources hold at once (at least 1)."""
-    import ray
-
-    total = ray.cluster_resources()
-    slots = [math.floor(total.get("CPU", 1) / settings.cpus_per_trial)]
-    if settings.gpus_per_trial > 0:
-        slots.append(math.floor(total.get("GPU", 0) / settings.gpus_per_trial + 1e-9))
-    return max(1, min(slots))
-
-
-def starts_local_ray(address: str | None) -> bool:
-    """Whether init_ray(address) will start a new Ray in this process: no Ray running here,
-    and neither an address nor a cluster already started on this machine (``ray start
-    --head`` or ``ray up``'s head, which a plain ``ray.init()`` joins)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    try:
-        from ray._private.services import canonicalize_bootstrap_address
-
-        # What ray.init itself does with the address: None means it starts a local Ray.
-        return canonicalize_bootstrap_address(address or os.environ.get("RAY_ADDRESS")) is None
-    except Exception:  # noqa: BLE001 - Ray's private helper moved or failed: assume a cluster, check nothing
-        return False
-
-
-def init_ray_for(settings: SearchSettings, address: str | None) -> None:
-    """init_ray, then, on a Ray this process started, refuse trials larger than the machine:
-    they would wait for ever, silently (no autoscaler adds a GPU to a laptop)."""
-    import ray
-
-    local = starts_local_ray(address)
-    init_ray(address)
-    if not local:
-        return
-    total = ray.cluster_resources()
-    for option, need, kind in (("--cpus-per-trial", settings.cpus_per_trial, "CPU"),
-                               ("--gpus-per-trial", settings.gpus_per_trial, "GPU")):
-        have = total.get(kind, 0)
-        if need > have + 1e-9:
-            ray.shutdown()  # started for this search only; a retry in this process checks again
-            raise ValueError(f"{option} is {need:g}, but this machine has {have:g} {kind}(s) for Ray (no cluster "
-                             f"here and no --address: Ray runs in this process), so no trial could ever start; "
-                             f"give {option} of at most {have:g}, or --address of a cluster that has them")
-
-
-def _warn_if_autoscaling_would_starve(settings: SearchSettings, address: str | None) -> None:
-    """On a cluster, the default concurrency is what its nodes hold *now*. An autoscaling
-    cluster adds nodes only for trials that wait, so a head-only start would run one trial
-    at a time for the whole search: say so, and how to ask for more."""
-    if settings.max_concurrent is not None or not (address or os.environ.get("RAY_ADDRESS")):
-        return
-    slots = default_concurrency(settings)
-    if slots < settings.trials:
-        logger.warning(
-            "the cluster holds %d concurrent trial(s) now, so the search runs at most %d at once; an "
-            "autoscaling cluster starts more nodes only for trials that wait: pass --max-concurrent N "
-            "(e.g. the trials its max_workers hold) to let it grow", slots, slots)
 
 
 def _trainable(plan: SearchPlan, prepared: PreparedData):
@@ -320,7 +202,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             init_ray_for(settings, address)
             check_storage_on_every_node(exp)
             warn_if_gpus_unused(settings)
-            _warn_if_autoscaling_would_starve(settings, address)
+            warn_if_autoscaling_would_starve(settings, address)
             make_room_for_new_study(exp)
             # What --resume and promotion check the data against (tune.settings.check_same_data).
             record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint}
@@ -410,7 +292,7 @@ def _resume(name: str, exp: str, address: str | None):
     # The study as this machine sees it: the copy on storage when the machine that ran
     # the search is gone; the searcher restored below opens it there (tune.searcher).
     study_url = study_for_resume(exp, record)
-    records = _study_and_ray_trials(plan, exp, study_url)  # read once: a large snapshot is slow to load
+    records = study_and_ray_trials(plan, exp, study_url)  # read once: a large snapshot is slow to load
     fail_orphaned_trials(plan, exp, records)
     lost = unrecorded_finished_trials(plan, exp, records)
     if lost:
@@ -489,69 +371,3 @@ def snapshot_period(trials: int):
         yield
     finally:
         os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)
-
-
-def _unclaimed(study_trials: list, configs: list[dict[str, Any]]) -> list:
-    """The study trials (in number order) that no config claims: each config claims one
-    trial whose suggested parameters are exactly its searched values."""
-    configs = list(configs)
-    unclaimed = []
-    for ot in sorted(study_trials, key=lambda t: t.number):
-        match = next((i for i, c in enumerate(configs) if c == ot.params), None)
-        if match is None:
-            unclaimed.append(ot)
-        else:
-            configs.pop(match)
-    return unclaimed
-
-
-def _study_and_ray_trials(plan: SearchPlan, exp: str, study_url: str | None = None):
-    """The search's Optuna study (at ``study_url``, by default where this machine keeps
-    it), and Ray's restored trials as (status, searched values)."""
-    import optuna
-    from ray.tune import ExperimentAnalysis
-
-    fixed = {p.name for p in plan.space.params if p.kind == "fixed"}
-    study = optuna.load_study(study_name=plan.settings.name, storage=study_url or live_study_url(exp))
-    trials = [(t.status, {k: v for k, v in t.config.items() if k not in fixed})
-              for t in ExperimentAnalysis(exp).trials]
-    return study, trials
-
-
-def unrecorded_finished_trials(plan: SearchPlan, exp: str, records: tuple | None = None) -> list[int]:
-    """Optuna trials that finished but that no trial in Ray's snapshot is: ones that
-    started and ended within the snapshot's lag before the driver died (about a second;
-    a few seconds when resuming from tune.state_backup's copy). Optuna cannot take a
-    finished trial back, and Ray does not know them. ``records``: what
-    ``_study_and_ray_trials`` returned, when the caller has loaded it already."""
-    import optuna
-
-    study, trials = records or _study_and_ray_trials(plan, exp)
-    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return [ot.number for ot in _unclaimed(finished, [config for _, config in trials])]
-
-
-def fail_orphaned_trials(plan: SearchPlan, exp: str, records: tuple | None = None) -> list[int]:
-    """Mark Optuna trials that no Ray trial will ever finish as FAIL; return their numbers.
-
-    A driver killed between asking Optuna for a trial and Ray's next experiment
-    snapshot leaves that trial RUNNING in the study (with all, some or none of its
-    parameters suggested) but absent from Ray's restored state. Left alone it would
-    stay RUNNING forever, and with constant_liar TPE keep counting as a pending point.
-    Each unfinished Ray trial claims one RUNNING study trial whose suggested
-    parameters are exactly its searched values; the unclaimed ones are orphans.
-    ``records`` as in ``unrecorded_finished_trials``.
-    """
-    import optuna
-
-    study, trials = records or _study_and_ray_trials(plan, exp)
-    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    unfinished = [config for status, config in trials if status not in FINISHED]
-    orphans = [ot.number for ot in _unclaimed(running, unfinished)]
-    for number in orphans:
-        study.tell(number, state=optuna.trial.TrialState.FAIL)
-    if orphans:
-        logger.warning("marked Optuna trials %s FAIL: asked before the driver died, but not in Ray's last "
-                       "snapshot (they started after it), so Ray runs a new trial in each one's place; a "
-                       "directory such a trial began on storage stays there, outside the trial table", orphans)
-    return orphans

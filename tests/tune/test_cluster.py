@@ -27,7 +27,8 @@ from ray.tune import Callback
 
 from cluster_utils import connect, start_cluster, stop_cluster, wait_for
 from nerkit.data import DataConfig
-from tune.driver import plan_from_record, resume_search, run_search, unrecorded_finished_trials
+from tune.driver import plan_from_record, resume_search, run_search
+from tune.reconcile import unrecorded_finished_trials
 from tune.settings import SearchSettings, read_settings
 from tune.snapshot import newest_snapshot
 from tune.state_backup import BROKEN_DIR

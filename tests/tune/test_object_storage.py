@@ -372,7 +372,8 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
 
     import ray
 
-    from tune.driver import plan_from_record, unrecorded_finished_trials
+    from tune.driver import plan_from_record
+    from tune.reconcile import unrecorded_finished_trials
     from tune.importance import param_importances
     from tune.settings import SearchSettings, read_settings
     from tune.study_store import SEARCH_ID_ATTR

@@ -12,7 +12,8 @@ import pytest
 
 from cluster_utils import results as trial_results
 from nerkit.data import DataConfig
-from tune.driver import plan_from_record, resume_search, run_search, unrecorded_finished_trials
+from tune.driver import plan_from_record, resume_search, run_search
+from tune.reconcile import unrecorded_finished_trials
 from tune.settings import SearchSettings, read_settings
 from tune.state_backup import BACKUP_DIR, BROKEN_DIR, latest_backup, read_state
 from tune.state_check import disagreements, searcher_trial_ids

@@ -33,30 +33,6 @@ def test_resume_refuses_options_it_would_ignore(tmp_path):
     assert "--resume s continues the search with its saved settings, but --trials was given" in str(result.exception)
 
 
-def test_joining_a_cluster_that_holds_fewer_trials_than_asked_warns(caplog):
-    # On a fresh autoscaling cluster (only a GPU-less head), the default concurrency is 1 for
-    # the whole search: the driver says so, and how to let the cluster grow.
-    import logging
-
-    import ray
-
-    from tune.driver import _warn_if_autoscaling_would_starve
-
-    ray.shutdown()
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        with caplog.at_level(logging.WARNING, logger="tune.driver"):
-            _warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), "head:6379")
-            assert "holds 1 concurrent trial(s) now" in caplog.text and "--max-concurrent" in caplog.text
-            caplog.clear()
-            _warn_if_autoscaling_would_starve(
-                SearchSettings(name="s", space="x.yaml", trials=8, max_concurrent=32), "head:6379")
-            _warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), None)
-            assert caplog.text == ""
-    finally:
-        ray.shutdown()
-
-
 def test_local_model_and_data_paths_are_stored_absolute(tmp_path, monkeypatch):
     # Trials run in their own directories and search.json is read from anywhere: a
     # relative path typed on the command line must not be stored as typed. Hub names
