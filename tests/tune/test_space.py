@@ -92,6 +92,73 @@ def _write(tmp_path, text: str) -> Path:
     return p
 
 
+def test_a_condition_on_two_parameters_needs_both(tmp_path):
+    # `when` with two keys is an AND: gamma is sampled for focal loss with seed weights
+    # only, not as soon as one of its conditions holds.
+    space = load_space(_write(tmp_path, "params:\n  loss: {type: choice, values: [ce, focal]}\n"
+                                        "  weight_strategy: {type: choice, values: [none, seed]}\n"
+                                        "  gamma: {type: uniform, low: 0.5, high: 3.0,"
+                                        " when: {loss: focal, weight_strategy: seed}}\n"))
+    for loss, strategy, sampled in (("focal", "seed", True), ("focal", "none", False), ("ce", "seed", False)):
+        trial = _Trial({"loss": loss, "weight_strategy": strategy})
+        space.sample(trial)
+        assert ("gamma" in trial.asked) == sampled, (loss, strategy)
+
+
+def test_a_fixed_parameter_is_returned_only_where_its_condition_holds(tmp_path):
+    # The sampler returns fixed values beside the suggested ones; a fixed gamma conditioned
+    # on focal loss must not reach a ce trial's config.
+    from tune.space import Sampler
+
+    space = load_space(_write(tmp_path, "params:\n  loss: {type: choice, values: [ce, focal]}\n"
+                                        "  gamma: {type: fixed, value: 2.0, when: {loss: focal}}\n"))
+    assert Sampler(space)(_Trial({"loss": "ce"})) == {}
+    assert Sampler(space)(_Trial({"loss": "focal"})) == {"gamma": 2.0}
+
+
+@pytest.mark.parametrize("kind, low, high, step, values", [
+    ("loguniform", 1e-5, 1e-3, None, None),
+    ("uniform", 0.0, 0.2, None, None),
+    ("int", 8, 64, 8, None),
+    ("choice", None, None, None, ("ce", "focal")),
+], ids=["loguniform", "uniform", "int-step", "choice"])
+def test_suggest_samples_the_distribution_the_parameter_declares(kind, low, high, step, values):
+    # Param.distribution() rebuilds finished trials for Optuna's parameter importances, so
+    # Param.suggest() must draw from that same distribution: a loguniform range on a log
+    # scale, an int range on its step (not off the grid the space declares).
+    import optuna
+
+    from tune.space import Param
+
+    name = {"loguniform": "learning_rate", "uniform": "warmup_ratio", "int": "batch_size", "choice": "loss"}[kind]
+    param = Param(name, kind, low, high, step, values)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        trial = study.ask()
+        value = param.suggest(trial)
+        assert trial.distributions[name] == param.distribution()
+        assert param.contains(value), value
+
+
+def test_zero_is_allowed_where_a_setting_must_be_non_negative(tmp_path):
+    # gamma 0 (focal loss that is plain CE) and warmup_ratio 0 are valid values: only
+    # negatives are refused for these settings, unlike the > 0 weights and rates.
+    space = load_space(_write(tmp_path, "params:\n  loss: {type: choice, values: [focal]}\n"
+                                        "  gamma: {type: choice, values: [0, 2], when: {loss: focal}}\n"
+                                        "  warmup_ratio: {type: uniform, low: 0.0, high: 0.2}\n"))
+    assert [p.name for p in space.params] == ["loss", "gamma", "warmup_ratio"]
+    assert space.params[1].values == (0, 2) and space.params[2].low == 0.0
+
+
+def test_a_loguniform_range_from_zero_is_refused_at_load(tmp_path):
+    # weight_decay may be 0, but a log scale cannot start there: refused at the file's line
+    # before Ray starts, not as an error inside Optuna in every trial.
+    path = _write(tmp_path, "params:\n  weight_decay: {type: loguniform, low: 0, high: 0.1}\n")
+    with pytest.raises(ValueError, match=r":2: params.weight_decay.low: low is 0, but a loguniform range must be > 0"):
+        load_space(path)
+
+
 @pytest.mark.parametrize(
     "text, line, needle",
     [

@@ -71,6 +71,25 @@ def test_best_row_is_the_best_dev_evaluation(search_tables):
     assert best["checkpoint"]
 
 
+def test_every_best_column_comes_from_the_best_evaluation(search_tables):
+    # best_dev_f1, best_token_accuracy and each best_f1_<TYPE> describe one evaluation, the
+    # best one, not a mix of it and the trial's last evaluation.
+    by_trial = {}
+    for h in search_tables.history:
+        by_trial.setdefault(h["trial_id"], {})[h["eval_index"]] = h
+    best_not_last = 0
+    for row in search_tables.trials:
+        if row["best_eval_index"] is None:
+            continue
+        h = by_trial[row["trial_id"]][row["best_eval_index"]]
+        assert row["best_dev_f1"] == h["dev_f1"]
+        assert row["best_token_accuracy"] == h["dev_token_accuracy"]
+        per_type = {k[len("best_f1_"):]: v for k, v in row.items() if k.startswith("best_f1_") and v is not None}
+        assert per_type == {k[len("f1_"):]: v for k, v in h.items() if k.startswith("f1_") and v is not None}
+        best_not_last += row["best_eval_index"] != row["last_eval_index"]
+    assert best_not_last, "every trial's best evaluation is its last: the check above proves nothing"
+
+
 def test_parquet_round_trips_with_pandas_and_pyarrow(search_tables, tmp_path):
     # Both files read back with pandas and pyarrow alone, same rows, version in the metadata.
     trials_uri, history_uri = write_tables(search_tables, str(tmp_path))
