@@ -262,6 +262,7 @@ def test_a_wheel_install_finds_the_bundled_spaces(tmp_path):
     # install finds them there, and a wheel (`pip install nerkit.whl`, no checkout) carries
     # them to <prefix>/share/nerkit/search_spaces, where `nerkit search` without --space and
     # `--space ratio` must still find them.
+    import os
     import shutil
     import subprocess
     import sys
@@ -294,10 +295,12 @@ def test_a_wheel_install_finds_the_bundled_spaces(tmp_path):
     site = Path(subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # Without PYTHONPATH: one naming a checkout would import tune from it, not the wheel.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([str(env / "bin" / "python"), "-c",
                           "import tune.space as s; print(s.__file__); print(s.resolve_space(None)); "
                           "print(s.resolve_space('ratio'))"],
-                         check=True, capture_output=True, text=True, cwd=tmp_path).stdout.split()
+                         check=True, capture_output=True, text=True, cwd=tmp_path, env=clean).stdout.split()
     shared = env / "share" / "nerkit" / "search_spaces"
     assert out == [str(site / "tune" / "space.py"), str(shared / "default.yaml"), str(shared / "ratio.yaml")]
 
