@@ -9,6 +9,7 @@ state and a resumed search must reach the new process's listeners.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from ray.tune import Callback
 
 from tune.guard import GuardConfig
 from tune.stop_reasons import stop_reason
+from tune.trial_order import trial_number
 
 _LISTENERS: list[Callable[["Progress"], None]] = []
 
@@ -47,6 +49,7 @@ class SearchProgress(Callback):
         self.ratios: dict[str, dict[int, float]] = {}
         self.entity_probs: dict[str, dict[int, float | None]] = {}
         self.best: tuple[float, str, float] | None = None
+        self.best_number = math.inf  # the best trial's creation counter (tune.trial_order)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         if "eval_index" in result and "entity_pred_ratio" in result:
@@ -54,13 +57,19 @@ class SearchProgress(Callback):
             self._probs().setdefault(trial.trial_id, {})[int(result["eval_index"])] = result.get("gold_entity_prob")
         f1 = result.get("dev_f1")
         # A diverged trial's stand-in F1 0 is no evaluation (the summary leaves it out too).
-        # A tie goes to the earlier trial, as in the summary and the tables (trial order),
-        # not to whichever reported first.
+        # A tie goes to the trial created first, as in the tables and the summary
+        # (tune.trial_order), not to whichever reported first.
+        number = trial_number(getattr(trial, "experiment_tag", None))
         if (isinstance(f1, (int, float)) and result.get("stop_reason") != "diverged"
                 and (self.best is None or f1 > self.best[0]
-                     or (f1 == self.best[0] and trial.trial_id < self.best[1]))):
+                     or (f1 == self.best[0] and number < self._best_number()))):
             self.best = (float(f1), trial.trial_id, float(result.get("epoch", 0.0)))
+            self.best_number = number
         self._publish(trials)
+
+    def _best_number(self) -> float:
+        # A callback pickled before the number was kept (a resumed search) has none.
+        return getattr(self, "best_number", math.inf)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         # Ray calls this before it sets the trial's status to TERMINATED (TuneController.stop_trial),
@@ -85,12 +94,14 @@ class SearchProgress(Callback):
     # histories would count the collapsed trials that ended before as stopped by ASHA, and
     # show only the best dev F1 reported since the resume.
     def get_state(self) -> dict:
-        return {"ratios": self.ratios, "entity_probs": self._probs(), "best": self.best}
+        return {"ratios": self.ratios, "entity_probs": self._probs(), "best": self.best,
+                "best_number": self._best_number()}
 
     def set_state(self, state: dict) -> None:
         self.ratios = {k: dict(v) for k, v in state.get("ratios", {}).items()}
         self.entity_probs = {k: dict(v) for k, v in state.get("entity_probs", {}).items()}
         self.best = state.get("best")
+        self.best_number = state.get("best_number", math.inf)
 
     def snapshot(self, trials, ended=None) -> Progress:
         """The counts now; ``ended`` is a trial that has ended but whose status Ray has not set yet."""

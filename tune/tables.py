@@ -38,6 +38,7 @@ from tune.settings import read_settings
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
 from tune.stop_reasons import entity_prob_history, last_per_evaluation, ratio_history, stop_reason
 from tune.storage import filesystem, read_bytes
+from tune.trial_order import trial_number
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -169,7 +170,8 @@ def collect(experiment_path: str) -> TrialTables:
     # A float range's baseline value written as an int (`o_weight: 1`) would make its
     # Parquet column int64 until a sampled trial makes it double.
     floats = {p["name"] for p in record["space"]["params"] if p["kind"] in ("loguniform", "uniform")}
-    for trial in analysis.trials:
+    # In creation order: a tie for best goes to the earlier trial everywhere (tune.trial_order).
+    for trial in sorted(analysis.trials, key=lambda t: trial_number(t.experiment_tag)):
         results = _results(trial)
         # A result log cut short or lost (a trial directory deleted, a disk filled) still
         # leaves Ray's own record of the trial's last result: use it, and say so.

@@ -60,13 +60,19 @@ def test_a_diverged_trials_stand_in_f1_is_no_best():
     assert p.best == (0.0, "d", 1.0)
 
 
-def test_a_tie_for_best_goes_to_the_earlier_trial_as_in_the_summary():
-    # The summary and the tables list trials in trial order and take the first of equal
-    # bests; the live view took whichever reported first, so the two named different trials.
+def test_a_tie_for_best_goes_to_the_trial_created_first_as_in_the_tables():
+    # The tables list trials in creation order and the summary takes the first of equal
+    # bests; the live view took whichever reported first, and then compared Ray's random
+    # trial ids, so the two named different trials.
     p = SearchProgress(2, GuardConfig())
-    early, late = _trial("s_00000", "RUNNING"), _trial("s_00001", "RUNNING")
+    early = SimpleNamespace(trial_id="f00d", status="RUNNING", last_result={}, experiment_tag="1_lr=0.1")
+    late = SimpleNamespace(trial_id="0abc", status="RUNNING", last_result={}, experiment_tag="2_lr=0.2")
     p.on_trial_result(0, [early, late], late, _result(0, 0.5, 0.1))
     p.on_trial_result(0, [early, late], early, _result(1, 0.5, 0.1))
-    assert p.best == (0.5, "s_00000", 2.0)
+    assert p.best == (0.5, "f00d", 2.0)
     p.on_trial_result(0, [early, late], late, _result(1, 0.5, 0.1))
-    assert p.best == (0.5, "s_00000", 2.0)
+    assert p.best == (0.5, "f00d", 2.0)
+    resumed = SearchProgress(2, GuardConfig())
+    resumed.set_state(p.get_state())
+    resumed.on_trial_result(0, [early, late], late, _result(2, 0.5, 0.1))
+    assert resumed.best == (0.5, "f00d", 2.0)

@@ -283,3 +283,15 @@ def test_a_diverged_stand_in_report_is_no_history_row(finished_search, search_ta
     assert [h["eval_index"] for h in kept] == list(range(row["evaluations"]))
     again = {t["trial_id"]: t for t in tables.trials}[row["trial_id"]]
     assert again["best_dev_f1"] == row["best_dev_f1"] and again["evaluations"] == row["evaluations"]
+
+
+def test_rows_come_in_the_order_trials_were_created(search_tables):
+    # Ray's snapshot lists trials in no fixed order (not even the same before and after a
+    # resume), and the first of equal bests is the one the summary and promotion name.
+    from ray.tune import ExperimentAnalysis
+
+    from tune.trial_order import trial_number
+
+    created = {t.trial_id: trial_number(t.experiment_tag) for t in ExperimentAnalysis(search_tables.experiment).trials}
+    numbers = [created[t["trial_id"]] for t in search_tables.trials]
+    assert len(numbers) > 2 and numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
