@@ -152,6 +152,10 @@ def save_training_checkpoint(
     return path
 
 
+class DamagedCheckpoint(ValueError):
+    """A training checkpoint whose files do not load (cut off, or not what they claim)."""
+
+
 def is_training_checkpoint(path: str | Path) -> bool:
     return (Path(path) / STATE_JSON).is_file() and (Path(path) / STATE_TENSORS).is_file()
 
@@ -173,9 +177,8 @@ def load_training_checkpoint(path: str | Path, *, model, optimizer, scheduler) -
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own types on a cut-off file
         # A file cut off (a node that died mid-write, a full disk): safetensors' own error
         # names no file, and every retry would fail on it alike.
-        raise ValueError(f"the training checkpoint {path} is damaged and cannot be resumed from "
-                         f"({type(exc).__name__}: {exc}); delete it to resume from an earlier checkpoint, or "
-                         "train again from the start") from exc
+        raise DamagedCheckpoint(f"the training checkpoint {path} is damaged and cannot be resumed from "
+                                f"({type(exc).__name__}: {exc})") from exc
     optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
     scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
     torch.set_rng_state(tensors["rng.torch"])

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from nerkit.checkpoint import DamagedCheckpoint
 from nerkit.config import TrainConfig
 from nerkit.features import PreparedData
 from nerkit.train import train
@@ -193,9 +194,17 @@ def run_trial(
     if checkpoint is None:
         result = train(cfg, prepared=prepared, report=report)
     else:
-        with checkpoint.as_directory() as resume_dir:
-            logger.info("trial %s resumes from %s", tune.get_context().get_trial_id(), resume_dir)
-            result = train(cfg, prepared=prepared, report=report, resume_from=resume_dir)
+        try:
+            with checkpoint.as_directory() as resume_dir:
+                logger.info("trial %s resumes from %s", tune.get_context().get_trial_id(), resume_dir)
+                result = train(cfg, prepared=prepared, report=report, resume_from=resume_dir)
+        except DamagedCheckpoint as exc:
+            # Every retry would restore the same files, and Ray keeps no other checkpoint
+            # it would fall back to: the trial trains again from the start (its evaluations
+            # are reported again, as after any restore, and replace the earlier ones).
+            logger.warning("trial %s: %s (on storage: %s); it trains again from the start",
+                           tune.get_context().get_trial_id(), exc, checkpoint.path)
+            result = train(cfg, prepared=prepared, report=report)
     if result.last is not None and not last:
         # Restored from its final checkpoint (each attempt of a faulty trial gets one
         # evaluation further), the run has nothing left to train or report; it must fail

@@ -10,8 +10,8 @@ import pytest
 import torch
 import transformers
 
-from nerkit.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_JSON, STATE_TENSORS, TrainingState,
-                               is_training_checkpoint, load_training_checkpoint)
+from nerkit.checkpoint import (CONFIG_FILE, METRICS_FILE, STATE_JSON, STATE_TENSORS, DamagedCheckpoint,
+                               TrainingState, is_training_checkpoint, load_training_checkpoint)
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
 from nerkit.features import prepare_data
@@ -132,8 +132,8 @@ def test_a_cut_off_checkpoint_file_is_named_as_damaged(trained, tmp_path, name):
     model = load_model(cfg.model, lm)
     optimizer = _optimizer(model, cfg, torch.device("cpu"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
-    with pytest.raises(ValueError, match=rf"the training checkpoint {damaged} is damaged and cannot be resumed "
-                                         r"from .*delete it to resume from an earlier checkpoint"):
+    with pytest.raises(DamagedCheckpoint, match=rf"the training checkpoint {damaged} is damaged and cannot be "
+                                                rf"resumed from \("):
         load_training_checkpoint(damaged, model=model, optimizer=optimizer, scheduler=scheduler)
 
 

@@ -315,6 +315,42 @@ def test_a_killed_search_copied_elsewhere_resumes_there(tmp_path, tiny_model_dir
     assert all(Path(t["checkpoint"]).is_dir() for t in tables.trials if t["checkpoint"])
 
 
+def test_a_trial_whose_checkpoint_is_damaged_trains_again_from_the_start(tmp_path, tiny_model_dir, small_data_dir):
+    # A cut-off checkpoint failed the trial's every retry on the same file (Ray keeps no
+    # other to fall back to), and the trial ended in error; deleting it, as the error then
+    # advised, left Ray unable to restore the trial at all.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tune.driver import resume_search
+
+    exp = tmp_path / "dmg"
+    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
+           "--trials", "2", "--max-epochs", "8", "--grace-epochs", "8", "--storage", str(tmp_path), "--name", "dmg",
+           "--json", "--seed", "3", "--max-concurrent", "1", "--no-baselines"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not any(
+            len(list(d.glob("checkpoint_*"))) >= 3 for d in exp.glob("trial_*")):
+        time.sleep(0.2)
+    # SIGTERM: Ray stops gracefully and its snapshot registers the running trial's latest
+    # checkpoint, which the resume then restores from.
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait()
+    # Every checkpoint: which one Ray restores is the one its last snapshot registered.
+    damaged = list(exp.glob("trial_*/checkpoint_*"))
+    for ckpt in damaged:
+        weights = ckpt / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    assert damaged
+    resume_search("dmg", str(tmp_path))
+    tables = collect(str(exp))
+    assert len(tables.trials) == 2 and {t["stop_reason"] for t in tables.trials} == {"completed"}
+
+
 def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fix(finished_search, tmp_path):
     # A search without nerkit's copy of Ray's state (started before it kept one) whose
     # snapshot a killed driver cut off: resume says which file and what to do, instead of
