@@ -60,7 +60,9 @@ def confirm_with_seeds(rows: list[dict[str, Any]], seeds: int, workdir: Path) ->
     best: tuple[float, dict[str, Any], SeedRun] | None = None
     table = []
     for row in rows:
-        cfg = row_config(row)
+        # All of this machine's threads, not the trial's share of its node (which the row
+        # records, for a bit-for-bit re-run): a new seed reproduces nothing anyway.
+        cfg = row_config(row).with_overrides(num_threads=None)
         runs = []
         for seed in range(cfg.seed + 1, cfg.seed + 1 + seeds):
             out = workdir / f"{row['trial_id']}-seed{seed}"

@@ -281,7 +281,7 @@ def promote(
             dev = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         config = row_config(row)
         if confirm_seeds > 0:
-            config = config.with_overrides(seed=conf.run.seed)
+            config = config.with_overrides(seed=conf.run.seed, num_threads=None)  # as confirm_with_seeds ran it
         source = (f"trial {row['trial_id']}'s checkpoint {row.get('checkpoint')}" if confirm_seeds == 0
                   else f"the re-trained model of trial {row['trial_id']}")
         test, prepared = evaluate_test(model_dir, config, source)

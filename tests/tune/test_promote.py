@@ -214,6 +214,8 @@ def test_confirm_seeds_retrains_the_top_configs(finished_search, tmp_path, one_t
     chosen = max(sel["candidates"], key=lambda c: c["mean_dev_f1"])
     assert result.manifest["trial_id"] == chosen["trial_id"]
     assert result.manifest["config"]["seed"] == sel["chosen_seed"] == chosen["seeds"][0]
+    # Re-trained on this machine's threads, not the trial's share of its node.
+    assert result.manifest["config"]["num_threads"] is None
     _verified(tmp_path / "reg", 1)
 
 
