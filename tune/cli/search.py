@@ -141,9 +141,12 @@ def register(app: typer.Typer) -> None:
             # Storage that filled up, went read-only or failed mid-search: Ray's or Optuna's
             # error alone names no file and no way on (Optuna blames "e.g. exceeding max
             # length" for a read-only optuna.db). The state up to the last snapshot is there.
-            if isinstance(exc, OSError) and exc.errno not in _STORAGE_ERRNOS:
-                raise
             exp = experiment_path(exp_name, storage)
+            named = getattr(exc, "filename", None)
+            if isinstance(exc, OSError) and (exc.errno not in _STORAGE_ERRNOS
+                                             or (named and not str(named).startswith(storage_root(storage)))):
+                raise  # not the storage: an unreadable data or model file, Ray's own temp dir
+
             if not exists(f"{exp}/{SETTINGS_FILE}"):
                 raise
             err_console.print(f"error: writing the search's state under {exp} failed ({type(exc).__name__}: {exc}). "
