@@ -68,6 +68,11 @@ class SearchPlan:
 
 
 def plan_search(settings: SearchSettings) -> SearchPlan:
+    if settings.gpus_per_trial > 1:
+        # A trial trains on one device (no data parallelism): more would sit reserved and
+        # idle. Refused for new searches only: an earlier one that asked for more resumes.
+        raise ValueError(f"gpus_per_trial is {settings.gpus_per_trial:g}, but a trial trains on one GPU: give at "
+                         "most 1 (0.5 runs two trials per GPU)")
     space = load_space(settings.space)
     grace = settings.grace_epochs or space.budget.grace_epochs
     budget = settings.max_epochs or space.budget.max_epochs

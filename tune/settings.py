@@ -98,10 +98,8 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and not 0 < value < math.inf:
                 raise ValueError(f"{name} is {value}, but must be a finite number > 0 or unset")
-        if self.gpus_per_trial > 1:
-            # A trial trains on one device (no data parallelism): more would sit reserved, idle.
-            raise ValueError(f"gpus_per_trial is {self.gpus_per_trial:g}, but a trial trains on one GPU: give at "
-                             "most 1 (0.5 runs two trials per GPU)")
+        if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
+            raise ValueError(f"gpus_per_trial is {self.gpus_per_trial}: above 1 it must be a whole number")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ValueError(f"max_concurrent is {self.max_concurrent}, but must be >= 1 or unset")
         if self.max_failures < 0:

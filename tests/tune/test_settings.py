@@ -103,13 +103,17 @@ def test_a_trailing_slash_names_the_same_search():
     assert experiment_path("demo/", "/r") == experiment_path("demo", "/r") == "/r/demo"
 
 
-def test_more_than_one_gpu_per_trial_is_refused():
-    # A trial trains on one device: a second GPU would sit reserved and idle.
+def test_more_than_one_gpu_per_trial_is_refused_for_a_new_search():
+    # A trial trains on one device: a second GPU would sit reserved and idle. A search
+    # recorded before this was refused still loads, so it can be resumed.
+    from tune.driver import plan_search
     from tune.settings import SearchSettings
+    from tune.space import resolve_space
 
     with pytest.raises(ValueError, match=r"gpus_per_trial is 2, but a trial trains on one GPU: give at most 1"):
-        SearchSettings(name="x", space="default", gpus_per_trial=2)
-    assert SearchSettings(name="x", space="default", gpus_per_trial=0.5).gpus_per_trial == 0.5
+        plan_search(SearchSettings(name="x", space=str(resolve_space("default")), gpus_per_trial=2))
+    assert SearchSettings.from_dict({"name": "x", "space": "d.yaml", "gpus_per_trial": 2}).gpus_per_trial == 2
+    assert plan_search(SearchSettings(name="x", space=str(resolve_space("default")), gpus_per_trial=0.5))
 
 
 def test_a_cut_off_search_json_is_named_with_the_copy_to_put_back(finished_search, tmp_path):
