@@ -23,11 +23,13 @@ the job's ``runtime_env``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,8 @@ from nerkit.train import train
 logger = logging.getLogger(__name__)
 
 FAULT_ENV = "NERKIT_FAULT_INJECT"
-#: Checkpoint staging directories: <temp dir>/nerkit-ckpt-<pid>-<random> (remove_stale_staging).
+#: Checkpoint staging directories: <temp dir>/nerkit-ckpt-<host and PID namespace>-<pid>-<random>
+#: (remove_stale_staging).
 STAGING_PREFIX = "nerkit-ckpt-"
 #: "1": the cluster's GPUs are logical resources (no CUDA device behind them), see run_trial.
 LOGICAL_GPUS_ENV = "NERKIT_LOGICAL_GPUS"
@@ -104,15 +107,32 @@ def remove_stale_staging(root: str | None = None) -> list[str]:
     Each checkpoint is written to a temporary directory before Ray copies it to storage;
     a killed driver (SIGKILL, ``ray job stop``, a preempted head) kills its trials
     without the clean-up, and each left one checkpoint (about 170 MiB for MiniLM) in the
-    node's temporary directory. The directory names the process that made it.
+    node's temporary directory. A directory names the process that made it, and the host
+    and PID namespace that process id belongs to: containers sharing one /tmp number
+    their processes each their own way, so only this namespace's directories are judged.
     """
     gone = []
-    for path in Path(root or tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*-*"):
-        pid = path.name[len(STAGING_PREFIX):].split("-", 1)[0]
+    own = f"{STAGING_PREFIX}{_process_space()}-"
+    for path in Path(root or tempfile.gettempdir()).glob(f"{own}*-*"):
+        pid = path.name[len(own):].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             gone.append(str(path))
     return gone
+
+
+def staging_prefix() -> str:
+    """The name prefix of this process's checkpoint staging directories."""
+    return f"{STAGING_PREFIX}{_process_space()}-{os.getpid()}-"
+
+
+def _process_space() -> str:
+    """This host and PID namespace, as a short key (process ids mean something only there)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha1(f"{socket.gethostname()}:{namespace}".encode()).hexdigest()[:10]
 
 
 def _alive(pid: int) -> bool:
@@ -185,7 +205,7 @@ def run_trial(
         if not writes_checkpoint(metrics, checkpoint_every):
             tune.report(last)
         else:
-            with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-") as tmp:
+            with tempfile.TemporaryDirectory(prefix=staging_prefix()) as tmp:
                 save(tmp)
                 tune.report(last, checkpoint=tune.Checkpoint.from_directory(tmp))
         fail_if_due(metrics["eval_index"])

@@ -119,14 +119,16 @@ def test_checkpoint_staging_left_by_killed_trials_is_removed(tmp_path):
     import subprocess
     import sys
 
-    from tune.trainable import STAGING_PREFIX, remove_stale_staging
+    from tune.trainable import STAGING_PREFIX, remove_stale_staging, staging_prefix
 
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead = tmp_path / f"{STAGING_PREFIX}{int(ended.stdout)}-abc_123"
-    live = tmp_path / f"{STAGING_PREFIX}{os.getpid()}-def_456"
-    older = tmp_path / f"{STAGING_PREFIX}k2j3x9a1"  # before the name held a process id: not ours to judge
-    for d in (dead, live, older):
+    mine = staging_prefix()
+    dead = tmp_path / (mine.replace(f"-{os.getpid()}-", f"-{int(ended.stdout)}-") + "abc_123")
+    live = tmp_path / f"{mine}def_456"
+    # Another container's, sharing this /tmp: its process ids are not this namespace's.
+    foreign = tmp_path / f"{STAGING_PREFIX}0123456789-{int(ended.stdout)}-ghi_789"
+    for d in (dead, live, foreign):
         d.mkdir()
         (d / "model.safetensors").write_bytes(b"x")
     assert remove_stale_staging(str(tmp_path)) == [str(dead)]
-    assert not dead.exists() and live.exists() and older.exists()
+    assert not dead.exists() and live.exists() and foreign.exists()
