@@ -19,10 +19,15 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _num(value, fmt: str) -> str:
+def _missing(value) -> bool:
+    """None, pandas' NA or NaN: a cell with no value (shown "-", written as JSON null)."""
     import pandas as pd
 
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _num(value, fmt: str) -> str:
+    if _missing(value):
         return "-"
     if fmt == ".4g" and isinstance(value, float) and abs(value) >= 1e4:
         fmt = ".1f"  # a wall time of 12345.6 s, not 1.235e+04
@@ -36,12 +41,7 @@ def _plain_value(value):
 
 def _records(df) -> list[dict]:
     """Rows as dicts at full float precision, with missing values as None (JSON null)."""
-    import pandas as pd
-
-    def missing(v) -> bool:
-        return v is pd.NA or (isinstance(v, float) and math.isnan(v))
-
-    return [{k: (None if missing(v) else v) for k, v in row.items()} for row in df.astype(object).to_dict("records")]
+    return [{k: (None if _missing(v) else v) for k, v in row.items()} for row in df.astype(object).to_dict("records")]
 
 
 def _short_names(columns: list[str]) -> dict[str, str]:
@@ -54,12 +54,10 @@ def _short_names(columns: list[str]) -> dict[str, str]:
 
 
 def _params(row, short: dict[str, str]) -> str:
-    import pandas as pd
-
     parts = []
     for column, label in short.items():
         value = row[column]
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        if _missing(value):
             continue
         shown = format(value, ".2g") if isinstance(value, float) else str(value)
         parts.append(f"{label}={shown}")
