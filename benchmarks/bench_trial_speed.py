@@ -34,7 +34,10 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
   factory in the child process; slow to warm up on CPU, not run by default), and
   ``fused`` (AdamW ``fused=True``: nerkit's default since the first profile, so now
   the same as ``nerkit``), ``dense_emb`` (``embedding_update: dense``: torch's AdamW over the
-  whole word-embedding matrix, as before the row-sparse update; ``auto`` is sparse on CPU), ``nocudnn`` (``torch.backends.cuda.enable_cudnn_sdp(False)`` in the
+  whole word-embedding matrix, as before the row-sparse update; ``auto`` is sparse on CPU),
+  ``nogroup`` (``length_grouping: false``: random batches, dynamic padding), ``pool4`` /
+  ``pool8`` / ``pool16`` (length grouping within pools of that many batches instead of
+  ``nerkit.batching.POOL_BATCHES``), ``nocudnn`` (``torch.backends.cuda.enable_cudnn_sdp(False)`` in the
   child process: what nerkit's bf16 context on CUDA now does, through ``sdpa_kernel``). Combine
   with ``+``.
 
@@ -70,7 +73,8 @@ BF16_VARIANTS = ("trainer_bf16", "trainer_grouped_bf16")
 # On CUDA: the Trainer without bf16 (fp32 like nerkit's fp32 experiment), and with
 # PyTorch's cuDNN attention backend off (like nerkit's nocudnn experiment).
 CUDA_VARIANTS = ("trainer_fp32", "trainer_grouped_fp32", "trainer_nocudnn", "trainer_grouped_nocudnn")
-EXPERIMENTS = ("fused", "freeze_emb", "compile", "bf16", "fp32", "nocudnn", "dense_emb")
+EXPERIMENTS = ("fused", "freeze_emb", "compile", "bf16", "fp32", "nocudnn", "dense_emb", "nogroup", "pool4", "pool8",
+               "pool16")
 
 
 # ------------------------------------------------------------------ child: shared
@@ -106,7 +110,7 @@ def _cuda_peak_mib() -> float | None:
 # accepted so the first-session commands in RESULTS.md run as written.
 EXPERIMENT_OVERRIDES: dict[str, dict[str, Any]] = {
     "fused": {}, "freeze_emb": {"freeze_embeddings": True}, "dense_emb": {"embedding_update": "dense"},
-    "bf16": {"precision": "bf16"}, "fp32": {"precision": "fp32"},
+    "bf16": {"precision": "bf16"}, "fp32": {"precision": "fp32"}, "nogroup": {"length_grouping": False},
 }
 
 
@@ -117,6 +121,13 @@ def _apply_experiments(cfg, names: list[str]):
         cfg = cfg.with_overrides(**EXPERIMENT_OVERRIDES.get(name, {}))
     if "nocudnn" in names:
         _no_cudnn_attention()
+    for name in names:
+        if name.startswith("pool"):
+            import nerkit.batching
+
+            # Pools of N batches instead of POOL_BATCHES: batches mix lengths more (more
+            # padding), and the order is more random.
+            nerkit.batching.POOL_BATCHES = int(name[4:])
     if "compile" in names:
         import torch
 
@@ -442,6 +453,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads in every variant (0: torch's default, all cores); see RESULTS.md on "
                         "why 1 on a shared 2-core machine")
+    p.add_argument("--experiments-every-seed", action="store_true",
+                   help="run the experiments at every seed, not only the first (to compare their dev F1)")
     p.add_argument("--experiment-rounds", type=int, default=1,
                    help="rounds (of --repeats) that include the experiment variants (first seed only)")
     p.add_argument("--out", help="also write the JSON document here")
@@ -479,7 +492,8 @@ def main(argv: list[str] | None = None) -> None:
     for rep in range(args.repeats):
         for seed in seeds:
             for v in variants:
-                if v.startswith("exp_") and (rep >= args.experiment_rounds or seed != seeds[0]):
+                if v.startswith("exp_") and (rep >= args.experiment_rounds
+                                             or (seed != seeds[0] and not args.experiments_every_seed)):
                     continue
                 load = bu.load_avg()
                 res, peak = bu.run_child(_child_argv(args, v, seed))
