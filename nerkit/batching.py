@@ -24,15 +24,17 @@ POOL_BATCHES = 8
 
 
 def epoch_batches(
-    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool = True
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
+    pool_batches: int | None = None,
 ) -> list[list[int]]:
-    """Index batches for one epoch (deterministic in ``seed`` and ``epoch``)."""
+    """Index batches for one epoch (deterministic in ``seed``, ``epoch`` and the pool
+    size: ``pool_batches``, by default :data:`POOL_BATCHES`)."""
     rng = random.Random(seed * 1_000_003 + epoch)
     order = list(range(len(lengths)))
     rng.shuffle(order)
     if not group_by_length:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    pool = batch_size * POOL_BATCHES
+    pool = batch_size * (pool_batches or POOL_BATCHES)
     batches = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])

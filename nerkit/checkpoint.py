@@ -68,6 +68,10 @@ class TrainingState:
     evals_since_best: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # The length-grouping pool (nerkit.batching) the run's batch order was made with: a
+    # run resumed mid-epoch keeps it, whatever the code's default is by then. Checkpoints
+    # from before it was recorded used pools of 50.
+    pool_batches: int = 50
 
 
 #: A 2-D optimizer tensor is written as its non-zero rows when at least this share of its

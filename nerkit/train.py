@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nerkit import batching
 from nerkit.batching import collate, epoch_batches
 from nerkit.checkpoint import TrainingState, load_training_checkpoint, save_model_dir, save_training_checkpoint
 from nerkit.config import EPOCH_DECIMALS, TrainConfig
@@ -317,7 +318,7 @@ def train(
     warmup = int(config.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(warmup, total_steps))
 
-    state = TrainingState()
+    state = TrainingState(pool_batches=batching.POOL_BATCHES)
     best_state: dict[str, torch.Tensor] | None = None
     if resume_from is not None:
         state = load_training_checkpoint(resume_from, model=model, optimizer=optimizer, scheduler=scheduler)
@@ -408,7 +409,8 @@ def train(
     last_metrics: dict[str, Any] | None = state.history[-1] if state.history else None
     stop = False
     while state.step < total_steps and not stop:
-        batches = epoch_batches(lengths, config.batch_size, config.seed, state.epoch, config.length_grouping)
+        batches = epoch_batches(lengths, config.batch_size, config.seed, state.epoch, config.length_grouping,
+                                state.pool_batches)
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
             idx = batches[state.batch_in_epoch]
             batch = collate(train_split.input_ids, train_split.labels, idx, prepared.pad_token_id)

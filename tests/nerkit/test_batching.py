@@ -73,3 +73,12 @@ def test_collate_pads_ids_mask_and_labels():
     assert batch["labels"].tolist() == [[IGNORE, 2, IGNORE, IGNORE], [IGNORE, 1, 0, IGNORE]]
     assert batch["input_ids"].dtype == torch.long
     assert "labels" not in collate(ids, None, [2], pad_id=0)
+
+
+def test_the_pool_size_can_be_given_and_changes_the_order():
+    # A resumed run passes the pool its checkpoint recorded (TrainingState.pool_batches).
+    from nerkit.batching import POOL_BATCHES
+
+    default = epoch_batches(LENGTHS, 4, seed=1, epoch=0)
+    assert epoch_batches(LENGTHS, 4, seed=1, epoch=0, pool_batches=POOL_BATCHES) == default
+    assert epoch_batches(LENGTHS, 4, seed=1, epoch=0, pool_batches=50) != default

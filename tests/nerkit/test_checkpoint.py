@@ -108,6 +108,30 @@ def test_load_restores_model_optimizer_and_progress(trained):
     assert len(moments) == len(list(model.parameters())) and any(bool(m.abs().sum()) for m in moments)
 
 
+def test_a_checkpoint_keeps_the_batch_pool_its_run_started_with(trained, tmp_path):
+    # Resumed mid-epoch under a newer default pool size, a run would get another batch
+    # order for the rest of that epoch: records seen twice, others not at all.
+    import shutil
+
+    from nerkit.batching import POOL_BATCHES
+
+    cfg, _, ckpt = trained
+    from nerkit.model import load_model
+    from nerkit.train import _lr_lambda, _optimizer
+
+    assert json.loads((ckpt / STATE_JSON).read_text())["progress"]["pool_batches"] == POOL_BATCHES
+    older = tmp_path / "older"
+    shutil.copytree(ckpt, older)
+    meta = json.loads((older / STATE_JSON).read_text())
+    del meta["progress"]["pool_batches"]  # as written before the pool was recorded
+    (older / STATE_JSON).write_text(json.dumps(meta))
+    lm = prepare_data(cfg.data, cfg.model).label_map
+    model = load_model(cfg.model, lm)
+    optimizer = _optimizer(model, cfg, torch.device("cpu"))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
+    assert load_training_checkpoint(older, model=model, optimizer=optimizer, scheduler=scheduler).pool_batches == 50
+
+
 def test_loading_a_model_dir_as_checkpoint_fails(trained):
     # A plain model directory cannot be resumed from; the error says what is missing.
     cfg, model_dir, _ = trained
