@@ -317,6 +317,7 @@ def _profile(args) -> dict[str, Any]:
     from nerkit.device import resolve_device
     from nerkit.features import prepare_data
     from nerkit.losses import token_loss
+    from nerkit.precision import autocast_for
     from nerkit.weights import class_weights
 
     cfg = _config(args)
@@ -324,7 +325,7 @@ def _profile(args) -> dict[str, Any]:
         torch.set_num_threads(cfg.num_threads)
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     device = resolve_device("auto")
-    autocast = nt.autocast_for(cfg, device)
+    autocast = autocast_for(cfg, device)
     split = prepared.train
     lengths = [len(x) for x in split.input_ids]
     batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, 0, True)

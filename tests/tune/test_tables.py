@@ -33,7 +33,7 @@ def test_each_trial_row_says_the_precision_it_computed_in(search_tables):
     import torch
 
     from nerkit.config import TrainConfig
-    from nerkit.train import compute_precision
+    from nerkit.precision import compute_precision
 
     expected = compute_precision(TrainConfig(), torch.device("cpu"))
     assert {t["compute_precision"] for t in search_tables.trials} == {expected}
