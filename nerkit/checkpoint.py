@@ -170,7 +170,8 @@ def load_training_checkpoint(path: str | Path, *, model, optimizer, scheduler) -
 
     path = Path(path)
     if not is_training_checkpoint(path):
-        raise ValueError(
+        # A model directory given by mistake, or a checkpoint whose state files were lost.
+        raise DamagedCheckpoint(
             f"{path} is not a nerkit training checkpoint (no {STATE_JSON}/{STATE_TENSORS}); "
             "resume from a directory written during training"
         )
@@ -183,9 +184,16 @@ def load_training_checkpoint(path: str | Path, *, model, optimizer, scheduler) -
         # names no file, and every retry would fail on it alike.
         raise DamagedCheckpoint(f"the training checkpoint {path} is damaged and cannot be resumed from "
                                 f"({type(exc).__name__}: {exc})") from exc
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-    scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
-    torch.set_rng_state(tensors["rng.torch"])
+    try:
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        scheduler.load_state_dict({**scheduler.state_dict(), **meta["scheduler"]})
+        torch.set_rng_state(tensors["rng.torch"])
+        progress = TrainingState(**meta["progress"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        # Whole files whose contents do not fit together (an interrupted copy mixing two
+        # checkpoints, a hand edit): as damaged as a cut-off one.
+        raise DamagedCheckpoint(f"the training checkpoint {path} is damaged and cannot be resumed from: its "
+                                f"training state does not fit ({type(exc).__name__}: {exc})") from exc
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
@@ -193,4 +201,4 @@ def load_training_checkpoint(path: str | Path, *, model, optimizer, scheduler) -
     random.setstate((v, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = meta["rng_numpy"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    return TrainingState(**meta["progress"])
+    return progress

@@ -97,6 +97,11 @@ class CheckpointRetention(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info) -> None:
         name = result.get("checkpoint_dir_name")
+        if result.get("eval_index") == 0 and self.checkpoints.get(trial.trial_id):
+            # A first evaluation again: the trial trains from the start (its checkpoint was
+            # damaged, tune.trainable). The abandoned run's checkpoints are neither its best
+            # nor what a resume restores from any more; they are left where they are.
+            self.checkpoints[trial.trial_id] = {}
         if name:
             self.checkpoints.setdefault(trial.trial_id, {})[name] = float(result.get(METRIC, float("-inf")))
 

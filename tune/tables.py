@@ -228,7 +228,7 @@ def collect(experiment_path: str) -> TrialTables:
         for etype, f1 in (_per_type_f1(best) if best else {}).items():
             row[f"best_f1_{etype}"] = f1
         if best is not None:
-            ckpt, at = _best_checkpoint(trial)
+            ckpt, at = _best_checkpoint(trial, _last_start(results))
             row["checkpoint"] = _uri(ckpt) if ckpt is not None else ""
             # With --checkpoint-every above 1 the best evaluation may have no checkpoint:
             # this says which one `checkpoint` holds (promotion scores that one).
@@ -322,14 +322,24 @@ def _log_behind(results: list[dict[str, Any]], last: dict[str, Any]) -> bool:
     return not logged or max(logged) < int(last["eval_index"])
 
 
-def _best_checkpoint(trial) -> tuple[Any, dict[str, Any]]:
-    """The trial's checkpoint with the highest dev F1 and the result it came with.
+def _last_start(results: list[dict[str, Any]]) -> int:
+    """The ``training_iteration`` of the trial's last start from scratch: its last first
+    evaluation (a trial whose checkpoint was damaged trains again from the start,
+    tune.trainable; a restore from a checkpoint goes on from a later evaluation)."""
+    starts = [int(r.get("training_iteration") or 0) for r in results if r.get("eval_index") == 0]
+    return max(starts, default=0)
+
+
+def _best_checkpoint(trial, since_iteration: int = 0) -> tuple[Any, dict[str, Any]]:
+    """The trial's checkpoint with the highest dev F1 and the result it came with, among
+    those of its last start (``since_iteration``): the run that made its history.
 
     The same choice as Ray's ``ExperimentAnalysis.get_best_checkpoint`` (NaN left out,
     the first of equals), which returns the checkpoint alone.
     """
     scored = [(r.checkpoint, r.metrics) for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results
-              if _f(r.metrics.get(METRIC)) is not None]
+              if _f(r.metrics.get(METRIC)) is not None
+              and int(r.metrics.get("training_iteration") or 0) >= since_iteration]
     return max(scored, key=lambda c: c[1][METRIC], default=(None, {}))
 
 

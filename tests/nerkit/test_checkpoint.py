@@ -139,10 +139,12 @@ def test_loading_a_model_dir_as_checkpoint_fails(trained):
         load_training_checkpoint(model_dir, model=None, optimizer=None, scheduler=None)
 
 
-@pytest.mark.parametrize("name", [STATE_TENSORS, STATE_JSON, "model.safetensors"])
-def test_a_cut_off_checkpoint_file_is_named_as_damaged(trained, tmp_path, name):
+@pytest.mark.parametrize("damage", [STATE_TENSORS, STATE_JSON, "model.safetensors", "mismatch", "missing"])
+def test_a_damaged_checkpoint_is_named_as_damaged(trained, tmp_path, damage):
     # safetensors' "invalid header length" named no file, and a search retried the trial
-    # on the same file until it ran out of retries.
+    # on the same file until it ran out of retries; the search's trainable trains such a
+    # trial again from the start on DamagedCheckpoint (cut-off files, whole files that do
+    # not fit together, lost state files).
     import shutil
 
     cfg, _, ckpt = trained
@@ -151,13 +153,20 @@ def test_a_cut_off_checkpoint_file_is_named_as_damaged(trained, tmp_path, name):
 
     damaged = tmp_path / "checkpoint_000000"
     shutil.copytree(ckpt, damaged)
-    (damaged / name).write_bytes((damaged / name).read_bytes()[:40])
+    if damage == "mismatch":  # whole, but its optimizer state not this optimizer's
+        meta = json.loads((damaged / STATE_JSON).read_text())
+        meta["optimizer"] = {"other": meta["optimizer"]}
+        (damaged / STATE_JSON).write_text(json.dumps(meta))
+    elif damage == "missing":
+        (damaged / STATE_JSON).unlink()
+    else:
+        (damaged / damage).write_bytes((damaged / damage).read_bytes()[:40])
     lm = prepare_data(cfg.data, cfg.model).label_map
     model = load_model(cfg.model, lm)
     optimizer = _optimizer(model, cfg, torch.device("cpu"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
-    with pytest.raises(DamagedCheckpoint, match=rf"the training checkpoint {damaged} is damaged and cannot be "
-                                                rf"resumed from \("):
+    needle = "is not a nerkit training checkpoint" if damage == "missing" else "is damaged and cannot be resumed from"
+    with pytest.raises(DamagedCheckpoint, match=rf"{damaged}.* {needle}|{damaged} {needle}"):
         load_training_checkpoint(damaged, model=model, optimizer=optimizer, scheduler=scheduler)
 
 

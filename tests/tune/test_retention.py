@@ -211,3 +211,16 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
         latest = f"checkpoint_{written - 1:06d}"
         assert on_disk == sorted({Path(row["checkpoint"]).name, latest}), (row["trial_id"], on_disk)
         assert row["evaluations"] == 6
+
+
+def test_a_trial_that_starts_again_forgets_the_abandoned_runs_checkpoints():
+    # A trial whose checkpoint was damaged trains again from the start (tune.trainable),
+    # and a deterministic re-run ties the abandoned run's F1s: "first of equals" kept the
+    # damaged checkpoint as the best and deleted the new run's.
+    cb = CheckpointRetention()
+    trial = SimpleNamespace(trial_id="t")
+    for i, (name, f1) in enumerate([("checkpoint_000000", 0.5), ("checkpoint_000001", 0.4),
+                                     ("checkpoint_000002", 0.5)]):
+        cb.on_trial_result(0, [], trial, {"eval_index": i if i < 2 else 0, "checkpoint_dir_name": name,
+                                          "dev_f1": f1})
+    assert cb.checkpoints["t"] == {"checkpoint_000002": 0.5}

@@ -349,6 +349,15 @@ def test_a_trial_whose_checkpoint_is_damaged_trains_again_from_the_start(tmp_pat
     resume_search("dmg", str(tmp_path))
     tables = collect(str(exp))
     assert len(tables.trials) == 2 and {t["stop_reason"] for t in tables.trials} == {"completed"}
+    # The table names a checkpoint of the run that made the history, never one of the
+    # abandoned (damaged) run, even where that scored as high: promotion takes it.
+    from safetensors.torch import load_file
+
+    from tune.promote import promote
+
+    for t in tables.trials:
+        assert Path(t["checkpoint"]) not in damaged and load_file(str(Path(t["checkpoint"]) / "model.safetensors"))
+    promote("dmg", str(tmp_path / "reg"), storage=str(tmp_path), min_entity_ratio=0.0)
 
 
 def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fix(finished_search, tmp_path):

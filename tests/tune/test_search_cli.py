@@ -142,7 +142,7 @@ def test_storage_that_fails_mid_search_says_what_is_kept_and_how_to_continue(tmp
         assert res.exit_code == 1 and f"writing the search's state under {tmp_path}/x failed" in text
         assert needle in text and f"continue it with: nerkit search --resume x --storage {tmp_path}" in text
     # A file outside the storage (the data, say) that cannot be read is no storage failure.
-    denied = PermissionError(errno.EACCES, "Permission denied", "/elsewhere/train.jsonl")
+    denied = PermissionError(errno.EACCES, "Permission denied", f"{tmp_path}2/train.jsonl")  # a sibling
     monkeypatch.setattr(tune.driver, "run_search", lambda *a, **k: (_ for _ in ()).throw(denied))
     assert CliRunner().invoke(build_app(), args).exception is denied
     # A missing file is not storage failing: it stays the error it was.

@@ -295,3 +295,22 @@ def test_rows_come_in_the_order_trials_were_created(search_tables):
     created = {t.trial_id: trial_number(t.experiment_tag) for t in ExperimentAnalysis(search_tables.experiment).trials}
     numbers = [created[t["trial_id"]] for t in search_tables.trials]
     assert len(numbers) > 2 and numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+
+
+def test_the_checkpoint_named_is_from_the_trials_last_start():
+    # After a start from scratch (a damaged checkpoint, tune.trainable) the abandoned run's
+    # checkpoints stay registered with Ray, and tie the re-run's F1s: the first of equals
+    # was the damaged one.
+    from types import SimpleNamespace
+
+    from tune.tables import _best_checkpoint, _last_start
+
+    results = [{"eval_index": 0, "training_iteration": 1}, {"eval_index": 1, "training_iteration": 2},
+               {"eval_index": 0, "training_iteration": 3}, {"eval_index": 1, "training_iteration": 4}]
+    ranked = [SimpleNamespace(checkpoint=name, metrics={"dev_f1": 0.5, "training_iteration": it, "eval_index": 0})
+              for name, it in (("abandoned", 1), ("kept", 3))]
+    trial = SimpleNamespace(run_metadata=SimpleNamespace(checkpoint_manager=SimpleNamespace(
+        best_checkpoint_results=ranked)))
+    assert _last_start(results) == 3
+    assert _best_checkpoint(trial, _last_start(results))[0] == "kept"
+    assert _best_checkpoint(trial)[0] == "abandoned"  # Ray's own choice, first of equals

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -34,6 +35,13 @@ def _progress_table(p) -> Table:
 
 #: Errors of storage itself (full, over quota, too large a file, read-only, refused, failing).
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def _under(path: str, root: str) -> bool:
+    """Whether ``path`` lies in the storage ``root`` (``runs2/x`` does not lie in ``runs``)."""
+    if "://" not in path:
+        path = os.path.abspath(path)
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def register(app: typer.Typer) -> None:
@@ -144,7 +152,7 @@ def register(app: typer.Typer) -> None:
             exp = experiment_path(exp_name, storage)
             named = getattr(exc, "filename", None)
             if isinstance(exc, OSError) and (exc.errno not in _STORAGE_ERRNOS
-                                             or (named and not str(named).startswith(storage_root(storage)))):
+                                             or (named and not _under(str(named), storage_root(storage)))):
                 raise  # not the storage: an unreadable data or model file, Ray's own temp dir
 
             if not exists(f"{exp}/{SETTINGS_FILE}"):
