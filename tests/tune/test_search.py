@@ -286,6 +286,23 @@ def test_a_search_stopped_before_its_first_trial_starts_on_resume(tmp_path, tiny
     assert len(list(exp.glob("optuna.db.unstarted-*"))) == 1
 
 
+def _wait_until_settled(path: Path, quiet_s: float = 2.0, limit_s: float = 30.0) -> None:
+    """Return once nothing under ``path`` has appeared, gone or grown for ``quiet_s``."""
+    import time
+
+    last, since, end = None, time.monotonic(), time.monotonic() + limit_s
+    while time.monotonic() < end:
+        try:
+            now = sorted((str(p), p.stat().st_size if p.is_file() else -1) for p in path.rglob("*"))
+        except FileNotFoundError:  # gone while listed: not settled
+            now = None
+        if now is None or now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.3)
+
+
 def test_a_killed_search_copied_elsewhere_resumes_there(tmp_path, tiny_model_dir, small_data_dir):
     # Ray's searcher keeps the storage it started with as the template of new trials:
     # resumed from a copy, trials created since wrote their checkpoints into the original
@@ -305,6 +322,7 @@ def test_a_killed_search_copied_elsewhere_resumes_there(tmp_path, tiny_model_dir
     proc = _search_until_reporting(cmd, first / "cp", 1, stdout=subprocess.DEVNULL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _wait_until_settled(first / "cp")  # a dying worker may still create its trial's directory
     before = sorted(p.name for p in (first / "cp").glob("trial_*"))
     shutil.copytree(first / "cp", tmp_path / "copy" / "cp")
     resume_search("cp", str(tmp_path / "copy"))
