@@ -23,15 +23,11 @@ the job's ``runtime_env``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
-import shutil
-import socket
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,13 +37,11 @@ from nerkit.checkpoint import DamagedCheckpoint
 from nerkit.config import TrainConfig
 from nerkit.features import PreparedData
 from nerkit.train import train
+from tune.staging import remove_stale_staging, staging_prefix
 
 logger = logging.getLogger(__name__)
 
 FAULT_ENV = "NERKIT_FAULT_INJECT"
-#: Checkpoint staging directories: <temp dir>/nerkit-ckpt-<host and PID namespace>-<pid>-<random>
-#: (remove_stale_staging).
-STAGING_PREFIX = "nerkit-ckpt-"
 #: "1": the cluster's GPUs are logical resources (no CUDA device behind them), see run_trial.
 LOGICAL_GPUS_ENV = "NERKIT_LOGICAL_GPUS"
 _FAULT_KEYS = {"when", "at_eval", "error"}
@@ -98,51 +92,6 @@ def writes_checkpoint(metrics: dict[str, Any], checkpoint_every: int) -> bool:
     the weak trials that stop early, and their checkpoints are what fewer writes save.
     """
     return bool(metrics.get("final")) or (metrics["eval_index"] + 1) % checkpoint_every == 0
-
-
-def remove_stale_staging(root: str | None = None) -> list[str]:
-    """Remove the checkpoint staging directories of trial processes that have ended;
-    returns them.
-
-    Each checkpoint is written to a temporary directory before Ray copies it to storage;
-    a killed driver (SIGKILL, ``ray job stop``, a preempted head) kills its trials
-    without the clean-up, and each left one checkpoint (about 170 MiB for MiniLM) in the
-    node's temporary directory. A directory names the process that made it, and the host
-    and PID namespace that process id belongs to: containers sharing one /tmp number
-    their processes each their own way, so only this namespace's directories are judged.
-    """
-    gone = []
-    own = f"{STAGING_PREFIX}{_process_space()}-"
-    for path in Path(root or tempfile.gettempdir()).glob(f"{own}*-*"):
-        pid = path.name[len(own):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            gone.append(str(path))
-    return gone
-
-
-def staging_prefix() -> str:
-    """The name prefix of this process's checkpoint staging directories."""
-    return f"{STAGING_PREFIX}{_process_space()}-{os.getpid()}-"
-
-
-def _process_space() -> str:
-    """This host and PID namespace, as a short key (process ids mean something only there)."""
-    try:
-        namespace = os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        namespace = 0
-    return hashlib.sha1(f"{socket.gethostname()}:{namespace}".encode()).hexdigest()[:10]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def _use_only_reserved_gpus(gpu_ids: list) -> None:
