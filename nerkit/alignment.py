@@ -226,6 +226,7 @@ def align_records(
             # Words missing at the end were cut only if the encoding hit max_length;
             # otherwise they produced no subword (control characters) and vanished.
             cut_off = kept < len(record.tokens) and len(ids) >= max_length
+            encoded = None  # the record's label ids, encoded once (a cut record needs them early)
             if cut_off:
                 truncated += 1
                 # Of the words cut off, those that would have had no subword anyway
@@ -243,7 +244,9 @@ def align_records(
             vanished += kept - len(present)
             _check_labels_kept(record, present, kept if cut_off else len(record.tokens))
             input_ids.append(list(encoding["input_ids"][i]))
-            labels.append(align_word_labels(ids, _encode(record, label_map), label_map, label_all_subwords))
+            if encoded is None:
+                encoded = _encode(record, label_map)
+            labels.append(align_word_labels(ids, encoded, label_map, label_all_subwords))
             word_ids.append(list(ids))
     if truncated:
         logger.warning(

@@ -31,6 +31,7 @@ from typing import Any
 from nerkit.bio import FileReport, LoadReport, check_policy
 from nerkit.errors import DataError
 from nerkit.labels import LabelMap
+from nerkit.paths import local_absolute
 from nerkit.readers import FORMATS, check_format, is_hf_disk, read_records
 from nerkit.readers._detect import CONLL_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
 from nerkit.records import Record
@@ -84,6 +85,12 @@ class DataConfig:
         if unknown:
             raise ValueError(f"unknown data setting(s) {unknown}; allowed are {sorted(known)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    def with_absolute_paths(self) -> "DataConfig":
+        """The same config with every existing local path made absolute
+        (:func:`nerkit.paths.local_absolute`), as configs are stored: they are re-run and
+        read from other directories and machines."""
+        return dataclasses.replace(self, **{k: local_absolute(getattr(self, k)) for k in ("path", *SPLITS)})
 
     def __post_init__(self) -> None:
         for name in ("path", *SPLITS):

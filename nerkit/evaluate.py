@@ -75,8 +75,9 @@ def evaluate_split(
     and ``gold_entity_prob`` (see SplitPredictions).
 
     The metrics count each word once, at its first subword, as the model is used, and
-    words cut off by ``max_length`` as missed (AlignedSplit.scored_rows); ``loss`` and ``gold_entity_prob`` are over every labelled subword,
-    as training sees them (they differ only with ``label_all_subwords``)."""
+    words cut off by ``max_length`` as tagged 'O' (AlignedSplit.scored_rows); ``loss`` and
+    ``gold_entity_prob`` are over every labelled subword, as training sees them (they
+    differ only with ``label_all_subwords``)."""
     split_preds = predict_split(
         model, split, pad_id=pad_id, device=device, batch_size=batch_size,
         weights=weights, gamma=gamma, autocast=autocast, o_id=label_map.o_id,

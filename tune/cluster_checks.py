@@ -45,9 +45,8 @@ def check_storage_on_every_node(experiment: str) -> None:
     if blind:
         raise ValueError(f"--storage {experiment.rsplit('/', 1)[0]} is a local path that {len(blind)} of the "
                          f"cluster's {len(nodes)} other node(s) ({', '.join(sorted(set(blind)))}) do not see, so "
-                         "every trial there would fail "
-                         "at its first checkpoint; give a path on a filesystem every node mounts at the same place "
-                         "(NFS) or an s3:// / gs:// URI (docs/CLUSTER.md)")
+                         "every trial there would fail at its first checkpoint; give a path on a filesystem every "
+                         "node mounts at the same place (NFS) or an s3:// / gs:// URI (docs/CLUSTER.md)")
 
 
 def warn_if_gpus_unused(settings: SearchSettings) -> None:

@@ -84,8 +84,7 @@ class SearchSettings:
             raise ValueError(f"storage is {self.storage!r}, but must be a directory or a URI ({', '.join(REMOTE_SCHEMES)})")
         storage_root(self.storage)  # an unknown URI scheme is refused there
         object.__setattr__(self, "model", local_absolute(self.model))
-        object.__setattr__(self, "data", dataclasses.replace(
-            self.data, **{k: local_absolute(getattr(self.data, k)) for k in ("path", "train", "dev", "test")}))
+        object.__setattr__(self, "data", self.data.with_absolute_paths())
         if not (isinstance(self.trials, int) and self.trials >= 1):
             raise ValueError(f"trials is {self.trials!r}, but must be an integer >= 1")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):

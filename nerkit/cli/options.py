@@ -43,8 +43,7 @@ def build_train_config(
         given["data"] = dataclasses.replace(base.data, **{"fingerprint": None, **data})
     config = base.with_overrides(**given)
     # The config is saved with the model and re-run from elsewhere: no relative paths.
-    return config.with_overrides(model=local_absolute(config.model), data=dataclasses.replace(
-        config.data, **{k: local_absolute(getattr(config.data, k)) for k in ("path", "train", "dev", "test")}))
+    return config.with_overrides(model=local_absolute(config.model), data=config.data.with_absolute_paths())
 
 
 def _config_from_file(path: Path) -> TrainConfig:
