@@ -47,6 +47,7 @@ def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, even
     import ray.tune as rtune
 
     import nerkit.train as nt
+    import nerkit.training_run as ntr
     from tune.trainable import run_trial
 
     path = Path(events_dir) / f"{rtune.get_context().get_trial_id()}.jsonl"
@@ -75,8 +76,8 @@ def _timed_trial(config: dict[str, Any], *, base: dict[str, Any], prepared, even
 
     timed(nt, "load_model", "model_load")
     timed(nt, "load_tokenizer", "tokenizer_load")
-    timed(nt, "evaluate_split", "eval")
-    timed(nt, "save_training_checkpoint", "ckpt_write")
+    timed(ntr, "evaluate_split", "eval")
+    timed(ntr, "save_training_checkpoint", "ckpt_write")
     timed(rtune, "report", "report")
     start = _time.time()
     log("fn_start", start, start)
@@ -133,13 +134,13 @@ def _ckpt_probe(model_name: str, tmp: Path, repeats: int = 3) -> dict[str, Any]:
     from nerkit.config import TrainConfig
     from nerkit.features import prepare_data
     from nerkit.model import load_model, resolve_model
-    from nerkit.train import _lr_lambda, _optimizer
+    from nerkit.optim import build_optimizer, build_scheduler
 
     cfg = TrainConfig(model=model_name)
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     model = load_model(model_name, prepared.label_map)
-    opt = _optimizer(model, cfg, torch.device("cpu"))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(1, 10))
+    opt = build_optimizer(model, cfg, torch.device("cpu"))
+    sched = build_scheduler(opt, 1, 10)
     ids = torch.tensor([prepared.train.input_ids[0]])
     model(input_ids=ids).logits.sum().backward()
     opt.step()  # AdamW moments exist, as in every real checkpoint

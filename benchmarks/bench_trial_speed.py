@@ -153,13 +153,14 @@ def _no_cudnn_attention() -> None:
 
 def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
     import nerkit.train as nt
+    import nerkit.training_run as ntr
     from nerkit.batching import epoch_batches
     from nerkit.features import prepare_data
 
     cfg = _apply_experiments(_config(args), experiments)
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     eval_seconds = []
-    base_eval = nt.evaluate_split
+    base_eval = ntr.evaluate_split
 
     def timed_eval(*a, **kw):
         # Timing only: the same evaluation nerkit runs.
@@ -170,7 +171,7 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
         eval_seconds.append(time.perf_counter() - t)
         return out
 
-    nt.evaluate_split = timed_eval
+    ntr.evaluate_split = timed_eval  # the dev evaluations (the loop runs them)
     history = []
     t0 = time.perf_counter()
     result = nt.train(cfg, prepared=prepared, report=lambda m, save: history.append(m))
@@ -313,6 +314,7 @@ def _profile(args) -> dict[str, Any]:
     import torch
 
     import nerkit.train as nt
+    from nerkit.optim import build_optimizer
     from nerkit.batching import collate, epoch_batches
     from nerkit.device import resolve_device
     from nerkit.features import prepare_data
@@ -339,7 +341,7 @@ def _profile(args) -> dict[str, Any]:
         if "freeze_emb" in variant:
             model.get_input_embeddings().weight.requires_grad_(False)
         # Its groups only, from the dense optimizer: these variants profile torch's AdamW.
-        groups = nt._optimizer(model, cfg.with_overrides(embedding_update="dense"), device).param_groups
+        groups = build_optimizer(model, cfg.with_overrides(embedding_update="dense"), device).param_groups
         opt = torch.optim.AdamW([{k: v for k, v in g.items() if k in ("params", "weight_decay")} for g in groups],
                                 lr=cfg.learning_rate, fused="fused" in variant)
         acc: dict[str, float] = {}

@@ -92,12 +92,12 @@ def test_load_restores_model_optimizer_and_progress(trained):
     # Loading a checkpoint into fresh objects restores weights, Adam moments and counters.
     cfg, _, ckpt = trained
     from nerkit.model import load_model
-    from nerkit.train import _lr_lambda, _optimizer
+    from nerkit.optim import build_optimizer, build_scheduler
 
     lm = prepare_data(cfg.data, cfg.model).label_map
     model = load_model(cfg.model, lm)
-    optimizer = _optimizer(model, cfg, torch.device("cpu"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
+    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
+    scheduler = build_scheduler(optimizer, 1, 10)
     state = load_training_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
     assert isinstance(state, TrainingState) and (state.step, state.epoch, state.batch_in_epoch) == (10, 1, 0)
     saved = transformers.AutoModelForTokenClassification.from_pretrained(str(ckpt))
@@ -117,7 +117,7 @@ def test_a_checkpoint_keeps_the_batch_pool_its_run_started_with(trained, tmp_pat
 
     cfg, _, ckpt = trained
     from nerkit.model import load_model
-    from nerkit.train import _lr_lambda, _optimizer
+    from nerkit.optim import build_optimizer, build_scheduler
 
     assert json.loads((ckpt / STATE_JSON).read_text())["progress"]["pool_batches"] == POOL_BATCHES
     older = tmp_path / "older"
@@ -127,8 +127,8 @@ def test_a_checkpoint_keeps_the_batch_pool_its_run_started_with(trained, tmp_pat
     (older / STATE_JSON).write_text(json.dumps(meta))
     lm = prepare_data(cfg.data, cfg.model).label_map
     model = load_model(cfg.model, lm)
-    optimizer = _optimizer(model, cfg, torch.device("cpu"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
+    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
+    scheduler = build_scheduler(optimizer, 1, 10)
     assert load_training_checkpoint(older, model=model, optimizer=optimizer, scheduler=scheduler).pool_batches == 50
 
 
@@ -149,7 +149,7 @@ def test_a_damaged_checkpoint_is_named_as_damaged(trained, tmp_path, damage):
 
     cfg, _, ckpt = trained
     from nerkit.model import load_model
-    from nerkit.train import _lr_lambda, _optimizer
+    from nerkit.optim import build_optimizer, build_scheduler
 
     damaged = tmp_path / "checkpoint_000000"
     shutil.copytree(ckpt, damaged)
@@ -163,8 +163,8 @@ def test_a_damaged_checkpoint_is_named_as_damaged(trained, tmp_path, damage):
         (damaged / damage).write_bytes((damaged / damage).read_bytes()[:40])
     lm = prepare_data(cfg.data, cfg.model).label_map
     model = load_model(cfg.model, lm)
-    optimizer = _optimizer(model, cfg, torch.device("cpu"))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(1, 10))
+    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
+    scheduler = build_scheduler(optimizer, 1, 10)
     needle = "is not a nerkit training checkpoint" if damage == "missing" else "is damaged and cannot be resumed from"
     with pytest.raises(DamagedCheckpoint, match=rf"{damaged}.* {needle}|{damaged} {needle}"):
         load_training_checkpoint(damaged, model=model, optimizer=optimizer, scheduler=scheduler)

@@ -9,7 +9,8 @@ import nerkit.train
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
 from nerkit.sparse_embedding import ACTIVE, RowSparseAdamW, clip_grad_norm, row_sparse_embedding
-from nerkit.train import embedding_update, train
+from nerkit.optim import embedding_update
+from nerkit.train import train
 
 
 @pytest.fixture()
@@ -24,9 +25,9 @@ def cfg(tiny_model_dir, small_data_dir) -> TrainConfig:
 def models(monkeypatch) -> list:
     """Every model train() builds, in order, and the optimizer each run used."""
     built: list = []
-    real_load, real_opt = nerkit.train.load_model, nerkit.train._optimizer
+    real_load, real_opt = nerkit.train.load_model, nerkit.train.build_optimizer
     monkeypatch.setattr(nerkit.train, "load_model", lambda *a: built.append(real_load(*a)) or built[-1])
-    monkeypatch.setattr(nerkit.train, "_optimizer", lambda *a: built.append(real_opt(*a)) or built[-1])
+    monkeypatch.setattr(nerkit.train, "build_optimizer", lambda *a: built.append(real_opt(*a)) or built[-1])
     return built
 
 

@@ -10,6 +10,7 @@ import torch
 import nerkit.features
 import nerkit.precision
 import nerkit.train
+import nerkit.training_run
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
 from nerkit.features import prepare_data
@@ -112,14 +113,14 @@ def test_huge_learning_rate_diverges_cleanly(cfg):
 def test_injected_nan_loss_diverges(cfg, monkeypatch):
     # A NaN training loss at the third step stops the run as diverged after two finite reports.
     calls = [0]
-    real_loss = nerkit.train.token_loss
+    real_loss = nerkit.training_run.token_loss
 
     def loss_with_nan(*args):
         calls[0] += 1
         loss = real_loss(*args)
         return loss * float("nan") if calls[0] == 3 else loss
 
-    monkeypatch.setattr(nerkit.train, "token_loss", loss_with_nan)
+    monkeypatch.setattr(nerkit.training_run, "token_loss", loss_with_nan)
     result, reports = _run(cfg.with_overrides(eval_every_steps=1))
     assert result.status == "diverged"
     assert [m["step"] for m in reports] == [1, 2]
@@ -130,14 +131,14 @@ def test_a_finite_loss_with_a_non_finite_gradient_diverges_before_the_update(cfg
     # 0 * sqrt(0) is a finite 0 whose gradient is 0 * inf = NaN: the step that produced it
     # must not be applied, so the two reports before it stay the last, finite ones.
     calls = [0]
-    real_loss = nerkit.train.token_loss
+    real_loss = nerkit.training_run.token_loss
 
     def loss_with_nan_gradient(logits, *args):
         calls[0] += 1
         loss = real_loss(logits, *args)
         return loss + 0.0 * (logits.sum() * 0.0).sqrt() if calls[0] == 3 else loss
 
-    monkeypatch.setattr(nerkit.train, "token_loss", loss_with_nan_gradient)
+    monkeypatch.setattr(nerkit.training_run, "token_loss", loss_with_nan_gradient)
     applied: list[int] = []
     result, reports = _run(cfg.with_overrides(eval_every_steps=1), on_step=lambda step, total: applied.append(step))
     assert result.status == "diverged"
@@ -289,14 +290,14 @@ def test_every_step_minimises_the_configured_weighted_loss(cfg, monkeypatch, los
     from nerkit.weights import class_weights
 
     steps = []
-    real = nerkit.train.token_loss
+    real = nerkit.training_run.token_loss
 
     def spy(logits, labels, weights=None, gamma=0.0):
         value = real(logits, labels, weights, gamma)
         steps.append((weights, gamma, float(value.detach())))
         return value
 
-    monkeypatch.setattr(nerkit.train, "token_loss", spy)
+    monkeypatch.setattr(nerkit.training_run, "token_loss", spy)
     run = cfg.with_overrides(loss=loss, gamma=2.0, epochs=1)
     _, reports = _run(run)
     prepared = prepare_data(run.data, run.model, run.max_length, run.label_all_subwords)

@@ -54,7 +54,7 @@ def test_a_trial_diverging_right_after_a_restore_reports_how_far_it_got(fake_tun
     # not epoch 0 and evaluation 0 as if it had diverged at once.
     from ray import tune
 
-    import nerkit.train
+    import nerkit.training_run
     from tune.trainable import run_trial
 
     base, prepared = tiny_run
@@ -64,7 +64,7 @@ def test_a_trial_diverging_right_after_a_restore_reports_how_far_it_got(fake_tun
 
     fake_tune.reported.clear()
     fake_tune.restore.checkpoint = tune.Checkpoint.from_directory(str(fake_tune.kept[0]))
-    monkeypatch.setattr(nerkit.train, "token_loss", lambda logits, *a: logits.sum() * float("nan"))
+    monkeypatch.setattr(nerkit.training_run, "token_loss", lambda logits, *a: logits.sum() * float("nan"))
     run_trial({}, base=base, prepared=prepared)
 
     [diverged] = fake_tune.reported
