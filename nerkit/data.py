@@ -234,13 +234,12 @@ def _resolve(cfg: DataConfig) -> tuple[dict[str, tuple[str, str | None]], str | 
         path = str(bundled_data_dir())
     if path is None:
         found: dict[str, tuple[str, str | None]] = {}
-        single = None
     elif not Path(path).exists():
         raise FileNotFoundError(f"no such file or directory: {path!r}")
     elif Path(path).is_dir() and (Path(path) / "dataset_dict.json").is_file():
-        found, single = _dataset_dict_splits(Path(path)), None
+        found = _dataset_dict_splits(Path(path))
     elif Path(path).is_dir() and not is_hf_disk(Path(path)):
-        found, single = _split_files(Path(path)), None
+        found = _split_files(Path(path))
     else:
         if cfg.train is not None:
             raise ValueError(

@@ -396,7 +396,7 @@ def _parse_param(name: str, spec: Any, err: _Errors) -> Param:
                   f"use one of {sorted(_TRAIN_FIELDS - RESERVED - DATA_SHAPING - GUARDED)}")
     if name in DATA_SHAPING:
         raise err(key, f"{name} changes the tokenised data, which a search prepares once for all its trials, so "
-                  "it cannot be searched", f"set it under base: (one value for every trial), and run a second "
+                  "it cannot be searched", "set it under base: (one value for every trial), and run a second "
                   "search with the other value to compare them")
     if not isinstance(spec, dict):
         spec = {"type": "fixed", "value": spec}  # `name: 0.5` is shorthand for fixed

@@ -40,7 +40,6 @@ def test_an_unusable_address_is_refused_before_the_data_is_prepared(monkeypatch)
     # A ray:// address used to be refused only after the whole corpus was tokenised.
     import tune.driver
     from tune.settings import SearchSettings
-    from tune.space import DEFAULT_SPACE
     from tune.space import resolve_space
 
     def prepare(*_a, **_k):
