@@ -223,26 +223,29 @@ def align_records(
             ids = encoding.word_ids(i)
             present = {w for w in ids if w is not None}
             kept = max(present) + 1 if present else 0
-            # Words missing at the end were cut only if the encoding hit max_length;
-            # otherwise they produced no subword (control characters) and vanished.
-            cut_off = kept < len(record.tokens) and len(ids) >= max_length
+            # Words missing at the end were cut only if the encoding hit max_length and
+            # one of them has a subword; otherwise they produced no subword (control
+            # characters) and vanished, even in a record that exactly fills max_length.
+            had: list[int] = []
+            if kept < len(record.tokens) and len(ids) >= max_length:
+                had = sorted({w for w in tokenizer(list(record.tokens[kept:]), is_split_into_words=True,
+                                                   add_special_tokens=False).word_ids() if w is not None})
             encoded = None  # the record's label ids, encoded once (a cut record needs them early)
-            if cut_off:
+            checked = len(record.tokens)  # words whose entity label must reach a subword
+            if had:
                 truncated += 1
                 # Of the words cut off, those that would have had no subword anyway
                 # (control characters) vanished, and are counted so, not as dropped.
-                cut = list(record.tokens[kept:])
-                had = sorted({w for w in tokenizer(cut, is_split_into_words=True,
-                                                   add_special_tokens=False).word_ids() if w is not None})
                 dropped += len(had)
-                vanished += len(cut) - len(had)
+                vanished += len(record.tokens) - kept - len(had)
                 encoded = _encode(record, label_map)
                 cut_labels.append([encoded[kept + w] for w in had])
+                checked = kept + had[0]  # the words before the first cut one were not cut
             else:
                 vanished += len(record.tokens) - kept
                 cut_labels.append([])
             vanished += kept - len(present)
-            _check_labels_kept(record, present, kept if cut_off else len(record.tokens))
+            _check_labels_kept(record, present, checked)
             input_ids.append(list(encoding["input_ids"][i]))
             if encoded is None:
                 encoded = _encode(record, label_map)

@@ -197,6 +197,30 @@ def test_the_last_word_of_an_entity_without_a_subword_is_an_error_too(tokenizer)
         align_records([record], tokenizer, LM)
 
 
+def test_a_record_exactly_filling_max_length_loses_no_label_to_a_vanishing_last_word(tokenizer, caplog):
+    # Six one-subword words and [CLS]/[SEP] fill max_length 8 exactly; the seventh word gets
+    # no subword. Nothing was cut, so its B-FOOD must be refused as at any other length
+    # (it was dropped unseen, and the record counted as truncated).
+    words = ("a", "b", "c", "d", "e", "f")
+    entity = Record(words + ("\u0301",), ("O",) * 6 + ("B-FOOD",), source="x.jsonl", line=3)
+    with pytest.raises(DataError, match=r"^x.jsonl:3: word 7 .* gets no subword"):
+        align_records([entity], tokenizer, LM, max_length=8)
+    plain = Record(words + ("\u0301",), ("O",) * 7, source="x.jsonl", line=3)
+    with caplog.at_level(logging.WARNING, logger="nerkit.alignment"):
+        aligned = align_records([plain], tokenizer, LM, max_length=8)
+    assert (aligned.num_truncated, aligned.num_words_dropped, aligned.cut_labels) == (0, 0, [[]])
+    assert "truncated" not in caplog.text and "1 words produced no subwords" in caplog.text
+
+
+def test_a_vanishing_entity_word_before_the_cut_is_refused(tokenizer):
+    # Cut at max_length 6 after "a b c d"; the mark after "d" would get no subword at any
+    # length, so its label is lost by the tokenizer, not by the cut: an error.
+    record = Record(("a", "b", "c", "d", "\u0301", "pizza", "pizza"), ("O",) * 4 + ("B-FOOD", "O", "O"),
+                    source="x.jsonl", line=5)
+    with pytest.raises(DataError, match=r"^x.jsonl:5: word 5 .* gets no subword"):
+        align_records([record], tokenizer, LM, max_length=6)
+
+
 def test_a_word_vanishing_inside_a_record_is_counted(tokenizer, caplog):
     # An O word with no subword between two kept words loses nothing, but the warning must
     # still count it (not only vanished words at a record's end).
