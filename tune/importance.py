@@ -2,10 +2,11 @@
 
 Each finished trial (completed, pruned by ASHA, or stopped by the collapse guard)
 counts with its **best dev F1**: the number the trial table, the report's parameter
-scatter and its best-trial section use. The Optuna study is not read for them: Ray's
-searcher records each trial's *last* result there (an ASHA-pruned trial's early score,
-a diverged trial's stand-in 0), so importances from it ranked parameters against
-another target than the rest of the report. Errored, diverged and unended trials are
+scatter and its best-trial section use. The Optuna study is not read for them: it
+holds the same best values only for searches run since the searcher recorded them
+(tune.searcher; before, Ray's searcher recorded each trial's *last* result, a diverged
+trial's stand-in 0 included), and the table is what the rest of the report reads.
+Errored, diverged and unended trials are
 left out; so are parameters that took one value among the trials used (nothing to
 attribute to them). Optuna's default evaluator computes the importances on an
 in-memory study built from these rows. Too few trials, or scores that do not vary,

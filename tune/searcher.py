@@ -30,12 +30,16 @@ empty one, on a machine without that path. ``study_location`` (used by
 ``tune.driver.resume_search``) says which database an unpickled storage opens now. With
 ``study_copies`` (object storage), every snapshot of the searcher also writes a copy of
 the study beside it (``tune.study_store``).
+
+The value the study records for a trial is its best evaluation's dev F1, the number
+the trial table ranks and promotion ships, not its last (Ray's default).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -118,8 +122,9 @@ def new_trials_stored_at(experiment: str) -> Iterator[None]:
 
 class ResumableOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that leaves study trials that already finished as they are, opens
-    the study where it is now after a resume, and (``study_copies``) writes a copy of
-    the study with each snapshot of its state."""
+    the study where it is now after a resume, (``study_copies``) writes a copy of the
+    study with each snapshot of its state, and tells the study each trial's best
+    evaluation, not its last."""
 
     def __init__(self, *args: Any, study_copies: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -179,4 +184,22 @@ class ResumableOptunaSearch(OptunaSearch):
                 logger.info("trial %s: its study trial was already %s; kept as it is", trial_id, state.name)
                 self._completed_trials.add(trial_id)
                 return
+        if result and not error and trial_id in self._ot_trials:
+            result = {**result, self.metric: self._best_value(trial_id, result.get(self.metric))}
         super().on_trial_complete(trial_id, result, error)
+
+    def _best_value(self, trial_id: str, last: float | None) -> float | None:
+        """The best of the trial's reported values, ``last`` (its final result) included.
+
+        The trial table ranks trials by their best evaluation and promotion ships its
+        checkpoint, so TPE learns that number too: Ray's class tells the study the last
+        result, which scored a trial that peaked and then overfitted below its shipped
+        F1. The values come from the study (its intermediate values), which survives a
+        resume; a diverged trial's stand-in 0 never beats a real evaluation.
+        """
+        if last is None:
+            return None
+        number = self._ot_trials[trial_id].number
+        frozen = next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
+        seen = [v for v in frozen.intermediate_values.values() if v is not None and math.isfinite(v)]
+        return (max if self.mode == "max" else min)([last, *seen])

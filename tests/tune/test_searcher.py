@@ -64,6 +64,24 @@ def test_a_replayed_step_of_a_running_study_trial_is_ignored_quietly(tmp_path):
     assert trial.state == optuna.trial.TrialState.RUNNING and trial.intermediate_values == {1: 0.3, 2: 0.5}
 
 
+def test_the_study_learns_each_trials_best_evaluation_not_its_last(tmp_path):
+    # A trial that peaked at 0.5 and overfitted to 0.3 ships its 0.5 checkpoint (the trial
+    # table ranks by best dev F1), so TPE must learn 0.5 too; Ray's class told it 0.3. A
+    # diverged trial's stand-in 0 after real evaluations does not hide them either.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, url)
+    for trial_id, f1s in (("peaked", (0.2, 0.5, 0.3)), ("diverged", (0.4, 0.0)), ("rising", (0.1, 0.6))):
+        searcher.suggest(trial_id)
+        for step, f1 in enumerate(f1s, 1):
+            searcher.on_trial_result(trial_id, {"dev_f1": f1, "training_iteration": step})
+        searcher.on_trial_complete(trial_id, {"dev_f1": f1s[-1], "training_iteration": len(f1s)})
+    searcher.suggest("failed")
+    searcher.on_trial_complete("failed", None, error=True)
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.value for t in trials[:3]] == [0.5, 0.4, 0.6]
+    assert trials[3].state == optuna.trial.TrialState.FAIL
+
+
 def _copy_of_experiment(tmp_path, searcher):
     """Ray's two pickles of a searcher (tuner.pkl's object and its state file), and the
     study, copied to another directory as `cp -r` of an experiment would."""
