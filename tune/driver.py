@@ -37,7 +37,8 @@ from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, experiment_path, is_remote,
                            read_settings)
-from tune.space import Sampler, SearchSpace, load_space
+from tune.space import Sampler, SearchSpace
+from tune.space_file import load_space
 from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
 from tune.study_store import make_room_for_new_study, set_aside_unstarted_study, study_for_resume

@@ -134,7 +134,7 @@ def _baseline_name(params: dict[str, Any], baselines: list[dict[str, Any]], name
 def _config_json(base: dict[str, Any], params: dict[str, Any], num_threads: int | None = None) -> str:
     """The trial's whole TrainConfig as JSON, with the thread count it ran with where the
     config left it to Ray; where its settings do not make one (a space from before they
-    were checked together, tune.space), the settings as given: that trial failed on them,
+    were checked together, tune.space_checks), the settings as given: that trial failed on them,
     and its row (with the error) must still be in the table."""
     from tune.trainable import trial_config
 

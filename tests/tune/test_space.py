@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tune.space import load_space
+from tune.space_file import load_space
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 
