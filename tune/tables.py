@@ -1,6 +1,6 @@
 """Trial tables: one row per trial and one row per trial evaluation.
 
-Built from Ray's own record of the experiment (``ray.tune.ExperimentAnalysis``:
+Built from Ray's own record of the experiment (``ray.tune.ExperimentAnalysis``, read by tune.ray_record:
 trial statuses, results, checkpoints) plus ``search.json``; works for a finished, a
 running and an interrupted search. The schema is versioned (``SCHEMA_VERSION``) and
 documented in docs/TRIAL_TABLES.md; columns:
@@ -26,29 +26,18 @@ history: ``trial_id``, ``eval_index``, ``step``, ``epoch``, ``tokens_seen``,
 from __future__ import annotations
 
 import json
-import logging
 import math
-import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from tune.guard import GuardConfig
+from tune.ray_record import (METRIC, best_checkpoint, checkpoint_uri, last_start, log_behind, read_analysis,
+                             trial_error, trial_results)
 from tune.settings import read_settings
-from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
 from tune.stop_reasons import entity_prob_history, last_per_evaluation, ratio_history, stop_reason
-from tune.storage import filesystem, read_bytes
 from tune.trial_order import trial_number
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-logger = logging.getLogger(__name__)
-
 SCHEMA_VERSION = 1
-METRIC = "dev_f1"
-#: A cut-off snapshot is usually Ray's copy to storage in flight: how long to wait for
-#: it to land before reading the last complete backup instead (tune.state_backup).
-SNAPSHOT_WAIT_S = (0.2, 0.5, 1.0)
 
 # The fixed columns of each table, in order, each with a value of its type. The
 # Parquet schema takes a column's type from these when no row has a value for it (an
@@ -96,20 +85,6 @@ def trial_columns(record: dict[str, Any]) -> dict[str, Any]:
         # types them as it types rows); a range is float, or int for an int range.
         params[f"param_{p['name']}"] = p["values"] if p["kind"] == "choice" else (0 if p["kind"] == "int" else 0.0)
     return {**_TRIAL_HEAD, **params, **_TRIAL_TAIL}
-
-
-def _results(trial) -> list[dict[str, Any]]:
-    """A trial's logged results, flattened as Ray's own analysis flattens them
-    (``per_type/<TYPE>/<metric>``), NaN values dropped."""
-    from ray.tune.utils import flatten_dict
-
-    from tune.result_logs import read_result_log
-
-    rows = []
-    for result in read_result_log(trial):
-        flat = flatten_dict(result, delimiter="/")
-        rows.append({k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))})
-    return rows
 
 
 def _per_type_f1(result: dict[str, Any]) -> dict[str, float]:
@@ -161,7 +136,7 @@ def collect(experiment_path: str) -> TrialTables:
     baselines = record["space"]["baselines"] if record["settings"]["baselines"] else []
     searched = [p["name"] for p in record["space"]["params"] if p["kind"] != "fixed"]
     columns = trial_columns(record)
-    analysis = _analysis(experiment_path)
+    analysis = read_analysis(experiment_path)
     if analysis is None:
         return TrialTables(experiment_path, record, [], [], columns)  # no trial has started yet
 
@@ -172,10 +147,10 @@ def collect(experiment_path: str) -> TrialTables:
     floats = {p["name"] for p in record["space"]["params"] if p["kind"] in ("loguniform", "uniform")}
     # In creation order: a tie for best goes to the earlier trial everywhere (tune.trial_order).
     for trial in sorted(analysis.trials, key=lambda t: trial_number(t.experiment_tag)):
-        results = _results(trial)
+        results = trial_results(trial)
         # A result log cut short or lost (a trial directory deleted, a disk filled) still
         # leaves Ray's own record of the trial's last result: use it, and say so.
-        incomplete = _log_behind(results, trial.last_result or {})
+        incomplete = log_behind(results, trial.last_result or {})
         if incomplete:
             # Ray's own flattening: the one that made the result log's columns.
             results = results + [flatten_dict(dict(trial.last_result), delimiter="/")]
@@ -214,7 +189,7 @@ def collect(experiment_path: str) -> TrialTables:
             "checkpoint": "",
             "checkpoint_eval_index": None,
             "checkpoint_dev_f1": None,
-            "error": _error(trial),
+            "error": trial_error(trial),
             "results_incomplete": incomplete,
             "experiment": experiment_path,
             "schema_version": SCHEMA_VERSION,
@@ -228,8 +203,8 @@ def collect(experiment_path: str) -> TrialTables:
         for etype, f1 in (_per_type_f1(best) if best else {}).items():
             row[f"best_f1_{etype}"] = f1
         if best is not None:
-            ckpt, at = _best_checkpoint(trial, _last_start(results))
-            row["checkpoint"] = _uri(ckpt) if ckpt is not None else ""
+            ckpt, at = best_checkpoint(trial, last_start(results))
+            row["checkpoint"] = checkpoint_uri(ckpt) if ckpt is not None else ""
             # With --checkpoint-every above 1 the best evaluation may have no checkpoint:
             # this says which one `checkpoint` holds (promotion scores that one).
             row["checkpoint_eval_index"] = int(at["eval_index"]) if ckpt is not None and "eval_index" in at else None
@@ -247,102 +222,6 @@ def collect(experiment_path: str) -> TrialTables:
     return TrialTables(experiment_path, record, trials, history, columns)
 
 
-def _analysis(experiment_path: str):
-    """Ray's analysis of the experiment's trials (statuses, configs, checkpoints), or
-    None when no trial has started yet.
-
-    Ray copies its snapshot to storage in the background, not atomically, so a reader
-    can find it cut off: mid-copy (it lands within moments) or for good (a driver killed
-    during a copy). Waited out, or else read from the last complete backup
-    (tune.state_backup). Result logs are read by :func:`_results`, not here.
-    """
-    from tune.state_backup import BACKUP_DIR, is_complete, latest_backup
-
-    for wait in (*SNAPSHOT_WAIT_S, None):
-        snapshot = newest_snapshot(experiment_path)
-        if snapshot is None:
-            return None
-        if is_complete(read_bytes(snapshot)):
-            try:
-                return _ray_analysis(experiment_path)
-            except (json.JSONDecodeError, FileNotFoundError):
-                pass  # rewritten between this read and Ray's own: look again
-        if wait is not None:
-            time.sleep(wait)
-    fs, path = filesystem(experiment_path)
-    for _ in range(2):  # a backup can be pruned as a newer one lands: take the newer one then
-        backup = latest_backup(fs, path)
-        if backup is None:
-            raise ValueError(
-                f"{snapshot} is cut off (the driver was killed while Ray copied it to storage) and there "
-                f"is no complete copy of it in {experiment_path}/{BACKUP_DIR} (searches started before "
-                "nerkit kept one), so Ray's record of the trials cannot be read; nothing was written. "
-                "The trial directories (result.json, checkpoints) are left as they are")
-        names = [n for n in files_ray_reads(state_files(fs, backup)) if n.startswith(SNAPSHOT_PREFIX)]
-        shown = f"{experiment_path.rstrip('/')}/{BACKUP_DIR}/{backup.rsplit('/', 1)[-1]}"
-        try:
-            analysis = _ray_analysis(experiment_path, snapshot=f"{backup}/{names[0]}")
-        except (FileNotFoundError, IndexError):
-            continue
-        logger.warning("%s is cut off (a driver killed while Ray copied it, or a copy still in flight); the "
-                       "tables show the last complete copy, %s, which may miss the last few seconds",
-                       snapshot, shown)
-        return analysis
-    raise ValueError(f"{snapshot} is cut off and its backups in {experiment_path}/{BACKUP_DIR} changed while "
-                     "being read; try again")
-
-
-def _ray_analysis(experiment_path: str, snapshot: str | None = None):
-    """``ExperimentAnalysis`` of ``experiment_path``, reading its trials from ``snapshot``
-    (a path in the experiment's filesystem) when given, and fetching no result logs
-    (:func:`_results` reads them, tolerating a damaged line where Ray's reader drops the
-    trial's whole log)."""
-    from ray.tune import ExperimentAnalysis
-
-    class Analysis(ExperimentAnalysis):
-        # Two private hooks of Ray 2.60's ExperimentAnalysis (pinned in pyproject.toml):
-        # _load_trials reads the snapshot named by _experiment_json_fs_path, which the
-        # constructor sets to the newest one; _fetch_trial_dataframes reads every log.
-        def _load_trials(self):
-            if snapshot is not None:
-                self._experiment_json_fs_path = snapshot
-            return super()._load_trials()
-
-        def _fetch_trial_dataframes(self):
-            return {}
-
-    return Analysis(experiment_path, default_metric=METRIC, default_mode="max")
-
-
-def _log_behind(results: list[dict[str, Any]], last: dict[str, Any]) -> bool:
-    """Whether Ray's last result of a trial is an evaluation its result log lacks."""
-    if "eval_index" not in last:
-        return False
-    logged = [int(r["eval_index"]) for r in results if "eval_index" in r]
-    return not logged or max(logged) < int(last["eval_index"])
-
-
-def _last_start(results: list[dict[str, Any]]) -> int:
-    """The ``training_iteration`` of the trial's last start from scratch: its last first
-    evaluation (a trial whose checkpoint was damaged trains again from the start,
-    tune.trainable; a restore from a checkpoint goes on from a later evaluation)."""
-    starts = [int(r.get("training_iteration") or 0) for r in results if r.get("eval_index") == 0]
-    return max(starts, default=0)
-
-
-def _best_checkpoint(trial, since_iteration: int = 0) -> tuple[Any, dict[str, Any]]:
-    """The trial's checkpoint with the highest dev F1 and the result it came with, among
-    those of its last start (``since_iteration``): the run that made its history.
-
-    The same choice as Ray's ``ExperimentAnalysis.get_best_checkpoint`` (NaN left out,
-    the first of equals), which returns the checkpoint alone.
-    """
-    scored = [(r.checkpoint, r.metrics) for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results
-              if _f(r.metrics.get(METRIC)) is not None
-              and int(r.metrics.get("training_iteration") or 0) >= since_iteration]
-    return max(scored, key=lambda c: c[1][METRIC], default=(None, {}))
-
-
 def _int(value: Any) -> int | None:
     out = _f(value)
     return int(out) if out is not None else None
@@ -356,17 +235,3 @@ def _f(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
-
-
-def _uri(checkpoint) -> str:
-    """A checkpoint's full location: Ray keeps object-store paths without their scheme."""
-    scheme = {"s3": "s3://", "gcs": "gs://", "hdfs": "hdfs://"}.get(checkpoint.filesystem.type_name, "")
-    return f"{scheme}{checkpoint.path}"
-
-
-def _error(trial) -> str:
-    if trial.status != "ERROR":
-        return ""
-    # The tail of the trace: the exception line is what a reader of the table needs. Ray
-    # colours its frames for terminals; the codes would reach Parquet, CSV and JSON.
-    return _ANSI.sub("", str(trial.get_error() or ""))[-2000:]

@@ -240,19 +240,6 @@ def test_a_trial_whose_settings_make_no_config_still_gets_a_row():
     assert json.loads(_config_json(TrainConfig().to_dict(), {"o_weight": 0.5}))["o_weight"] == 0.5
 
 
-def test_the_error_column_holds_plain_text():
-    # Ray colours the frames of a trial's trace for terminals; the escape codes reached the
-    # Parquet table, --csv and --json. Only an errored trial has an error.
-    from types import SimpleNamespace
-
-    from tune.tables import _error
-
-    trace = "Failure # 1\n\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\nValueError: boom"
-    failed = SimpleNamespace(status="ERROR", get_error=lambda: trace)
-    assert _error(failed) == "Failure # 1\nray::ImplicitFunc.train() (pid=1)\nValueError: boom"
-    assert _error(SimpleNamespace(status="TERMINATED", get_error=lambda: trace)) == ""
-
-
 def test_a_baseline_names_only_its_own_trial():
     # In a small choice space the sampler can draw a baseline's point again: that trial
     # was labelled the baseline too, and the summary and report showed the baseline twice.
@@ -295,22 +282,3 @@ def test_rows_come_in_the_order_trials_were_created(search_tables):
     created = {t.trial_id: trial_number(t.experiment_tag) for t in ExperimentAnalysis(search_tables.experiment).trials}
     numbers = [created[t["trial_id"]] for t in search_tables.trials]
     assert len(numbers) > 2 and numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
-
-
-def test_the_checkpoint_named_is_from_the_trials_last_start():
-    # After a start from scratch (a damaged checkpoint, tune.trainable) the abandoned run's
-    # checkpoints stay registered with Ray, and tie the re-run's F1s: the first of equals
-    # was the damaged one.
-    from types import SimpleNamespace
-
-    from tune.tables import _best_checkpoint, _last_start
-
-    results = [{"eval_index": 0, "training_iteration": 1}, {"eval_index": 1, "training_iteration": 2},
-               {"eval_index": 0, "training_iteration": 3}, {"eval_index": 1, "training_iteration": 4}]
-    ranked = [SimpleNamespace(checkpoint=name, metrics={"dev_f1": 0.5, "training_iteration": it, "eval_index": 0})
-              for name, it in (("abandoned", 1), ("kept", 3))]
-    trial = SimpleNamespace(run_metadata=SimpleNamespace(checkpoint_manager=SimpleNamespace(
-        best_checkpoint_results=ranked)))
-    assert _last_start(results) == 3
-    assert _best_checkpoint(trial, _last_start(results))[0] == "kept"
-    assert _best_checkpoint(trial)[0] == "abandoned"  # Ray's own choice, first of equals

@@ -1,0 +1,35 @@
+"""Tests for tune.ray_record: reading Ray's record of a trial."""
+
+from __future__ import annotations
+
+
+def test_the_error_column_holds_plain_text():
+    # Ray colours the frames of a trial's trace for terminals; the escape codes reached the
+    # Parquet table, --csv and --json. Only an errored trial has an error.
+    from types import SimpleNamespace
+
+    from tune.ray_record import trial_error
+
+    trace = "Failure # 1\n\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\nValueError: boom"
+    failed = SimpleNamespace(status="ERROR", get_error=lambda: trace)
+    assert trial_error(failed) == "Failure # 1\nray::ImplicitFunc.train() (pid=1)\nValueError: boom"
+    assert trial_error(SimpleNamespace(status="TERMINATED", get_error=lambda: trace)) == ""
+
+
+def test_the_checkpoint_named_is_from_the_trials_last_start():
+    # After a start from scratch (a damaged checkpoint, tune.trainable) the abandoned run's
+    # checkpoints stay registered with Ray, and tie the re-run's F1s: the first of equals
+    # was the damaged one.
+    from types import SimpleNamespace
+
+    from tune.ray_record import best_checkpoint, last_start
+
+    results = [{"eval_index": 0, "training_iteration": 1}, {"eval_index": 1, "training_iteration": 2},
+               {"eval_index": 0, "training_iteration": 3}, {"eval_index": 1, "training_iteration": 4}]
+    ranked = [SimpleNamespace(checkpoint=name, metrics={"dev_f1": 0.5, "training_iteration": it, "eval_index": 0})
+              for name, it in (("abandoned", 1), ("kept", 3))]
+    trial = SimpleNamespace(run_metadata=SimpleNamespace(checkpoint_manager=SimpleNamespace(
+        best_checkpoint_results=ranked)))
+    assert last_start(results) == 3
+    assert best_checkpoint(trial, last_start(results))[0] == "kept"
+    assert best_checkpoint(trial)[0] == "abandoned"  # Ray's own choice, first of equals
