@@ -7,7 +7,7 @@ Command::
 
 With ``s3://``/``gs://`` storage, ``tune.searcher.ResumableOptunaSearch.save`` (run by
 Ray at every experiment snapshot: about once a second, every ``trials / 100`` s above
-100 trials; tune.driver.snapshot_period) also copies the SQLite study beside its state
+100 trials; tune.driver_process.snapshot_period) also copies the SQLite study beside its state
 with SQLite's online backup and hashes the copy (tune.study_store), and Ray uploads the
 copy with the snapshot. For studies of ``--trials`` finished trials with ``--evals``
 reported evaluations each (what a search of that size holds), this times ``save`` with

@@ -13,22 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import time
-import uuid
 from collections.abc import Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from importlib.metadata import version
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nerkit.config import TrainConfig
 from nerkit.features import PreparedData, prepare_data
 from tune.cluster_checks import (check_storage_on_every_node, default_concurrency, warn_if_autoscaling_would_starve,
                                  warn_if_gpus_unused)
 from tune.driver_lock import LOCK_FILE, driver_lock
+from tune.driver_process import sigterm_stops_gracefully, snapshot_period
+from tune.plan import SearchPlan, plan_from_record, plan_search
 from tune.progress import SearchProgress
 from tune.ray_connect import check_address, init_ray_for
 from tune.reconcile import fail_orphaned_trials, study_and_ray_trials, unrecorded_finished_trials
@@ -37,74 +33,13 @@ from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, experiment_path, is_remote,
                            read_settings)
-from tune.space import Sampler, SearchSpace
-from tune.space_file import load_space
+from tune.space import Sampler
 from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
 from tune.study_store import make_room_for_new_study, set_aside_unstarted_study, study_for_resume
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SearchPlan:
-    """Everything resolved before Ray starts: the whole record of a search."""
-
-    settings: SearchSettings
-    space: SearchSpace
-    base: TrainConfig
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "settings": self.settings.to_dict(),
-            "space": self.space.to_dict(),
-            "base_config": self.base.to_dict(),
-            "optuna_storage": self.settings.optuna_url(),
-            # Marks this search's Optuna study, so no other study is taken for it (tune.study_store).
-            "search_id": uuid.uuid4().hex,
-            "versions": {p: version(p) for p in ("nerkit", "ray", "optuna", "transformers", "torch")},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-
-
-def plan_search(settings: SearchSettings) -> SearchPlan:
-    if settings.gpus_per_trial > 1:
-        # A trial trains on one device (no data parallelism): more would sit reserved and
-        # idle. Refused for new searches only: an earlier one that asked for more resumes.
-        raise ValueError(f"gpus_per_trial is {settings.gpus_per_trial:g}, but a trial trains on one GPU: give at "
-                         "most 1 (0.5 runs two trials per GPU)")
-    space = load_space(settings.space)
-    grace = settings.grace_epochs or space.budget.grace_epochs
-    budget = settings.max_epochs or space.budget.max_epochs
-    if (settings.max_epochs or settings.grace_epochs) and grace > budget:
-        # Budget's own message names YAML keys; the user typed flags.
-        g = f"--grace-epochs {grace:g}" if settings.grace_epochs else f"the space's grace period, {grace:g}"
-        m = f"--max-epochs {budget:g}" if settings.max_epochs else f"the space's budget, {budget:g} epochs"
-        fix = (f"lower --grace-epochs to {budget:g} or less" if settings.grace_epochs
-               else f"pass --grace-epochs {budget:g} or less too")
-        raise ValueError(f"{g} is above {m} ({settings.space}): ASHA stops no trial before its grace period, "
-                         f"so it must fit in the budget; {fix}" + ("" if settings.max_epochs else
-                                                                   f", or raise --max-epochs to {grace:g}"))
-    space = space.with_budget(
-        max_epochs=settings.max_epochs, grace_epochs=settings.grace_epochs,
-        reduction_factor=settings.reduction_factor,
-    )
-    base = TrainConfig().with_overrides(
-        **space.base, model=settings.model, max_length=settings.max_length,
-        data=settings.data, epochs=space.budget.max_epochs,
-        # The trials' `collapsed` flag (history column, warnings) at the guard's threshold:
-        # a trial the guard stopped must not read collapsed=False at every evaluation.
-        collapse_eps=space.guard.eps,
-    )
-    return SearchPlan(settings, space, base)
-
-
-def plan_from_record(record: dict[str, Any]) -> SearchPlan:
-    """Rebuild the plan of an existing search from its ``search.json``."""
-    space = SearchSpace.from_dict(record["space"])
-    return SearchPlan(SearchSettings.from_dict(record["settings"]), space,
-                      TrainConfig.from_dict(record["base_config"]))
 
 
 def trial_dirname(trial) -> str:
@@ -316,64 +251,3 @@ def _resume(name: str, exp: str, address: str | None):
         )
         with sigterm_stops_gracefully():
             return tuner.fit()
-
-
-@contextmanager
-def sigterm_stops_gracefully():
-    """SIGTERM ends the search as Ctrl-C does: Ray saves its state, stops the trials and
-    returns, so ``--resume`` continues it.
-
-    Batch schedulers and ``kill`` stop a job with SIGTERM, but Ray Tune only catches
-    SIGINT and SIGUSR1 (ray.tune.tune._setup_signal_catching); a SIGTERM killed the driver
-    mid-run, with no last snapshot. This passes it on as SIGUSR1 while the search runs.
-    Only the main thread can set handlers, and not every platform has SIGUSR1.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
-        yield
-        return
-
-    def to_sigusr1(signum, frame) -> None:
-        # Once: a second SIGTERM gets the handler from before (Ray's shutdown, or the
-        # default exit), as Ray's own warning then promises.
-        signal.signal(signal.SIGTERM, previous)
-        if not callable(signal.getsignal(signal.SIGUSR1)):
-            # Before Ray set its handler (fit() is still starting), SIGUSR1 would kill the
-            # process outright: SIGTERM does what it did before.
-            signal.raise_signal(signal.SIGTERM)
-            return
-        logger.warning("SIGTERM received: stopping the search as on Ctrl-C (state saved; --resume continues it; "
-                       "a second SIGTERM ends it at once)")
-        signal.raise_signal(signal.SIGUSR1)
-
-    previous = signal.signal(signal.SIGTERM, to_sigusr1)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def snapshot_period(trials: int):
-    """Ray's experiment-snapshot period for a new search, unless the user set one.
-
-    Ray's ``auto`` period is at least 10 s. The snapshot (with every trial's result
-    log) is what reaches storage: what ``nerkit trials`` shows during a search and
-    where a resumed driver starts each trial again from. ``num_to_keep=1`` used to
-    force one per checkpoint; tune.retention no longer needs that, so this sets
-    about 1 s instead. Ray saves the period with the search, so a resumed search
-    keeps it. A snapshot holds some 35 KB per trial plus about 3 KB per evaluation
-    (Ray keeps every checkpoint's metrics: some 850 KB for 16 trials of up to 6
-    evaluations, 12 ms to write), so the period grows with the trial count to keep
-    writing it a small, steady cost (10 s, Ray's floor, at 1,000 trials).
-    """
-    if "TUNE_GLOBAL_CHECKPOINT_S" in os.environ:
-        yield
-        return
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = f"{max(1.0, trials / 100):g}"
-    try:
-        yield
-    finally:
-        os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)

@@ -1,0 +1,79 @@
+"""A search's plan: everything resolved before Ray starts, and what ``search.json`` records.
+
+The settings (command line), the space (its YAML, with the command line's budget) and
+the base TrainConfig every trial starts from; a resume rebuilds the same plan from the
+record, never from the files again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from nerkit.config import TrainConfig
+from tune.settings import SearchSettings
+from tune.space import SearchSpace
+from tune.space_file import load_space
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Everything resolved before Ray starts: the whole record of a search."""
+
+    settings: SearchSettings
+    space: SearchSpace
+    base: TrainConfig
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings.to_dict(),
+            "space": self.space.to_dict(),
+            "base_config": self.base.to_dict(),
+            "optuna_storage": self.settings.optuna_url(),
+            # Marks this search's Optuna study, so no other study is taken for it (tune.study_store).
+            "search_id": uuid.uuid4().hex,
+            "versions": {p: version(p) for p in ("nerkit", "ray", "optuna", "transformers", "torch")},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def plan_search(settings: SearchSettings) -> SearchPlan:
+    if settings.gpus_per_trial > 1:
+        # A trial trains on one device (no data parallelism): more would sit reserved and
+        # idle. Refused for new searches only: an earlier one that asked for more resumes.
+        raise ValueError(f"gpus_per_trial is {settings.gpus_per_trial:g}, but a trial trains on one GPU: give at "
+                         "most 1 (0.5 runs two trials per GPU)")
+    space = load_space(settings.space)
+    grace = settings.grace_epochs or space.budget.grace_epochs
+    budget = settings.max_epochs or space.budget.max_epochs
+    if (settings.max_epochs or settings.grace_epochs) and grace > budget:
+        # Budget's own message names YAML keys; the user typed flags.
+        g = f"--grace-epochs {grace:g}" if settings.grace_epochs else f"the space's grace period, {grace:g}"
+        m = f"--max-epochs {budget:g}" if settings.max_epochs else f"the space's budget, {budget:g} epochs"
+        fix = (f"lower --grace-epochs to {budget:g} or less" if settings.grace_epochs
+               else f"pass --grace-epochs {budget:g} or less too")
+        raise ValueError(f"{g} is above {m} ({settings.space}): ASHA stops no trial before its grace period, "
+                         f"so it must fit in the budget; {fix}" + ("" if settings.max_epochs else
+                                                                   f", or raise --max-epochs to {grace:g}"))
+    space = space.with_budget(
+        max_epochs=settings.max_epochs, grace_epochs=settings.grace_epochs,
+        reduction_factor=settings.reduction_factor,
+    )
+    base = TrainConfig().with_overrides(
+        **space.base, model=settings.model, max_length=settings.max_length,
+        data=settings.data, epochs=space.budget.max_epochs,
+        # The trials' `collapsed` flag (history column, warnings) at the guard's threshold:
+        # a trial the guard stopped must not read collapsed=False at every evaluation.
+        collapse_eps=space.guard.eps,
+    )
+    return SearchPlan(settings, space, base)
+
+
+def plan_from_record(record: dict[str, Any]) -> SearchPlan:
+    """Rebuild the plan of an existing search from its ``search.json``."""
+    space = SearchSpace.from_dict(record["space"])
+    return SearchPlan(SearchSettings.from_dict(record["settings"]), space,
+                      TrainConfig.from_dict(record["base_config"]))
