@@ -6,7 +6,7 @@ Command::
         --out benchmarks/results/snapshot_cost.json
 
 Runs the same tiny-model search twice in fresh processes: once with nerkit's snapshot
-period (``tune.driver.snapshot_period``: about 1 s) and once with
+period (``tune.driver_process.snapshot_period``: about 1 s) and once with
 ``TUNE_GLOBAL_CHECKPOINT_S=10`` (Ray's floor). Inside each, Ray's
 ``TuneController.save_to_dir`` (writing the snapshot in the driver's staging dir) and
 Ray's upload of that dir to storage are wrapped with timers; nothing in ``tune/`` is

@@ -4,7 +4,7 @@ When Ray restarts a failed trial from its checkpoint (``FailureConfig(max_failur
 a lost node), its JSON and CSV loggers first copy the trial's ``result.json`` and
 ``progress.csv`` *from storage* over the driver's own, up-to-date copies. Storage has
 them only as of Ray's last experiment snapshot copied there: a snapshot period old
-(tune.driver.snapshot_period), or more while a copy to slow storage is still running.
+(tune.driver_process.snapshot_period), or more while a copy to slow storage is still running.
 So the results reported since then vanish from the trial's log, from the trial table
 and from ``nerkit report``. Just before the copy back, this callback uploads the
 driver's copies, so the copy back is whole.

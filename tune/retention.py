@@ -32,7 +32,7 @@ from tune.state_backup import latest_backup
 logger = logging.getLogger(__name__)
 
 #: How often to read the snapshot on storage at most. Ray takes one about every
-#: second (tune.driver.snapshot_period). Superseded checkpoints wait this long to go,
+#: second (tune.driver_process.snapshot_period). Superseded checkpoints wait this long to go,
 #: and while they wait the kernel may write them back to disk, slowing the trials'
 #: next checkpoint writes (benchmarks/RESULTS.md §3, update 3).
 MIN_INTERVAL_S = 1.0

@@ -4,7 +4,7 @@ Ray writes its experiment state (``experiment_state-*.json``, the searcher's
 ``searcher-state-*.pkl`` and ``search_gen_state-*.json``, the callbacks'
 ``callback-states-*.pkl``) whole in the driver's staging directory, then copies the
 files to the experiment directory on storage in the background, every second or so
-(tune.driver.snapshot_period). The copy is not atomic: a driver killed during it
+(tune.driver_process.snapshot_period). The copy is not atomic: a driver killed during it
 leaves a file empty or cut off. Ray's restore then fails on it, and, worse, Ray
 answers that by starting the whole experiment again from nothing. A resumed search
 also copies ``tuner.pkl`` and nerkit's ``search.json`` again with every snapshot (Ray

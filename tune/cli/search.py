@@ -198,7 +198,7 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
     """The exit code of a search that ended with ``summary``, and what to tell the user.
 
     0: done, with a best trial. 130: interrupted (on Ctrl-C, or SIGTERM through
-    tune.driver.sigterm_stops_gracefully, Ray saves its state and returns as if done),
+    tune.driver_process.sigterm_stops_gracefully, Ray saves its state and returns as if done),
     with the command that continues it. 1: ended without any trial reporting a result, or
     with every trial failed.
     """
