@@ -31,6 +31,8 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
         chosen = (f"re-trained the top {len(sel['candidates'])} configurations with "
                   f"{sel['confirm_seeds']} extra seed(s) each and kept the best mean dev F1; "
                   f"this is its seed-{sel['chosen_seed']} run")
+    elif sel.get("trial"):
+        chosen = f"trial `{sel['trial']}`, chosen by hand (`--trial`), from its best checkpoint"
     else:
         chosen = f"the best trial by `{sel['metric']}`, from its best checkpoint"
     versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))

@@ -269,7 +269,8 @@ def promote(
     _check_data(tables.record, ranked[0])
     with tempfile.TemporaryDirectory(prefix="nerkit-promote-") as tmp:
         work = Path(tmp)
-        selection: dict[str, Any] = {"metric": metric, "confirm_seeds": confirm_seeds, "candidates": []}
+        selection: dict[str, Any] = {"metric": metric, "confirm_seeds": confirm_seeds, "candidates": [],
+                                     "trial": trial}  # set: chosen by hand (--trial), not ranked
         if confirm_seeds > 0:
             conf = confirm_with_seeds(ranked[:top_k], confirm_seeds, work)
             row, model_dir, dev = conf.row, conf.run.model_dir, conf.run.best

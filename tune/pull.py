@@ -20,9 +20,12 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
 from tune.registry import MANIFEST, Registry, hash_stream
 
 _SPEC = re.compile(r"^(latest|v[1-9]\d*)$")
+_VERSION = re.compile(r"^v[1-9]\d*$")
 _USAGE = "<registry>/<model-name>[@vN|@latest], e.g. s3://bucket/models/ner@latest"
 
 
@@ -54,9 +57,12 @@ def parse_ref(ref: str) -> tuple[str, str, str]:
 
 def resolve(reg: Registry, spec: str) -> int:
     """The version number ``spec`` (``latest`` or ``vN``) names in ``reg``."""
+    where, model = reg.uri.rsplit("/", 1)
+    if _VERSION.match(model) and reg.fs.get_file_info(f"{reg.root}/{MANIFEST}").type == pafs.FileType.File:
+        # The version's directory, as promote prints it (".../ner/v3"): a reference names it "ner@v3".
+        raise ValueError(f"{reg.uri} is a version's directory; pull {where}@{model}")
     if not reg.exists():
         models = reg.models()
-        where, model = reg.uri.rsplit("/", 1)
         if reg.is_model_root():
             raise ValueError(f"{where} is itself a model (it holds versions and latest), so {where}/{model} "
                              f"names it twice; pull {where}@{spec}")
@@ -191,9 +197,25 @@ def _check_replaceable(dest: Path, reg: Registry) -> None:
         if real == root or real in root.parents or root in real.parents:
             raise ValueError(f"--to {dest} is inside the registry {root} or holds it; pull into a directory "
                              "outside the registry")
-    if _is_nonempty_dir(dest) and not (dest / MANIFEST).is_file():
+    if not _is_nonempty_dir(dest):
+        return
+    if not (dest / MANIFEST).is_file():
         raise ValueError(f"{dest} is not empty and holds no {MANIFEST}, so it is not an earlier pull that --force "
                          "may replace; remove it yourself or pick another --to")
+    _check_earlier_pull(dest)
+
+
+def _check_earlier_pull(dest: Path) -> None:
+    """A ``manifest.json`` alone does not make an earlier pull (web apps and browser
+    extensions have one): it must list files as nerkit's does."""
+    try:
+        found = json.loads((dest / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        found = None
+    listed = found.get("files") if isinstance(found, dict) else None
+    if not _valid_file_list(listed):
+        raise ValueError(f"{dest}/{MANIFEST} is not a nerkit model manifest, so {dest} is not an earlier pull that "
+                         "--force may replace; remove it yourself or pick another --to")
 
 
 def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:

@@ -54,6 +54,8 @@ def _read_lines(file: Path) -> list[str]:
                                           else stdin.read().encode("utf-8"))
     elif file.exists() and not file.is_dir():  # pipes and /dev/stdin are not regular files
         source, data = str(file), file.read_bytes()
+    elif file.is_dir():
+        raise ValueError(f"{file} is a directory; give a text file with one sentence per line, or - for stdin")
     else:
         raise ValueError(f"{file}: no such file; give a text file with one sentence per line, or - for stdin")
     # Only \n ends a line: U+2028 or a form feed inside a sentence stays in it. Decoded

@@ -256,6 +256,14 @@ def test_an_empty_file_is_no_sentence_and_no_error(model_dir, tmp_path):
         assert result.exit_code == 0 and result.stdout == "", result.output
 
 
+def test_a_directory_given_as_the_file_is_named_so(model_dir, tmp_path):
+    # --file DIR said "no such file", though it exists.
+    result = CliRunner().invoke(build_app(), ["predict", "--model", str(model_dir), "--file", str(tmp_path)])
+    # (The console entry point prints a ValueError as "error: …" with exit status 2.)
+    assert isinstance(result.exception, ValueError)
+    assert str(result.exception).startswith(f"{tmp_path} is a directory; give a text file")
+
+
 def test_long_documents_run_a_bounded_number_of_windows_per_pass(tokenizer, monkeypatch):
     # Every window of a text went through one forward pass, so memory grew with the text.
     # The passes now hold at most WINDOWS_PER_PASS windows, with the same entities.

@@ -435,6 +435,10 @@ def test_a_damaged_checkpoint_is_not_published(finished_search, tmp_path, damage
     done = promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0,
                    trial=other["trial_id"])
     assert _verified(registry, done.version)["trial_id"] == other["trial_id"]
+    # Chosen by hand, and the release says so: its card and manifest claimed "the best trial".
+    assert done.manifest["selection"]["trial"] == other["trial_id"]
+    card = (registry / "ner" / f"v{done.version}" / "MODEL_CARD.md").read_text()
+    assert f"trial `{other['trial_id']}`, chosen by hand" in card and "the best trial by" not in card
     with pytest.raises(ValueError, match=r"trial is 'nope', but search .* has no such trial"):
         promote(finished_search.name, str(registry), storage=str(storage), trial="nope")
 

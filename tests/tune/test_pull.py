@@ -112,6 +112,27 @@ def test_non_empty_destination_needs_force(promoted, tmp_path):
     assert not list(tmp_path.glob(".earlier.*"))
 
 
+def test_force_never_replaces_a_directory_whose_manifest_is_not_a_models(promoted, tmp_path):
+    # Web apps and browser extensions have a manifest.json too: --force deleted such a
+    # directory (its src/ included) as if it were an earlier pull.
+    registry, _ = promoted
+    app = tmp_path / "webapp"
+    (app / "src").mkdir(parents=True)
+    (app / "manifest.json").write_text('{"name": "my-app"}')
+    (app / "src" / "app.js").write_text("code")
+    with pytest.raises(ValueError, match="is not a nerkit model manifest, so .* is not an earlier pull"):
+        pull(f"{registry}/ner@v1", app, force=True)
+    assert (app / "src" / "app.js").read_text() == "code"
+
+
+def test_the_version_directory_promote_prints_is_named_as_a_reference(promoted, tmp_path):
+    # promote prints ".../ner/v1"; pulling that path said "nothing promoted yet", which is false.
+    registry, _ = promoted
+    with pytest.raises(ValueError, match=rf"{registry}/ner/v1 is a version's directory; pull {registry}/ner@v1"):
+        pull(f"{registry}/ner/v1", tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
 def test_force_never_replaces_the_current_directory_or_the_registry(promoted, tmp_path, monkeypatch):
     # `--to "$DEST"` with DEST unset is "" (typer made it "."); `--to REGISTRY` held the
     # registry. Both were replaced by the model, with exit 0.
