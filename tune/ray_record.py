@@ -16,7 +16,10 @@ import re
 import time
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
+from tune.state_backup import BACKUP_DIR, is_complete, latest_backup
 from tune.storage import filesystem, read_bytes
 
 logger = logging.getLogger(__name__)
@@ -50,14 +53,16 @@ def read_analysis(experiment_path: str):
     Ray copies its snapshot to storage in the background, not atomically, so a reader
     can find it cut off: mid-copy (it lands within moments) or for good (a driver killed
     during a copy). Waited out, or else read from the last complete backup
-    (tune.state_backup). Result logs are read by :func:`trial_results`, not here.
-    """
-    from tune.state_backup import BACKUP_DIR, is_complete, latest_backup
+    (tune.state_backup), as is a snapshot that is missing (a partial copy of the
+    directory). Result logs are read by :func:`trial_results`, not here.
 
+    Raises:
+        ValueError: the snapshot is cut off or missing and there is no backup to read.
+    """
     for wait in (*SNAPSHOT_WAIT_S, None):
         snapshot = newest_snapshot(experiment_path)
         if snapshot is None:
-            return None
+            break
         if is_complete(read_bytes(snapshot)):
             try:
                 return _ray_analysis(experiment_path)
@@ -66,26 +71,41 @@ def read_analysis(experiment_path: str):
         if wait is not None:
             time.sleep(wait)
     fs, path = filesystem(experiment_path)
+    if snapshot is None:
+        if latest_backup(fs, path) is None and not _reported_trials(fs, path):
+            return None  # no trial has started yet
+        # Read from the backup, never as "no trials": the tables written next would
+        # replace the stored ones with empty ones.
+        problem = (f"{experiment_path} has no {SNAPSHOT_PREFIX}*.json, Ray's record of its trials (a partial "
+                   "copy of the directory?)")
+    else:
+        problem = f"{snapshot} is cut off (a driver killed while Ray copied it, or a copy still in flight)"
     for _ in range(2):  # a backup can be pruned as a newer one lands: take the newer one then
         backup = latest_backup(fs, path)
         if backup is None:
             raise ValueError(
-                f"{snapshot} is cut off (the driver was killed while Ray copied it to storage) and there "
-                f"is no complete copy of it in {experiment_path}/{BACKUP_DIR} (searches started before "
-                "nerkit kept one), so Ray's record of the trials cannot be read; nothing was written. "
-                "The trial directories (result.json, checkpoints) are left as they are")
+                f"{problem}, and there is no complete copy of it in {experiment_path}/{BACKUP_DIR} (searches "
+                "started before nerkit kept one, or a search in its first seconds: try again), so Ray's record "
+                "of the trials cannot be read; nothing was written. The trial directories (result.json, "
+                "checkpoints) are left as they are")
         names = [n for n in files_ray_reads(state_files(fs, backup)) if n.startswith(SNAPSHOT_PREFIX)]
         shown = f"{experiment_path.rstrip('/')}/{BACKUP_DIR}/{backup.rsplit('/', 1)[-1]}"
         try:
             analysis = _ray_analysis(experiment_path, snapshot=f"{backup}/{names[0]}")
         except (FileNotFoundError, IndexError):
             continue
-        logger.warning("%s is cut off (a driver killed while Ray copied it, or a copy still in flight); the "
-                       "tables show the last complete copy, %s, which may miss the last few seconds",
-                       snapshot, shown)
+        logger.warning("%s; the tables show the last complete copy, %s, which may miss the last few seconds",
+                       problem, shown)
         return analysis
-    raise ValueError(f"{snapshot} is cut off and its backups in {experiment_path}/{BACKUP_DIR} changed while "
-                     "being read; try again")
+    raise ValueError(f"{problem}, and its backups in {experiment_path}/{BACKUP_DIR} changed while being read; "
+                     "try again")
+
+
+def _reported_trials(fs, path: str) -> bool:
+    """Whether a trial directory under ``path`` holds a result (a search that has run)."""
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return any(i.type == pafs.FileType.Directory and i.base_name.startswith("trial_")
+               and fs.get_file_info(f"{i.path}/result.json").size for i in infos)
 
 
 def _ray_analysis(experiment_path: str, snapshot: str | None = None):
@@ -95,19 +115,25 @@ def _ray_analysis(experiment_path: str, snapshot: str | None = None):
     trial's whole log)."""
     from ray.tune import ExperimentAnalysis
 
+    fs, exp_fs_path = filesystem(experiment_path)
+
     class Analysis(ExperimentAnalysis):
         # Two private hooks of Ray 2.60's ExperimentAnalysis (pinned in pyproject.toml):
-        # _load_trials reads the snapshot named by _experiment_json_fs_path, which the
-        # constructor sets to the newest one; _fetch_trial_dataframes reads every log.
+        # _load_trials places the trials under _experiment_fs_path, which the constructor
+        # sets to the snapshot's directory; _fetch_trial_dataframes reads every log.
         def _load_trials(self):
             if snapshot is not None:
-                self._experiment_json_fs_path = snapshot
+                self._experiment_fs_path = exp_fs_path  # the trials are here, not beside a backup's snapshot
             return super()._load_trials()
 
         def _fetch_trial_dataframes(self):
             return {}
 
-    return Analysis(experiment_path, default_metric=METRIC, default_mode="max")
+    if snapshot is None:
+        return Analysis(experiment_path, default_metric=METRIC, default_mode="max")
+    # Given the snapshot file itself, Ray's constructor looks for none in the experiment
+    # directory (where a partial copy may lack one).
+    return Analysis(snapshot, storage_filesystem=fs, default_metric=METRIC, default_mode="max")
 
 
 def log_behind(results: list[dict[str, Any]], last: dict[str, Any]) -> bool:
@@ -116,6 +142,30 @@ def log_behind(results: list[dict[str, Any]], last: dict[str, Any]) -> bool:
         return False
     logged = [int(r["eval_index"]) for r in results if "eval_index" in r]
     return not logged or max(logged) < int(last["eval_index"])
+
+
+def checkpointed_results(trial, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The evaluations of the trial's last start that its result log lacks (cut short, or a
+    line that does not parse) but Ray's record of its checkpoints holds, flattened as
+    :func:`trial_results` flattens them, in evaluation order.
+
+    Ray keeps the metrics of every checkpointed evaluation in its snapshot, those whose
+    files retention deleted included, so the best evaluation is never lost with a line.
+    """
+    from ray.tune.utils import flatten_dict
+
+    since = last_start(results)
+    logged = {int(r["eval_index"]) for r in results
+              if "eval_index" in r and int(r.get("training_iteration") or 0) >= since}
+    found: dict[int, dict[str, Any]] = {}
+    for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results:
+        m = r.metrics
+        if ("eval_index" not in m or int(m["eval_index"]) in logged or m.get("stop_reason") == "diverged"
+                or int(m.get("training_iteration") or 0) < since):
+            continue
+        flat = flatten_dict(dict(m), delimiter="/")
+        found[int(m["eval_index"])] = {k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))}
+    return [found[i] for i in sorted(found)]
 
 
 def last_start(results: list[dict[str, Any]]) -> int:

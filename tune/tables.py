@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune.guard import GuardConfig
-from tune.ray_record import (METRIC, best_checkpoint, checkpoint_uri, last_start, log_behind, read_analysis,
-                             trial_error, trial_results)
+from tune.ray_record import (METRIC, best_checkpoint, checkpoint_uri, checkpointed_results, last_start, log_behind,
+                             read_analysis, trial_error, trial_results)
 from tune.settings import read_settings
 from tune.stop_reasons import entity_prob_history, last_per_evaluation, ratio_history, stop_reason
 from tune.trial_order import trial_number
@@ -148,10 +148,15 @@ def collect(experiment_path: str) -> TrialTables:
     # In creation order: a tie for best goes to the earlier trial everywhere (tune.trial_order).
     for trial in sorted(analysis.trials, key=lambda t: trial_number(t.experiment_tag)):
         results = trial_results(trial)
-        # A result log cut short or lost (a trial directory deleted, a disk filled) still
-        # leaves Ray's own record of the trial's last result: use it, and say so.
-        incomplete = log_behind(results, trial.last_result or {})
-        if incomplete:
+        # A result log cut short, damaged or lost (a trial directory deleted, a disk
+        # filled) still leaves Ray's own record of the trial's checkpointed evaluations
+        # and of its last result: use them, and say so.
+        recovered = checkpointed_results(trial, results)
+        if recovered:
+            results = sorted(results + recovered, key=lambda r: int(r.get("training_iteration") or 0))
+        behind = log_behind(results, trial.last_result or {})
+        incomplete = bool(recovered) or behind
+        if behind:
             # Ray's own flattening: the one that made the result log's columns.
             results = results + [flatten_dict(dict(trial.last_result), delimiter="/")]
         ratios = ratio_history(results)

@@ -95,6 +95,23 @@ def test_a_cut_off_file_is_replaced_by_the_last_complete_copy_and_kept_aside(tmp
     assert restore_if_broken(str(exp)) is None  # whole now: nothing to do
 
 
+def test_a_missing_snapshot_comes_back_from_the_last_complete_copy(tmp_path):
+    # A partial copy of a search directory (experiment_state-*.json left out): resuming
+    # failed with Ray's bare "No experiment snapshot file" error though a copy was there.
+    exp = tmp_path / "search"
+    exp.mkdir()
+    good = _state(exp, "2026-01-01_10-00-00", 3)
+    assert back_up(FS, str(exp)) is not None
+    (exp / "experiment_state-2026-01-01_10-00-00.json").unlink()
+    assert restore_if_broken(str(exp)) == latest_backup(FS, str(exp))
+    assert {n: (exp / n).read_bytes() for n in good} == good
+    assert restore_if_broken(str(exp)) is None
+    # Without a copy (a search that never snapshotted) nothing is missing: nothing to do.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert restore_if_broken(str(fresh)) is None
+
+
 def test_a_newer_session_cut_off_is_set_aside_whole(tmp_path):
     # A resumed search (new session) killed during its first copy: Ray would read the newer
     # session's files, so they go aside too, and the backed-up session is what remains.

@@ -168,9 +168,13 @@ def test_a_result_log_cut_short_falls_back_to_rays_last_result(finished_search, 
 
 
 @pytest.mark.parametrize("damage", ["cut", "bytes"])
-def test_a_damaged_line_costs_the_trial_that_result_only(finished_search, search_tables, tmp_path, damage):
+def test_a_damaged_line_is_filled_in_from_rays_record_of_the_checkpoint(finished_search, search_tables, tmp_path,
+                                                                         damage):
     # One line of result.json that does not parse: Ray's reader dropped the trial's whole
     # log (its row fell back to the last result, and a collapsed trial read as pruned).
+    # Then the line's evaluation was left out, and with it possibly the trial's best: the
+    # table named another best than promotion. Ray keeps every checkpointed evaluation's
+    # metrics, so the row and the history are whole again, and flagged.
     import shutil
 
     from tune.tables import collect
@@ -186,11 +190,16 @@ def test_a_damaged_line_costs_the_trial_that_result_only(finished_search, search
     log.write_bytes(b"\n".join(lines) + b"\n")
     tables = collect(str(exp))
     again = {t["trial_id"]: t for t in tables.trials}[row["trial_id"]]
-    assert again["evaluations"] == row["evaluations"] - 1 and again["results_incomplete"] is False
-    assert again["stop_reason"] == row["stop_reason"] and again["last_eval_index"] == row["last_eval_index"]
-    kept = [h["eval_index"] for h in tables.history if h["trial_id"] == row["trial_id"]]
-    before = [h["eval_index"] for h in search_tables.history if h["trial_id"] == row["trial_id"]]
-    assert kept == before[:1] + before[2:]
+    assert again["evaluations"] == row["evaluations"] and again["results_incomplete"] is True
+    same = ("stop_reason", "last_eval_index", "best_dev_f1", "best_eval_index", "checkpoint_eval_index",
+            "tokens_trained")
+    assert {k: again[k] for k in same} == {k: row[k] for k in same}
+    history = lambda t: [(h["eval_index"], h["dev_f1"]) for h in t.history if h["trial_id"] == row["trial_id"]]  # noqa: E731
+    assert history(tables) == history(search_tables)
+    where = ("experiment", "checkpoint")  # the copy's own
+    others = [{k: v for k, v in t.items() if k not in where} for t in tables.trials if t["trial_id"] != row["trial_id"]]
+    assert others == [{k: v for k, v in t.items() if k not in where}
+                      for t in search_tables.trials if t["trial_id"] != row["trial_id"]]
 
 
 def test_a_cut_off_snapshot_is_read_from_its_backup_or_refused(finished_search, search_tables, tmp_path, caplog):
@@ -207,12 +216,36 @@ def test_a_cut_off_snapshot_is_read_from_its_backup_or_refused(finished_search, 
     snapshot = newest_snapshot(str(exp))
     data = open(snapshot, "rb").read()
     open(snapshot, "wb").write(data[: len(data) // 2])
-    with caplog.at_level("WARNING", logger="tune.tables"):
+    with caplog.at_level("WARNING", logger="tune.ray_record"):
         tables = collect(str(exp))
     assert "is cut off" in caplog.text and BACKUP_DIR in caplog.text
     assert {t["trial_id"] for t in tables.trials} == {t["trial_id"] for t in search_tables.trials}
     shutil.rmtree(exp / BACKUP_DIR)
     with pytest.raises(ValueError, match="cut off.*no complete copy"):
+        collect(str(exp))
+
+
+def test_a_missing_snapshot_is_read_from_its_backup_never_as_no_trials(finished_search, search_tables, tmp_path,
+                                                                        caplog):
+    # A partial copy of a finished search (no experiment_state-*.json) read as a search
+    # with no trial: "0 of 0 trials", and the stored Parquet tables replaced by empty ones.
+    import shutil
+
+    from tune.state_backup import BACKUP_DIR
+    from tune.tables import collect
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    for snapshot in exp.glob("experiment_state-*.json"):
+        snapshot.unlink()
+    with caplog.at_level("WARNING", logger="tune.ray_record"):
+        tables = collect(str(exp))
+    assert "has no experiment_state-*.json" in caplog.text and BACKUP_DIR in caplog.text
+    keys = ("trial_id", "best_dev_f1", "evaluations", "checkpoint_eval_index")
+    assert [{k: t[k] for k in keys} for t in tables.trials] == [{k: t[k] for k in keys} for t in search_tables.trials]
+    assert all(t["checkpoint"].startswith(str(exp)) for t in tables.trials if t["checkpoint"])  # the copy's own
+    shutil.rmtree(exp / BACKUP_DIR)
+    with pytest.raises(ValueError, match="has no experiment_state.*no complete copy"):
         collect(str(exp))
 
 
