@@ -115,6 +115,32 @@ def test_cli_json_csv_and_compact_view(finished_search, app, frames):
     assert all(t[:6] in res.output for t in trials["trial_id"])
 
 
+def test_piped_views_print_every_value_whole(finished_search, app, frames):
+    # Piped, rich laid tables out in 80 columns: --history gave 20 of 23 columns no width,
+    # folded numbers mid-value ("0.06" / "061") and a baseline's name ("(team-reci" / "pe)").
+    trials, history = frames
+    common = ["trials", finished_search.name, "--storage", finished_search.storage]
+    res = _run(app, *common, "--history")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    header = next(line for line in lines if "trial_id" in line)
+    from tune.cli.trials import HISTORY_VIEW
+
+    assert header.split() == list(HISTORY_VIEW)
+    rows = [line.split() for line in lines if line.split() and line.split()[0] in set(history["trial_id"])]
+    assert len(rows) == len(history)
+    shown = {(r[0], int(r[1])): float(r[3]) for r in rows}
+    for _, h in history.iterrows():
+        assert shown[(h["trial_id"], h["eval_index"])] == pytest.approx(h["dev_f1"], rel=1e-3, abs=1e-4)
+    res = _run(app, *common, "--columns", ",".join(trials.columns[:20]))
+    header = next(line for line in res.stdout.splitlines() if "trial_id" in line)
+    assert header.split() == list(trials.columns[:20])
+    res = _run(app, *common)
+    for name in trials["baseline"].dropna():
+        if name:
+            assert f"({name})" in res.stdout
+
+
 def test_cli_bad_where_is_a_user_error(finished_search, monkeypatch, capsys):
     # Through the real entry point a bad --where exits 2 with the message, not a traceback.
     import sys

@@ -18,6 +18,11 @@ from rich.table import Table
 console = Console()
 err_console = Console(stderr=True)
 
+#: The history columns `--history` shows in a terminal without --columns.
+#: A learning curve and a collapse (entity_pred_ratio near 0 while gold_entity_prob
+#: falls) read from these, and they fit an 80-column terminal.
+HISTORY_VIEW = ("trial_id", "eval_index", "epoch", "dev_f1", "entity_pred_ratio", "gold_entity_prob")
+
 
 def _missing(value) -> bool:
     """None, pandas' NA or NaN: a cell with no value (shown "-", written as JSON null)."""
@@ -91,7 +96,9 @@ def _compact(df) -> tuple[Table, str]:
         if title == "searched":
             t.add_column(title, overflow="fold", ratio=1, min_width=12)
         elif title == "trial":
-            t.add_column(title, overflow="fold", max_width=10)
+            # Whole: an id folded over two lines reads as two ids (and a baseline's name
+            # under it was cut, "(team-reci" / "pe)").
+            t.add_column(title, no_wrap=True, overflow="ellipsis")
         else:
             t.add_column(title, no_wrap=True)
     for _, r in df.iterrows():
@@ -107,13 +114,31 @@ def _compact(df) -> tuple[Table, str]:
 def _plain(df) -> Table:
     import pandas as pd
 
-    t = Table(header_style="bold")
+    t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in df.columns:
-        # An id folded over two lines cannot be copied into `nerkit trials … --where`.
-        t.add_column(str(col), overflow="fold", no_wrap=col == "trial_id", min_width=8 if col == "trial_id" else None)
+        # Never folded: a number split over two lines reads as two numbers, and an id so
+        # split cannot be copied into `nerkit trials … --where` (_print_whole fits them).
+        t.add_column(str(col), no_wrap=True, overflow="ellipsis", min_width=8 if col == "trial_id" else None)
     for _, r in df.iterrows():
         t.add_row(*(_num(v, ".4g") if isinstance(v, float) or v is pd.NA else str(v) for v in r.tolist()))
     return t
+
+
+def _print_whole(table: Table) -> None:
+    """Print ``table`` with every value whole. Piped, the lines take the width the table
+    needs (rich's 80 columns folded numbers mid-value and gave some columns no width);
+    in a terminal narrower than the table, values are cut with "…" and a note says how
+    to see them."""
+    need = console.measure(table, options=console.options.update_width(100_000)).maximum
+    if need <= console.width:
+        console.print(table)
+    elif not console.is_terminal:
+        Console(width=need, no_color=console.no_color).print(table)
+    else:
+        console.print(table)
+        err_console.print(f"[yellow]note:[/] the table needs {need} columns and the terminal has {console.width}: "
+                          "values cut are marked …; pick fewer with --columns, or use --csv / --json",
+                          highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -163,7 +188,15 @@ def register(app: typer.Typer) -> None:
         elif as_csv:
             typer.echo(df.to_csv(index=False), nl=False)
         elif history or query.columns:
-            console.print(_plain(df))
+            if history and not query.columns:
+                # All of them are in --csv/--json and history.parquet; these are what a
+                # learning curve and a collapse are read from, and fit a terminal.
+                df = df[[c for c in HISTORY_VIEW if c in df.columns]]
+            _print_whole(_plain(df))
+            if history and not query.columns:
+                err_console.print(f"columns shown: {', '.join(df.columns)}; the others (losses, collapsed, "
+                                  "per-type F1, tokens/s, …) with --columns a,b,… or --csv / --json",
+                                  highlight=False, soft_wrap=True)
         else:
             table, legend = _compact(df)
             console.print(table)
