@@ -32,7 +32,7 @@ the machine's CPUs allow):
 Compute is counted in epochs trained (passes over the train split, from the trial
 tables), so it does not depend on machine load. For each arm: best dev F1 as a
 function of cumulative epochs (trials ordered by end time), wall time, and test F1
-of its best checkpoint (``tune.promote.evaluate_test``: the same scoring as promotion).
+of its best checkpoint (``tune.scoring.evaluate_test``: the same scoring as promotion).
 Target: ``default`` reaches ``random``'s final best dev F1 within 1/3 of ``random``'s
 epochs. Prints one JSON document and markdown tables.
 """
@@ -108,7 +108,7 @@ def _random_search(settings, seed: int):
 
 def _test_f1(row: dict[str, Any]) -> dict[str, Any]:
     from tune.confirm import row_config
-    from tune.promote import evaluate_test
+    from tune.scoring import evaluate_test
 
     if not row.get("checkpoint"):
         return {"test_f1": None}

@@ -467,24 +467,3 @@ def test_ranking_by_another_column_skips_trials_without_a_checkpoint():
             {"trial_id": "c", "checkpoint": None}]
     assert [r["trial_id"] for r in with_checkpoint(rows)] == ["b"]
     assert [r["trial_id"] for r in with_checkpoint([rows[0], rows[2]])] == ["a"]
-
-
-def test_checkpoint_download_from_object_storage_skips_the_optimizer_state_and_names_a_gone_one(tmp_path):
-    # The object-storage path (here file://, the same pyarrow code as s3://) copied the
-    # optimizer state too, and a removed checkpoint gave pyarrow's raw "Path does not exist".
-    from tune.promote import _local_checkpoint
-
-    ckpt = tmp_path / "runs" / "s" / "trial_t" / "checkpoint_000001"
-    (ckpt / "sub").mkdir(parents=True)
-    for name in ("model.safetensors", "config.json", "training_state.safetensors", "training_state.json",
-                 "sub/extra.txt"):
-        (ckpt / name).write_text(name)
-    row = {"trial_id": "t", "checkpoint": str(ckpt)}
-    got = _local_checkpoint(row, f"file://{tmp_path / 'runs' / 's'}", tmp_path / "work")
-    assert sorted(str(p.relative_to(got)) for p in got.rglob("*") if p.is_file()) == [
-        "config.json", "model.safetensors", "sub/extra.txt"]
-    import shutil
-
-    shutil.rmtree(ckpt)
-    with pytest.raises(ValueError, match=r"trial t's checkpoint .* is gone"):
-        _local_checkpoint(row, f"file://{tmp_path / 'runs' / 's'}", tmp_path / "work2")
