@@ -36,7 +36,8 @@ from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, exper
 from tune.space import Sampler
 from tune.state_backup import StateBackup, restore_if_broken
 from tune.storage import exists, write_text
-from tune.study_store import make_room_for_new_study, set_aside_unstarted_study, study_for_resume
+from tune.study_choice import study_for_resume
+from tune.study_store import make_room_for_new_study, set_aside_unstarted_study
 from tune.trainable import run_trial
 
 logger = logging.getLogger(__name__)

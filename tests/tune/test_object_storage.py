@@ -468,7 +468,7 @@ def test_failing_trial_on_s3_resumes_from_its_checkpoint_in_the_bucket(s3_storag
     from tune.driver import run_search
     from tune.retention import superseded
     from tune.settings import SearchSettings
-    from tune.study_store import study_for_reading
+    from tune.study_choice import study_for_reading
     from tune.tables import collect
     from tune.trainable import FAULT_ENV
 

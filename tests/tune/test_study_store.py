@@ -1,5 +1,5 @@
-"""tune.study_store: where the Optuna study lives, and its copies on object storage (a real
-S3 endpoint: moto's server)."""
+"""tune.study_store and tune.study_choice: where the Optuna study lives, its copies on
+object storage (a real S3 endpoint: moto's server), and which one a resume uses."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import optuna
 import pytest
 
 from tune.storage import filesystem, write_bytes
+from tune.study_choice import newest_copy, study_for_reading, study_for_resume
 from tune.study_store import (
-    copy_study, is_whole, live_study_url, local_study_path, make_room_for_new_study,
-    mark_study, newest_copy, set_aside, sqlite_url, study_for_reading, study_for_resume,
+    copy_study, is_whole, live_study_url, local_study_path, make_room_for_new_study, mark_study, set_aside, sqlite_url,
 )
 
 
