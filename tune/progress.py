@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ray.tune import Callback
+from tune.ray_hooks import SearchCallback
 
 from tune.guard import GuardConfig
 from tune.stop_reasons import stop_reason
@@ -42,7 +42,7 @@ class Progress:
     best_epoch: float | None = None
 
 
-class SearchProgress(Callback):
+class SearchProgress(SearchCallback):
     def __init__(self, total: int, guard: GuardConfig) -> None:
         self.total = total
         self.guard = guard
@@ -51,7 +51,7 @@ class SearchProgress(Callback):
         self.best: tuple[float, str, float] | None = None
         self.best_number = math.inf  # the best trial's creation counter (tune.trial_order)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+    def trial_result(self, trials, trial, result) -> None:
         if "eval_index" in result and "entity_pred_ratio" in result:
             self.ratios.setdefault(trial.trial_id, {})[int(result["eval_index"])] = result["entity_pred_ratio"]
             self._probs().setdefault(trial.trial_id, {})[int(result["eval_index"])] = result.get("gold_entity_prob")
@@ -71,7 +71,7 @@ class SearchProgress(Callback):
         # A callback pickled before the number was kept (a resumed search) has none.
         return getattr(self, "best_number", math.inf)
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+    def trial_completed(self, trials, trial) -> None:
         # Ray calls this before it sets the trial's status to TERMINATED (TuneController.stop_trial),
         # so counted by its status the trial would still be running: the last trial of a
         # search would stay "running" in the view the search leaves on screen.
@@ -83,21 +83,21 @@ class SearchProgress(Callback):
             self.entity_probs = {}
         return self.entity_probs
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+    def trial_errored(self, trials, trial) -> None:
         self._publish(trials)
 
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+    def trial_started(self, trials, trial) -> None:
         self._publish(trials)
 
     # Saved with each of Ray's experiment snapshots and restored with it: a resumed search
     # gets this callback as pickled when the search started (empty), and without its
     # histories would count the collapsed trials that ended before as stopped by ASHA, and
     # show only the best dev F1 reported since the resume.
-    def get_state(self) -> dict:
+    def saved_state(self) -> dict:
         return {"ratios": self.ratios, "entity_probs": self._probs(), "best": self.best,
                 "best_number": self._best_number()}
 
-    def set_state(self, state: dict) -> None:
+    def restore_state(self, state: dict) -> None:
         self.ratios = {k: dict(v) for k, v in state.get("ratios", {}).items()}
         self.entity_probs = {k: dict(v) for k, v in state.get("entity_probs", {}).items()}
         self.best = state.get("best")

@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 
 import pyarrow.fs as pafs
-from ray.tune import Callback
+from tune.ray_hooks import SearchCallback
 
 from tune.storage import read_bytes, write_bytes
 
@@ -86,10 +86,10 @@ def logged_results(trial) -> list[dict]:
     return results if last is None else [r for r in results if r.get("eval_index", last) <= last]
 
 
-class ResultLogUpload(Callback):
+class ResultLogUpload(SearchCallback):
     """Upload a restarting trial's result logs to storage just before Ray copies them back."""
 
-    def on_trial_start(self, iteration, trials, trial, **info):
+    def trial_started(self, trials, trial) -> None:
         # Ray appends its logger callbacks after the user's, so this runs right before
         # they copy the logs back, with nothing in between on this (the controller's)
         # thread; the module doc says what can still interleave. Only a trial restarting

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 import pyarrow.fs as pafs
-from ray.tune import Callback
+from tune.ray_hooks import SearchCallback
 
 from tune.scheduler import METRIC
 from tune.snapshot import newest_snapshot, read_snapshot
@@ -80,7 +80,7 @@ def _checkpoint_dirs(fs: pafs.FileSystem, trial_path: str) -> list[str]:
             if i.type == pafs.FileType.Directory and i.base_name.startswith("checkpoint_")]
 
 
-class CheckpointRetention(Callback):
+class CheckpointRetention(SearchCallback):
     """Deletes superseded trial checkpoints once the snapshot on storage no longer needs them."""
 
     def __init__(self, min_interval_s: float = MIN_INTERVAL_S, backed_up: bool = False) -> None:
@@ -95,7 +95,7 @@ class CheckpointRetention(Callback):
         self._interval = min_interval_s
         self._last_check = 0.0
 
-    def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info) -> None:
+    def trial_result(self, trials: list, trial, result: dict[str, Any]) -> None:
         name = result.get("checkpoint_dir_name")
         if result.get("eval_index") == 0 and self.checkpoints.get(trial.trial_id):
             # A first evaluation again: the trial trains from the start (its checkpoint was
@@ -105,14 +105,14 @@ class CheckpointRetention(Callback):
         if name:
             self.checkpoints.setdefault(trial.trial_id, {})[name] = float(result.get(METRIC, float("-inf")))
 
-    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+    def step_ended(self, trials: list) -> None:
         if time.monotonic() - self._last_check < self._interval:
             return
         # Nothing can be deleted while every trial has at most a best and a latest.
         if any(len(c) > 2 for c in self.checkpoints.values()):
             self.prune(trials)
 
-    def on_experiment_end(self, trials: list, **info) -> None:
+    def experiment_ended(self, trials: list) -> None:
         # Ray has just written and copied its final snapshot (tune.run's forced,
         # waited-for sync comes before the callbacks' experiment end).
         self.prune(trials, sweep=True)
@@ -195,8 +195,8 @@ class CheckpointRetention(Callback):
             logger.debug("deleted %d superseded checkpoints: %s", len(deleted), deleted)
         return deleted
 
-    def get_state(self) -> dict[str, Any]:
+    def saved_state(self) -> dict[str, Any]:
         return {"checkpoints": {k: dict(v) for k, v in self.checkpoints.items()}}
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def restore_state(self, state: dict[str, Any]) -> None:
         self.checkpoints = {k: dict(v) for k, v in state.get("checkpoints", {}).items()}

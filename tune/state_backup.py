@@ -34,7 +34,7 @@ import time
 from datetime import datetime, timezone
 
 import pyarrow.fs as pafs
-from ray.tune import Callback
+from tune.ray_hooks import SearchCallback
 
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, state_files
 from tune.state_check import disagreements
@@ -211,7 +211,7 @@ def restore_if_broken(exp: str) -> str | None:
     return backup
 
 
-class StateBackup(Callback):
+class StateBackup(SearchCallback):
     """Keeps ``.nerkit/state`` a complete copy of the last snapshot that landed whole."""
 
     def __init__(self, min_interval_s: float = MIN_INTERVAL_S) -> None:
@@ -228,13 +228,13 @@ class StateBackup(Callback):
         self._warned = False
         self._stats: dict[str, tuple] = {}  # "staged"/"storage" -> stat() when last read
 
-    def setup(self, **info) -> None:
+    def started(self) -> None:
         # Ray pickles this callback with the Tuner and a resume unpickles it in another
         # process, maybe on another machine: the clocks and staged versions it carries
         # mean nothing there.
         self._reset()
 
-    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+    def step_ended(self, trials: list) -> None:
         if not trials:
             return
         if time.monotonic() - self._last >= self._interval:
@@ -249,7 +249,7 @@ class StateBackup(Callback):
             logger.debug("reading the staged experiment state failed; will try again", exc_info=True)
             self._stats.pop("staged", None)
 
-    def on_experiment_end(self, trials: list, **info) -> None:
+    def experiment_ended(self, trials: list) -> None:
         # Ray's final snapshot has been written and its copy waited for. Read it whatever
         # stat() says: object stores give modification times to the second, so a rewrite
         # in the same second with the same sizes looks unchanged, and the last backup
