@@ -23,7 +23,7 @@ MiniLM's matrix (backward, clipping and step; benchmarks/bench_embedding_update.
 dense update took 29 ms. The sparse one took 1.6 ms with 700 active rows, 21 ms with
 10,000 and 40 ms with 20,000. The active rows are exactly the distinct tokens of the
 training split, known before training, so ``embedding_update: auto`` picks sparse only
-where they are at most ``SPARSE_MAX_ROW_SHARE`` of the rows (nerkit.train).
+where they are at most ``SPARSE_MAX_ROW_SHARE`` of the rows (nerkit.optim).
 
 The embedding's gradient is made sparse (``nn.Embedding.sparse``); gradient clipping
 counts its rows with everyone else's (``clip_grad_norm``). The results equal dense

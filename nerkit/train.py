@@ -33,14 +33,15 @@ from nerkit.device import resolve_device
 from nerkit.evaluate import evaluate_split
 from nerkit.features import PreparedData, prepare_data
 from nerkit.model import check_max_length, load_model, resolve_model
-from nerkit.optim import build_optimizer, build_scheduler
+from nerkit.optim import build_optimizer, build_scheduler, embedding_update
 from nerkit.precision import compute_precision, precision_context
 from nerkit.training_run import ReportFn, RunParts, SaveFn, StepFn, TrainingRun, cpu_copy, step_budget
 from nerkit.weights import class_weights, entity_o_ratio
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReportFn", "SaveFn", "StepFn", "TrainResult", "set_seed", "train"]
+# embedding_update: importable from here as before the loop moved (nerkit.optim has it now).
+__all__ = ["ReportFn", "SaveFn", "StepFn", "TrainResult", "embedding_update", "set_seed", "train"]
 
 
 @dataclass

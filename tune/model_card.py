@@ -28,8 +28,9 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
     )
     sel = manifest["selection"]
     if sel["confirm_seeds"]:
-        chosen = (f"re-trained the top {len(sel['candidates'])} configurations with "
-                  f"{sel['confirm_seeds']} extra seed(s) each and kept the best mean dev F1; "
+        picked = (f"trial `{sel['trial']}`'s configuration, chosen by hand (`--trial`), re-trained"
+                  if sel.get("trial") else f"re-trained the top {len(sel['candidates'])} configurations")
+        chosen = (f"{picked} with {sel['confirm_seeds']} extra seed(s) each and kept the best mean dev F1; "
                   f"this is its seed-{sel['chosen_seed']} run")
     elif sel.get("trial"):
         chosen = f"trial `{sel['trial']}`, chosen by hand (`--trial`), from its best checkpoint"

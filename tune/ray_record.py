@@ -168,6 +168,16 @@ def checkpointed_results(trial, results: list[dict[str, Any]]) -> list[dict[str,
     return [found[i] for i in sorted(found)]
 
 
+def lacks_evaluations(results: list[dict[str, Any]]) -> bool:
+    """Whether the results of the trial's last start skip an evaluation below their last
+    one: a lost line of an evaluation with no checkpoint (``--checkpoint-every`` above 1),
+    which Ray's record cannot give back."""
+    since = last_start(results)
+    seen = {int(r["eval_index"]) for r in results
+            if "eval_index" in r and r.get("stop_reason") != "diverged" and int(r.get("training_iteration") or 0) >= since}
+    return bool(seen) and len(seen) != max(seen) + 1
+
+
 def last_start(results: list[dict[str, Any]]) -> int:
     """The ``training_iteration`` of the trial's last start from scratch: its last first
     evaluation (a trial whose checkpoint was damaged trains again from the start,

@@ -160,6 +160,7 @@ class ResumableOptunaSearch(OptunaSearch):
         return state if state.is_finished() else None
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._record_evaluation(trial_id, result)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"The reported value is ignored because this `step=",
@@ -188,18 +189,35 @@ class ResumableOptunaSearch(OptunaSearch):
             result = {**result, self.metric: self._best_value(trial_id, result.get(self.metric))}
         super().on_trial_complete(trial_id, result, error)
 
-    def _best_value(self, trial_id: str, last: float | None) -> float | None:
-        """The best of the trial's reported values, ``last`` (its final result) included.
+    def _record_evaluation(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Keep each evaluation's value, a later report of one replacing the earlier (an
+        evaluation redone after a restore), as the trial table keeps them. The study cannot:
+        Optuna keeps the first value reported for a step and ignores the rest."""
+        value = result.get(self.metric)
+        if ("eval_index" not in result or result.get("stop_reason") == "diverged"
+                or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            return  # a diverged trial's stand-in 0 is no evaluation
+        if not hasattr(self, "_evaluations"):
+            self._evaluations: dict[str, dict[int, float]] = {}  # a searcher pickled before it kept them
+        self._evaluations.setdefault(trial_id, {})[int(result["eval_index"])] = float(value)
 
-        The trial table ranks trials by their best evaluation and promotion ships its
-        checkpoint, so TPE learns that number too: Ray's class tells the study the last
-        result, which scored a trial that peaked and then overfitted below its shipped
-        F1. The values come from the study (its intermediate values), which survives a
-        resume; a diverged trial's stand-in 0 never beats a real evaluation.
+    def _best_value(self, trial_id: str, last: float | None) -> float | None:
+        """The trial's best evaluation, as the trial table ranks it; ``last`` (its final
+        result) when it had none (it diverged before its first).
+
+        Promotion ships a trial's best checkpoint, so TPE learns that number too: Ray's
+        class told the study the last result, which scored a trial that peaked and then
+        overfitted below what it ships. The values are kept with the searcher's state,
+        which Ray saves with each snapshot, so a resume keeps them.
         """
         if last is None:
             return None
+        pick = max if self.mode == "max" else min
+        evaluations = getattr(self, "_evaluations", {}).get(trial_id)
+        if evaluations:
+            return pick(evaluations.values())
+        # A searcher pickled before it kept them: the study's values (first reports).
         number = self._ot_trials[trial_id].number
         frozen = next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
         seen = [v for v in frozen.intermediate_values.values() if v is not None and math.isfinite(v)]
-        return (max if self.mode == "max" else min)([last, *seen])
+        return pick([last, *seen])

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune.guard import GuardConfig
-from tune.ray_record import (METRIC, best_checkpoint, checkpoint_uri, checkpointed_results, last_start, log_behind,
-                             read_analysis, trial_error, trial_results)
+from tune.ray_record import (METRIC, best_checkpoint, checkpoint_uri, checkpointed_results, lacks_evaluations,
+                             last_start, log_behind, read_analysis, trial_error, trial_results)
 from tune.settings import read_settings
 from tune.stop_reasons import entity_prob_history, last_per_evaluation, ratio_history, stop_reason
 from tune.trial_order import trial_number
@@ -155,10 +155,10 @@ def collect(experiment_path: str) -> TrialTables:
         if recovered:
             results = sorted(results + recovered, key=lambda r: int(r.get("training_iteration") or 0))
         behind = log_behind(results, trial.last_result or {})
-        incomplete = bool(recovered) or behind
         if behind:
             # Ray's own flattening: the one that made the result log's columns.
             results = results + [flatten_dict(dict(trial.last_result), delimiter="/")]
+        incomplete = bool(recovered) or behind or lacks_evaluations(results)
         ratios = ratio_history(results)
         last = results[-1] if results else (trial.last_result or {})
         reason = stop_reason(trial.status, last, ratios, guard, entity_prob_history(results))

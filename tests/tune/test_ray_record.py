@@ -33,3 +33,21 @@ def test_the_checkpoint_named_is_from_the_trials_last_start():
     assert last_start(results) == 3
     assert best_checkpoint(trial, last_start(results))[0] == "kept"
     assert best_checkpoint(trial)[0] == "abandoned"  # Ray's own choice, first of equals
+
+
+def test_a_lost_evaluation_without_a_checkpoint_is_noticed():
+    # With --checkpoint-every 2 an evaluation has no checkpoint, so Ray's record cannot
+    # give back its lost line; the row must still say the log lacks one (results_incomplete).
+    from tune.ray_record import lacks_evaluations
+
+    def log(*evals, start=1):
+        return [{"eval_index": e, "training_iteration": start + i} for i, e in enumerate(evals)]
+
+    assert not lacks_evaluations(log(0, 1, 2, 3))
+    assert lacks_evaluations(log(0, 1, 3))
+    assert not lacks_evaluations([])
+    # A restart from scratch: only the last start counts; a restore replays an evaluation.
+    assert not lacks_evaluations(log(0, 2) + log(0, 1, start=3))
+    assert not lacks_evaluations(log(0, 1, 1, 2))
+    # A diverged trial's stand-in (the evaluation after its last) is no evaluation.
+    assert not lacks_evaluations(log(0, 1) + [{"eval_index": 2, "stop_reason": "diverged", "training_iteration": 3}])

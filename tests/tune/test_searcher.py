@@ -67,19 +67,38 @@ def test_a_replayed_step_of_a_running_study_trial_is_ignored_quietly(tmp_path):
 def test_the_study_learns_each_trials_best_evaluation_not_its_last(tmp_path):
     # A trial that peaked at 0.5 and overfitted to 0.3 ships its 0.5 checkpoint (the trial
     # table ranks by best dev F1), so TPE must learn 0.5 too; Ray's class told it 0.3. A
-    # diverged trial's stand-in 0 after real evaluations does not hide them either.
+    # diverged trial's stand-in 0 after real evaluations does not hide them; one that
+    # diverged before any is 0. An evaluation redone after a restore counts as redone
+    # (0.7, then 0.6), as in the table, though the study keeps the first report.
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     searcher = _searcher(ResumableOptunaSearch, url)
-    for trial_id, f1s in (("peaked", (0.2, 0.5, 0.3)), ("diverged", (0.4, 0.0)), ("rising", (0.1, 0.6))):
+    runs = {"peaked": [(0, 0.2), (1, 0.5), (2, 0.3)], "diverged": [(0, 0.4), (1, 0.0, "diverged")],
+            "at-once": [(0, 0.0, "diverged")], "redone": [(0, 0.1), (1, 0.7), (1, 0.6)], "rising": [(0, 0.1), (1, 0.6)]}
+    for trial_id, reports in runs.items():
         searcher.suggest(trial_id)
-        for step, f1 in enumerate(f1s, 1):
-            searcher.on_trial_result(trial_id, {"dev_f1": f1, "training_iteration": step})
-        searcher.on_trial_complete(trial_id, {"dev_f1": f1s[-1], "training_iteration": len(f1s)})
+        for step, (eval_index, f1, *why) in enumerate(reports, 1):
+            result = {"dev_f1": f1, "eval_index": eval_index, "training_iteration": step,
+                      **({"stop_reason": why[0]} if why else {})}
+            searcher.on_trial_result(trial_id, result)
+        searcher.on_trial_complete(trial_id, result)
     searcher.suggest("failed")
     searcher.on_trial_complete("failed", None, error=True)
     trials = optuna.load_study(study_name="s", storage=url).trials
-    assert [t.value for t in trials[:3]] == [0.5, 0.4, 0.6]
-    assert trials[3].state == optuna.trial.TrialState.FAIL
+    assert [t.value for t in trials[:5]] == [0.5, 0.4, 0.0, 0.6, 0.6]
+    assert trials[5].state == optuna.trial.TrialState.FAIL
+
+
+def test_a_searcher_pickled_before_it_kept_evaluations_takes_the_studys_values(tmp_path):
+    # Resumed from a searcher state written by an earlier nerkit: the study's intermediate
+    # values stand in for the evaluations it did not keep.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, url)
+    searcher.suggest("t1")
+    for step, f1 in enumerate((0.2, 0.5, 0.3), 1):
+        searcher.on_trial_result("t1", {"dev_f1": f1, "eval_index": step - 1, "training_iteration": step})
+    del searcher._evaluations
+    searcher.on_trial_complete("t1", {"dev_f1": 0.3, "eval_index": 2, "training_iteration": 3})
+    assert optuna.load_study(study_name="s", storage=url).trials[0].value == 0.5
 
 
 def _copy_of_experiment(tmp_path, searcher):

@@ -18,6 +18,8 @@ from rich.table import Table
 console = Console()
 err_console = Console(stderr=True)
 
+#: The compact view's trial column: ids and a usual baseline name fit, whole.
+TRIAL_COLUMN_WIDTH = 16
 #: The history columns `--history` shows in a terminal without --columns.
 #: A learning curve and a collapse (entity_pred_ratio near 0 while gold_entity_prob
 #: falls) read from these, and they fit an 80-column terminal.
@@ -91,14 +93,15 @@ def _compact(df) -> tuple[Table, str]:
     the width that is left, folding.
     """
     short = _short_names([c for c in df.columns if c.startswith("param_")])
+    # Wide enough for every id, whole (an id folded over two lines reads as two ids), and
+    # for a usual baseline name under it ("(team-recipe)"); a longer name folds.
+    id_width = max((len(str(i)) for i in df["trial_id"]), default=8)
     t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for title in ("trial", "stop", "searched", "best F1 @ ep", "ratio", "epochs", "wall s"):
         if title == "searched":
             t.add_column(title, overflow="fold", ratio=1, min_width=12)
         elif title == "trial":
-            # Whole: an id folded over two lines reads as two ids (and a baseline's name
-            # under it was cut, "(team-reci" / "pe)").
-            t.add_column(title, no_wrap=True, overflow="ellipsis")
+            t.add_column(title, overflow="fold", min_width=id_width, max_width=max(id_width, TRIAL_COLUMN_WIDTH))
         else:
             t.add_column(title, no_wrap=True)
     for _, r in df.iterrows():
