@@ -91,13 +91,50 @@ def types_without_tokens(counts: Mapping[str, int], label_map: LabelMap) -> list
     return sorted(set(label_map.types) - seen)
 
 
+#: A type with at most this many tokens in all splits, named like another, looks like a typo.
+RARE_TYPE_TOKENS = 2
+#: How alike two type names must be (difflib's ratio) for the rarer to look like a typo.
+LOOK_ALIKE_RATIO = 0.75
+
+
+def type_tokens(counts: Mapping[str, int]) -> dict[str, int]:
+    """Tokens per entity type (its B- and I- labels together) in ``counts`` ({label: count})."""
+    out: dict[str, int] = {}
+    for label, count in counts.items():
+        if label != OUTSIDE:
+            out[label[2:]] = out.get(label[2:], 0) + count
+    return out
+
+
+def look_alike_types(counts_by_split: Mapping[str, Mapping[str, int]], label_map: LabelMap) -> dict[str, str]:
+    """``{type: the type it looks like a typo of}``: a type with at most RARE_TYPE_TOKENS
+    tokens in all splits together whose name is close to a more frequent type's (``FOD``
+    beside ``FOOD``). A misspelt tag adds a type the model must learn from one example."""
+    import difflib
+
+    total: dict[str, int] = dict.fromkeys(label_map.types, 0)
+    for counts in counts_by_split.values():
+        for etype, n in type_tokens(counts).items():
+            total[etype] = total.get(etype, 0) + n
+    out = {}
+    for etype, n in sorted(total.items()):
+        if n > RARE_TYPE_TOKENS:
+            continue
+        others = [t for t in total if t != etype and total[t] > n]
+        match = difflib.get_close_matches(etype, others, n=1, cutoff=LOOK_ALIKE_RATIO)
+        if match:
+            out[etype] = match[0]
+    return out
+
+
 def format_label_table(stats: LabelStats) -> str:
     """A plain-text table: label, count and % per label, then the summary figures."""
     width = max([len("label"), *(len(label) for label in stats.counts)])
     lines = [f"{'label':<{width}}  {'count':>9}  {'%':>7}"]
     for label, count in stats.counts.items():
         lines.append(f"{label:<{width}}  {count:>9,}  {stats.percent(label):>6.2f}%")
-    ratio = f"{stats.imbalance_ratio:.1f}" if stats.imbalance_ratio is not None else "n/a (no entities)"
+    ratio = (f"{stats.imbalance_ratio:.1f}" if stats.imbalance_ratio
+             else "n/a (no entities)" if stats.imbalance_ratio is None else "n/a (no 'O' tokens)")
     lines += [
         f"{'total':<{width}}  {stats.total:>9,}",
         f"records with entities: {100 * stats.records_with_entities:.1f}% of {stats.num_records:,}",

@@ -15,10 +15,19 @@ give ``None`` and a note saying why: a report shows the note instead of failing.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 #: Fewer finished trials than this cannot rank parameters meaningfully.
 MIN_COMPLETE_TRIALS = 3
+#: PED-ANOVA (Optuna's default evaluator) compares the top share of trials with all of
+#: them. At its default share, 10%, the top group of a search of under 20 trials is one
+#: trial, and the ranking did not depend on the other trials' scores at all; the share
+#: is raised so the group holds at least MIN_TOP_TRIALS.
+DEFAULT_TOP_SHARE = 0.1
+MIN_TOP_TRIALS = 2
+#: Below this many trials in the top group (Optuna's guidance), the ranking is a hint.
+RELIABLE_TOP_TRIALS = 5
 #: The stop reasons of trials whose best dev F1 is a real score of their config.
 USED_REASONS = ("completed", "asha", "collapsed")
 
@@ -56,13 +65,20 @@ def param_importances(tables) -> tuple[dict[str, float] | None, list[str]]:
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={name: space[name].distribution() for name in params},
             value=float(r["best_dev_f1"])))
+    top_share = max(DEFAULT_TOP_SHARE, MIN_TOP_TRIALS / len(rows))
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=top_share)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            importances = optuna.importance.get_param_importances(study)
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
         except (ValueError, RuntimeError) as exc:
             return None, [f"Optuna could not compute importances: {exc}"]
     notes = sorted({str(w.message) for w in caught})
+    top = math.ceil(top_share * len(rows))
+    if top < RELIABLE_TOP_TRIALS:
+        notes.append(f"a rough ranking: PED-ANOVA compares the top {top} of {len(rows)} trials with all of them, "
+                     f"and reads reliably from {RELIABLE_TOP_TRIALS} in that group (about "
+                     f"{math.ceil(RELIABLE_TOP_TRIALS / DEFAULT_TOP_SHARE)} finished trials); read it as a hint")
     notes.append(f"computed by Optuna from the best dev F1 of {len(rows)} finished trials (errored and diverged "
                  "ones left out; a parameter searched only in some trials, like a conditional one, is ranked on "
                  "those)" + (f"; not ranked, one value in every trial: {', '.join(constant)}" if constant else ""))

@@ -12,7 +12,7 @@ from nerkit.doctor._report import DoctorReport
 from nerkit.labels import labels_from_config
 from nerkit.model import subword_limit
 from nerkit.readers import detect_format
-from nerkit.stats import format_label_table, label_stats, types_without_tokens
+from nerkit.stats import format_label_table, label_stats, look_alike_types, type_tokens, types_without_tokens
 
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
 # Subwords shown per preview record: enough to see the alignment, short enough to read.
@@ -142,6 +142,18 @@ def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport)
     if unseen:
         status = "warn"
         detail += f"\n\nentity types with no training tokens (the model cannot learn them): {unseen}"
+    typos = look_alike_types({n: s.counts for n, s in stats.items()}, dataset.label_map)
+    if typos:
+        status = "warn"
+        tokens = {t: sum(type_tokens(s.counts).get(t, 0) for s in stats.values()) for t in typos}
+        detail += ("\n\nentity types that look like a misspelt tag (a type of its own for the model to learn): "
+                   + "; ".join(f"{t} ({tokens[t]} token(s)): did you mean {m}?" for t, m in typos.items()))
+    scored = [n for n in ("dev", "test") if n in stats]
+    only_train = [t for t in dataset.label_map.types if type_tokens(stats["train"].counts).get(t)
+                  and scored and not any(type_tokens(stats[n].counts).get(t) for n in scored)]
+    if only_train:
+        status = "warn"
+        detail += f"\n\nentity types only in train (no dev or test token scores them): {only_train}"
     report.add("label distribution", status, detail, **{n: s.to_dict() for n, s in stats.items()})
 
 
@@ -178,7 +190,10 @@ def check_truncation(
                                          dataset.label_map)["f1"]
             lines.append(f"{name}: a model right on every word it sees scores entity F1 at most {ceiling:.4f}")
     limit = subword_limit(tokenizer, config)
-    if limit is not None and longest > limit:
+    if limit is not None and longest > limit and max_length >= limit:
+        fix = (f"shorten or split the records longer than {limit} subwords, the most this model takes (the "
+               f"longest has {longest})")
+    elif limit is not None and longest > limit:
         fix = (f"raise --max-length to {limit}, the most this model takes, and shorten or split the records "
                f"longer than that (the longest has {longest} subwords)")
     else:
@@ -218,24 +233,33 @@ def check_model_labels(path: str, dataset: NerDataset, report: DoctorReport) -> 
         )
         report.add("model labels", "warn", detail, model_labels=model_labels)
         return
+    if sorted(model_labels) == sorted(data_labels):
+        # Training puts the head's rows in the data's order (nerkit.model.load_model).
+        detail = (f"the model has the data's {len(data_labels)} labels in another order: training keeps each "
+                  "label's trained row, reordered to the data's")
+        report.add("model labels", "ok", detail, model_labels=model_labels, data_labels=data_labels)
+        return
     missing = [x for x in data_labels if x not in model_labels]
     extra = [x for x in model_labels if x not in data_labels]
-    why = (
-        f"missing in the model: {missing}; only in the model: {extra}"
-        if missing or extra
-        else "same labels, different order"
-    )
+    # Training works, but on a fresh head: what this model learnt for its labels is dropped.
     detail = (
-        f"the model's labels {model_labels} differ from the data's {data_labels} ({why}). "
-        "Fix: start from the base model (not this fine-tuned one), or use data with the "
-        "model's label set"
+        f"the model's labels {model_labels} differ from the data's {data_labels} (missing in the model: "
+        f"{missing}; only in the model: {extra}): training gives it a fresh head for the data's labels, and "
+        "its trained head is not used. Fix, if you meant to go on from that head: use data with the "
+        "model's label set; else start from the base model"
     )
-    report.add("model labels", "fail", detail, model_labels=model_labels, data_labels=data_labels)
+    report.add("model labels", "warn", detail, model_labels=model_labels, data_labels=data_labels)
 
 
 def check_baseline(dataset: NerDataset, dev: AlignedSplit, report: DoctorReport) -> None:
     """State the all-O token accuracy so nobody mistakes it for learning."""
-    acc = label_stats(dev, dataset.label_map, dataset.dev).majority_accuracy
+    from nerkit.metrics import evaluation_metrics
+
+    # Scored as training scores a collapsed model (words cut by max_length included), so
+    # the figure here is the one a collapsed run reports.
+    o_id = dataset.label_map.o_id
+    all_o = [[o_id] * len(row) for row in dev.word_labels()]
+    acc = evaluation_metrics(*dev.scored_rows(all_o, o_id), dataset.label_map)["token_accuracy"]
     detail = (
         f"predicting 'O' for every token scores {acc:.1%} token accuracy on dev (entity F1 0): "
         f"an 'accuracy {acc:.0%}' is this do-nothing baseline, not learning; judge models by "

@@ -43,3 +43,21 @@ def test_to_dict_and_table():
     assert data["percent"]["O"] == 75.0 and data["total"] == 4
     table = format_label_table(stats)
     assert "B-FOOD" in table and "25.00%" in table and "all-O baseline token accuracy: 75.0%" in table
+
+
+def test_a_split_without_o_tokens_shows_no_imbalance_ratio():
+    # "imbalance (O / rarest entity label): 0.0" read as a balanced split.
+    stats = label_stats(split([3, 4]), LM, [Record(("a", "b"), ("B-FOOD", "I-FOOD"))])
+    assert "n/a (no 'O' tokens)" in format_label_table(stats)
+
+
+def test_look_alike_types_name_a_rare_type_spelt_like_another():
+    from nerkit.stats import look_alike_types
+
+    lm = LabelMap.from_types(["FOOD", "FOD", "QTY", "LOC"])
+    counts = {"train": {"O": 9, "B-FOOD": 5, "I-FOOD": 2, "B-FOD": 1, "I-FOD": 0, "B-QTY": 1, "I-QTY": 0,
+                        "B-LOC": 1, "I-LOC": 0}}
+    # FOD (1 token) is FOOD misspelt; QTY and LOC are rare but named like no other type.
+    assert look_alike_types(counts, lm) == {"FOD": "FOOD"}
+    counts["dev"] = {"B-FOD": 5}  # common enough to be meant
+    assert look_alike_types(counts, lm) == {}

@@ -55,9 +55,10 @@ def test_report_says_when_the_best_trials_checkpoint_is_not_its_best_evaluation(
 
 
 def test_importances_rank_parameters_against_the_tables_best_dev_f1(search_tables):
-    # The study holds each trial's last result (an ASHA-pruned trial's early score), so
-    # importances from it ranked against another target than the report's "best dev F1".
-    # They come from the table's finished trials now: a copied search needs no study file.
+    # Studies of earlier searches hold each trial's last result (an ASHA-pruned trial's
+    # early score), so importances from them ranked against another target than the
+    # report's "best dev F1". They come from the table's finished trials: a copied search
+    # needs no study file.
     from tune.importance import USED_REASONS, param_importances
 
     importances, notes = param_importances(search_tables)
@@ -94,6 +95,29 @@ def test_importances_leave_out_constant_parameters_and_explain_a_constant_score(
     assert importances is None and "every finished trial scored best dev F1 0.0000" in notes[0]
     importances, notes = param_importances(_tables_with(search_tables, [row(0, 0.3), row(1, 0.4)]))
     assert importances is None and "need at least 3" in notes[0]
+
+
+def test_importances_of_a_small_search_follow_the_scores(search_tables):
+    # PED-ANOVA's default top 10% of 5 trials is one trial: the ranking came out the same
+    # to 4 decimals whatever the other 4 scored. The top group now holds at least 2, so
+    # which parameter the better trials share decides, and a note says it is rough.
+    from tune.importance import param_importances
+
+    space = {p["name"]: p for p in search_tables.record["space"]["params"] if p["kind"] != "fixed"}
+    lr, ow = space["learning_rate"], space["o_weight"]
+
+    def row(i, j, f1):
+        return {"stop_reason": "completed", "best_dev_f1": f1, "param_learning_rate": lr["low"] * (1 + 2 * i),
+                "param_o_weight": ow["low"] * (1 + 2 * j)}
+
+    # The two best trials share a low learning rate (they differ in o_weight)...
+    by_lr = [row(0, 0, 0.9), row(0, 4, 0.8), row(3, 1, 0.2), row(4, 2, 0.1), row(2, 3, 0.15)]
+    # ...or share a low o_weight (they differ in learning rate).
+    by_ow = [row(0, 0, 0.9), row(4, 0, 0.8), row(1, 3, 0.2), row(2, 4, 0.1), row(3, 2, 0.15)]
+    first, notes = param_importances(_tables_with(search_tables, by_lr))
+    second, _ = param_importances(_tables_with(search_tables, by_ow))
+    assert first["learning_rate"] > first["o_weight"] and second["o_weight"] > second["learning_rate"]
+    assert any("a rough ranking" in n and "top 2 of 5" in n for n in notes), notes
 
 
 def test_compute_spent_sums_per_stop_reason(search_tables):
