@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from html import escape
 from typing import Any
 
@@ -25,7 +26,7 @@ from tune.importance import param_importances
 from tune.report_plots import importance_bars, learning_curves, param_scatter
 from tune.stop_reasons import REASONS, UNFINISHED, shown_reason
 from tune.storage import write_text
-from tune.summary import best_row, checkpoint_not_best
+from tune.summary import best_row, checkpoint_not_best, unfinished
 from tune.tables import SCHEMA_VERSION, TrialTables, collect
 
 REPORT_FILE = "report.html"
@@ -79,7 +80,7 @@ def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str
     if not base:
         return _note("no baselines in this search")
     ref = best["best_dev_f1"] if best else None
-    rows = [[f"best trial {best['trial_id']}", best["stop_reason"], best["best_dev_f1"], best["best_epoch"],
+    rows = [[f"best trial {best['trial_id']}", shown_reason(best), best["best_dev_f1"], best["best_epoch"],
              best["epochs_trained"], 0.0]] if best else []
     for t in base:
         gap = ref - t["best_dev_f1"] if ref is not None and t["best_dev_f1"] is not None else None
@@ -97,8 +98,26 @@ def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str
     return table
 
 
-def _best_section(best: dict[str, Any] | None, searched: list[str]) -> str:
+def _not_ended(tables: TrialTables) -> str:
+    """A note when the search has not ended (running, or stopped for --resume), else nothing."""
+    left = unfinished(tables)
+    if not left["stopped"] and not left["not_started"]:
+        return ""
+    name = tables.record["settings"]["name"]
+    return _note(f"this search has not ended: {left['stopped']} trial(s) unfinished, {left['not_started']} never "
+                 f"started; if it is not running, nerkit search --resume {name} (with its --storage) continues it")
+
+
+def _best_section(best: dict[str, Any] | None, searched: list[str], tables: TrialTables) -> str:
     if best is None:
+        left = unfinished(tables)
+        if tables.trials and not left["stopped"] and not left["not_started"]:
+            # Ended, and no trial scored: "yet" would say to wait.
+            failed = Counter(shown_reason(t) for t in tables.trials)
+            name = tables.record["settings"]["name"]
+            return _note("no trial reported a dev evaluation, and the search has ended ("
+                         + ", ".join(f"{n} {r}" for r, n in sorted(failed.items()))
+                         + f"): nerkit trials {name} --stop-reason error,diverged --columns trial_id,error shows why")
         return _note("no trial has reported a dev evaluation yet")
     facts = [["trial", best["trial_id"]], ["stop reason", shown_reason(best)],
              ["best dev F1", best["best_dev_f1"]], ["at epoch", best["best_epoch"]],
@@ -136,14 +155,14 @@ def build_report(tables: TrialTables) -> str:
     head = [
         ["experiment", tables.experiment], ["created", record.get("created", "-")],
         ["description", record["space"].get("description", "")], ["searched", ", ".join(searched)],
-        ["trials", len(trials)], ["ended by", "  ".join(f"{k} {v}" for k, v in counts.items() if v) or "-"],
+        ["trials", f"{len(trials)} of {record['settings']['trials']} planned"], ["ended by", "  ".join(f"{k} {v}" for k, v in counts.items() if v) or "-"],
         ["budget (epochs)", json.dumps(record["space"].get("budget", {}))], ["versions", versions],
     ]
     parts = [
         f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>nerkit search {escape(name)}</title>",
         f"<style>{_CSS}</style></head><body><h1>Search report: {escape(name)}</h1>",
-        _table(["", ""], head, left=2),
-        "<h2>Best trial</h2>", _best_section(best, searched),
+        _table(["", ""], head, left=2), _not_ended(tables),
+        "<h2>Best trial</h2>", _best_section(best, searched, tables),
         "<h2>Baselines against the best trial</h2>", _baselines(trials, best),
         "<h2>Learning curves</h2>",
         _note("gold_entity_prob: the probability the model puts on entity labels at dev tokens that are "

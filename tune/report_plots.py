@@ -75,7 +75,7 @@ def learning_curves(trials: list[dict[str, Any]], history: list[dict[str, Any]],
             # None (a search from before gold_entity_prob existed) leaves a gap.
             values = [float("nan") if p.get(key) is None else p[key] for p in points]
             ax.plot(epochs, values, linestyle=style, marker=marker, color=color, linewidth=width, markersize=5)
-        label = row["trial_id"] + (f" ({row['baseline']})" if row.get("baseline") else "")
+        label = _literal(row["trial_id"] + (f" ({row['baseline']})" if row.get("baseline") else ""))
         trial_handles.append(Line2D([], [], color=color, linewidth=width, label=label))
     if collapse_eps is not None:
         ax_ratio.axhline(collapse_eps, color="tab:red", linewidth=0.8, alpha=0.6)
@@ -100,9 +100,16 @@ def _is_categorical(spec: dict[str, Any], values: list[Any]) -> bool:
                                                for v in values)
 
 
+def _literal(text: str) -> str:
+    """``text`` shown as written: matplotlib reads ``$…$`` as math (a baseline named
+    ``team $recipe$`` came out in italics, and an unclosed one ended the report)."""
+    return text.replace("$", r"\$")
+
+
 def param_scatter(trials: list[dict[str, Any]], params: list[dict[str, Any]]) -> str | None:
-    """Best dev F1 against each searched parameter (categories jittered), marked by stop reason."""
-    if not params:
+    """Best dev F1 against each searched parameter (categories jittered), marked by stop
+    reason; None when no trial has a score to plot."""
+    if not params or not any(r.get("best_dev_f1") is not None for r in trials):
         return None
     ncols = min(3, len(params))
     nrows = math.ceil(len(params) / ncols)
@@ -117,7 +124,7 @@ def param_scatter(trials: list[dict[str, Any]], params: list[dict[str, Any]]) ->
             cats = [c for c in (spec.get("values") or []) if c in values] or sorted(set(values), key=str)
             cats += sorted({v for v in values if v not in cats}, key=str)
             xs = [cats.index(v) + jitter.uniform(-0.18, 0.18) for v in values]
-            ax.set_xticks(range(len(cats)), [str(c) for c in cats])
+            ax.set_xticks(range(len(cats)), [_literal(str(c)) for c in cats])
             ax.set_xlim(-0.6, len(cats) - 0.4)
         else:
             xs = values

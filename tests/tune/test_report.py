@@ -171,3 +171,36 @@ def test_a_baseline_stopped_early_is_flagged_as_scored_at_its_rung():
     team = {**plain, "trial_id": "t", "baseline": "team-recipe", "stop_reason": "completed", "epochs_trained": 4.0}
     html = _baselines([best, plain, team], best)
     assert "epochs trained" in html and "plain-ce stopped early" in html and "team-recipe stopped" not in html
+
+
+def test_a_baseline_named_with_dollar_signs_is_drawn_as_written(search_tables):
+    # Matplotlib read "$…$" in a legend as math: an unclosed one ended the report with
+    # ParseFatalException, and two made italics.
+    tables = copy.deepcopy(search_tables)
+    tables.trials[0]["baseline"] = r"team $\mathrm{recipe$ v2"
+    assert r"team $\mathrm{recipe$ v2" in build_report(tables)
+
+
+def test_a_search_not_ended_says_so_and_how_to_go_on(search_tables):
+    # A stopped search showed "trials 2" and nothing said 3 planned ones never started.
+    tables = copy.deepcopy(search_tables)
+    planned = tables.record["settings"]["trials"]
+    assert f"{len(tables.trials)} of {planned} planned" in build_report(tables)
+    assert "has not ended" not in build_report(tables)
+    tables.trials = tables.trials[:2]
+    tables.trials[1]["status"], tables.trials[1]["stop_reason"] = "PENDING", ""
+    html = build_report(tables)
+    assert f"1 trial(s) unfinished, {planned - 2} never started" in html
+    assert f"nerkit search --resume {tables.record['settings']['name']}" in html
+
+
+def test_a_search_whose_every_trial_failed_says_so_not_yet(search_tables):
+    tables = copy.deepcopy(search_tables)
+    tables.record["settings"]["trials"] = 2
+    tables.trials = [{**t, "status": "ERROR", "stop_reason": "error", "best_dev_f1": None, "best_epoch": None,
+                      "baseline": ""} for t in tables.trials[:2]]
+    tables.history = []
+    html = build_report(tables)
+    assert "no trial reported a dev evaluation, and the search has ended (2 error)" in html
+    assert "--stop-reason error,diverged" in html and "yet" not in html.split("Best trial")[1].split("</p>")[0]
+    assert "no data for parameter scatter" in html
