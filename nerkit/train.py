@@ -1,4 +1,7 @@
-"""The training loop: one importable function for ``nerkit train`` and every search trial.
+"""Training: one importable function for ``nerkit train`` and every search trial.
+
+It sets a run up (data, class weights, model, optimizer, a resumed state), hands it to
+the loop (nerkit.training_run), and finishes it (the best model tested and saved).
 
 ``train(config, report=...)`` fine-tunes a token-classification model with the
 configured class weights and loss, evaluates on dev every epoch (or every N steps)

@@ -1,4 +1,4 @@
-"""Search spaces: loaded from YAML and validated in one place.
+"""Search spaces as data, and the spaces that come with nerkit.
 
 A space file has these sections (see search_spaces/default.yaml, every key commented):
 

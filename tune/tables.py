@@ -7,7 +7,7 @@ documented in docs/TRIAL_TABLES.md; columns:
 
 trials: ``trial_id``, ``status``, ``stop_reason``, ``baseline``, ``param_<name>``
 for each searched parameter, ``config`` (the trial's whole resolved TrainConfig as
-JSON), ``entity_o_ratio``, ``best_dev_f1`` / ``best_eval_index`` / ``best_epoch`` /
+JSON), ``num_threads``, ``entity_o_ratio``, ``best_dev_f1`` / ``best_eval_index`` / ``best_epoch`` /
 ``best_entity_pred_ratio`` / ``best_token_accuracy`` / ``best_f1_<TYPE>``,
 ``last_dev_f1`` / ``last_eval_index`` / ``last_epoch`` / ``last_entity_pred_ratio``,
 ``evaluations``, ``epochs_trained``, ``tokens_trained``, ``wall_time_s``,

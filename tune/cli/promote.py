@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         Promoting the model the newest version already holds publishes nothing new.
 
         Exit status: 0 published (or already published); 1 an I/O failure; 2 a bad option, search or model files;
-        3 refused by a gate (nothing written)."""
+        3 refused by a gate or for lack of a test split (nothing written)."""
         from tune.promote import PromotionRefused, promote
 
         try:
