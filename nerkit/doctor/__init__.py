@@ -27,7 +27,6 @@ from nerkit.alignment import align_records, load_tokenizer
 from nerkit.data import SPLITS, DataConfig
 from nerkit.doctor._checks import (
     check_baseline,
-    check_data,
     check_distribution,
     check_metric,
     check_model_labels,
@@ -35,6 +34,7 @@ from nerkit.doctor._checks import (
     check_preview,
     check_truncation,
 )
+from nerkit.doctor._data_check import check_data
 from nerkit.doctor._report import STATUSES, Check, DoctorReport
 from nerkit.errors import DataError
 
