@@ -18,8 +18,6 @@ from rich.table import Table
 console = Console()
 err_console = Console(stderr=True)
 
-#: The compact view's trial column: ids and a usual baseline name fit, whole.
-TRIAL_COLUMN_WIDTH = 16
 #: The history columns `--history` shows in a terminal without --columns.
 #: A learning curve and a collapse (entity_pred_ratio near 0 while gold_entity_prob
 #: falls) read from these, and they fit an 80-column terminal.
@@ -87,28 +85,28 @@ def _unended(row) -> str:
 def _compact(df) -> tuple[Table, str]:
     """The default view (one line per trial with what decides between trials) and its legend.
 
-    Seven columns in a light box fit an 80-column terminal: the baseline name goes under
-    the trial id, the stop reason stands for the status (a running or pending trial has
+    Seven columns in a light box fit an 80-column terminal: a baseline's name leads its
+    searched values, the stop reason stands for the status (a running or pending trial has
     none), ``ratio`` is the last evaluation's entity_pred_ratio, and the parameters take
     the width that is left, folding.
     """
     short = _short_names([c for c in df.columns if c.startswith("param_")])
-    # Wide enough for every id, whole (an id folded over two lines reads as two ids), and
-    # for a usual baseline name under it ("(team-recipe)"); a longer name folds.
+    # Wide enough for every id, whole (an id folded over two lines reads as two ids); a
+    # baseline's name leads its searched values, which fold in the width left.
     id_width = max((len(str(i)) for i in df["trial_id"]), default=8)
     t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for title in ("trial", "stop", "searched", "best F1 @ ep", "ratio", "epochs", "wall s"):
         if title == "searched":
             t.add_column(title, overflow="fold", ratio=1, min_width=12)
         elif title == "trial":
-            t.add_column(title, overflow="fold", min_width=id_width, max_width=max(id_width, TRIAL_COLUMN_WIDTH))
+            t.add_column(title, no_wrap=True, min_width=id_width, max_width=id_width)
         else:
             t.add_column(title, no_wrap=True)
     for _, r in df.iterrows():
         best = f"{_num(r['best_dev_f1'], '.4f')} @ {_num(r['best_epoch'], '.2f')}"
-        trial = str(r["trial_id"]) + (f"\n({r['baseline']})" if r["baseline"] else "")
+        searched = (f"({r['baseline']}) " if r["baseline"] else "") + _params(r, short)
         stop = str(r["stop_reason"] or _unended(r))
-        t.add_row(trial, stop, _params(r, short), best, _num(r["last_entity_pred_ratio"], ".3f"),
+        t.add_row(str(r["trial_id"]), stop, searched, best, _num(r["last_entity_pred_ratio"], ".3f"),
                   _num(r["epochs_trained"], ".2f"), _num(r["wall_time_s"], ".1f"))
     legend = ", ".join(f"{v}={k.removeprefix('param_')}" for k, v in short.items() if v != k.removeprefix("param_"))
     return t, legend
