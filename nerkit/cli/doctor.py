@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from nerkit.cli.options import (DEV_HELP, FORMAT_HELP, LABEL_NAMES_HELP, ON_INVALID_HELP, SPLIT_SEED_HELP, TEST_HELP,
-                                TRAIN_HELP, parse_label_names)
+from nerkit.cli.options import (DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption, SplitSeedOption,
+                                TestFileOption, TrainFileOption, parse_label_names)
 
 _STYLE = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
 
@@ -25,13 +25,13 @@ def register(app: typer.Typer) -> None:
             None, "--model",
             help="Model name or path: its tokenizer is used and its labels compared with the data's.",
         ),
-        train_file: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
-        dev_file: Optional[str] = typer.Option(None, "--dev", help=DEV_HELP),
-        test_file: Optional[str] = typer.Option(None, "--test", help=TEST_HELP),
-        fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
-        on_invalid: str = typer.Option("error", "--on-invalid", help=ON_INVALID_HELP),
-        split_seed: int = typer.Option(13, "--split-seed", help=SPLIT_SEED_HELP),
-        label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
+        train_file: TrainFileOption = None,
+        dev_file: DevFileOption = None,
+        test_file: TestFileOption = None,
+        fmt: FormatOption = None,
+        on_invalid: OnInvalidOption = None,
+        split_seed: SplitSeedOption = None,
+        label_names: LabelNamesOption = None,
         max_length: int = typer.Option(
             128, "--max-length", help="Subword budget per record, as in training."
         ),
@@ -43,10 +43,12 @@ def register(app: typer.Typer) -> None:
         """
         from nerkit.doctor import run_doctor
 
+        # Only the options given: run_doctor's defaults are DataConfig's.
+        given = {k: v for k, v in (("format", fmt), ("on_invalid", on_invalid), ("split_seed", split_seed))
+                 if v is not None}
         report = run_doctor(
-            data, model=model, format=fmt, on_invalid=on_invalid, max_length=max_length,
-            label_names=parse_label_names(label_names), train=train_file, dev=dev_file, test=test_file,
-            split_seed=split_seed,
+            data, model=model, max_length=max_length, label_names=parse_label_names(label_names),
+            train=train_file, dev=dev_file, test=test_file, **given,
         )
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

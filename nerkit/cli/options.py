@@ -1,11 +1,17 @@
-"""Option parsing shared by the commands that build a TrainConfig (train, search)."""
+"""Options shared by the commands that read data or build a TrainConfig (train, search, doctor).
+
+The data options are declared once here, as ``Annotated`` types the commands use
+(``data: DataOption = None``): one flag name and help text for every command.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Optional
+
+import typer
 
 from nerkit.config import TrainConfig
 from nerkit.data import DataConfig
@@ -86,6 +92,17 @@ TEST_HELP = "Explicit test file (overrides the one found from --data)."
 FORMAT_HELP = "auto (default) | jsonl-spans | jsonl-tokens | conll | hf-disk | parquet"
 ON_INVALID_HELP = "error (default) | repair | skip (repair/skip report counts)."
 SPLIT_SEED_HELP = "Seed for splitting a single file into train/dev/test (default 13)."
+
+# The data options as command parameters. None = not given: the config file's data:
+# section, or DataConfig's defaults, applies. (Optional, not `X | None`: Typer reads these.)
+DataOption = Annotated[Optional[str], typer.Option("--data", help=DATA_HELP)]
+TrainFileOption = Annotated[Optional[str], typer.Option("--train", help=TRAIN_HELP)]
+DevFileOption = Annotated[Optional[str], typer.Option("--dev", help=DEV_HELP)]
+TestFileOption = Annotated[Optional[str], typer.Option("--test", help=TEST_HELP)]
+FormatOption = Annotated[Optional[str], typer.Option("--format", help=FORMAT_HELP)]
+OnInvalidOption = Annotated[Optional[str], typer.Option("--on-invalid", help=ON_INVALID_HELP)]
+SplitSeedOption = Annotated[Optional[int], typer.Option("--split-seed", help=SPLIT_SEED_HELP)]
+LabelNamesOption = Annotated[Optional[str], typer.Option("--label-names", help=LABEL_NAMES_HELP)]
 
 
 def parse_label_names(text: str | None) -> tuple[str, ...] | None:

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from nerkit.cli.options import (DATA_HELP, DEV_HELP, FORMAT_HELP, LABEL_NAMES_HELP, ON_INVALID_HELP,
-                                SPLIT_SEED_HELP, TEST_HELP, TRAIN_HELP, build_train_config, data_options)
+from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
+                                SplitSeedOption, TestFileOption, TrainFileOption, build_train_config, data_options)
 
 # Lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
 console = Console(soft_wrap=True)
@@ -44,15 +44,14 @@ def format_metrics_line(m: dict) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
-        data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-        train_file: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
-        dev_file: Optional[str] = typer.Option(None, "--dev", help=DEV_HELP),
-        test_file: Optional[str] = typer.Option(None, "--test", help=TEST_HELP),
-        # None = not given: the --config file's data: section (or the defaults) applies.
-        fmt: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
-        on_invalid: Optional[str] = typer.Option(None, "--on-invalid", help=ON_INVALID_HELP),
-        split_seed: Optional[int] = typer.Option(None, "--split-seed", help=SPLIT_SEED_HELP),
-        label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
+        data: DataOption = None,
+        train_file: TrainFileOption = None,
+        dev_file: DevFileOption = None,
+        test_file: TestFileOption = None,
+        fmt: FormatOption = None,
+        on_invalid: OnInvalidOption = None,
+        split_seed: SplitSeedOption = None,
+        label_names: LabelNamesOption = None,
         output_dir: Path = typer.Option(Path("runs/train"), "--output-dir", "-o", help="Where the best model directory goes."),
         config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (options below override it)."),
         model: Optional[str] = typer.Option(None, "--model", help="HF name or path; default: the bundled MiniLM."),

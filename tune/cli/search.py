@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from nerkit.cli.options import (DATA_HELP, DEV_HELP, FORMAT_HELP, LABEL_NAMES_HELP, ON_INVALID_HELP,
-                                SPLIT_SEED_HELP, TEST_HELP, TRAIN_HELP, data_options)
+from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
+                                SplitSeedOption, TestFileOption, TrainFileOption, data_options)
 from nerkit.data import DataConfig
 
 # Summary lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
@@ -51,14 +51,14 @@ def register(app: typer.Typer) -> None:
         space: Optional[Path] = typer.Option(
             None, "--space", show_default="the bundled default",
             help="Search space YAML, or a bundled one by name: default, ratio, seed_recipe."),
-        data: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
-        train_file: Optional[str] = typer.Option(None, "--train", help=TRAIN_HELP),
-        dev_file: Optional[str] = typer.Option(None, "--dev", help=DEV_HELP),
-        test_file: Optional[str] = typer.Option(None, "--test", help=TEST_HELP),
-        fmt: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
-        on_invalid: Optional[str] = typer.Option(None, "--on-invalid", help=ON_INVALID_HELP),
-        split_seed: Optional[int] = typer.Option(None, "--split-seed", help=SPLIT_SEED_HELP),
-        label_names: Optional[str] = typer.Option(None, "--label-names", help=LABEL_NAMES_HELP),
+        data: DataOption = None,
+        train_file: TrainFileOption = None,
+        dev_file: DevFileOption = None,
+        test_file: TestFileOption = None,
+        fmt: FormatOption = None,
+        on_invalid: OnInvalidOption = None,
+        split_seed: SplitSeedOption = None,
+        label_names: LabelNamesOption = None,
         model: str = typer.Option("bundled-minilm", "--model", help="HF name or path (default: bundled MiniLM)."),
         max_length: int = typer.Option(128, "--max-length"),
         trials: int = typer.Option(8, "--trials", "-n", help="Trials, baselines included."),
