@@ -34,7 +34,8 @@ from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, experiment_path, is_remote,
                            read_settings)
 from tune.space import Sampler
-from tune.state_backup import StateBackup, restore_if_broken
+from tune.state_backup import StateBackup
+from tune.state_restore import restore_if_broken
 from tune.storage import exists, write_text
 from tune.study_choice import study_for_resume
 from tune.study_store import make_room_for_new_study, set_aside_unstarted_study

@@ -14,7 +14,7 @@ So ``StateBackup`` (run by the controller thread, the only writer of the staging
 directory) notes each version of the staged files Ray reads, and, about once a
 second, copies the files on storage into ``.nerkit/state/<n>/`` when they equal one
 whole staged version: a copy in flight (some files new, some old, one cut off) never
-does. A ``COMPLETE`` marker is written last. ``restore_if_broken`` (run by
+does. A ``COMPLETE`` marker is written last. ``tune.state_restore`` (run by
 ``nerkit search --resume`` before anything is read) checks the files a resume reads
 and, when one is cut off or they are whole but from two snapshots (tune.state_check),
 moves them aside and puts the last complete copy in their place. Checkpoint retention
@@ -31,14 +31,13 @@ import json
 import logging
 import pickletools
 import time
-from datetime import datetime, timezone
 
 import pyarrow.fs as pafs
-from tune.ray_hooks import SearchCallback
 
-from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, state_files
+from tune.ray_hooks import SearchCallback
+from tune.snapshot import files_ray_reads, state_files
 from tune.state_check import disagreements
-from tune.storage import filesystem, is_file, read_bytes, write_bytes
+from tune.storage import is_file, read_bytes, write_bytes
 from tune.study_store import SQLITE_MAGIC
 from tune.study_store import is_whole as study_is_whole
 
@@ -158,57 +157,6 @@ def back_up(fs: pafs.FileSystem, exp: str, staged: collections.abc.Collection | 
     for path in older:  # only once the new one is complete
         fs.delete_dir(path)
     return target
-
-
-def restore_if_broken(exp: str) -> str | None:
-    """Before a resume: if a file a resume reads is cut off, or Ray's state files are
-    whole but from two snapshots (tune.state_check), or Ray's snapshot is missing where a
-    backup shows there was one (a partial copy of the directory), put the last complete backup in
-    place (the state files and any cut-off static file are moved to
-    ``.nerkit/broken/<time>/``, never deleted) and return the backup's path; None when
-    nothing was broken.
-
-    Raises ``ValueError`` when something is broken and there is no complete backup.
-    """
-    fs, path = filesystem(exp)
-    names = state_files(fs, path)
-    statics = [n for n in STATIC_FILES if is_file(f"{path}/{n}", fs)]
-    contents = {n: read_bytes(f"{path}/{n}", fs) for n in files_ray_reads(names) + statics}
-    broken = [n for n, data in contents.items() if not is_complete(data)]
-    # Only whole files can disagree; a cut-off one already sends the state back.
-    mixed = [] if broken else disagreements({n: d for n, d in contents.items() if n not in STATIC_FILES})
-    backup = latest_backup(fs, path)
-    # No snapshot where a backup shows there was one: a partial copy of the directory.
-    missing = backup is not None and not any(n.startswith(SNAPSHOT_PREFIX) for n in names)
-    if not broken and not mixed and not missing:
-        return None
-    what = (f"{exp}/{broken[0]} is cut off" if broken
-            else f"Ray's state files in {exp} are from two snapshots ({'; '.join(mixed)})" if mixed
-            else f"{exp} has no {SNAPSHOT_PREFIX}*.json, Ray's record of its trials")
-    if backup is None:
-        raise ValueError(
-            f"{what}: the driver was killed while Ray was copying its state, and "
-            f"there is no complete copy in {exp}/{BACKUP_DIR} (searches started before nerkit kept one). "
-            "Start a new search under another --name; this experiment's trial directories, checkpoints "
-            "and optuna.db are left as they are")
-    aside = f"{path}/{BROKEN_DIR}/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
-    fs.create_dir(aside, recursive=True)
-    # A cut-off or mismatched state file: every state file goes (Ray reads the newest of
-    # each kind, so a newer cut-off session must not stay) and the backup's come back.
-    # Only a static file cut off (a resumed search copies them again with every
-    # snapshot): the state files are whole and newer than the backup's, so they stay.
-    state_broken = bool(mixed) or missing or any(n not in STATIC_FILES for n in broken)
-    for name in (names if state_broken else []) + [n for n in statics if n in broken]:
-        fs.move(f"{path}/{name}", f"{aside}/{name}")
-    for name in json.loads(read_bytes(f"{backup}/{COMPLETE}", fs)):
-        if is_file(f"{path}/{name}", fs):
-            continue  # whole where it is
-        write_bytes(f"{path}/{name}", read_bytes(f"{backup}/{name}", fs), fs)
-    logger.warning("%s (%s): resuming with %s from the last complete copy, %s; the files found are kept in %s",
-                   what, "a partial copy of the directory?" if missing and not broken and not mixed
-                   else "the driver died while Ray copied its state",
-                   "the experiment state" if state_broken else "those files", backup, aside)
-    return backup
 
 
 class StateBackup(SearchCallback):

@@ -25,7 +25,7 @@ SearchGenerator, ConcurrencyLimiter and OptunaSearch):
   that searcher state was saved with: the state holds the copy's hash. A copy older
   than the state would lack study trials the searcher refers to.
 
-``tune.state_backup.restore_if_broken`` puts the last complete copy back when they don't.
+``tune.state_restore.restore_if_broken`` puts the last complete copy back when they don't.
 """
 
 from __future__ import annotations

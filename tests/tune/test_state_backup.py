@@ -1,4 +1,5 @@
-"""tune.state_backup: a complete copy of Ray's state, put back when a kill cut a file off.
+"""tune.state_backup and tune.state_restore: a complete copy of Ray's state, put back when a
+kill cut a file off.
 
 End to end (a real search killed, a state file cut off, resumed from the copy):
 tests/tune/test_search.py::test_killed_search_resumes_with_every_trial_once.
@@ -17,8 +18,9 @@ import pytest
 from tune import state_backup
 from tune.snapshot import files_ray_reads
 from tune.state_check import disagreements, searcher_trial_ids
+from tune.state_restore import restore_if_broken
 from tune.state_backup import BACKUP_DIR, BROKEN_DIR, RETRY_S, StateBackup, back_up, is_complete, latest_backup, \
-    read_state, restore_if_broken, version
+    read_state, version
 
 FS = pafs.LocalFileSystem()
 
