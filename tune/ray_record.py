@@ -35,15 +35,22 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def trial_results(trial) -> list[dict[str, Any]]:
     """A trial's logged results, flattened as Ray's own analysis flattens them
     (``per_type/<TYPE>/<metric>``), NaN values dropped."""
-    from ray.tune.utils import flatten_dict
-
     from tune.result_logs import read_result_log
 
-    rows = []
-    for result in read_result_log(trial):
-        flat = flatten_dict(result, delimiter="/")
-        rows.append({k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))})
-    return rows
+    return [_flat(result) for result in read_result_log(trial)]
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` flattened as Ray's own analysis flattens it, NaN values dropped."""
+    from ray.tune.utils import flatten_dict
+
+    flat = flatten_dict(dict(result), delimiter="/")
+    return {k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def _iteration(result: dict[str, Any]) -> int:
+    """The result's ``training_iteration`` (0 where it has none)."""
+    return int(result.get("training_iteration") or 0)
 
 
 def read_analysis(experiment_path: str):
@@ -152,19 +159,15 @@ def checkpointed_results(trial, results: list[dict[str, Any]]) -> list[dict[str,
     Ray keeps the metrics of every checkpointed evaluation in its snapshot, those whose
     files retention deleted included, so the best evaluation is never lost with a line.
     """
-    from ray.tune.utils import flatten_dict
-
     since = last_start(results)
-    logged = {int(r["eval_index"]) for r in results
-              if "eval_index" in r and int(r.get("training_iteration") or 0) >= since}
+    logged = {int(r["eval_index"]) for r in results if "eval_index" in r and _iteration(r) >= since}
     found: dict[int, dict[str, Any]] = {}
     for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results:
         m = r.metrics
         if ("eval_index" not in m or int(m["eval_index"]) in logged or m.get("stop_reason") == "diverged"
-                or int(m.get("training_iteration") or 0) < since):
+                or _iteration(m) < since):
             continue
-        flat = flatten_dict(dict(m), delimiter="/")
-        found[int(m["eval_index"])] = {k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))}
+        found[int(m["eval_index"])] = _flat(m)
     return [found[i] for i in sorted(found)]
 
 
@@ -174,7 +177,7 @@ def lacks_evaluations(results: list[dict[str, Any]]) -> bool:
     which Ray's record cannot give back."""
     since = last_start(results)
     seen = {int(r["eval_index"]) for r in results
-            if "eval_index" in r and r.get("stop_reason") != "diverged" and int(r.get("training_iteration") or 0) >= since}
+            if "eval_index" in r and r.get("stop_reason") != "diverged" and _iteration(r) >= since}
     return bool(seen) and len(seen) != max(seen) + 1
 
 
@@ -182,7 +185,7 @@ def last_start(results: list[dict[str, Any]]) -> int:
     """The ``training_iteration`` of the trial's last start from scratch: its last first
     evaluation (a trial whose checkpoint was damaged trains again from the start,
     tune.trainable; a restore from a checkpoint goes on from a later evaluation)."""
-    starts = [int(r.get("training_iteration") or 0) for r in results if r.get("eval_index") == 0]
+    starts = [_iteration(r) for r in results if r.get("eval_index") == 0]
     return max(starts, default=0)
 
 
@@ -195,7 +198,7 @@ def best_checkpoint(trial, since_iteration: int = 0) -> tuple[Any, dict[str, Any
     """
     scored = [(r.checkpoint, r.metrics) for r in trial.run_metadata.checkpoint_manager.best_checkpoint_results
               if _finite(r.metrics.get(METRIC))
-              and int(r.metrics.get("training_iteration") or 0) >= since_iteration]
+              and _iteration(r.metrics) >= since_iteration]
     return max(scored, key=lambda c: c[1][METRIC], default=(None, {}))
 
 

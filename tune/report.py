@@ -98,9 +98,9 @@ def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str
     return table
 
 
-def _not_ended(tables: TrialTables) -> str:
-    """A note when the search has not ended (running, or stopped for --resume), else nothing."""
-    left = unfinished(tables)
+def _not_ended(tables: TrialTables, left: dict[str, int]) -> str:
+    """A note when the search has not ended (running, or stopped for --resume), else nothing;
+    ``left`` is :func:`tune.summary.unfinished` of ``tables``."""
     if not left["stopped"] and not left["not_started"]:
         return ""
     name = tables.record["settings"]["name"]
@@ -108,9 +108,9 @@ def _not_ended(tables: TrialTables) -> str:
                  f"started; if it is not running, nerkit search --resume {name} (with its --storage) continues it")
 
 
-def _best_section(best: dict[str, Any] | None, searched: list[str], tables: TrialTables) -> str:
+def _best_section(best: dict[str, Any] | None, searched: list[str], tables: TrialTables,
+                  left: dict[str, int]) -> str:
     if best is None:
-        left = unfinished(tables)
         if tables.trials and not left["stopped"] and not left["not_started"]:
             # Ended, and no trial scored: "yet" would say to wait.
             failed = Counter(shown_reason(t) for t in tables.trials)
@@ -149,6 +149,7 @@ def build_report(tables: TrialTables) -> str:
     params = [p for p in record["space"]["params"] if p["kind"] != "fixed"]
     searched = [p["name"] for p in params]
     best = best_row(tables)
+    left = unfinished(tables)
     eps = record["space"].get("guard", {}).get("eps")
     counts = {r: sum(1 for t in trials if shown_reason(t) == r) for r in (*REASONS, UNFINISHED)}
     versions = ", ".join(f"{k} {v}" for k, v in sorted(record.get("versions", {}).items()))
@@ -161,8 +162,8 @@ def build_report(tables: TrialTables) -> str:
     parts = [
         f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>nerkit search {escape(name)}</title>",
         f"<style>{_CSS}</style></head><body><h1>Search report: {escape(name)}</h1>",
-        _table(["", ""], head, left=2), _not_ended(tables),
-        "<h2>Best trial</h2>", _best_section(best, searched, tables),
+        _table(["", ""], head, left=2), _not_ended(tables, left),
+        "<h2>Best trial</h2>", _best_section(best, searched, tables, left),
         "<h2>Baselines against the best trial</h2>", _baselines(trials, best),
         "<h2>Learning curves</h2>",
         _note("gold_entity_prob: the probability the model puts on entity labels at dev tokens that are "

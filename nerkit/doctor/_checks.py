@@ -51,14 +51,15 @@ def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport)
         status = "warn"
         detail += f"\n\nentity types with no training tokens (the model cannot learn them): {unseen}"
     typos = look_alike_types({n: s.counts for n, s in stats.items()}, dataset.label_map)
+    tokens = {n: type_tokens(s.counts) for n, s in stats.items()}  # per split: {type: tokens}
     if typos:
         status = "warn"
-        tokens = {t: sum(type_tokens(s.counts).get(t, 0) for s in stats.values()) for t in typos}
+        total = {t: sum(split.get(t, 0) for split in tokens.values()) for t in typos}
         detail += ("\n\nentity types that look like a misspelt tag (a type of its own for the model to learn): "
-                   + "; ".join(f"{t} ({tokens[t]} token(s)): did you mean {m}?" for t, m in typos.items()))
+                   + "; ".join(f"{t} ({total[t]} token(s)): did you mean {m}?" for t, m in typos.items()))
     scored = [n for n in ("dev", "test") if n in stats]
-    only_train = [t for t in dataset.label_map.types if type_tokens(stats["train"].counts).get(t)
-                  and scored and not any(type_tokens(stats[n].counts).get(t) for n in scored)]
+    only_train = [t for t in dataset.label_map.types if tokens["train"].get(t)
+                  and scored and not any(tokens[n].get(t) for n in scored)]
     if only_train:
         status = "warn"
         detail += f"\n\nentity types only in train (no dev or test token scores them): {only_train}"
