@@ -87,7 +87,7 @@ def label_stats(aligned: AlignedSplit, label_map: LabelMap, records: Sequence[Re
 def types_without_tokens(counts: Mapping[str, int], label_map: LabelMap) -> list[str]:
     """Entity types of ``label_map`` with no counted token in ``counts`` ({label: count}):
     in a train split, types the model cannot learn but that dev/test F1 still scores."""
-    seen = {label[2:] for label, count in counts.items() if label != OUTSIDE and count}
+    seen = {etype for etype, count in type_tokens(counts).items() if count}
     return sorted(set(label_map.types) - seen)
 
 
