@@ -26,6 +26,7 @@ from tune.driver_lock import LOCK_FILE, driver_lock
 from tune.driver_process import sigterm_stops_gracefully, snapshot_period
 from tune.plan import SearchPlan, plan_from_record, plan_search
 from tune.progress import SearchProgress
+from tune.ray_record import reported_trial_directories
 from tune.ray_connect import check_address, init_ray_for
 from tune.reconcile import fail_orphaned_trials, study_and_ray_trials, unrecorded_finished_trials
 from tune.result_logs import ResultLogUpload
@@ -47,19 +48,6 @@ logger = logging.getLogger(__name__)
 def trial_dirname(trial) -> str:
     """Short trial directory names (Ray's default embeds every parameter value)."""
     return f"trial_{trial.trial_id}"
-
-
-def reported_trial_directories(experiment: str) -> list[str]:
-    """Names of the trial directories under ``experiment`` whose trial reported a result
-    (a non-empty ``result.json``), sorted."""
-    import pyarrow.fs as pafs
-
-    from tune.storage import filesystem
-
-    fs, root = filesystem(experiment)
-    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("trial_"))
-    return [n for n in names if fs.get_file_info(f"{root}/{n}/result.json").size]
 
 
 def _trainable(plan: SearchPlan, prepared: PreparedData):

@@ -79,7 +79,7 @@ def read_analysis(experiment_path: str):
             time.sleep(wait)
     fs, path = filesystem(experiment_path)
     if snapshot is None:
-        if latest_backup(fs, path) is None and not _reported_trials(fs, path):
+        if latest_backup(fs, path) is None and not reported_trial_directories(experiment_path):
             return None  # no trial has started yet
         # Read from the backup, never as "no trials": the tables written next would
         # replace the stored ones with empty ones.
@@ -108,11 +108,13 @@ def read_analysis(experiment_path: str):
                      "try again")
 
 
-def _reported_trials(fs, path: str) -> bool:
-    """Whether a trial directory under ``path`` holds a result (a search that has run)."""
-    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    return any(i.type == pafs.FileType.Directory and i.base_name.startswith("trial_")
-               and fs.get_file_info(f"{i.path}/result.json").size for i in infos)
+def reported_trial_directories(experiment: str) -> list[str]:
+    """Names of the trial directories under ``experiment`` whose trial reported a result
+    (a non-empty ``result.json``), sorted."""
+    fs, root = filesystem(experiment)
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("trial_"))
+    return [n for n in names if fs.get_file_info(f"{root}/{n}/result.json").size]
 
 
 def _ray_analysis(experiment_path: str, snapshot: str | None = None):
