@@ -17,7 +17,8 @@ the machine's CPUs allow):
 
 * ``default`` — ``tune.driver.run_search`` on ``search_spaces/default.yaml`` exactly
   as shipped: Optuna TPE (its two baselines enqueued first), ASHA (grace
-  ``--grace-epochs``, reduction factor 2), the collapse guard.
+  ``--grace-epochs``, reduction factor 2 or ``--reduction-factor``), the collapse
+  guard; ``--startup-trials`` sets TPE's startup count (default: the driver's rule).
 * ``random`` — the same space, trainable (``tune.trainable.run_trial``), base config,
   data and trial count, built here with ``tune.Tuner``: Optuna's ``RandomSampler``
   (seeded with ``--random-seed``), no scheduler (every trial runs its full
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--max-epochs", type=float, default=3)
     p.add_argument("--grace-epochs", type=float, default=1)
+    p.add_argument("--reduction-factor", type=float, help="default arm's ASHA reduction factor (default: the space's, 2)")
+    p.add_argument("--startup-trials", type=int,
+                   help="default arm's TPE startup trials, baselines included (default: the driver's rule, 8 at 24 trials)")
     p.add_argument("--recipe-epochs", type=float, default=15, help="the team trained 15 epochs")
     p.add_argument("--train-limit", type=int, help="first N train records (default: all)")
     p.add_argument("--seed", type=int, default=0, help="TPE sampler seed; trials train with the spaces' seed (13) in every arm, so the recipe arm "
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             if arm == "default":
                 s = SearchSettings(name="default", space=str(bu.REPO / "search_spaces/default.yaml"),
                                    trials=args.trials, max_epochs=args.max_epochs, grace_epochs=args.grace_epochs,
+                                   reduction_factor=args.reduction_factor, startup_trials=args.startup_trials,
                                    **common)
                 run_search(s)
             elif arm == "random":

@@ -76,7 +76,7 @@ def _searcher(plan: SearchPlan, search_id: str):
     # interactions (o_weight × entity_boost) that matter most here.
     sampler = optuna.samplers.TPESampler(
         seed=s.seed, multivariate=True, constant_liar=True,
-        n_startup_trials=min(10, max(4, s.trials // 3)),
+        n_startup_trials=s.tpe_startup_trials,
     )
     searcher = ResumableOptunaSearch(
         space=Sampler(plan.space), metric=METRIC, mode="max", sampler=sampler,

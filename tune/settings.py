@@ -75,6 +75,7 @@ class SearchSettings:
     max_epochs: float | None = None        # overrides the space's budget
     grace_epochs: float | None = None
     reduction_factor: float | None = None
+    startup_trials: int | None = None      # TPE's trials before it models (baselines count); None: the rule below
 
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
@@ -97,6 +98,9 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and not 0 < value < math.inf:
                 raise ValueError(f"{name} is {value}, but must be a finite number > 0 or unset")
+        if self.startup_trials is not None and not (isinstance(self.startup_trials, int) and self.startup_trials >= 1):
+            raise ValueError(f"startup_trials is {self.startup_trials!r}, but must be an integer >= 1 or unset "
+                             "(unset: a third of the trials, at least 4 and at most 10)")
         if self.gpus_per_trial > 1 and not float(self.gpus_per_trial).is_integer():
             raise ValueError(f"gpus_per_trial is {self.gpus_per_trial}: above 1 it must be a whole number")
         if self.max_concurrent is not None and self.max_concurrent < 1:
@@ -106,6 +110,17 @@ class SearchSettings:
         if not (isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1):
             raise ValueError(f"checkpoint_every is {self.checkpoint_every!r}, but must be an integer >= 1 "
                              "(1: a checkpoint at every evaluation)")
+
+    @property
+    def tpe_startup_trials(self) -> int:
+        """Trials TPE takes (baselines, then random points) before it models the results.
+
+        Unset, a third of the trials, within [4, 10]: TPE's model needs a few scored points
+        to split into good and bad, and more than 10 random ones waste a large search's budget.
+        """
+        if self.startup_trials is not None:
+            return self.startup_trials
+        return min(10, max(4, self.trials // 3))
 
     @property
     def storage_root(self) -> str:

@@ -33,10 +33,10 @@ def test_the_searcher_is_seeded_multivariate_tpe_with_constant_liar(tmp_path):
 
     made = []
 
-    def sampler(seed: int, trials: int):
+    def sampler(seed: int, trials: int, startup: int | None = None):
         made.append(seed)
-        settings = SearchSettings(name=f"s{len(made)}", space=str(DEFAULT_SPACE),
-                                  storage=str(tmp_path), trials=trials, seed=seed, max_concurrent=3)
+        settings = SearchSettings(name=f"s{len(made)}", space=str(DEFAULT_SPACE), storage=str(tmp_path),
+                                  trials=trials, seed=seed, max_concurrent=3, startup_trials=startup)
         os.makedirs(settings.experiment_path)  # where run_search keeps the study
         limiter = _searcher(plan_search(settings), "id")
         assert limiter.max_concurrent == 3
@@ -46,6 +46,7 @@ def test_the_searcher_is_seeded_multivariate_tpe_with_constant_liar(tmp_path):
     assert isinstance(tpe, optuna.samplers.TPESampler)
     assert tpe._multivariate and tpe._constant_liar and tpe._n_startup_trials == 8
     assert sampler(7, 6)._n_startup_trials == 4 and sampler(7, 90)._n_startup_trials == 10
+    assert sampler(7, 24, startup=3)._n_startup_trials == 3  # --startup-trials overrides the rule
     draws = [sampler(seed, 24)._rng.rng.random_sample() for seed in (7, 7, 8)]
     assert draws[0] == draws[1] != draws[2]
 

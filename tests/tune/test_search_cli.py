@@ -162,3 +162,18 @@ def test_search_takes_the_data_options_train_takes(tmp_path, monkeypatch):
     CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path), "--split-seed", "7",
                                      "--on-invalid", "skip"])
     assert (seen[0].data.split_seed, seen[0].data.on_invalid, seen[0].data.format) == (7, "skip", "auto")
+
+
+def test_startup_trials_reaches_the_settings_the_search_stores(tmp_path, monkeypatch):
+    # --startup-trials sets TPE's n_startup_trials; it lives in the settings (search.json),
+    # so a resumed search keeps it.
+    import tune.driver
+    from nerkit.cli import build_app
+
+    seen = []
+    monkeypatch.setattr(tune.driver, "run_search", lambda settings, address=None: seen.append(settings) or
+                        (_ for _ in ()).throw(KeyboardInterrupt))
+    CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path), "--trials", "24",
+                                     "--startup-trials", "4"])
+    assert (seen[0].startup_trials, seen[0].tpe_startup_trials) == (4, 4)
+    assert seen[0].to_dict()["startup_trials"] == 4

@@ -17,6 +17,7 @@ from tune.settings import SearchSettings
     ({"cpus_per_trial": float("inf")}, "cpus_per_trial is inf, but must be a finite number > 0"),
     ({"max_epochs": float("inf")}, "max_epochs is inf, but must be a finite number > 0 or unset"),
     ({"reduction_factor": -2.0}, "reduction_factor is -2.0"),
+    ({"startup_trials": 0}, r"startup_trials is 0, but must be an integer >= 1 or unset"),
 ])
 def test_bad_settings_are_refused(kwargs, needle):
     # A bad seed used to pass here and fail inside Optuna after search.json was written,

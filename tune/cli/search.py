@@ -78,6 +78,9 @@ def register(app: typer.Typer) -> None:
         max_epochs: Optional[float] = typer.Option(None, "--max-epochs", help="Override the space's ASHA max budget."),
         grace_epochs: Optional[float] = typer.Option(None, "--grace-epochs", help="Override ASHA's grace period."),
         reduction_factor: Optional[float] = typer.Option(None, "--reduction-factor"),
+        startup_trials: Optional[int] = typer.Option(
+            None, "--startup-trials",
+            help="Trials before TPE models the results, baselines included (default: a third of --trials, 4 to 10)."),
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
         """Search loss weights, focal gamma, learning rate and batch size with Ray Tune + Optuna TPE + ASHA."""
@@ -115,6 +118,7 @@ def register(app: typer.Typer) -> None:
                 data=DataConfig(**data_options(data, train_file, dev_file, test_file, fmt, on_invalid, split_seed,
                                                label_names)),
                 max_epochs=max_epochs, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
+                startup_trials=startup_trials,
             )
         live = Live(console=console, refresh_per_second=4, transient=False) if not as_json else None
 
