@@ -69,6 +69,10 @@ class TagProblem:
         if self.kind == "malformed" and self.tag.isascii() and self.tag.isdigit():
             return (f"tags[{self.index}] ({self.tag!r}) looks like a label id: give the label of each id in "
                     "id order with --label-names O,B-FOOD,I-FOOD (DataConfig.label_names), or write tags as names")
+        meant = _meant(self.tag) if self.kind == "malformed" else None
+        if meant is not None:  # 'b-food', 'B-FOOD ', 'B_FOOD': the type is there, the spelling is off
+            return (f"change tags[{self.index}] ({self.tag!r} on {self.word!r}) to {meant!r}, as IOB2 spells it "
+                    "(B- or I-, a hyphen, the type)")
         if self.kind == "malformed":
             return (
                 f"change tags[{self.index}] ({self.tag!r} on {self.word!r}) to 'O', "
@@ -79,6 +83,22 @@ class TagProblem:
             f"change tags[{self.index}] ({self.tag!r} on {self.word!r}) to "
             f"{self.repaired!r}, or pass --on-invalid repair"
         )
+
+
+def _meant(tag: str) -> str | None:
+    """The IOB2 tag a malformed ``tag`` is a misspelling of (``'b-food'`` → ``'B-food'``,
+    ``'B-FOOD '`` → ``'B-FOOD'``, ``'B_FOOD'`` → ``'B-FOOD'``), or ``None``."""
+    text = tag.strip()
+    if text in ("o", "O"):
+        return "O"
+    if len(text) > 2 and text[0] in "bBiI" and text[1] in "-_":
+        candidate = f"{text[0].upper()}-{text[2:]}"
+        try:
+            split_tag(candidate)
+        except ValueError:
+            return None
+        return candidate
+    return None
 
 
 def find_problems(tags: Sequence[str], tokens: Sequence[str]) -> list[TagProblem]:

@@ -158,7 +158,7 @@ def _resolve(cfg: DataConfig) -> tuple[dict[str, tuple[str, str | None]], str | 
     sources = {**found, **explicit}
     if "train" not in sources:
         raise DataError(
-            str(path or "."), 0, "no train split found",
+            str(path or "."), 0, "no train split found" + _near_misses(path, "train"),
             "add train.jsonl (or another format's train.*) to the directory, or give a single file to split "
             "into train/dev/test (nerkit train and search also take --train FILE)",
         )
@@ -166,11 +166,32 @@ def _resolve(cfg: DataConfig) -> tuple[dict[str, tuple[str, str | None]], str | 
         raise DataError(
             str(path or sources["train"][0]),
             0,
-            "no dev split found (looked for dev.*, validation.*, valid.*)",
+            "no dev split found (looked for dev.*, validation.*, valid.*)" + _near_misses(path, "dev"),
             "add dev.jsonl, or give a single file to split into train/dev/test (nerkit train and search also take "
             "--dev FILE)",
         )
     return sources, None
+
+
+# Names people give split files that nerkit does not read as that split (val.jsonl, Train.jsonl).
+_LOOK_ALIKE_STEMS = {"train": ("train", "training"), "dev": ("dev", "validation", "valid", "val", "eval")}
+
+
+def _near_misses(path: str | None, split: str) -> str:
+    """``"; found [...]"``: entries of directory ``path`` named like ``split`` but not read
+    as it (another case, a suffix no reader takes, an alias), so the error says why."""
+    if path is None or not Path(path).is_dir():
+        return ""
+    if (Path(path) / "dataset_dict.json").is_file():
+        names = json.loads((Path(path) / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+        return f" in the saved DatasetDict (its splits: {names})"
+    stems = _LOOK_ALIKE_STEMS[split]
+    near = sorted(p.name for p in Path(path).iterdir() if p.name.split(".")[0].lower() in stems)
+    if not near:
+        return ""
+    return (f"; found {near}, not read as the {split} split (it is read from "
+            f"{'/'.join(f'{s}.*' for s in SPLIT_NAMES[split])}, names case-sensitive, with a suffix of "
+            f"{list(_SUFFIXES)})")
 
 
 def _split_files(directory: Path) -> dict[str, tuple[str, None]]:
@@ -193,7 +214,14 @@ def _split_files(directory: Path) -> dict[str, tuple[str, None]]:
 
 
 def _dataset_dict_splits(directory: Path) -> dict[str, tuple[str, str]]:
-    names = json.loads((directory / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    marker = directory / "dataset_dict.json"
+    try:
+        names = json.loads(marker.read_text(encoding="utf-8"))["splits"]
+        if not isinstance(names, list):
+            raise TypeError(f"'splits' is {names!r}, not a list")
+    except (ValueError, KeyError, TypeError) as exc:  # bad JSON, not UTF-8, no "splits"
+        raise DataError(str(marker), 0, f"cannot read the DatasetDict's split list ({type(exc).__name__}: {exc})",
+                        "save the DatasetDict again with save_to_disk(...), or restore dataset_dict.json") from None
     found = {}
     for split, aliases in SPLIT_NAMES.items():
         match = next((a for a in aliases if a in names), None)

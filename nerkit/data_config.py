@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nerkit.bio import check_policy
+from nerkit.labels import split_tag
 from nerkit.paths import local_absolute
 from nerkit.readers import check_format
 
@@ -100,6 +101,13 @@ class DataConfig:
                     or len(set(names)) != len(names)):
                 raise ValueError(f"label_names is {names!r}, but must be a non-empty list of distinct labels in "
                                  "id order, e.g. ['O', 'B-FOOD', 'I-FOOD']")
+            for name in names:
+                try:
+                    split_tag(name)
+                except ValueError as exc:
+                    # Else every record with this id is blamed (and skipped) for the name given here.
+                    raise ValueError(f"label_names is {names!r}, but {exc}; give IOB2 labels in id order, "
+                                     "e.g. O,B-FOOD,I-FOOD") from None
             object.__setattr__(self, "label_names", tuple(names))
         if self.fingerprint is not None and not (isinstance(self.fingerprint, str)
                                                  and re.fullmatch(r"[0-9a-f]{64}", self.fingerprint)):

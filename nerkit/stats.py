@@ -109,7 +109,9 @@ def type_tokens(counts: Mapping[str, int]) -> dict[str, int]:
 def look_alike_types(counts_by_split: Mapping[str, Mapping[str, int]], label_map: LabelMap) -> dict[str, str]:
     """``{type: the type it looks like a typo of}``: a type with at most RARE_TYPE_TOKENS
     tokens in all splits together whose name is close to a more frequent type's (``FOD``
-    beside ``FOOD``). A misspelt tag adds a type the model must learn from one example."""
+    beside ``FOOD``), and at any count a type that differs from another only in case
+    (``food`` beside ``FOOD``: two annotators' spellings of one type, split in two).
+    A misspelt tag adds a type the model must learn from one example."""
     import difflib
 
     total: dict[str, int] = dict.fromkeys(label_map.types, 0)
@@ -118,6 +120,13 @@ def look_alike_types(counts_by_split: Mapping[str, Mapping[str, int]], label_map
             total[etype] = total.get(etype, 0) + n
     out = {}
     for etype, n in sorted(total.items()):
+        # Case-only twins (difflib compares case-sensitively: 'food' is nothing like 'FOOD');
+        # the rarer points at the more frequent, ties at the first in sorted order.
+        twin = next((t for t in sorted(total) if t != etype and t.casefold() == etype.casefold()
+                     and (total[t], etype) > (n, t)), None)
+        if twin is not None:
+            out[etype] = twin
+            continue
         if n > RARE_TYPE_TOKENS:
             continue
         others = [t for t in total if t != etype and total[t] > n]

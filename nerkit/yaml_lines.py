@@ -19,14 +19,24 @@ def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, d
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file; give {what}")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of line 1.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte(s) {data[exc.start:exc.start + 4]!r}). "
+                         "Fix: save the file as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ValueError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", None) or exc
+        # A tab is no YAML indentation, and PyYAML's message does not say so.
+        fix = ". Fix: indent with spaces, not tabs" if "'\\t'" in str(problem) else ""
+        raise ValueError(f"{where}: not valid YAML ({problem}){fix}") from None
     lines: dict[tuple, int] = {}
     if node is not None:
         _walk(node, (), lines, path)

@@ -35,7 +35,11 @@ def read_hf_disk(
     import datasets  # heavy: imported only when this format is read
 
     source = str(path)
-    data = datasets.load_from_disk(source)
+    try:
+        data = datasets.load_from_disk(source)
+    except (ValueError, KeyError, TypeError) as exc:  # a damaged state.json, dataset_info.json, shard...
+        raise DataError(source, 0, f"cannot load the saved dataset ({type(exc).__name__}: {exc})",
+                        "save it again with dataset.save_to_disk(...), or restore its files") from None
     if isinstance(data, datasets.DatasetDict):
         names = list(data)
         if split is None and len(names) == 1:
@@ -58,13 +62,19 @@ def read_parquet(
     path: str | Path, label_names: Sequence[str] | None = None
 ) -> Iterator[Record | DataError]:
     """Read a parquet file with ``tokens`` and ``tags``/``ner_tags`` columns."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     source = str(path)
-    schema = pq.read_schema(source)
-    tags_column = _columns(list(schema.names), source)
+    try:
+        schema = pq.read_schema(source)
+        tags_column = _columns(list(schema.names), source)
+        table = pq.read_table(source, columns=[TOKEN_COLUMN, tags_column])
+    except pa.ArrowException as exc:  # truncated, or not parquet: pyarrow's message names no file
+        raise DataError(source, 0, f"cannot read it as Parquet ({exc})",
+                        "write the file again (e.g. df.to_parquet(...)), or pass --format for its real "
+                        "format") from None
     names = _parquet_label_names(schema.metadata, tags_column) or label_names
-    table = pq.read_table(source, columns=[TOKEN_COLUMN, tags_column])
     yield from _rows(
         table.column(TOKEN_COLUMN).to_pylist(), table.column(tags_column).to_pylist(), source, names
     )

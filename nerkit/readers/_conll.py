@@ -22,6 +22,10 @@ from nerkit.text import is_visible
 
 DOCSTART = "-DOCSTART-"
 _SPACES = re.compile(r" +")
+# A spreadsheet export's first row (`word<TAB>tag`): read as a token it would join the
+# first sentence, and skipping that "invalid" record would drop the real sentence with it.
+_HEADER_TOKENS = {"token", "tokens", "word", "words", "form", "text"}
+_HEADER_TAGS = {"tag", "tags", "label", "labels", "ner", "ner_tag", "ner_tags", "iob", "bio", "entity"}
 
 
 def split_columns(line: str) -> list[str]:
@@ -48,7 +52,8 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
     With ``label_names``, tags written as integer ids (``3``) are those labels.
 
     Raises:
-        DataError: for a line with fewer than two columns, or a file that is not UTF-8.
+        DataError: for a line with fewer than two columns, a header row (``word<TAB>tag``)
+            first, or a file that is not UTF-8.
     """
     source = str(path)
     tokens: list[str] = []
@@ -74,6 +79,9 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
                         "separate token and tag with a space or tab, e.g. 'pizza B-FOOD'",
                     )
                 if width is None:
+                    if columns[0].lower() in _HEADER_TOKENS and columns[-1].lower() in _HEADER_TAGS:
+                        raise DataError(source, line_no, f"{raw.strip()!r} looks like a header row, not a token "
+                                        "and its tag", "remove the header line (CoNLL files have none)")
                     width = (len(columns), line_no)
                 elif len(columns) != width[0]:
                     raise DataError(

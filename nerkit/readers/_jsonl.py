@@ -29,6 +29,9 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
     with open(path, encoding="utf-8-sig") as handle:
         try:
             for line_no, raw in enumerate(handle, start=1):
+                # A byte-order mark also starts a line where files were concatenated
+                # (`cat a.jsonl b.jsonl`), as the conll reader reads them.
+                raw = raw.lstrip("\ufeff")
                 if not raw.strip():
                     continue
                 try:
@@ -72,16 +75,20 @@ def require(obj: dict, key: str, kind: type, source: str, line: int, example: st
 def decode_tags(
     values: Sequence, label_names: Sequence[str] | None, source: str, line: int
 ) -> tuple[str, ...]:
-    """Tags as strings; integer tags are looked up in ``label_names``.
+    """Tags as strings; integer tags (and, with ``label_names``, ids written as strings:
+    ``"3"``, as the conll reader reads them) are looked up in ``label_names``.
 
     Raises:
         DataError: for integer tags without ``label_names``, ids out of range, or
             values that are neither strings nor integers.
     """
-    if all(isinstance(v, str) for v in values):
+    if all(isinstance(v, str) for v in values) and (label_names is None or not any(_is_id(v) for v in values)):
         return tuple(values)
     out = []
     for i, value in enumerate(values):
+        if isinstance(value, str) and label_names is not None and _is_id(value):
+            # An id written as a string ("3", as CSV exports and the conll reader have them).
+            value = int(value)
         if isinstance(value, str):
             out.append(value)
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -108,6 +115,11 @@ def decode_tags(
                 "write tags as strings like 'O', 'B-FOOD', 'I-FOOD'",
             )
     return tuple(out)
+
+
+def _is_id(tag: str) -> bool:
+    """Whether ``tag`` is an integer id written as a string: ``"3"``, but not ``"²"``."""
+    return tag.isascii() and tag.isdigit()
 
 
 def token_record(

@@ -129,3 +129,10 @@ def test_load_report_sums_each_count_over_its_files():
                          FileReport("dev.jsonl", read=3, repaired=0, skipped=1)))
     assert (report.repaired, report.skipped) == (2, 1)
     assert report.to_dict()["repaired"] == 2 and report.to_dict()["skipped"] == 1
+
+
+@pytest.mark.parametrize("tag, meant", [("b-food", "B-food"), ("B-FOOD ", "B-FOOD"), ("I_FOOD", "I-FOOD"), ("o", "O")])
+def test_a_misspelt_tag_gets_the_tag_it_means_as_its_fix(tag, meant):
+    # The type is in the tag: the fix names the spelling to use, not "repair cannot guess the type".
+    (problem,) = find_problems(["O", tag], ["2", "pizza"])
+    assert problem.kind == "malformed" and f"to {meant!r}, as IOB2 spells it" in problem.fix()

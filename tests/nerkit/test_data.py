@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -32,6 +33,7 @@ def numbered(n, tag="B-FOOD"):
         ({"label_names": ["O", "O"]}, r"label_names is \['O', 'O'\], but must be a non-empty list of distinct"),
         ({"label_names": []}, r"label_names is \[\], but must be"),
         ({"label_names": "O,B-FOOD"}, r"label_names is 'O,B-FOOD', but must be"),
+        ({"label_names": ["O", "FOOD"]}, r"label_names is \['O', 'FOOD'\], but tag 'FOOD' is not IOB2"),
     ],
 )
 def test_data_config_rejects_bad_values(kwargs, message):
@@ -83,6 +85,24 @@ def test_directory_without_dev_says_how_to_fix(tmp_path):
     # A missing dev split is an error naming --dev and single-file splitting.
     write_tokens(tmp_path / "train.jsonl", numbered(4))
     with pytest.raises(DataError, match=r"no dev split found.*single file to split.*--dev FILE"):
+        load_dataset(DataConfig(path=str(tmp_path)))
+
+
+@pytest.mark.parametrize("train_name, dev_name", [("Train.jsonl", "dev.jsonl"), ("train.jsonl.gz", "dev.jsonl"),
+                                                  ("train.jsonl", "val.jsonl")])
+def test_missing_split_names_the_files_that_look_like_it(tmp_path, train_name, dev_name):
+    # A split file nerkit does not read (case, suffix, alias) is named, not left for the user to find.
+    write_tokens(tmp_path / train_name, numbered(4))
+    write_tokens(tmp_path / dev_name, numbered(3))
+    near = train_name if train_name != "train.jsonl" else dev_name
+    with pytest.raises(DataError, match=rf"no (train|dev) split found.*found \['{re.escape(near)}'\]"):
+        load_dataset(DataConfig(path=str(tmp_path)))
+
+
+def test_damaged_dataset_dict_json_names_the_file(tmp_path):
+    # A DatasetDict whose dataset_dict.json is not JSON: a DataError naming that file, not a bare JSON error.
+    (tmp_path / "dataset_dict.json").write_text("garbage", encoding="utf-8")
+    with pytest.raises(DataError, match=r"dataset_dict\.json: cannot read the DatasetDict's split list"):
         load_dataset(DataConfig(path=str(tmp_path)))
 
 

@@ -139,6 +139,23 @@ def test_jsonl_tokens_int_tags_need_label_names(tmp_path):
     assert f"{path}:1:" in message and "no label list" in message
 
 
+def test_jsonl_tokens_ids_written_as_strings_take_label_names(tmp_path):
+    # "0"/"1" (a CSV export's ids) decode with label names, as in conll; without them they stay an error.
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "tags": ["0", "1"]}])
+    records, _ = read_records(path, label_names=["O", "B-FOOD", "I-FOOD"])
+    assert records[0].tags == ("O", "B-FOOD")
+    assert "--label-names" in read_error(path)
+
+
+def test_jsonl_byte_order_mark_inside_a_concatenated_file_is_not_bad_json(tmp_path):
+    # `cat a.jsonl b.jsonl` leaves b's BOM at the start of a line: read as the conll reader reads it.
+    row = json.dumps({"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]})
+    path = tmp_path / "t.jsonl"
+    path.write_text(f"\ufeff{row}\n\ufeff{row}\n", encoding="utf-8")
+    records, _ = read_records(path)
+    assert [r.tags for r in records] == [("O", "B-FOOD")] * 2
+
+
 def test_jsonl_tokens_negative_integer_tag_is_not_an_id(tmp_path):
     # -1 would index the label list from its end (silently 'I-FOOD'): it is no id.
     path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "tags": [0, -1]}])
@@ -170,6 +187,15 @@ def test_conll_one_column_line_is_an_error(tmp_path):
     path.write_text("2 O\npizza\n", encoding="utf-8")
     message = read_error(path)
     assert f"{path}:2:" in message and "one column" in message
+
+
+def test_conll_header_row_is_an_error_on_its_line_not_part_of_a_sentence(tmp_path):
+    # A spreadsheet export's `word<TAB>tag` row was read as a token of sentence 1, and the
+    # fix offered (--on-invalid skip) dropped that whole real sentence.
+    path = tmp_path / "a.conll"
+    path.write_text("word\ttag\n2\tB-QTY\npizza\tB-FOOD\n", encoding="utf-8")
+    message = read_error(path)
+    assert f"{path}:1:" in message and "looks like a header row" in message and "remove the header line" in message
 
 
 def _hf_dataset(rows):
@@ -233,6 +259,17 @@ def test_parquet_from_datasets_keeps_class_label_names(tmp_path):
     _hf_dataset([(["garlic", "bread"], [1, 2])]).to_parquet(str(tmp_path / "d.parquet"))
     records, _ = read_records(tmp_path / "d.parquet")
     assert records[0].tags == ("B-FOOD", "I-FOOD")
+
+
+def test_damaged_parquet_or_saved_dataset_names_the_path(tmp_path):
+    # pyarrow's and datasets' own errors name no file: the DataError does, with the fix.
+    (tmp_path / "d.parquet").write_bytes(b"PAR1 cut off")
+    message = read_error(tmp_path / "d.parquet")
+    assert str(tmp_path / "d.parquet") in message and "cannot read it as Parquet" in message
+    _hf_dataset([(["pizza"], [1])]).save_to_disk(str(tmp_path / "ds"))
+    (tmp_path / "ds" / "state.json").write_text("{", encoding="utf-8")
+    message = read_error(tmp_path / "ds")
+    assert str(tmp_path / "ds") in message and "save_to_disk" in message
 
 
 def test_parquet_missing_columns_is_an_error(tmp_path):

@@ -61,3 +61,14 @@ def test_look_alike_types_name_a_rare_type_spelt_like_another():
     assert look_alike_types(counts, lm) == {"FOD": "FOOD"}
     counts["dev"] = {"B-FOD": 5}  # common enough to be meant
     assert look_alike_types(counts, lm) == {}
+
+
+def test_look_alike_types_name_a_type_that_differs_only_in_case():
+    from nerkit.stats import look_alike_types
+
+    # 'food' beside 'FOOD' is one type written two ways, however many tokens each has.
+    lm = LabelMap.from_types(["FOOD", "food", "LOC"])
+    counts = {"train": {"O": 9, "B-FOOD": 20, "I-FOOD": 0, "B-food": 7, "I-food": 0, "B-LOC": 5, "I-LOC": 0}}
+    assert look_alike_types(counts, lm) == {"food": "FOOD"}
+    counts["train"]["B-food"] = 20  # a tie points at the first in sorted order
+    assert look_alike_types(counts, lm) == {"food": "FOOD"}
