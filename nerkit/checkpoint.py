@@ -14,7 +14,10 @@ checkpoints may come from shared storage, and unpickling is code execution.
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,40 @@ def save_model_dir(
     if metrics is not None:
         write_json(path / METRICS_FILE, metrics)
     return path
+
+
+def replace_model_dir(
+    path: str | Path, model, tokenizer, config: dict[str, Any], metrics: dict[str, Any] | None = None
+) -> Path:
+    """Write a model directory at ``path``, replacing whatever model directory is there.
+
+    Written beside it first, then swapped in: saving into the old directory would leave
+    its files the new model does not write (another model's tokenizer files, a training
+    state that makes it look resumable, a pulled model's checksummed manifest), and a
+    save that fails half-way would leave a mix of the two models.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.saving-"))
+    try:
+        save_model_dir(staging, model, tokenizer, config, metrics)
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a model directory is not
+        if path.exists():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+            os.replace(path, old / "model")
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when the swap succeeded
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -140,7 +140,7 @@ class TrainConfig:
         """Build from a mapping (a YAML file, a stored config): unknown keys are errors, and
         number-looking strings (YAML reads ``1e-5``, without a dot, as a string) become numbers."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known, key=str)  # a YAML key may be a number
         if unknown:
             raise ValueError(f"unknown training setting(s) {unknown}; allowed are {sorted(known)}")
         values = {k: parse_number(v) if _FIELD_KINDS.get(k) == "float" else v for k, v in values.items()}

@@ -60,7 +60,7 @@ class DataConfig:
         """Build from a mapping (a YAML file's ``data:``, a stored config): unknown keys
         are errors, and lists (YAML and JSON have no tuples) become tuples."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known, key=str)  # a YAML key may be a number
         if unknown:
             raise ValueError(f"unknown data setting(s) {unknown}; allowed are {sorted(known)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
@@ -82,7 +82,7 @@ class DataConfig:
         check_policy(self.on_invalid)
         if not isinstance(self.split_seed, int) or isinstance(self.split_seed, bool):
             raise ValueError(f"split_seed is {self.split_seed!r}, but must be an integer")
-        ratios = tuple(self.split_ratios)
+        ratios = tuple(self.split_ratios) if isinstance(self.split_ratios, (list, tuple)) else ()
         if len(ratios) != 3 or not all(isinstance(r, (int, float)) and r >= 0 for r in ratios):
             raise ValueError(
                 f"split_ratios is {self.split_ratios!r}, but must be 3 non-negative numbers "

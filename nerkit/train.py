@@ -30,7 +30,7 @@ import torch
 
 from nerkit import batching
 from nerkit.alignment import load_tokenizer
-from nerkit.checkpoint import TrainingState, load_training_checkpoint, save_model_dir
+from nerkit.checkpoint import TrainingState, load_training_checkpoint, replace_model_dir
 from nerkit.config import TrainConfig
 from nerkit.device import resolve_device
 from nerkit.evaluate import evaluate_split
@@ -226,7 +226,7 @@ def _finish(run: TrainingRun, status: str, weights: list[float], output_dir: str
                    "data_report": result.data_report,
                    # Every evaluation, to compare with a trial's history row by row.
                    "history": [_drop_nested(m) for m in history]}
-        result.output_dir = save_model_dir(output_dir, parts.model, parts.tokenizer, run.config_dict, summary)
+        result.output_dir = replace_model_dir(output_dir, parts.model, parts.tokenizer, run.config_dict, summary)
     return result
 
 

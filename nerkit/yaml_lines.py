@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, d
     error when there is none.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give {what}")
     if not path.is_file():
         raise ValueError(f"{path}: no such file; give {what}")
     data = path.read_bytes()
@@ -37,6 +40,12 @@ def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, d
         # A tab is no YAML indentation, and PyYAML's message does not say so.
         fix = ". Fix: indent with spaces, not tabs" if "'\\t'" in str(problem) else ""
         raise ValueError(f"{where}: not valid YAML ({problem}){fix}") from None
+    try:
+        # A JSON file (a stored nerkit_config.json) is YAML, but YAML reads JSON's escape of
+        # a character past U+FFFF ("\\ud83c\\udf55") as two lone surrogates: read JSON as JSON.
+        value = json.loads(text)
+    except ValueError:
+        pass
     lines: dict[tuple, int] = {}
     if node is not None:
         _walk(node, (), lines, path)

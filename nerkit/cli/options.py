@@ -45,8 +45,10 @@ def build_train_config(
         given["data"] = data
     elif data:
         # Data options point at the data to use: the file's record of other data (a saved
-        # config's fingerprint) no longer applies.
-        given["data"] = dataclasses.replace(base.data, **{"fingerprint": None, **data})
+        # config's fingerprint) no longer applies; nor, when --data names other data, do
+        # the file's train/dev/test files, which would override the files found there.
+        dropped = {split: None for split in ("train", "dev", "test")} if "path" in data else {}
+        given["data"] = dataclasses.replace(base.data, **{"fingerprint": None, **dropped, **data})
     config = base.with_overrides(**given)
     # The config is saved with the model and re-run from elsewhere: no relative paths.
     return config.with_overrides(model=local_absolute(config.model), data=config.data.with_absolute_paths())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,27 @@ def test_mostly_zero_moment_rows_are_written_sparse_and_read_back_bit_for_bit():
     back = _unflatten_optimizer(tensors, json.loads(json.dumps(meta)))["state"]
     assert torch.equal(back[0]["exp_avg"].view(torch.int32), emb.view(torch.int32))
     assert torch.equal(back[1]["exp_avg"], dense) and torch.equal(back[0]["step"], torch.tensor(5.0))
+
+
+def test_replacing_a_model_dir_leaves_none_of_the_old_models_files(trained, tmp_path):
+    # `nerkit train -o DIR` over an earlier run's model directory "replaces" it: files the
+    # new model does not write (another tokenizer's vocab, a training state that makes it
+    # look resumable) used to stay beside the new model.
+    import shutil
+
+    from nerkit.checkpoint import replace_model_dir
+
+    _, model_dir, _ = trained
+    target = tmp_path / "out"
+    shutil.copytree(model_dir, target)
+    (target / "spm.model").write_text("another tokenizer")
+    (target / STATE_JSON).write_text("{}")
+    model = transformers.AutoModelForTokenClassification.from_pretrained(model_dir)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    replace_model_dir(target, model, tokenizer, {"run": 2}, {"best": None})
+    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in model_dir.iterdir())
+    assert json.loads((target / CONFIG_FILE).read_text()) == {"run": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging or old copy left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's private 0o700

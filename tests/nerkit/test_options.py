@@ -27,6 +27,8 @@ def test_config_files_data_section_survives_unless_an_option_changes_it(tmp_path
     # PyYAML keeps the last of a doubled key: the run would train 5 epochs, silently.
     ("epochs: 1\nlearning_rate: 0.001\nepochs: 5\n", ":3:", "epochs is given twice (lines 1 and 3)"),
     ("data:\n  path: a.jsonl\n  path: b.jsonl\n", ":3:", "data.path is given twice"),
+    ("data:\n  split_ratios: 0.8\n", ":2:", "split_ratios is 0.8, but must be 3 non-negative numbers"),
+    ("1: 2\nfoo: 3\n", ":", "unknown training setting(s) [1, 'foo']"),
 ])
 def test_config_file_errors_name_the_file_and_line(tmp_path, text, where, needle):
     path = tmp_path / "t.yaml"
@@ -34,6 +36,42 @@ def test_config_file_errors_name_the_file_and_line(tmp_path, text, where, needle
     with pytest.raises(ValueError) as info:
         build_train_config(path, data_options(), {})
     assert str(info.value).startswith(f"{path}{where} ") and needle in str(info.value)
+
+
+def test_a_config_file_that_is_not_utf8_or_is_a_directory_is_named(tmp_path):
+    # Not a bare codec error: the file, the line and the fix.
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"epochs: 1\n# caf\xe9\n")
+    with pytest.raises(ValueError, match=r"t\.yaml:2: not UTF-8 text.*Fix: save the file as UTF-8"):
+        build_train_config(path, data_options(), {})
+    with pytest.raises(ValueError, match="is a directory; give a YAML file of training settings"):
+        build_train_config(tmp_path, data_options(), {})
+
+
+def test_a_stored_config_keeps_characters_past_the_basic_plane(tmp_path):
+    # nerkit_config.json escapes them as surrogate pairs, which YAML read as two lone surrogates.
+    from nerkit.checkpoint import write_json
+    from nerkit.config import TrainConfig
+
+    data = tmp_path / "data\U0001f355"
+    data.mkdir()
+    stored = TrainConfig(data={"path": str(data), "label_names": ["O", "B-\U00010900"]})
+    write_json(tmp_path / "nerkit_config.json", stored.to_dict())
+    cfg = build_train_config(tmp_path / "nerkit_config.json", data_options(), {})
+    assert cfg == stored
+
+
+def test_data_option_replaces_the_files_split_files(tmp_path):
+    # --data names the data to use: a stored config's train/dev/test files would override it, silently.
+    path = tmp_path / "t.yaml"
+    path.write_text("data:\n  train: /old/train.jsonl\n  dev: /old/dev.jsonl\n  test: /old/test.jsonl\n"
+                    "  format: jsonl-spans\n")
+    cfg = build_train_config(path, data_options(data="/new"), {})
+    assert (cfg.data.path, cfg.data.train, cfg.data.dev, cfg.data.test) == ("/new", None, None, None)
+    assert cfg.data.format == "jsonl-spans"
+    cfg = build_train_config(path, data_options(data="/new", test="/t.jsonl"), {})
+    assert (cfg.data.train, cfg.data.test) == (None, "/t.jsonl")
+    assert build_train_config(path, data_options(dev="/d.jsonl"), {}).data.train == "/old/train.jsonl"
 
 
 def test_no_class_weights_refuses_explicit_weights():
