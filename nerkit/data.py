@@ -30,7 +30,6 @@ from nerkit.readers import FORMATS, is_hf_disk, read_records
 from nerkit.readers._detect import CONLL_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
 from nerkit.records import Record
 
-__all__ = ["SPLITS", "DataConfig", "EmptySplitError", "NerDataset", "fingerprint", "load_dataset"]
 
 # File stems (or DatasetDict split names) accepted for each split, in preference order.
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid"), "test": ("test",)}
@@ -257,4 +256,4 @@ def _split(
     return out
 
 
-__all__ = ["FORMATS", "SPLITS", "DataConfig", "NerDataset", "fingerprint", "load_dataset"]
+__all__ = ["FORMATS", "SPLITS", "DataConfig", "EmptySplitError", "NerDataset", "fingerprint", "load_dataset"]

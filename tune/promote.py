@@ -113,12 +113,16 @@ def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, w
 
 
 def _check_data(record: dict[str, Any], row: dict[str, Any]) -> None:
-    """Before any re-training or scoring: the data is still the search's."""
-    from nerkit.features import prepare_data
+    """Before any re-training or scoring: the data is still the search's.
+
+    The fingerprint is of the records themselves (words and tags), so the search's base
+    model is not needed for it: a checkpoint carries its own tokenizer, and promoting on
+    a machine without the base model (a path on the cluster's nodes) must still work.
+    """
+    from nerkit.data import load_dataset
 
     cfg = row_config(row)
-    prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
-    check_same_data(record, prepared.fingerprint, "promoting")
+    check_same_data(record, load_dataset(cfg.data).fingerprint, "promoting")
 
 
 def promote(

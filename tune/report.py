@@ -25,7 +25,7 @@ from typing import Any
 from tune.importance import param_importances
 from tune.report_plots import importance_bars, learning_curves, param_scatter
 from tune.stop_reasons import REASONS, UNFINISHED, shown_reason
-from tune.storage import write_text
+from tune.storage import is_dir, write_text
 from tune.summary import best_row, checkpoint_not_best, unfinished
 from tune.tables import SCHEMA_VERSION, TrialTables, collect
 
@@ -187,7 +187,14 @@ def write_report(experiment_path: str, out: str | None = None) -> str:
 
     Returns:
         Where it was written (local path or object-store URI).
+
+    Raises:
+        ValueError: ``out`` is an existing directory (the message names the file to give).
     """
+    if out is not None and is_dir(out):
+        # Before the work: open() on a directory ends in "[Errno 21] Is a directory".
+        raise ValueError(f"--out is {out!r}, which is a directory; give the report's file name, "
+                         f"e.g. --out {out.rstrip('/')}/{REPORT_FILE}")
     html = build_report(collect(experiment_path))
     dest = out or f"{experiment_path.rstrip('/')}/{REPORT_FILE}"
     write_text(dest, html)

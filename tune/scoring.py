@@ -100,8 +100,14 @@ def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dic
         raise ValueError(f"the model in {name or model_dir} does not load ({type(exc).__name__}: {exc}); its files "
                          f"are damaged, so nothing was promoted. {_OTHER_TRIAL}") from exc
     # The data as the search prepared it (cached) when the checkpoint's tokenizer is the
-    # base model's, byte for byte as serialised; else tokenised again with its own.
-    same = own.backend_tokenizer.to_str() == load_tokenizer(resolve_model(config.model)).backend_tokenizer.to_str()
+    # base model's, byte for byte as serialised; else tokenised again with its own. The
+    # base model need not be on this machine (a path on the cluster's nodes, a hub name
+    # offline): the checkpoint's own tokenizer is what is published and scored.
+    try:
+        base = load_tokenizer(resolve_model(config.model)).backend_tokenizer.to_str()
+    except (OSError, ValueError):
+        base = None
+    same = own.backend_tokenizer.to_str() == base
     prepared = prepare_data(config.data, config.model if same else str(model_dir), config.max_length,
                             config.label_all_subwords)
     if prepared.test is None or not prepared.test.input_ids:

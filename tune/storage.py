@@ -21,6 +21,11 @@ def is_file(uri: str, fs: pafs.FileSystem | None = None) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
+def is_dir(uri: str, fs: pafs.FileSystem | None = None) -> bool:
+    fs, path = locate(uri, fs)
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
 def read_bytes(uri: str, fs: pafs.FileSystem | None = None) -> bytes | None:
     """A file's bytes, or None when there is no such file (``locate`` for ``fs``)."""
     fs, path = locate(uri, fs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from typing import Any
 
 _COMPARE = {
@@ -65,11 +66,31 @@ def where_mask(df, expr: str):
     try:
         return _eval(ast.parse(expr.strip(), mode="eval").body, df)
     except SyntaxError as exc:
-        raise _error(expr, f"it does not parse ({exc.msg})", df) from None
+        raise _error(expr, f"it does not parse ({exc.msg}){_quote_hint(expr)}", df) from None
     except _Invalid as exc:
         raise _error(expr, str(exc), df) from None
     except RecursionError:  # in the parser or in _eval
         raise _error(expr, "it is nested too deeply", df) from None
+
+
+#: An unquoted word that starts with a digit (a trial id such as 15f4924b): Python reads
+#: it as a malformed number, so it never reaches the "needs quotes" check of a bare name.
+_BARE_WORD = re.compile(r"(?<![\w.])\d\w*[A-Za-z_]\w*")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def _quote_hint(expr: str) -> str:
+    """``; a text value needs quotes: '15f4924b'`` where ``expr`` holds such a word."""
+    words = [w for w in _BARE_WORD.findall(_QUOTED.sub("''", expr)) if not _is_number(w)]
+    return f"; a text value needs quotes: '{words[0]}'" if words else ""
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def _error(expr: str, why: str, df) -> ValueError:

@@ -467,3 +467,19 @@ def test_ranking_by_another_column_skips_trials_without_a_checkpoint():
             {"trial_id": "c", "checkpoint": None}]
     assert [r["trial_id"] for r in with_checkpoint(rows)] == ["b"]
     assert [r["trial_id"] for r in with_checkpoint([rows[0], rows[2]])] == ["a"]
+
+
+def test_the_data_check_needs_no_base_model(small_data_dir, tmp_path):
+    # Promoting on a machine without the search's base model (a path on the cluster's
+    # nodes) stopped at "the model ... does not exist": the data check tokenised with it,
+    # though the fingerprint is of words and tags. Changed data is still refused.
+    from nerkit.config import TrainConfig
+    from nerkit.data import DataConfig, load_dataset
+    from tune.promote import _check_data
+
+    data = DataConfig(path=str(small_data_dir))
+    config = TrainConfig(model=str(tmp_path / "gone"), data=data).to_dict()
+    row = {"config": json.dumps(config)}
+    _check_data({"data_fingerprint": load_dataset(data).fingerprint}, row)
+    with pytest.raises(ValueError, match="changed since the search started"):
+        _check_data({"data_fingerprint": "0" * 64, "base_config": config}, row)

@@ -204,3 +204,11 @@ def test_a_search_whose_every_trial_failed_says_so_not_yet(search_tables):
     assert "no trial reported a dev evaluation, and the search has ended (2 error)" in html
     assert "--stop-reason error,diverged" in html and "yet" not in html.split("Best trial")[1].split("</p>")[0]
     assert "no data for parameter scatter" in html
+
+
+def test_out_naming_a_directory_is_a_user_error_that_names_the_file_to_give(tmp_path):
+    # `--out DIR` ended in "[Errno 21] ... Is a directory" (exit 1) after building the report.
+    import pytest
+
+    with pytest.raises(ValueError, match=r"is a directory; give the report's file name, e\.g\. --out .*/report\.html"):
+        write_report(str(tmp_path / "no-such-search"), out=str(tmp_path))

@@ -24,3 +24,31 @@ def test_checkpoint_download_from_object_storage_skips_the_optimizer_state_and_n
     shutil.rmtree(ckpt)
     with pytest.raises(ValueError, match=r"trial t's checkpoint .* is gone"):
         local_checkpoint(row, f"file://{tmp_path / 'runs' / 's'}", tmp_path / "work2")
+
+
+def test_a_checkpoint_is_scored_with_its_own_tokenizer_when_the_base_model_is_gone(tiny_model_dir, small_data_dir,
+                                                                                  tmp_path):
+    # The base model of a search need not be where promote runs: the checkpoint holds its
+    # own tokenizer, which is what is scored and published.
+    import shutil
+
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    from nerkit.config import TrainConfig
+    from nerkit.data import DataConfig, load_dataset
+    from tune.scoring import evaluate_test
+
+    labels = list(load_dataset(DataConfig(path=str(small_data_dir))).label_map.labels)
+    config = BertConfig.from_pretrained(tiny_model_dir, num_labels=len(labels),
+                                        id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    torch.manual_seed(0)
+    ckpt = tmp_path / "checkpoint"
+    BertForTokenClassification(config).save_pretrained(ckpt)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(ckpt)
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_dir, base)
+    cfg = TrainConfig(model=str(base), data=DataConfig(path=str(small_data_dir)), device="cpu")
+    shutil.rmtree(base)
+    metrics, prepared = evaluate_test(ckpt, cfg, "trial t's checkpoint")
+    assert 0 <= metrics["f1"] <= 1 and list(prepared.label_map.labels) == labels

@@ -268,18 +268,6 @@ def test_a_bad_query_writes_nothing(finished_search, app, tmp_path):
     assert res.exit_code != 0 and not (exp / "trials.parquet").exists()
 
 
-def test_a_trial_with_evaluations_and_no_stop_reason_reads_unfinished_not_pending():
-    # Ray's snapshot records a running trial as PENDING; with evaluations it is shown as
-    # unfinished (running, or left to --resume), without as pending.
-    from tune.cli.trials import _unended
-
-    row = lambda status, n: pd.Series({"status": status, "evaluations": n})  # noqa: E731
-    assert _unended(row("PENDING", 2)) == "unfinished"
-    assert _unended(row("PENDING", 0)) == "pending"
-    assert _unended(row("PENDING", pd.NA)) == "pending"
-    assert _unended(row("ERROR", 1)) == "error"
-
-
 def test_unfinished_and_running_select_the_same_trials():
     # The compact view says "unfinished"; --stop-reason takes that word as well as "running".
     df = pd.DataFrame({"trial_id": ["a", "b"], "status": ["PENDING", "TERMINATED"], "stop_reason": ["", "asha"],
@@ -297,3 +285,12 @@ def test_an_unquoted_text_value_is_named_with_the_quoted_form():
     history = pd.DataFrame({"trial_id": ["a"], "dev_f1": [0.4]})
     with pytest.raises(ValueError, match=r'e\.g\. "dev_f1 < 0\.5"'):
         where_mask(history, "param_o_weight < 1")
+
+
+def test_an_unquoted_trial_id_starting_with_a_digit_is_named_with_the_quoted_form():
+    # `trial_id == 15f4924b` (most Ray ids start with a digit) read only "it does not parse
+    # (invalid decimal literal)"; the fix is the quotes, so the error says that.
+    trials = pd.DataFrame({"trial_id": ["15f4924b", "ea39548d"], "best_dev_f1": [0.1, 0.2]})
+    with pytest.raises(ValueError, match=r"a text value needs quotes: '15f4924b'"):
+        where_mask(trials, "trial_id == 15f4924b")
+    assert where_mask(trials, "trial_id == '15f4924b' or best_dev_f1 > 1e-1").tolist() == [True, True]
