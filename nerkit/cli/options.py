@@ -49,9 +49,25 @@ def build_train_config(
         # the file's train/dev/test files, which would override the files found there.
         dropped = {split: None for split in ("train", "dev", "test")} if "path" in data else {}
         given["data"] = dataclasses.replace(base.data, **{"fingerprint": None, **dropped, **data})
-    config = base.with_overrides(**given)
+    try:
+        config = base.with_overrides(**given)
+    except ValueError as exc:
+        raise ValueError(_as_flag(str(exc), [k for k in given if k != "data"])) from None
     # The config is saved with the model and re-run from elsewhere: no relative paths.
     return config.with_overrides(model=local_absolute(config.model), data=config.data.with_absolute_paths())
+
+
+#: Options whose flag is not the TrainConfig field's name with dashes.
+FLAGS = {"num_threads": "--threads", "early_stopping_patience": "--early-stopping"}
+
+
+def _as_flag(message: str, fields: list[str]) -> str:
+    """A TrainConfig error about a field given as an option, in the option's words:
+    ``num_threads is 0, …`` → ``--threads is 0, …`` (the user typed no ``num_threads``)."""
+    for name in fields:
+        if message.startswith(f"{name} is "):
+            return FLAGS.get(name, f"--{name.replace('_', '-')}") + message[len(name):]
+    return message
 
 
 def _config_from_file(path: Path) -> TrainConfig:

@@ -104,3 +104,15 @@ def test_relative_data_and_model_paths_are_stored_absolute(tmp_path, monkeypatch
     assert (cfg.model, cfg.data.path) == (str(tmp_path / "tiny"), str(tmp_path / "data"))
     assert cfg.data.dev == "missing.jsonl"  # not a path here: left for the loader to name
     assert build_train_config(None, data_options(), {"model": "bert-base-cased"}).model == "bert-base-cased"
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"num_threads": 0}, "--threads is 0, but must be"),
+    ({"early_stopping_patience": 0}, "--early-stopping is 0, but must be"),
+    ({"learning_rate": -1.0}, "--learning-rate is -1.0, but must be > 0"),
+])
+def test_a_bad_option_is_named_as_the_user_typed_it(overrides, needle):
+    # `--threads 0` said "num_threads is 0": a name the user never typed.
+    with pytest.raises(ValueError) as info:
+        build_train_config(None, data_options(), overrides)
+    assert str(info.value).startswith(needle)
