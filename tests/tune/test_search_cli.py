@@ -150,30 +150,28 @@ def test_storage_that_fails_mid_search_says_what_is_kept_and_how_to_continue(tmp
     assert isinstance(CliRunner().invoke(build_app(), args).exception, FileNotFoundError)
 
 
-def test_search_takes_the_data_options_train_takes(tmp_path, monkeypatch):
-    # --split-seed was train's only: a single file could not be split for a search as it
-    # was for the `nerkit train` run it should compare with.
+def _settings_given(tmp_path, monkeypatch, *options):
+    """The SearchSettings `nerkit search --name x … OPTIONS` hands the driver (which stops there)."""
     import tune.driver
     from nerkit.cli import build_app
 
     seen = []
     monkeypatch.setattr(tune.driver, "run_search", lambda settings, address=None: seen.append(settings) or
                         (_ for _ in ()).throw(KeyboardInterrupt))
-    CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path), "--split-seed", "7",
-                                     "--on-invalid", "skip"])
-    assert (seen[0].data.split_seed, seen[0].data.on_invalid, seen[0].data.format) == (7, "skip", "auto")
+    CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path), *options])
+    return seen[0]
+
+
+def test_search_takes_the_data_options_train_takes(tmp_path, monkeypatch):
+    # --split-seed was train's only: a single file could not be split for a search as it
+    # was for the `nerkit train` run it should compare with.
+    settings = _settings_given(tmp_path, monkeypatch, "--split-seed", "7", "--on-invalid", "skip")
+    assert (settings.data.split_seed, settings.data.on_invalid, settings.data.format) == (7, "skip", "auto")
 
 
 def test_startup_trials_reaches_the_settings_the_search_stores(tmp_path, monkeypatch):
     # --startup-trials sets TPE's n_startup_trials; it lives in the settings (search.json),
     # so a resumed search keeps it.
-    import tune.driver
-    from nerkit.cli import build_app
-
-    seen = []
-    monkeypatch.setattr(tune.driver, "run_search", lambda settings, address=None: seen.append(settings) or
-                        (_ for _ in ()).throw(KeyboardInterrupt))
-    CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path), "--trials", "24",
-                                     "--startup-trials", "4"])
-    assert (seen[0].startup_trials, seen[0].tpe_startup_trials) == (4, 4)
-    assert seen[0].to_dict()["startup_trials"] == 4
+    settings = _settings_given(tmp_path, monkeypatch, "--trials", "24", "--startup-trials", "4")
+    assert (settings.startup_trials, settings.tpe_startup_trials) == (4, 4)
+    assert settings.to_dict()["startup_trials"] == 4
