@@ -51,26 +51,47 @@ def replace_model_dir(
 ) -> Path:
     """Write a model directory at ``path``, replacing whatever model directory is there.
 
-    Written beside it first, then swapped in: saving into the old directory would leave
+    Written aside first, then swapped in: saving into the old directory would leave
     its files the new model does not write (another model's tokenizer files, a training
     state that makes it look resumable, a pulled model's checksummed manifest), and a
-    save that fails half-way would leave a mix of the two models.
+    save that fails half-way would leave a mix of the two models. An existing directory
+    keeps its identity and only its entries are swapped: renaming it would replace a
+    symlink with a directory, fail on ``-o .`` (after the whole run), delete the working
+    directory from under the process, and need write access to its parent.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.saving-"))
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.saving-"))
+        try:
+            save_model_dir(staging, model, tokenizer, config, metrics)
+            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a model directory is not
+            os.replace(staging, path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
+        return path
+    staging = Path(tempfile.mkdtemp(dir=path, prefix=".saving-"))
     try:
         save_model_dir(staging, model, tokenizer, config, metrics)
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a model directory is not
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
-            os.replace(path, old / "model")
-            os.replace(staging, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, path)
+        old = Path(tempfile.mkdtemp(dir=path, prefix=".old-"))
+        aside = {staging.name, old.name}
+        try:
+            for entry in [e for e in path.iterdir() if e.name not in aside]:
+                os.replace(entry, old / entry.name)
+            for entry in list(staging.iterdir()):
+                os.replace(entry, path / entry.name)
+        except BaseException:
+            # Put the old model back whole (the new model's entries back in staging); if
+            # that fails too, what is left of it stays in .old-*, not deleted.
+            for entry in [e for e in path.iterdir() if e.name not in aside]:
+                os.replace(entry, staging / entry.name)
+            for entry in list(old.iterdir()):
+                os.replace(entry, path / entry.name)
+            old.rmdir()
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when the swap succeeded
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

@@ -121,11 +121,11 @@ def look_alike_types(counts_by_split: Mapping[str, Mapping[str, int]], label_map
     out = {}
     for etype, n in sorted(total.items()):
         # Case-only twins (difflib compares case-sensitively: 'food' is nothing like 'FOOD');
-        # the rarer points at the more frequent, ties at the first in sorted order.
-        twin = next((t for t in sorted(total) if t != etype and t.casefold() == etype.casefold()
-                     and (total[t], etype) > (n, t)), None)
-        if twin is not None:
-            out[etype] = twin
+        # each points at the most frequent spelling, ties at the first in sorted order.
+        twins = [t for t in total if t.casefold() == etype.casefold()]
+        usual = min(twins, key=lambda t: (-total[t], t))
+        if usual != etype:
+            out[etype] = usual
             continue
         if n > RARE_TYPE_TOKENS:
             continue

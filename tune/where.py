@@ -63,8 +63,14 @@ def where_mask(df, expr: str):
         ValueError: ``expr`` is not a simple comparison expression over ``df``'s
             columns; the message lists the columns.
     """
+    source = expr.strip()
     try:
-        return _eval(ast.parse(expr.strip(), mode="eval").body, df)
+        tree = ast.parse(source, mode="eval")
+        for node in ast.walk(tree):
+            # The literal as typed: `trial_id == 12e45678` is the number 1.2e+52 to Python,
+            # and the fix to suggest is '12e45678', not '1.2e+52'.
+            node.nerkit_text = ast.get_source_segment(source, node)
+        return _eval(tree.body, df)
     except SyntaxError as exc:
         raise _error(expr, f"it does not parse ({exc.msg}){_quote_hint(expr)}", df) from None
     except _Invalid as exc:
@@ -73,9 +79,10 @@ def where_mask(df, expr: str):
         raise _error(expr, "it is nested too deeply", df) from None
 
 
-#: An unquoted word that starts with a digit (a trial id such as 15f4924b): Python reads
-#: it as a malformed number, so it never reaches the "needs quotes" check of a bare name.
-_BARE_WORD = re.compile(r"(?<![\w.])\d\w*[A-Za-z_]\w*")
+#: An unquoted word that starts with a digit (a trial id such as 15f4924b or 01234567):
+#: Python reads it as a malformed number, so it never reaches the "needs quotes" check of
+#: a bare name. A signed exponent is part of the word (1e-4, not "1e" and "4").
+_BARE_WORD = re.compile(r"(?<![\w.])\d\w*(?:(?<=[eE])[+-]\w+)?")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
@@ -86,9 +93,10 @@ def _quote_hint(expr: str) -> str:
 
 
 def _is_number(word: str) -> bool:
+    """Whether Python reads ``word`` as a number (``1e-4``, ``1_000``; not ``01234567``)."""
     try:
-        float(word)
-    except ValueError:
+        ast.literal_eval(word)
+    except (SyntaxError, ValueError):
         return False
     return True
 
@@ -127,8 +135,8 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
     if isinstance(op, (ast.In, ast.NotIn)):
         column = _column(left, df)
         values = _literal_list(right)
-        for v in values:
-            _check_kind(column, v)
+        for element, v in zip(right.elts, values):
+            _check_kind(column, v, element)
         # None in the list stands for a missing value, as in `x == None`; otherwise a
         # missing value satisfies neither `x in [...]` nor `x not in [...]`.
         present = column.notna()
@@ -139,10 +147,10 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
     if type(op) not in _COMPARE:
         raise _Invalid(f"operator {type(op).__name__} is not supported")
     if isinstance(left, ast.Name) and not isinstance(right, ast.Name):
-        column, value, fn = _column(left, df), _literal(right), _COMPARE[type(op)]
+        column, value, fn, typed = _column(left, df), _literal(right), _COMPARE[type(op)], right
     elif isinstance(right, ast.Name) and not isinstance(left, ast.Name):
         # `0.5 > x` is `x < 0.5`: swap the operands, keep the column on the left.
-        column, value = _column(right, df), _literal(left)
+        column, value, typed = _column(right, df), _literal(left), left
         fn = lambda a, b, f=_COMPARE[type(op)]: f(b, a)  # noqa: E731
     else:
         names = [n.id for n in (left, right) if isinstance(n, ast.Name)]
@@ -160,7 +168,7 @@ def _pair(op: ast.cmpop, left: ast.AST, right: ast.AST, df):
         if isinstance(op, ast.NotEq):
             return column.notna()
         raise _Invalid("None can only be compared with == or !=")
-    _check_kind(column, value)
+    _check_kind(column, value, typed)
     try:
         mask = fn(column, value)
     except (TypeError, OverflowError) as exc:
@@ -192,7 +200,7 @@ def _kind_of_value(value: Any) -> str:
     return "number" if isinstance(value, (int, float)) else "text"
 
 
-def _check_kind(column, value: Any) -> None:
+def _check_kind(column, value: Any, node: ast.AST | None = None) -> None:
     """A literal of another kind than its column's would match nothing (``16`` is not
     ``'16'``): say so instead of selecting no rows."""
     if value is None:
@@ -200,9 +208,11 @@ def _check_kind(column, value: Any) -> None:
     want, got = _kind_of_column(column), _kind_of_value(value)
     if want == got:
         return
-    hint = {"text": f"quote it: '{value}'", "number": "write a number, unquoted",
+    typed = getattr(node, "nerkit_text", None) or str(value)
+    hint = {"text": f"quote it: '{typed}'", "number": "write a number, unquoted",
             "True/False": "write True or False"}[want]
-    raise _Invalid(f"column {column.name!r} holds {want} values, but {value!r} is {got}; {hint}")
+    shown = typed if node is not None and getattr(node, "nerkit_text", None) else repr(value)
+    raise _Invalid(f"column {column.name!r} holds {want} values, but {shown} is {got}; {hint}")
 
 
 def _column(node: ast.AST, df):

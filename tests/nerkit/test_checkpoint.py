@@ -213,3 +213,61 @@ def test_replacing_a_model_dir_leaves_none_of_the_old_models_files(trained, tmp_
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's private 0o700
+
+
+class _FakeSaver:
+    """Writes one file as save_pretrained would: what replace_model_dir moves is files."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def save_pretrained(self, path, **_) -> None:
+        (Path(path) / self.name).write_text("new")
+
+
+def _old_model(path: Path) -> Path:
+    path.mkdir()
+    (path / "config.json").write_text("old")
+    (path / STATE_JSON).write_text("{}")
+    return path
+
+
+def _replace(path) -> None:
+    from nerkit.checkpoint import replace_model_dir
+
+    replace_model_dir(path, _FakeSaver("config.json"), _FakeSaver("tokenizer.json"), {"run": 2})
+
+
+def test_replacing_the_working_directory_keeps_it(tmp_path, monkeypatch):
+    # `-o .`: renaming "." fails (EBUSY) after the whole run, and the model was lost.
+    monkeypatch.chdir(_old_model(tmp_path / "out"))
+    _replace(".")
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["config.json", CONFIG_FILE, "tokenizer.json"]
+    assert Path.cwd() == tmp_path / "out"
+
+
+def test_replacing_through_a_symlink_writes_where_it_points(tmp_path):
+    # The link (to a larger disk, say) was replaced by a directory; the old model stayed at its target.
+    real = _old_model(tmp_path / "real")
+    (tmp_path / "link").symlink_to(real)
+    _replace(tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and (real / "config.json").read_text() == "new"
+    assert not (real / STATE_JSON).exists()
+
+
+def test_a_swap_that_fails_half_way_leaves_the_old_model(tmp_path, monkeypatch):
+    # The old model was left in a hidden .old-* directory and the model directory was gone.
+    target = _old_model(tmp_path / "out")
+    real_replace, calls = os.replace, []
+
+    def full_disk_on_the_new_models_second_file(src, dst):
+        calls.append(src)
+        if Path(src).parent.name.startswith(".saving-") and len(calls) == 4:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", full_disk_on_the_new_models_second_file)
+    with pytest.raises(OSError, match="No space"):
+        _replace(target)
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", STATE_JSON]
+    assert (target / "config.json").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out"]

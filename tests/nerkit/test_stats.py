@@ -72,3 +72,12 @@ def test_look_alike_types_name_a_type_that_differs_only_in_case():
     assert look_alike_types(counts, lm) == {"food": "FOOD"}
     counts["train"]["B-food"] = 20  # a tie points at the first in sorted order
     assert look_alike_types(counts, lm) == {"food": "FOOD"}
+
+
+def test_three_spellings_of_a_type_all_point_at_the_most_frequent():
+    from nerkit.stats import look_alike_types
+
+    # FOOD (1) pointed at Food (5), itself a rare spelling of food (50).
+    lm = LabelMap.from_types(["FOOD", "Food", "food"])
+    counts = {"train": {"O": 9, "B-FOOD": 1, "B-Food": 5, "B-food": 50}}
+    assert look_alike_types(counts, lm) == {"FOOD": "food", "Food": "food"}

@@ -92,26 +92,31 @@ def compact_view(df, console: Console, width: int | None = None) -> tuple[Table,
     dropped: list[str] = []
     while True:
         t = _compact_table([c for c in _COMPACT if c not in dropped], rows, df)
-        if width is None or len(dropped) == len(_DROPPABLE) or _least_width(t, console) <= width:
+        if width is None or _least_width(t, console) <= width:
+            break
+        if len(dropped) == len(_DROPPABLE):
+            # Still too wide: the searched values fold narrower and the number columns give
+            # up their header width, so what is cut is marked rather than cropped at the edge.
+            t = _compact_table([c for c in _COMPACT if c not in dropped], rows, df, tight=True)
             break
         dropped.append(_DROPPABLE[len(dropped)])
     legend = ", ".join(f"{v}={k.removeprefix('param_')}" for k, v in short.items() if v != k.removeprefix("param_"))
     return t, legend, dropped
 
 
-def _compact_table(titles: list[str], rows: list[dict[str, str]], df) -> Table:
+def _compact_table(titles: list[str], rows: list[dict[str, str]], df, tight: bool = False) -> Table:
     # Wide enough for every id, whole (an id folded over two lines reads as two ids); a
     # baseline's name leads its searched values, which fold in the width left.
     id_width = max((len(str(i)) for i in df["trial_id"]), default=8)
     t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for title in titles:
         if title == "searched":
-            t.add_column(title, overflow="fold", ratio=1, min_width=12)
+            t.add_column(title, overflow="fold", ratio=1, min_width=None if tight else 12)
         elif title == "trial":
             t.add_column(title, no_wrap=True, min_width=id_width, max_width=id_width)
         else:
             # Whole, or cut with a mark: never a number silently shortened.
-            t.add_column(title, no_wrap=True, overflow="ellipsis", min_width=len(title))
+            t.add_column(title, no_wrap=True, overflow="ellipsis", min_width=None if tight else len(title))
     for row in rows:
         t.add_row(*(row[title] for title in titles))
     return t
