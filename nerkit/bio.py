@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from nerkit.errors import DataError
-from nerkit.labels import OUTSIDE, split_tag
+from nerkit.labels import OUTSIDE, is_label_id, split_tag
 from nerkit.records import Record
 
 ON_INVALID = ("error", "repair", "skip")
@@ -66,7 +66,7 @@ class TagProblem:
                 f"tags[{self.index}] ({self.tag!r}) is BIOES/BILOU; nerkit reads IOB2: convert the file "
                 "(S-/U-X → B-X, E-/L-X → I-X; B-, I- and O stay)"
             )
-        if self.kind == "malformed" and self.tag.isascii() and self.tag.isdigit():
+        if self.kind == "malformed" and is_label_id(self.tag):
             return (f"tags[{self.index}] ({self.tag!r}) looks like a label id: give the label of each id in "
                     "id order with --label-names O,B-FOOD,I-FOOD (DataConfig.label_names), or write tags as names")
         meant = _meant(self.tag) if self.kind == "malformed" else None

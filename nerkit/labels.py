@@ -16,6 +16,11 @@ OUTSIDE = "O"
 PREFIXES = ("B", "I")
 
 
+def is_label_id(tag: str) -> bool:
+    """Whether ``tag`` is an integer label id written as text (``"3"``, not ``"²"``)."""
+    return tag.isascii() and tag.isdigit()
+
+
 def split_tag(tag: str) -> tuple[str, str | None]:
     """Split an IOB2 tag into ``(prefix, type)``; ``("O", None)`` for ``O``.
 

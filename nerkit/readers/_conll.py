@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nerkit.errors import DataError, not_utf8
+from nerkit.labels import is_label_id
 from nerkit.records import Record
 from nerkit.text import is_visible
 
@@ -111,7 +112,7 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
 
 def _named(tag: str, label_names: Sequence[str] | None) -> str:
     """``tag``, or the label it is the id of (``"0"`` → ``"O"``) where ids have names."""
-    if label_names is not None and tag.isascii() and tag.isdigit() and int(tag) < len(label_names):
+    if label_names is not None and is_label_id(tag) and int(tag) < len(label_names):
         return label_names[int(tag)]
     return tag
 
@@ -121,7 +122,7 @@ def _record(tokens: list[str], tags: list[str], lines: list[int], source: str,
     if label_names is not None:
         names = list(label_names)
         for i, tag in enumerate(tags):
-            if tag.isascii() and tag.isdigit():  # an id ("3"), not a name; "²" is no id
+            if is_label_id(tag):  # an id ("3"), not a name
                 if int(tag) >= len(names):
                     return DataError(source, lines[i], f"tag {tag} is not an id of the {len(names)} labels {names}",
                                      f"use ids 0..{len(names) - 1}")

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nerkit.errors import DataError, not_utf8
+from nerkit.labels import is_label_id
 from nerkit.records import Record
 from nerkit.text import is_visible
 
@@ -82,11 +83,11 @@ def decode_tags(
         DataError: for integer tags without ``label_names``, ids out of range, or
             values that are neither strings nor integers.
     """
-    if all(isinstance(v, str) for v in values) and (label_names is None or not any(_is_id(v) for v in values)):
+    if all(isinstance(v, str) for v in values) and (label_names is None or not any(is_label_id(v) for v in values)):
         return tuple(values)
     out = []
     for i, value in enumerate(values):
-        if isinstance(value, str) and label_names is not None and _is_id(value):
+        if isinstance(value, str) and label_names is not None and is_label_id(value):
             # An id written as a string ("3", as CSV exports and the conll reader have them).
             value = int(value)
         if isinstance(value, str):
@@ -115,11 +116,6 @@ def decode_tags(
                 "write tags as strings like 'O', 'B-FOOD', 'I-FOOD'",
             )
     return tuple(out)
-
-
-def _is_id(tag: str) -> bool:
-    """Whether ``tag`` is an integer id written as a string: ``"3"``, but not ``"²"``."""
-    return tag.isascii() and tag.isdigit()
 
 
 def token_record(

@@ -92,7 +92,7 @@ def compact_view(df, console: Console, width: int | None = None) -> tuple[Table,
     dropped: list[str] = []
     while True:
         t = _compact_table([c for c in _COMPACT if c not in dropped], rows, df)
-        if width is None or _least_width(t, console) <= width:
+        if width is None or _measure(t, console).minimum <= width:
             break
         if len(dropped) == len(_DROPPABLE):
             # Still too wide: the searched values fold narrower and the number columns give
@@ -142,10 +142,10 @@ def _plain(df, widths: list[int] | None = None) -> Table:
     return t
 
 
-def _least_width(table: Table, console: Console) -> int:
+def _measure(table: Table, console: Console):
     # Measured unconstrained: measured within the terminal's width, rich reports a minimum
     # that fits it, then crops the lines it renders.
-    return console.measure(table, options=console.options.update_width(100_000)).minimum
+    return console.measure(table, options=console.options.update_width(100_000))
 
 
 def _fit_widths(whole: list[int], fixed: list[bool], room: int, least: int = 4) -> list[int] | None:
@@ -174,7 +174,7 @@ def print_whole(df, console: Console, err_console: Console) -> None:
     (rich's own layout gave some columns no width, so they vanished unmarked), columns that
     cannot fit even so are left out from the right, and a note says which and how to see them."""
     table = _plain(df)
-    need = console.measure(table, options=console.options.update_width(100_000)).maximum
+    need = _measure(table, console).maximum
     if need <= console.width:
         console.print(table)
         return
