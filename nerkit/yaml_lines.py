@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from nerkit.errors import not_utf8
+
 
 def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, dict[tuple, int]]:
     """Parse ``path``; return the value and ``{key path: 1-based line}``.
@@ -22,14 +24,11 @@ def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, d
         raise ValueError(f"{path} is a directory; give {what}")
     if not path.is_file():
         raise ValueError(f"{path}: no such file; give {what}")
-    data = path.read_bytes()
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is not part of line 1.
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 text (byte(s) {data[exc.start:exc.start + 4]!r}). "
-                         "Fix: save the file as UTF-8") from None
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None  # a DataError (ValueError) naming the line and the fix
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         value = yaml.safe_load(text)
