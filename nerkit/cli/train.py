@@ -77,8 +77,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
     ) -> None:
         """Fine-tune a token-classification model with weighted or focal loss."""
-        from nerkit.train import train
-
         overrides = dict(
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             loss=loss, gamma=gamma, weight_strategy=weight_strategy, o_weight=o_weight,
@@ -100,6 +98,10 @@ def register(app: typer.Typer) -> None:
         )
         if class_weights is False:
             cfg = cfg.with_uniform_weights()
+        # Imported once the options are known good: torch and transformers take seconds to
+        # load, and a mistyped option should not wait for them.
+        from nerkit.train import train
+
         collapsed_run = [0]
         last_entity_prob: list[float | None] = [None]
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),

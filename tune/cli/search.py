@@ -86,13 +86,9 @@ def register(app: typer.Typer) -> None:
         """Search loss weights, focal gamma, learning rate and batch size with Ray Tune + Optuna TPE + ASHA."""
         import time
 
-        from tune.driver import resume_search, run_search
-        from tune.progress import add_listener, remove_listener
         from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, storage_root
         from tune.storage import exists
         from tune.space import resolve_space
-        from tune.parquet import refresh_tables
-        from tune.summary import summarize
 
         if resume:
             # A resumed search runs on its saved settings (search.json); an option that
@@ -120,6 +116,13 @@ def register(app: typer.Typer) -> None:
                 max_epochs=max_epochs, grace_epochs=grace_epochs, reduction_factor=reduction_factor,
                 startup_trials=startup_trials,
             )
+        # Imported once the options are known good: Ray, torch and transformers take seconds
+        # to load, and a mistyped option should not wait for them.
+        from tune.driver import resume_search, run_search
+        from tune.parquet import refresh_tables
+        from tune.progress import add_listener, remove_listener
+        from tune.summary import summarize
+
         live = Live(console=console, refresh_per_second=4, transient=False) if not as_json else None
 
         def show(p) -> None:
