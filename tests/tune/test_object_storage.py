@@ -360,14 +360,17 @@ def _logged_evaluations(exp: str) -> dict[str, int]:
 
 def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_model_dir, small_data_dir, tmp_path,
                                                           monkeypatch):
-    # SIGKILL a `nerkit search --storage s3://…` driver (and its local Ray) mid-search, cut
-    # off the searcher's state file in the bucket as a kill during Ray's copy leaves it,
-    # then `nerkit search --resume` on another machine (another NERKIT_CACHE: the live
+    # SIGKILL a `nerkit search --storage s3://…` driver (and its local Ray) mid-search, put
+    # the next snapshot's searcher state file in the bucket (one more trial created than
+    # the table holds) as a kill during Ray's copy leaves it (test_search's kill test cuts
+    # the file off instead), then `nerkit search --resume` on another machine (another NERKIT_CACHE: the live
     # Optuna study died with the first one's disk). Resume puts nerkit's last complete
     # copy of the state back in the bucket, and the study copy saved with it on this
     # machine; every trial ends exactly once, in the table and in the Optuna study, and its
     # result log in the bucket has no gap and repeats at most the evaluations it had logged
-    # there before the kill, each once. A third machine's report reads the final copy.
+    # there before the kill, each once. Checkpoints are sparse (--checkpoint-every 2): a
+    # resumed trial goes back to an older one, which retention must have left in the
+    # bucket. A third machine's report reads the final copy.
     from collections import Counter
 
     import ray
@@ -381,7 +384,7 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
 
     exp = f"{s3_storage}/r"
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
-           "--trials", "4", "--max-epochs", "2", "--storage", s3_storage, "--name", "r", "--json", "--seed", "3"]
+           "--trials", "4", "--max-epochs", "2", "--storage", s3_storage, "--name", "r", "--json", "--seed", "3", "--checkpoint-every", "2"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "NERKIT_CACHE": str(tmp_path / "dead-machine")})
     deadline, first = time.time() + 240, {}
@@ -401,7 +404,11 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
 
     assert any(k.startswith("optuna-study-") for k in _keys(exp))  # uploaded with the snapshots
     cut = sorted(k for k in _keys(exp) if k.startswith("search_gen_state-"))[-1]
-    _put(f"{exp}/{cut}", b"")  # as a kill during Ray's next copy leaves it
+    import ray.cloudpickle as cloudpickle
+
+    state = cloudpickle.loads(_read(f"{exp}/{cut}"))
+    state["counter"] += 1  # the next snapshot's file: one more trial created
+    _put(f"{exp}/{cut}", cloudpickle.dumps(state))
     monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "new-machine"))
     started_ray = not ray.is_initialized()
     try:
@@ -419,9 +426,12 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
     ids = [r["trial_id"] for r in rows]
     assert len(ids) == 4 and len(set(ids)) == 4 and summary["trials"] == 4
     assert all(r["status"] == "TERMINATED" and r["stop_reason"] in REASONS for r in rows)
+    assert any(r["checkpoint"] for r in rows)
     for r in rows:
-        # Retention left the checkpoint the table names (what promotion downloads).
-        assert f"{r['checkpoint'].removeprefix(exp + '/')}/model.safetensors" in keys, r["trial_id"]
+        # Retention left the checkpoint the table names (what promotion downloads). A
+        # trial ASHA stopped at its first evaluation wrote none (every 2nd only).
+        assert not r["checkpoint"] or \
+            f"{r['checkpoint'].removeprefix(exp + '/')}/model.safetensors" in keys, r["trial_id"]
         evals = [x["eval_index"] for x in _results(exp, r["trial_id"])]
         assert sorted(set(evals)) == list(range(max(evals) + 1)), (r["trial_id"], evals)
         again = sorted(i for i, n in Counter(evals).items() if n > 1)  # redone: a run, each once

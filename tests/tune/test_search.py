@@ -12,6 +12,7 @@ import pytest
 
 from cluster_utils import results as trial_results
 from nerkit.data import DataConfig
+from snapshot_checks import SnapshotChecker
 from tune.driver import plan_from_record, resume_search, run_search
 from tune.reconcile import unrecorded_finished_trials
 from tune.settings import SearchSettings, read_settings
@@ -102,8 +103,11 @@ def test_checkpoint_every_writes_fewer_checkpoints_and_a_retry_resumes_from_the_
     # evaluation 2 on every attempt: its retry must resume from evaluation 1's checkpoint
     # (so evaluation 0 is reported once) and redo evaluation 2 exactly. The trial table
     # names which evaluation each trial's checkpoint holds, and retention still leaves a
-    # finished trial its best and its latest.
+    # finished trial its best and its latest, and never deletes the checkpoint the snapshot
+    # on storage (or its last complete copy) would restore an unfinished trial from.
     import ray
+
+    checker = SnapshotChecker()
 
     ray.shutdown()
     fault = {"when": {"learning_rate": 3e-05}, "at_eval": 2}
@@ -112,9 +116,12 @@ def test_checkpoint_every_writes_fewer_checkpoints_and_a_retry_resumes_from_the_
     try:
         settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="every2", trials=3, max_epochs=5,
                              grace_epochs=5, checkpoint_every=2, max_failures=1)
-        run_search(settings)
+        run_search(settings, callbacks=[checker])
     finally:
         ray.shutdown()
+    # Every controller step found the checkpoint a resume would restore each unfinished
+    # trial from, although the snapshot's last result often has none at every 2nd.
+    assert checker.missing == [] and checker.checks["live"] > 0, (checker.missing, checker.checks)
     exp = Path(settings.experiment_path)
     tables = collect(str(exp))
     rows = {t["trial_id"]: t for t in tables.trials}
@@ -161,50 +168,55 @@ def _search_until_reporting(cmd: list[str], exp: Path, trials: int, stdout):
     return proc
 
 
-@pytest.mark.parametrize("damage", ["cut", "mixed"])
-def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, small_data_dir, damage):
+def test_killed_search_resumes_elsewhere_with_every_trial_once(tmp_path, tiny_model_dir, small_data_dir):
     # SIGKILL the driver (and its local Ray) mid-search, as it happened twice in CI: during
-    # Ray's copy of its state to storage, which left the searcher's state file empty
-    # ("cut": Ray would start the experiment over from nothing) or whole but from the next
-    # snapshot ("mixed": a searcher that created one trial more than the table holds, so
-    # the resumed search ended a trial short). Resume puts the last complete copy back
-    # (tune.state_backup, tune.state_check): every trial is accounted for exactly once and
-    # the Optuna study agrees with the trial table.
+    # Ray's copy of its state to storage, which left the searcher's state file empty (Ray
+    # would start the experiment over from nothing) or whole but from the next snapshot
+    # (a searcher that created one trial more than the table holds, so the resumed search
+    # ended a trial short: test_object_storage's kill test). Resume puts the last complete
+    # copy back (tune.state_backup, tune.state_check): every trial is accounted for
+    # exactly once and the Optuna study agrees with the trial table.
+    # The search resumed is a copy made elsewhere: Ray's searcher kept the storage it
+    # started with as the template of new trials, so trials created after the resume wrote
+    # their checkpoints into the original (and after a move, found no storage: every
+    # attempt failed, and they ended in error).
     import os
+    import shutil
     import signal
     import subprocess
     import sys
 
     from tune.driver import resume_search
 
+    first = tmp_path / "first"
+    # One trial at a time, stopped after two: the copy's resume must create trials.
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
-           "--trials", "6", "--max-epochs", "3", "--storage", str(tmp_path), "--name", "r", "--json", "--seed", "3"]
-    if damage == "mixed":
-        # Sparse checkpoints too: resumed trials go back to an older checkpoint, and
-        # retention must still leave each the one its snapshot restores from.
-        cmd += ["--checkpoint-every", "2"]
-    exp = tmp_path / "r"
-    proc = _search_until_reporting(cmd, exp, 3, stdout=subprocess.DEVNULL)
+           "--trials", "6", "--max-epochs", "3", "--storage", str(first), "--name", "r", "--json", "--seed", "3",
+           "--max-concurrent", "1"]
+    proc = _search_until_reporting(cmd, first / "r", 2, stdout=subprocess.DEVNULL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _wait_until_settled(first / "r")  # a dying worker may still create its trial's directory
+    before = sorted(p.name for p in (first / "r").glob("trial_*"))
+    storage = tmp_path / "copy"
+    shutil.copytree(first / "r", storage / "r")
+    exp = storage / "r"
     fs = pyarrow.fs.LocalFileSystem()
     assert disagreements(read_state(fs, latest_backup(fs, str(exp)))) == []  # a copy of one snapshot
     cut = sorted(exp.glob("search_gen_state-*.json"))[-1]
-    if damage == "cut":
-        cut.write_bytes(b"")  # as a kill during Ray's next copy leaves it
-    else:
-        import ray.cloudpickle as cloudpickle
+    cut.write_bytes(b"")  # as a kill during Ray's next copy leaves it
 
-        state = cloudpickle.loads(cut.read_bytes())
-        state["counter"] += 1  # the next snapshot's file: one more trial created
-        cut.write_bytes(cloudpickle.dumps(state))
-
-    resume_search("r", str(tmp_path))
+    resume_search("r", str(storage))
     assert [p.name for p in (exp / BROKEN_DIR).glob("*/search_gen_state-*.json")] == [cut.name]
     tables = collect(str(exp))
     ids = [t["trial_id"] for t in tables.trials]
     assert len(ids) == 6 and len(set(ids)) == 6
     assert all(t["status"] == "TERMINATED" and t["stop_reason"] in REASONS for t in tables.trials)
+    # Each trial's checkpoint is in the search resumed.
+    assert all(exp in Path(t["checkpoint"]).parents and Path(t["checkpoint"]).is_dir()
+               for t in tables.trials if t["checkpoint"])
+    # Trials were created after the resume, and the original is untouched.
+    assert len(before) < 6 and sorted(p.name for p in (first / "r").glob("trial_*")) == before
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{exp / 'optuna.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     # A trial that started and ended after the copy resumed from (tiny trials take about a
@@ -214,38 +226,7 @@ def test_killed_search_resumes_with_every_trial_once(tmp_path, tiny_model_dir, s
     assert {(t.params["learning_rate"], t.params["batch_size"]) for t in complete if t.number not in lost} == \
         {(t["param_learning_rate"], t["param_batch_size"]) for t in tables.trials}
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-    assert read_settings(str(exp))["settings"]["checkpoint_every"] == (2 if damage == "mixed" else 1)
-
-
-def test_sigterm_stops_the_search_like_ctrl_c_and_says_how_to_resume(tmp_path, tiny_model_dir, small_data_dir):
-    # Batch schedulers and `kill` send SIGTERM, which Ray Tune does not catch: the driver
-    # died with no last snapshot and exit 143. Now Ray stops as on Ctrl-C, the search's
-    # state is saved, and the command exits 130 with the --resume command on stderr.
-    import signal
-    import subprocess
-    import sys
-
-    from ray import tune
-
-    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
-           "--trials", "4", "--max-epochs", "50", "--grace-epochs", "50", "--storage", str(tmp_path),
-           "--name", "t", "--json"]
-    exp = tmp_path / "t"
-    proc = _search_until_reporting(cmd, exp, 1, stdout=subprocess.PIPE)
-    # While it runs no second driver may take the search, neither a resume nor a new search
-    # of its name: both ran beside it, over its state, its study and its trials.
-    with pytest.raises(ValueError, match=rf"search 't' at .* is being run by another driver \(pid {proc.pid} on "):
-        resume_search("t", str(tmp_path))
-    with pytest.raises(ValueError, match="is being run by another driver"):
-        run_search(_settings(tmp_path, tiny_model_dir, small_data_dir, name="t", trials=4))
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 130, err.decode()[-2000:]
-    assert f"nerkit search --resume t --storage {tmp_path}" in " ".join(err.decode().split())
-    summary = json.loads(out)
-    assert summary["reasons"].get("unfinished", 0) >= 1  # stopped, not finished (as `nerkit trials` says)
-    assert summary["unfinished"]["stopped"] == summary["reasons"]["unfinished"]
-    assert tune.Tuner.can_restore(str(exp))
+    assert read_settings(str(exp))["settings"]["max_concurrent"] == 1  # stored for --resume
 
 
 def test_a_search_stopped_before_its_first_trial_starts_on_resume(tmp_path, tiny_model_dir, small_data_dir,
@@ -303,45 +284,23 @@ def _wait_until_settled(path: Path, quiet_s: float = 2.0, limit_s: float = 30.0)
         time.sleep(0.3)
 
 
-def test_a_killed_search_copied_elsewhere_resumes_there(tmp_path, tiny_model_dir, small_data_dir):
-    # Ray's searcher keeps the storage it started with as the template of new trials:
-    # resumed from a copy, trials created since wrote their checkpoints into the original
-    # (and after a move, found no storage: every attempt failed, and they ended in error).
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-
-    from tune.driver import resume_search
-
-    first = tmp_path / "first"
-    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
-           "--trials", "8", "--max-epochs", "2", "--storage", str(first), "--name", "cp", "--json", "--seed", "3",
-           "--max-concurrent", "1"]
-    proc = _search_until_reporting(cmd, first / "cp", 1, stdout=subprocess.DEVNULL)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    _wait_until_settled(first / "cp")  # a dying worker may still create its trial's directory
-    before = sorted(p.name for p in (first / "cp").glob("trial_*"))
-    shutil.copytree(first / "cp", tmp_path / "copy" / "cp")
-    resume_search("cp", str(tmp_path / "copy"))
-    assert sorted(p.name for p in (first / "cp").glob("trial_*")) == before  # the original untouched
-    tables = collect(str(tmp_path / "copy" / "cp"))
-    assert len(tables.trials) == 8 and len(before) < 8  # trials were created after the resume
-    assert all(t["stop_reason"] in REASONS and t["stop_reason"] != "error" for t in tables.trials)
-    assert all(Path(t["checkpoint"]).is_dir() for t in tables.trials if t["checkpoint"])
-
-
-def test_a_trial_whose_checkpoint_is_damaged_trains_again_from_the_start(tmp_path, tiny_model_dir, small_data_dir):
-    # A cut-off checkpoint failed the trial's every retry on the same file (Ray keeps no
-    # other to fall back to), and the trial ended in error; deleting it, as the error then
-    # advised, left Ray unable to restore the trial at all.
-    import os
+def test_sigterm_stops_the_search_and_a_damaged_checkpoint_trains_again_on_resume(
+        tmp_path, tiny_model_dir, small_data_dir):
+    # Batch schedulers and `kill` send SIGTERM, which Ray Tune does not catch: the driver
+    # died with no last snapshot and exit 143. Now Ray stops as on Ctrl-C, the search's
+    # state is saved, and the command exits 130 with the --resume command on stderr.
+    # While it runs, no second driver may take the search (a resume or a new search of its
+    # name ran beside it, over its state, its study and its trials).
+    # Then every checkpoint is cut off before the resume: that failed the trial's every
+    # retry on the same file (Ray keeps no other to fall back to) and it ended in error;
+    # deleting it, as the error then advised, left Ray unable to restore the trial at all.
+    # Now the trial trains again from the start.
     import signal
     import subprocess
     import sys
     import time
+
+    from ray import tune
 
     from tune.driver import resume_search
 
@@ -349,15 +308,27 @@ def test_a_trial_whose_checkpoint_is_damaged_trains_again_from_the_start(tmp_pat
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
            "--trials", "2", "--max-epochs", "8", "--grace-epochs", "8", "--storage", str(tmp_path), "--name", "dmg",
            "--json", "--seed", "3", "--max-concurrent", "1", "--no-baselines"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not any(
             len(list(d.glob("checkpoint_*"))) >= 3 for d in exp.glob("trial_*")):
         time.sleep(0.2)
+    assert proc.poll() is None, f"search ended before it could be stopped: {proc.stderr.read().decode()[-2000:]}"
+    with pytest.raises(ValueError, match=rf"search 'dmg' at .* is being run by another driver \(pid {proc.pid} on "):
+        resume_search("dmg", str(tmp_path))
+    with pytest.raises(ValueError, match="is being run by another driver"):
+        run_search(_settings(tmp_path, tiny_model_dir, small_data_dir, name="dmg", trials=2))
     # SIGTERM: Ray stops gracefully and its snapshot registers the running trial's latest
     # checkpoint, which the resume then restores from.
-    os.kill(proc.pid, signal.SIGTERM)
-    proc.wait()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert f"nerkit search --resume dmg --storage {tmp_path}" in " ".join(err.decode().split())
+    summary = json.loads(out)
+    assert summary["reasons"].get("unfinished", 0) >= 1  # stopped, not finished (as `nerkit trials` says)
+    assert summary["unfinished"]["stopped"] == summary["reasons"]["unfinished"]
+    assert tune.Tuner.can_restore(str(exp))
+
     # Every checkpoint: which one Ray restores is the one its last snapshot registered.
     damaged = list(exp.glob("trial_*/checkpoint_*"))
     for ckpt in damaged:

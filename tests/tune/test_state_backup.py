@@ -2,7 +2,9 @@
 kill cut a file off.
 
 End to end (a real search killed, a state file cut off, resumed from the copy):
-tests/tune/test_search.py::test_killed_search_resumes_with_every_trial_once.
+tests/tune/test_search.py::test_killed_search_resumes_elsewhere_with_every_trial_once; with
+the file from the next snapshot instead, on S3:
+tests/tune/test_object_storage.py::test_killed_search_on_s3_resumes_with_every_trial_once.
 """
 
 from __future__ import annotations
