@@ -6,7 +6,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-console = Console()
+# Paths and commands stay whole when piped (a release script reads them; off a terminal
+# rich would fold them at 80 columns).
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-console = Console()
+# Paths and commands stay whole when piped (a release script reads them; off a terminal
+# rich would fold them at 80 columns).
+console = Console(soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
