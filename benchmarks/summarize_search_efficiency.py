@@ -19,8 +19,8 @@ the epochs of the next trial to end, which was running beside it in the other sl
 as an upper bound. ``best in a third`` is the highest trial dev F1 among the default
 arm's trials ended within a third of random's epochs, and ``margin`` its distance from
 random's final best (negative: short of it). Then the totals: how many seeds meet the
-target (share ≤ 1/3) by either count, and the mean best dev and test F1 of each arm. Prints markdown and,
-with ``--out``, writes the numbers as JSON.
+target (share ≤ 1/3) by either count, and the mean best dev and test F1 of each arm.
+Prints markdown and, with ``--out``, writes the numbers as JSON.
 """
 
 from __future__ import annotations

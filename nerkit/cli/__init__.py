@@ -17,7 +17,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-# Library modules log; only the CLI talks to the terminal.
+# Library modules log; only the CLI talks to the terminal. Commands print results to
+# `console` and warnings and errors to `err_console`, so stdout stays what scripts read
+# (grep, tee, --json).
+# soft_wrap: lines stay whole when piped; off a terminal rich would fold them at 80
+# columns, mid-path, and a release script reads paths and commands from them.
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 _COMMAND_MODULES = ("doctor", "train", "predict")

@@ -7,16 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from nerkit.cli import console, err_console
 from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
                                 SplitSeedOption, TestFileOption, TrainFileOption, build_train_config, data_options)
-
-# Lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
-console = Console(soft_wrap=True)
-# Warnings go to stderr, so stdout stays the metrics lines and summary (grep, tee, --json).
-err_console = Console(stderr=True)
 
 #: Evaluations in a row with entity_pred_ratio under collapse_eps before warning.
 COLLAPSE_WARN_EVALS = 2

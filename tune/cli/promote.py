@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-# Paths and commands stay whole when piped (a release script reads them; off a terminal
-# rich would fold them at 80 columns).
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
+from nerkit.cli import console, err_console
 
 
 def register(app: typer.Typer) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
-# Paths and commands stay whole when piped (a release script reads them; off a terminal
-# rich would fold them at 80 columns).
-console = Console(soft_wrap=True)
+from nerkit.cli import console, err_console
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +31,8 @@ def register(app: typer.Typer) -> None:
         except PullError as exc:
             # Its own exit status: the registry's copy failed verification (3), not a
             # mistyped reference (2) or an I/O failure (1).
-            Console(stderr=True).print(f"[bold red]verification failed:[/] {escape(str(exc))}", highlight=False,
-                                       soft_wrap=True)
+            err_console.print(f"[bold red]verification failed:[/] {escape(str(exc))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(3) from None
         version = json.loads((dest / "manifest.json").read_text(encoding="utf-8")).get("version")
         console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False)

@@ -5,11 +5,8 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-# Paths and commands stay whole when piped (a release script reads them; off a terminal
-# rich would fold them at 80 columns).
-console = Console(soft_wrap=True)
+from nerkit.cli import console
 
 
 def register(app: typer.Typer) -> None:

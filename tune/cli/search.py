@@ -9,17 +9,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from nerkit.cli import console, err_console
 from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
                                 SplitSeedOption, TestFileOption, TrainFileOption, data_options)
 from nerkit.data import DataConfig
-
-# Summary lines stay whole when piped (off a terminal rich would wrap them at 80 columns).
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
 
 
 def _progress_table(p) -> Table:

@@ -12,10 +12,12 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from nerkit.cli import err_console
 from tune.cli.trial_views import compact_view, missing, print_whole
 
+# Not the shared soft-wrapped console: its tables size themselves to the terminal, or
+# piped to the table's whole width (tune.cli.trial_views).
 console = Console()
-err_console = Console(stderr=True)
 
 #: The history columns `--history` shows in a terminal without --columns.
 #: A learning curve and a collapse (entity_pred_ratio near 0 while gold_entity_prob
