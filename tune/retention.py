@@ -10,7 +10,9 @@ goes only when it is older than any that snapshot could restore the trial from, 
 not the trial's best by dev F1 (kept for promotion). A finished trial is left with
 what Ray's ``num_to_keep=1`` kept, its best and its latest; a running one with up to
 two more for a short while; a failed one (ERROR, which a resume runs again) with up to
-two more for good. With ``backed_up`` (new searches), the snapshot read is the
+two more for good. A trial that trained again from the start (its checkpoint was damaged)
+loses the abandoned run's checkpoints once the snapshot could restore it only from the new
+run's. With ``backed_up`` (new searches), the snapshot read is the
 one in tune.state_backup's last complete copy, which a resume falls back to when the
 live one was cut off; the live one is never older, so what it needs is kept too.
 """
@@ -92,6 +94,9 @@ class CheckpointRetention(SearchCallback):
         # trial id -> {checkpoint dir name: dev F1}, in report order. Saved with Ray's
         # snapshot (get_state), so a resumed search knows the checkpoints reported before.
         self.checkpoints: dict[str, dict[str, float]] = {}
+        # trial id -> the checkpoints of a run the trial abandoned to train again from the
+        # start, kept until the snapshot no longer restores from any of them.
+        self.abandoned: dict[str, dict[str, float]] = {}
         self._interval = min_interval_s
         self._last_check = 0.0
 
@@ -99,17 +104,23 @@ class CheckpointRetention(SearchCallback):
         name = result.get("checkpoint_dir_name")
         if result.get("eval_index") == 0 and self.checkpoints.get(trial.trial_id):
             # A first evaluation again: the trial trains from the start (its checkpoint was
-            # damaged, tune.trainable). The abandoned run's checkpoints are neither its best
-            # nor what a resume restores from any more; they are left where they are.
+            # damaged, tune.trainable). The abandoned run's checkpoints are not its best any
+            # more; they go once no snapshot restores from them (_prune). Each is as large
+            # as a live one (a MiniLM's with its optimizer state, about 170 MiB).
+            self._abandoned().setdefault(trial.trial_id, {}).update(self.checkpoints[trial.trial_id])
             self.checkpoints[trial.trial_id] = {}
         if name:
             self.checkpoints.setdefault(trial.trial_id, {})[name] = float(result.get(METRIC, float("-inf")))
+            # Should the new run reuse a directory name of the abandoned one, the directory
+            # is the new run's now: never delete it as abandoned.
+            self._abandoned().get(trial.trial_id, {}).pop(name, None)
 
     def step_ended(self, trials: list) -> None:
         if time.monotonic() - self._last_check < self._interval:
             return
-        # Nothing can be deleted while every trial has at most a best and a latest.
-        if any(len(c) > 2 for c in self.checkpoints.values()):
+        # Nothing can be deleted while every trial has at most a best and a latest, and no
+        # abandoned run's checkpoints wait.
+        if any(len(c) > 2 for c in self.checkpoints.values()) or any(self._abandoned().values()):
             self.prune(trials)
 
     def experiment_ended(self, trials: list) -> None:
@@ -169,6 +180,12 @@ class CheckpointRetention(SearchCallback):
                 # one before is kept too.
                 latest = max(mine, key=checkpoint_index)
             doomed = superseded(mine, latest, finished)
+            gone = self._abandoned().get(trial.trial_id, {})
+            if gone and latest in mine and (finished or any(checkpoint_index(n) < checkpoint_index(latest)
+                                                            for n in mine)):
+                # The snapshot restores from the new run's latest, or the new run's one
+                # before it (never a checkpoint of the abandoned run).
+                doomed += list(gone)
             if sweep and finished:
                 # A killed driver's trials can only have written past the checkpoint the
                 # trial finished on. Older unnamed ones may be Ray's own (its callback
@@ -187,6 +204,7 @@ class CheckpointRetention(SearchCallback):
                                    exc_info=True)
                     continue
                 mine.pop(name, None)  # only once it is gone: a failed delete is retried
+                gone.pop(name, None)
                 deleted.append(target)
         # Reading a large search's snapshot from object storage and deleting take a
         # while: keep that under 5% of the driver's time, as Ray does for writing it.
@@ -195,8 +213,14 @@ class CheckpointRetention(SearchCallback):
             logger.debug("deleted %d superseded checkpoints: %s", len(deleted), deleted)
         return deleted
 
+    def _abandoned(self) -> dict[str, dict[str, float]]:
+        # Instances pickled by searches started before abandoned runs were tracked lack it.
+        return self.__dict__.setdefault("abandoned", {})
+
     def saved_state(self) -> dict[str, Any]:
-        return {"checkpoints": {k: dict(v) for k, v in self.checkpoints.items()}}
+        return {"checkpoints": {k: dict(v) for k, v in self.checkpoints.items()},
+                "abandoned": {k: dict(v) for k, v in self._abandoned().items() if v}}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         self.checkpoints = {k: dict(v) for k, v in state.get("checkpoints", {}).items()}
+        self.abandoned = {k: dict(v) for k, v in state.get("abandoned", {}).items()}

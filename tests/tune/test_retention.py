@@ -115,6 +115,39 @@ def test_a_checkpoint_that_cannot_be_deleted_does_not_stop_pruning_the_rest(tmp_
     assert "checkpoint_000001" in retention.checkpoints["t1"]  # tried again next time
 
 
+def test_an_abandoned_runs_checkpoints_go_once_no_snapshot_restores_from_them(tmp_path):
+    # A trial whose checkpoint was damaged trains again from the start (tune.trainable).
+    # The abandoned run's checkpoints (0-2) stayed on disk for good, each as large as a live
+    # one. They go once the snapshot restores from the new run only: its latest and, for a
+    # running trial, the one before it (Ray's restore point when the latest is not yet
+    # registered) both the new run's. A new-run checkpoint with an abandoned one's name stays.
+    old = [f"checkpoint_00000{i}" for i in range(3)]
+    new = ["checkpoint_000003", "checkpoint_000004"]
+    cases = [("RUNNING", "checkpoint_000003", old + new),  # the one before 3 is the old run's 2
+             ("RUNNING", "checkpoint_000004", new),
+             ("TERMINATED", "checkpoint_000003", new)]
+    for status, last, kept in cases:
+        trial = _finished_trial(tmp_path / f"{status}-{last}", old + new, last, status=status)
+        retention = CheckpointRetention()
+        for i, name in enumerate(old + new):
+            retention.trial_result([trial], trial, {"eval_index": i if i < 3 else i - 3,
+                                                   "checkpoint_dir_name": name, "dev_f1": 0.5})
+        assert retention.abandoned == {"t1": dict.fromkeys(old, 0.5)}
+        retention.step_ended([trial])
+        assert sorted(p.name for p in Path(trial.path).iterdir()) == kept, (status, last)
+        # What is left to delete survives a resume (saved with Ray's snapshot).
+        restored = CheckpointRetention()
+        restored.restore_state(json.loads(json.dumps(retention.saved_state())))
+        assert restored.abandoned == ({"t1": dict.fromkeys(old, 0.5)} if kept != new else {})
+
+    retention = CheckpointRetention()
+    trial = SimpleNamespace(trial_id="t")
+    for i, name in enumerate(["checkpoint_000000", "checkpoint_000001", "checkpoint_000001"]):
+        retention.trial_result([], trial, {"eval_index": i if i < 2 else 0, "checkpoint_dir_name": name,
+                                           "dev_f1": 0.5})
+    assert retention.abandoned == {"t": {"checkpoint_000000": 0.5}}
+
+
 class PlantOrphan(Callback):
     """Writes a checkpoint directory no result names into the first trial to report, as a
     killed driver's trial leaves one written after the last snapshot."""

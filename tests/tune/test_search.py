@@ -346,6 +346,11 @@ def test_sigterm_stops_the_search_and_a_damaged_checkpoint_trains_again_on_resum
 
     for t in tables.trials:
         assert Path(t["checkpoint"]) not in damaged and load_file(str(Path(t["checkpoint"]) / "model.safetensors"))
+    # Nor is any of the abandoned run's left on disk (they stayed there for good): each
+    # trial keeps its best and its latest, both whole.
+    for trial_dir in exp.glob("trial_*"):
+        kept = sorted(trial_dir.glob("checkpoint_*"))
+        assert 1 <= len(kept) <= 2 and all(load_file(str(c / "model.safetensors")) for c in kept), kept
     promote("dmg", str(tmp_path / "reg"), storage=str(tmp_path), min_entity_ratio=0.0)
 
 
