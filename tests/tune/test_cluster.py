@@ -229,7 +229,7 @@ def test_killed_driver_resumes_on_the_cluster_with_every_trial_once(cluster, tmp
     # stays up, then resume_search on the same cluster: no trial lost, none run twice, and the
     # Optuna study agrees with the trial table.
     # One trial per worker: two per GPU (the OOM test's placement) starts twice the trial
-    # processes on the kill and again on the resume, which on a 2-core CI box took the
+    # processes on the kill and again on the resume, which on a 2-core machine took the
     # test from 42 s to 76 s with nothing more to check.
     start = time.monotonic()
     name, trials = "killed-driver", 6
