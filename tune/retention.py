@@ -94,9 +94,9 @@ class CheckpointRetention(SearchCallback):
         # trial id -> {checkpoint dir name: dev F1}, in report order. Saved with Ray's
         # snapshot (get_state), so a resumed search knows the checkpoints reported before.
         self.checkpoints: dict[str, dict[str, float]] = {}
-        # trial id -> the checkpoints of a run the trial abandoned to train again from the
-        # start, kept until the snapshot no longer restores from any of them.
-        self.abandoned: dict[str, dict[str, float]] = {}
+        # trial id -> names of the checkpoints of a run the trial abandoned to train again
+        # from the start, kept until the snapshot no longer restores from any of them.
+        self.abandoned: dict[str, list[str]] = {}
         self._interval = min_interval_s
         self._last_check = 0.0
 
@@ -107,13 +107,15 @@ class CheckpointRetention(SearchCallback):
             # damaged, tune.trainable). The abandoned run's checkpoints are not its best any
             # more; they go once no snapshot restores from them (_prune). Each is as large
             # as a live one (a MiniLM's with its optimizer state, about 170 MiB).
-            self._abandoned().setdefault(trial.trial_id, {}).update(self.checkpoints[trial.trial_id])
+            self._abandoned().setdefault(trial.trial_id, []).extend(self.checkpoints[trial.trial_id])
             self.checkpoints[trial.trial_id] = {}
         if name:
             self.checkpoints.setdefault(trial.trial_id, {})[name] = float(result.get(METRIC, float("-inf")))
             # Should the new run reuse a directory name of the abandoned one, the directory
             # is the new run's now: never delete it as abandoned.
-            self._abandoned().get(trial.trial_id, {}).pop(name, None)
+            waiting = self._abandoned().get(trial.trial_id, [])
+            if name in waiting:
+                waiting.remove(name)
 
     def step_ended(self, trials: list) -> None:
         if time.monotonic() - self._last_check < self._interval:
@@ -180,7 +182,7 @@ class CheckpointRetention(SearchCallback):
                 # one before is kept too.
                 latest = max(mine, key=checkpoint_index)
             doomed = superseded(mine, latest, finished)
-            gone = self._abandoned().get(trial.trial_id, {})
+            gone = self._abandoned().get(trial.trial_id, [])
             if gone and latest in mine and (finished or any(checkpoint_index(n) < checkpoint_index(latest)
                                                             for n in mine)):
                 # The snapshot restores from the new run's latest, or the new run's one
@@ -204,7 +206,8 @@ class CheckpointRetention(SearchCallback):
                                    exc_info=True)
                     continue
                 mine.pop(name, None)  # only once it is gone: a failed delete is retried
-                gone.pop(name, None)
+                if name in gone:
+                    gone.remove(name)
                 deleted.append(target)
         # Reading a large search's snapshot from object storage and deleting take a
         # while: keep that under 5% of the driver's time, as Ray does for writing it.
@@ -213,14 +216,14 @@ class CheckpointRetention(SearchCallback):
             logger.debug("deleted %d superseded checkpoints: %s", len(deleted), deleted)
         return deleted
 
-    def _abandoned(self) -> dict[str, dict[str, float]]:
+    def _abandoned(self) -> dict[str, list[str]]:
         # Instances pickled by searches started before abandoned runs were tracked lack it.
         return self.__dict__.setdefault("abandoned", {})
 
     def saved_state(self) -> dict[str, Any]:
         return {"checkpoints": {k: dict(v) for k, v in self.checkpoints.items()},
-                "abandoned": {k: dict(v) for k, v in self._abandoned().items() if v}}
+                "abandoned": {k: list(v) for k, v in self._abandoned().items() if v}}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         self.checkpoints = {k: dict(v) for k, v in state.get("checkpoints", {}).items()}
-        self.abandoned = {k: dict(v) for k, v in state.get("abandoned", {}).items()}
+        self.abandoned = {k: list(v) for k, v in state.get("abandoned", {}).items()}

@@ -132,20 +132,20 @@ def test_an_abandoned_runs_checkpoints_go_once_no_snapshot_restores_from_them(tm
         for i, name in enumerate(old + new):
             retention.trial_result([trial], trial, {"eval_index": i if i < 3 else i - 3,
                                                    "checkpoint_dir_name": name, "dev_f1": 0.5})
-        assert retention.abandoned == {"t1": dict.fromkeys(old, 0.5)}
+        assert retention.abandoned == {"t1": old}
         retention.step_ended([trial])
         assert sorted(p.name for p in Path(trial.path).iterdir()) == kept, (status, last)
         # What is left to delete survives a resume (saved with Ray's snapshot).
         restored = CheckpointRetention()
         restored.restore_state(json.loads(json.dumps(retention.saved_state())))
-        assert restored.abandoned == ({"t1": dict.fromkeys(old, 0.5)} if kept != new else {})
+        assert restored.abandoned == ({"t1": old} if kept != new else {})
 
     retention = CheckpointRetention()
     trial = SimpleNamespace(trial_id="t")
     for i, name in enumerate(["checkpoint_000000", "checkpoint_000001", "checkpoint_000001"]):
         retention.trial_result([], trial, {"eval_index": i if i < 2 else 0, "checkpoint_dir_name": name,
                                            "dev_f1": 0.5})
-    assert retention.abandoned == {"t": {"checkpoint_000000": 0.5}}
+    assert retention.abandoned == {"t": ["checkpoint_000000"]}
 
 
 class PlantOrphan(Callback):
