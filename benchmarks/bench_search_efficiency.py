@@ -19,6 +19,9 @@ the machine's CPUs allow):
   as shipped: Optuna TPE (its two baselines enqueued first), ASHA (grace
   ``--grace-epochs``, reduction factor 2 or ``--reduction-factor``), the collapse
   guard; ``--startup-trials`` sets TPE's startup count (default: the driver's rule).
+  ``--no-baselines`` leaves the two baselines out, so the arm is the search proper
+  (TPE + ASHA + guard) with every trial a searched point: the baselines are reference
+  trials for the report, and the team's recipe has its own arm.
 * ``random`` — the same space, trainable (``tune.trainable.run_trial``), base config,
   data and trial count, built here with ``tune.Tuner``: Optuna's ``RandomSampler``
   (seeded with ``--random-seed``), no scheduler (every trial runs its full
@@ -140,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reduction-factor", type=float, help="default arm's ASHA reduction factor (default: the space's, 2)")
     p.add_argument("--startup-trials", type=int,
                    help="default arm's TPE startup trials, baselines included (default: the driver's rule, 8 at 24 trials)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="default arm without the space's two baselines (the search proper; the recipe has its own arm)")
     p.add_argument("--recipe-epochs", type=float, default=15, help="the team trained 15 epochs")
     p.add_argument("--train-limit", type=int, help="first N train records (default: all)")
     p.add_argument("--seed", type=int, default=0, help="TPE sampler seed; trials train with the spaces' seed (13) in every arm, so the recipe arm "
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
                 s = SearchSettings(name="default", space=str(bu.REPO / "search_spaces/default.yaml"),
                                    trials=args.trials, max_epochs=args.max_epochs, grace_epochs=args.grace_epochs,
                                    reduction_factor=args.reduction_factor, startup_trials=args.startup_trials,
-                                   **common)
+                                   baselines=not args.no_baselines, **common)
                 run_search(s)
             elif arm == "random":
                 s = SearchSettings(name="random", space=str(bu.REPO / "search_spaces/default.yaml"),
