@@ -21,6 +21,15 @@ arm's trials ended within a third of random's epochs, and ``margin`` its distanc
 random's final best (negative: short of it). Then the totals: how many seeds meet the
 target (share ≤ 1/3) by either count, and the mean best dev and test F1 of each arm.
 Prints markdown and, with ``--out``, writes the numbers as JSON.
+
+``--drop-baselines`` re-scores a default arm as if its two baselines (reference trials
+for the report) had cost nothing: they leave the curve and their epochs leave every later
+trial's count. It is arithmetic on stored curves, not a run: without the baselines the
+searcher and ASHA would have seen other results (``bench_search_efficiency.py
+--no-baselines`` runs that instead)::
+
+    python benchmarks/summarize_search_efficiency.py benchmarks/results/search_efficiency_session15_s[0-9].json \
+        --drop-baselines
 """
 
 from __future__ import annotations
@@ -42,9 +51,25 @@ def _reach(curve: list[dict[str, Any]], target: float) -> tuple[float | None, fl
     return None, None
 
 
-def seed_row(doc: dict[str, Any], random: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One seed's figures from one benchmark document; ``random`` replaces its random arm."""
+def without_baselines(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``curve`` with its baselines' points taken out and their epochs out of the counts."""
+    out, epochs = [], 0.0
+    for point in curve:
+        if point.get("baseline"):
+            continue
+        epochs += point["epochs"] or 0.0
+        out.append({**point, "cum_epochs": epochs})
+    return out
+
+
+def seed_row(doc: dict[str, Any], random: dict[str, Any] | None = None,
+             drop_baselines: bool = False) -> dict[str, Any]:
+    """One seed's figures from one benchmark document; ``random`` replaces its random arm,
+    and ``drop_baselines`` scores the default arm's curve without its baselines."""
     default, random = doc["arms"]["default"], random or doc["arms"]["random"]
+    if drop_baselines:
+        default = {**default, "curve": without_baselines(default["curve"]),
+                   "epochs": sum(p["epochs"] or 0.0 for p in without_baselines(default["curve"]))}
     target, epochs = random["best_dev_f1"], random["epochs"]
     reach, upper = _reach(default["curve"], target)
     third = max((p["trial_dev_f1"] or 0.0 for p in default["curve"] if p["cum_epochs"] <= epochs / 3 + 1e-9),
@@ -88,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--random-arms", metavar="TEMPLATE",
                    help="take each seed's random arm from this file instead, {seed} standing for the seed "
                         "(for default-only runs, --arms default)")
+    p.add_argument("--drop-baselines", action="store_true",
+                   help="score the default arms without their baselines' points and epochs (arithmetic, not a run)")
     args = p.parse_args(argv)
     docs = {f: json.loads(f.read_text()) for f in args.files}
     # A summary written by --out beside the seeds' files matches a loose glob (…_s*.json).
@@ -96,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"{', '.join(odd)}: not a bench_search_efficiency.py result (no 'arms'); pass only the seeds' "
                 "files, e.g. …_s[0-9]*.json")
     randoms = {f: _random_arm(p, args.random_arms, f, doc) for f, doc in docs.items()}
-    rows = sorted((seed_row(doc, randoms[f]) for f, doc in docs.items()), key=lambda r: r["seed"])
+    rows = sorted((seed_row(doc, randoms[f], args.drop_baselines) for f, doc in docs.items()), key=lambda r: r["seed"])
     total = summarize(rows)
     print("| seed | default: best dev (test) | epochs | random: best dev (test) | epochs | best in a third (margin) "
           "| reached at | upper |")
