@@ -28,16 +28,19 @@ import logging
 import math
 import os
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from ray import tune
 
-from nerkit.checkpoint import DamagedCheckpoint
 from nerkit.config import TrainConfig
-from nerkit.features import PreparedData
-from nerkit.train import train
 from tune.staging import remove_stale_staging, staging_prefix
+
+if TYPE_CHECKING:
+    from nerkit.features import PreparedData
+
+# torch and nerkit.train (which brings transformers' model code and seqeval's
+# scikit-learn) are imported where a trial runs, not here: the search driver imports
+# this module only to hand run_trial to Ray, and they took about 3 s of its start.
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,8 @@ def _use_only_reserved_gpus(gpu_ids: list) -> None:
     if not gpu_ids:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         return
+    import torch
+
     if not torch.cuda.is_available() and os.environ.get(LOGICAL_GPUS_ENV) != "1":
         raise RuntimeError(
             f"Ray gave this trial GPU(s) {gpu_ids}, but torch {torch.__version__} (CUDA build: "
@@ -121,8 +126,12 @@ def run_trial(
 ) -> None:
     """Ray Tune function trainable (see module doc)."""
     import ray
+    import torch
 
     from transformers.utils import logging as hf_logging
+
+    from nerkit.checkpoint import DamagedCheckpoint
+    from nerkit.train import train
 
     hf_logging.disable_progress_bar()  # one bar per checkpoint save would flood trial logs
     cfg = trial_config(base, config)

@@ -111,3 +111,16 @@ def test_a_trial_uses_only_the_gpus_ray_reserved_for_it(monkeypatch):
         _use_only_reserved_gpus([0])
     monkeypatch.setenv(LOGICAL_GPUS_ENV, "1")
     _use_only_reserved_gpus([0])  # logical GPUs: the CPU it is
+
+
+def test_the_search_driver_starts_without_torch_or_the_training_code():
+    # The driver imports tune.trainable only to hand run_trial to Ray; torch, nerkit.train
+    # and seqeval's scikit-learn load in the trial processes. Importing them in the
+    # driver too took about 3 s of every `nerkit search` start (and of the suite's).
+    import subprocess
+    import sys
+
+    code = ("import sys, tune.driver; "
+            "print(' '.join(m for m in ('torch', 'nerkit.train', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout
