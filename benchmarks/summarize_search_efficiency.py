@@ -68,8 +68,8 @@ def seed_row(doc: dict[str, Any], random: dict[str, Any] | None = None,
     and ``drop_baselines`` scores the default arm's curve without its baselines."""
     default, random = doc["arms"]["default"], random or doc["arms"]["random"]
     if drop_baselines:
-        default = {**default, "curve": without_baselines(default["curve"]),
-                   "epochs": sum(p["epochs"] or 0.0 for p in without_baselines(default["curve"]))}
+        curve = without_baselines(default["curve"])
+        default = {**default, "curve": curve, "epochs": curve[-1]["cum_epochs"] if curve else 0.0}
     target, epochs = random["best_dev_f1"], random["epochs"]
     reach, upper = _reach(default["curve"], target)
     third = max((p["trial_dev_f1"] or 0.0 for p in default["curve"] if p["cum_epochs"] <= epochs / 3 + 1e-9),
