@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 # torch and nerkit.train (which brings transformers' model code and seqeval's
 # scikit-learn) are imported where a trial runs, not here: the search driver imports
-# this module only to hand run_trial to Ray, and they took about 3 s of its start.
+# this module only to hand run_trial to Ray, and they took about 4 s of its start.
 
 logger = logging.getLogger(__name__)
 

@@ -116,7 +116,7 @@ def test_a_trial_uses_only_the_gpus_ray_reserved_for_it(monkeypatch):
 def test_the_search_driver_starts_without_torch_or_the_training_code():
     # The driver imports tune.trainable only to hand run_trial to Ray; torch, nerkit.train
     # and seqeval's scikit-learn load in the trial processes. Importing them in the
-    # driver too took about 3 s of every `nerkit search` start (and of the suite's).
+    # driver too took about 4 s of every `nerkit search` start (and of the suite's).
     import subprocess
     import sys
 
