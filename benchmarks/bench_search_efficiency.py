@@ -5,6 +5,13 @@ Command (the scale run for RESULTS.md; full scale drops ``--train-limit``)::
     python benchmarks/bench_search_efficiency.py --model bundled-minilm --trials 12 --max-epochs 3 \
         --train-limit 420 --recipe-epochs 15 --out benchmarks/results/search_efficiency.json
 
+The twenty-first session's arm with ASHA's first rung at half an epoch (trials evaluate
+twice per epoch)::
+
+    for s in 0 1 2 3 4 5 6 7; do python benchmarks/bench_search_efficiency.py --trials 24 --max-epochs 3 \
+        --grace-epochs 0.5 --evals-per-epoch 2 --seed $s --arms default \
+        --out benchmarks/results/search_efficiency_session21_half_s$s.json; done
+
 The eleventh session's seeds (24 trials, full corpus, random arm on its own seed), then
 their table (``summarize_search_efficiency.py``)::
 
@@ -21,7 +28,9 @@ the machine's CPUs allow):
   guard; ``--startup-trials`` sets TPE's startup count (default: the driver's rule).
   ``--no-baselines`` leaves the two baselines out, so the arm is the search proper
   (TPE + ASHA + guard) with every trial a searched point: the baselines are reference
-  trials for the report, and the team's recipe has its own arm.
+  trials for the report, and the team's recipe has its own arm. ``--evals-per-epoch K``
+  runs it on a copy of the space whose trials evaluate K times per epoch (the guard's
+  grace and patience times K), so ``--grace-epochs`` can put ASHA's first rung below one epoch.
 * ``random`` — the same space, trainable (``tune.trainable.run_trial``), base config,
   data and trial count, built here with ``tune.Tuner``: Optuna's ``RandomSampler``
   (seeded with ``--random-seed``), no scheduler (every trial runs its full
@@ -110,6 +119,23 @@ def _random_search(settings, seed: int):
     return tuner.fit()
 
 
+def _space_evaluating(k: int, tmp: Path) -> Path:
+    """default.yaml, or a copy whose trials evaluate ``k`` times per epoch, with the guard's
+    grace and patience (in evaluations) times ``k``, so they span the epochs they did."""
+    shipped = bu.REPO / "search_spaces/default.yaml"
+    if k == 1:
+        return shipped
+    import yaml
+
+    space = yaml.safe_load(shipped.read_text())
+    space["base"]["evals_per_epoch"] = k
+    guard = space["collapse_guard"]
+    guard["grace"], guard["patience"] = guard["grace"] * k, guard["patience"] * k
+    path = tmp / f"default_evals{k}.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return path
+
+
 def _test_f1(row: dict[str, Any]) -> dict[str, Any]:
     from tune.confirm import row_config
     from tune.scoring import evaluate_test
@@ -140,6 +166,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--max-epochs", type=float, default=3)
     p.add_argument("--grace-epochs", type=float, default=1)
+    p.add_argument("--evals-per-epoch", type=int, default=1,
+                   help="default arm's evaluations per epoch (base.evals_per_epoch; the guard's grace and patience, "
+                        "counted in evaluations, are scaled by it so they cover the same epochs): with "
+                        "--grace-epochs 0.5 and 2, ASHA's first rung is at half an epoch")
     p.add_argument("--reduction-factor", type=float, help="default arm's ASHA reduction factor (default: the space's, 2)")
     p.add_argument("--startup-trials", type=int,
                    help="default arm's TPE startup trials, baselines included (default: the driver's rule, 8 at 24 trials)")
@@ -179,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
             load = bu.load_avg()
             t = time.perf_counter()
             if arm == "default":
-                s = SearchSettings(name="default", space=str(bu.REPO / "search_spaces/default.yaml"),
+                space = _space_evaluating(args.evals_per_epoch, Path(tmp))
+                s = SearchSettings(name="default", space=str(space),
                                    trials=args.trials, max_epochs=args.max_epochs, grace_epochs=args.grace_epochs,
                                    reduction_factor=args.reduction_factor, startup_trials=args.startup_trials,
                                    baselines=not args.no_baselines, **common)

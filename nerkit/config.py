@@ -57,7 +57,11 @@ class TrainConfig:
                                         # nerkit.sparse_embedding); auto: sparse on CPU
                                         # when training uses <= 10% of the rows
     # -- evaluation
-    eval_every_steps: int | None = None  # None: evaluate at the end of every epoch
+    eval_every_steps: int | None = None  # None: evaluate evals_per_epoch times per epoch
+    evals_per_epoch: int = 1             # evenly spaced evaluations per pass over the train
+                                         # split (2: every half epoch), the same share of the
+                                         # data whatever the batch size, so a search's ASHA
+                                         # rungs below one epoch meet an evaluation
     early_stopping_patience: int | None = None  # evaluations without dev-F1 gain
     collapse_eps: float = 0.005          # entity_pred_ratio below this flags collapse
     # -- runtime
@@ -126,6 +130,12 @@ class TrainConfig:
         for name in ("eval_every_steps", "early_stopping_patience", "num_threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise bad(name, "an integer >= 1 or unset (null)")
+        if self.evals_per_epoch < 1:
+            raise bad("evals_per_epoch", "an integer >= 1")
+        if self.eval_every_steps is not None and self.evals_per_epoch != 1:
+            raise ValueError(f"eval_every_steps={self.eval_every_steps} and evals_per_epoch={self.evals_per_epoch} "
+                             "both set when to evaluate; use one of them (evals_per_epoch does not depend on "
+                             "the batch size)")
 
     @property
     def focal_gamma(self) -> float:

@@ -128,7 +128,7 @@ class TrainingRun:
             if loss is None:
                 return "diverged"
             end_of_epoch = self._count(batch, loss, len(batches))
-            if self._eval_due(end_of_epoch):
+            if self._eval_due(end_of_epoch, len(batches)):
                 status = self._evaluate_and_report()
                 if status is not None:
                     return status
@@ -179,9 +179,15 @@ class TrainingRun:
             s.batch_in_epoch = 0
         return end_of_epoch
 
-    def _eval_due(self, end_of_epoch: bool) -> bool:
-        every = self.config.eval_every_steps
-        due = self.state.step % every == 0 if every else end_of_epoch
+    def _eval_due(self, end_of_epoch: bool, n_batches: int) -> bool:
+        every, k = self.config.eval_every_steps, self.config.evals_per_epoch
+        if every:
+            due = self.state.step % every == 0
+        else:
+            # The j-th of k evaluations comes at the first batch b with b/n >= j/k, so the
+            # epoch it reports is at least j/k (an ASHA rung there is met, never early).
+            b = self.state.batch_in_epoch
+            due = end_of_epoch or (b * k) // n_batches > ((b - 1) * k) // n_batches
         return due or self.state.step == self.total_steps
 
     def _evaluate_and_report(self) -> str | None:

@@ -7,6 +7,7 @@ record, never from the files again.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -69,7 +70,27 @@ def plan_search(settings: SearchSettings) -> SearchPlan:
         # a trial the guard stopped must not read collapsed=False at every evaluation.
         collapse_eps=space.guard.eps,
     )
+    _check_first_rung(space, base, settings)
     return SearchPlan(settings, space, base)
+
+
+def _check_first_rung(space: SearchSpace, base: TrainConfig, settings: SearchSettings) -> None:
+    """Refuse a grace period shorter than the trials' first evaluation: ASHA would judge
+    its first rung at that evaluation instead, pruning later than the space says."""
+    names = {p.name for p in space.params}
+    if base.eval_every_steps is not None or names & {"eval_every_steps", "evals_per_epoch"}:
+        return  # steps-based or searched: when trials evaluate depends on what they draw
+    budget = space.budget
+    first = min(1 / base.evals_per_epoch, budget.max_epochs)
+    if budget.grace_epochs < first - 1e-9:
+        k = math.ceil(1 / budget.grace_epochs - 1e-9)
+        where = "--grace-epochs" if settings.grace_epochs else f"budget.grace_epochs ({settings.space})"
+        raise ValueError(
+            f"{where} is {budget.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
+            f"(evals_per_epoch {base.evals_per_epoch}), so ASHA would judge its first rung there, not at the grace "
+            f"period; set "
+            f"base.evals_per_epoch: {k} or more in the space so there is an evaluation at the grace period, "
+            f"or raise the grace period to {first:g}")
 
 
 def plan_from_record(record: dict[str, Any]) -> SearchPlan:

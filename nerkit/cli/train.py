@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
         max_length: Optional[int] = typer.Option(None, "--max-length"),
         label_all_subwords: Optional[bool] = typer.Option(None, "--label-all-subwords/--label-first-subword", help="Label every subword (B→I on continuations) or only the first (default)."),
         eval_every_steps: Optional[int] = typer.Option(None, "--eval-every-steps", help="Default: every epoch."),
+        evals_per_epoch: Optional[int] = typer.Option(None, "--evals-per-epoch", help="Evenly spaced evaluations per epoch (default 1)."),
         early_stopping: Optional[int] = typer.Option(None, "--early-stopping", help="Stop after N evaluations without dev-F1 gain."),
         seed: Optional[int] = typer.Option(None, "--seed"),
         freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings", help="Keep the word-embedding matrix fixed (about 1.2x faster on CPU)."),
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
             model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             loss=loss, gamma=gamma, weight_strategy=weight_strategy, o_weight=o_weight,
             entity_boost=entity_boost, max_length=max_length, label_all_subwords=label_all_subwords,
-            eval_every_steps=eval_every_steps, early_stopping_patience=early_stopping, seed=seed,
+            eval_every_steps=eval_every_steps, evals_per_epoch=evals_per_epoch, early_stopping_patience=early_stopping, seed=seed,
             freeze_embeddings=freeze_embeddings, embedding_update=embedding_update, device=device, precision=precision, num_threads=threads,
         )
         if class_weights is False:

@@ -141,6 +141,17 @@ def test_precision_option_reaches_the_run_and_is_reported(tiny_model_dir, small_
     assert "precision is 'fp16'" in str(bad.exception) and "'bf16'" in str(bad.exception)
 
 
+def test_evals_per_epoch_reaches_the_run(tiny_model_dir, small_data_dir, tmp_path):
+    # Its own run: the option excludes --eval-every-steps, which the test below sets.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--json", "--epochs", "0.25",
+                    "--batch-size", "8", "--evals-per-epoch", "8", "--precision", "fp32")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "model" / "nerkit_config.json").read_text())["evals_per_epoch"] == 8
+    # 20 steps per epoch, 5 trained: evaluations at steps 3 (epoch 1/8 reached) and 5 (2/8).
+    history = json.loads((tmp_path / "model" / "metrics.json").read_text())["history"]
+    assert [m["step"] for m in history] == [3, 5]
+
+
 def test_every_training_option_reaches_the_saved_config(tiny_model_dir, small_data_dir, tmp_path):
     # Each option lands in the config the run used and saved (nerkit_config.json): an
     # option dropped between the CLI and TrainConfig would train with the default silently.

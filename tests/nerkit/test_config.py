@@ -57,6 +57,9 @@ def test_with_overrides_validates_again():
         ({"max_length": 4}, "4"),
         ({"warmup_ratio": 1.0}, "1.0"),
         ({"eval_every_steps": 0}, "0"),
+        ({"evals_per_epoch": 0}, "0"),
+        ({"evals_per_epoch": 1.5}, "1.5"),
+        ({"evals_per_epoch": 2, "eval_every_steps": 5}, "evals_per_epoch=2"),
         ({"early_stopping_patience": 0}, "0"),
         ({"entity_o_ratio": 3.0, "entity_boost": 2.0}, "2.0"),
         # Types: what YAML or JSON hands over besides numbers.

@@ -84,6 +84,19 @@ def test_eval_every_n_steps(cfg):
     assert result.status == "completed"
 
 
+@pytest.mark.parametrize("batch_size", [16, 8])
+def test_evals_per_epoch_spreads_evaluations_evenly_whatever_the_batch_size(cfg, batch_size):
+    # 3 evaluations per epoch: the j-th reports an epoch of at least j/3 (so an ASHA rung
+    # there is met, not missed) and within one batch of it, at 10 and at 20 steps per epoch.
+    result, reports = _run(cfg.with_overrides(epochs=2, evals_per_epoch=3, batch_size=batch_size))
+    per_epoch = 160 // batch_size
+    epochs = [m["epoch"] for m in reports]
+    assert len(epochs) == 6 and epochs[2] == 1.0 and epochs[5] == 2.0
+    for j, epoch in enumerate(epochs, start=1):
+        assert j / 3 <= epoch < j / 3 + 1 / per_epoch
+    assert result.status == "completed"
+
+
 def test_on_step_sees_every_step(cfg):
     # on_step is called after each optimizer step with (step, total).
     calls = []

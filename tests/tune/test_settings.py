@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -73,6 +75,24 @@ def test_max_epochs_below_the_spaces_grace_names_the_flag_to_add(tmp_path):
         plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), grace_epochs=5))
     assert plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=0.5,
                                       grace_epochs=0.5)).space.budget.max_epochs == 0.5
+
+
+def test_a_grace_period_below_one_epoch_needs_an_evaluation_there(tmp_path):
+    # ASHA's first rung at half an epoch means nothing if trials evaluate once per epoch
+    # (it would judge them at epoch 1): refused, naming the base setting that fixes it.
+    from tune.driver import plan_search
+    from tune.space import resolve_space
+
+    default = str(resolve_space("default"))
+    with pytest.raises(ValueError, match=r"--grace-epochs is 0.5, but trials evaluate first at epoch 1 .*"
+                                         r"base.evals_per_epoch: 2 or more"):
+        plan_search(SearchSettings(name="s", space=default, storage=str(tmp_path), grace_epochs=0.5))
+    halves = tmp_path / "halves.yaml"
+    halves.write_text(Path(default).read_text().replace("\nbase:\n", "\nbase:\n  evals_per_epoch: 2\n", 1))
+    plan = plan_search(SearchSettings(name="s", space=str(halves), storage=str(tmp_path), grace_epochs=0.5))
+    assert (plan.space.budget.grace_epochs, plan.base.evals_per_epoch) == (0.5, 2)
+    with pytest.raises(ValueError, match=r"--grace-epochs is 0.25, .* base.evals_per_epoch: 4 or more"):
+        plan_search(SearchSettings(name="s", space=str(halves), storage=str(tmp_path), grace_epochs=0.25))
 
 
 def test_a_search_that_is_not_there_lists_the_ones_that_are(tmp_path):
