@@ -192,6 +192,7 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tin
     tables = collect(str(exp))
     _assert_accounted(tables, 2)
     per_epoch = math.ceil(640 / 16)
+    per_eval = per_epoch // plan_from_record(read_settings(exp)).base.evals_per_epoch  # the space's, 2: 20
     moved = []
     for trial_id, rows in _trial_results(exp).items():
         before = [r for r in rows if r["node_id"] == killed["node_id"]]
@@ -209,12 +210,12 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tin
         # Resumed from a checkpoint: the next evaluation (or the last one again), with the
         # optimizer step count carried on from that checkpoint, not from scratch.
         assert first["eval_index"] in (before[-1]["eval_index"], before[-1]["eval_index"] + 1)
-        assert first["step"] == (first["eval_index"] + 1) * per_epoch > per_epoch
+        assert first["step"] == (first["eval_index"] + 1) * per_eval > per_eval
         assert first["node_id"] in cluster.workers
         assert rows[-1]["final"] and rows[-1]["step"] == 6 * per_epoch
         logger.info("lost node: trial %s resumed from step %d (last evaluation before the loss: %d, redone: %s) "
                     "on another node, training again %.1f s after the kill (killed at trial %s's evaluation %d)",
-                    trial_id, first["step"] - per_epoch, before[-1]["eval_index"],
+                    trial_id, first["step"] - per_eval, before[-1]["eval_index"],
                     first["eval_index"] == before[-1]["eval_index"],
                     first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["trial_id"],
                     killed["eval_index"])

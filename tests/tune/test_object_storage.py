@@ -137,8 +137,9 @@ class S3Search:
 def s3_search(s3_endpoint, tiny_model_dir, small_data_dir, tmp_path_factory):
     """A finished 4-trial, 3-epoch search of the tiny model, stored in a bucket (~15 s).
 
-    Three epochs: the first trial to reach each of ASHA's rungs (1 and 2 epochs) always
-    goes on, so at least one trial writes three checkpoints and retention must delete one.
+    Three epochs, evaluated every half epoch (default.yaml): the first trial to reach each
+    of ASHA's rungs (0.5, 1 and 2 epochs) always goes on, so at least one trial writes six
+    checkpoints and retention must delete some.
     """
     import ray
 
@@ -218,12 +219,12 @@ def test_retention_deletes_superseded_checkpoints_in_the_bucket(s3_search, s3_ta
     # As on a local disk (test_retention.py): each finished trial keeps exactly its best
     # checkpoint (the one the trial table names, for promotion) and its latest, and the
     # checkpoint directory no result names (planted mid-search) is gone. At least one trial
-    # wrote three checkpoints (s3_search's doc), so deleting from S3 really happened.
+    # wrote six checkpoints (s3_search's doc), so deleting from S3 really happened.
     keys = _keys(s3_search.path)
     for row in s3_tables.trials:
         latest = f"checkpoint_{row['evaluations'] - 1:06d}"  # Ray numbers a trial's checkpoints from 0
         assert _checkpoints(keys, row["trial_id"]) == {row["checkpoint"].rsplit("/", 1)[1], latest}, row["trial_id"]
-    assert max(r["evaluations"] for r in s3_tables.trials) == 3
+    assert max(r["evaluations"] for r in s3_tables.trials) == 6
     bucket, _, planted = s3_search.planted.partition("/")
     assert bucket == s3_search.bucket and planted.startswith(_split(s3_search.path)[1])
     assert not _s3().list_objects_v2(Bucket=bucket, Prefix=planted).get("KeyCount")
@@ -482,8 +483,13 @@ def test_failing_trial_on_s3_resumes_from_its_checkpoint_in_the_bucket(s3_storag
     from tune.tables import collect
     from tune.trainable import FAULT_ENV
 
+    import yaml
+
+    # Evaluations every 2 steps instead of default.yaml's evals_per_epoch (the two exclude each other).
+    values = yaml.safe_load(Path(SPACE).read_text())
+    values["base"] = {**{k: v for k, v in values["base"].items() if k != "evals_per_epoch"}, "eval_every_steps": 2}
     space = tmp_path / "every2.yaml"
-    space.write_text(Path(SPACE).read_text().replace("\nbase:\n", "\nbase:\n  eval_every_steps: 2\n", 1))
+    space.write_text(yaml.safe_dump(values, sort_keys=False))
     monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "nerkit-cache"))
     monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "3600")  # no snapshot between the first result and the retry
     ray.shutdown()  # trials read the fault from the environment Ray starts them with

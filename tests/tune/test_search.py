@@ -114,8 +114,9 @@ def test_checkpoint_every_writes_fewer_checkpoints_and_a_retry_resumes_from_the_
     ray.init(include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {FAULT_ENV: json.dumps(fault)}})
     try:
-        settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="every2", trials=3, max_epochs=5,
-                             grace_epochs=5, checkpoint_every=2, max_failures=1)
+        # 2.5 epochs: 5 evaluations, one every half epoch (default.yaml).
+        settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="every2", trials=3, max_epochs=2.5,
+                             grace_epochs=2.5, checkpoint_every=2, max_failures=1)
         run_search(settings, callbacks=[checker])
     finally:
         ray.shutdown()

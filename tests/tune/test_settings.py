@@ -60,39 +60,55 @@ def test_an_unknown_uri_scheme_is_refused_by_every_reader():
 
 
 def test_max_epochs_below_the_spaces_grace_names_the_flag_to_add(tmp_path):
-    # `--max-epochs 0.5` with default.yaml's 1-epoch grace: the error says which flag fixes it.
+    # `--max-epochs 0.25` with default.yaml's half-epoch grace: the error says which flag fixes it.
     from tune.driver import plan_search
     from tune.space import resolve_space
 
-    s = SearchSettings(name="s", space=str(resolve_space("default")), storage=str(tmp_path), max_epochs=0.5)
-    with pytest.raises(ValueError, match=r"the space's grace period, 1 is above --max-epochs 0.5 .* "
-                                         r"pass --grace-epochs 0.5 or less too"):
+    s = SearchSettings(name="s", space=str(resolve_space("default")), storage=str(tmp_path), max_epochs=0.25)
+    with pytest.raises(ValueError, match=r"the space's grace period, 0.5 is above --max-epochs 0.25 .* "
+                                         r"pass --grace-epochs 0.25 or less too"):
         plan_search(s)
     with pytest.raises(ValueError, match=r"--grace-epochs 3 is above --max-epochs 2 .* lower --grace-epochs to 2"):
         plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=2, grace_epochs=3))
     with pytest.raises(ValueError, match=r"--grace-epochs 5 is above the space's budget, 4 epochs .* "
                                          r"or raise --max-epochs to 5"):
         plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), grace_epochs=5))
-    assert plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=0.5,
-                                      grace_epochs=0.5)).space.budget.max_epochs == 0.5
+    assert plan_search(SearchSettings(name="s", space=s.space, storage=str(tmp_path), max_epochs=0.25,
+                                      grace_epochs=0.25)).space.budget.max_epochs == 0.25
+
+
+def _default_space_evaluating(tmp_path: Path, k: int) -> str:
+    """default.yaml with its trials evaluating ``k`` times per epoch."""
+    import yaml
+
+    from tune.space import resolve_space
+
+    values = yaml.safe_load(resolve_space("default").read_text())
+    values["base"]["evals_per_epoch"] = k
+    path = tmp_path / f"evals{k}.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return str(path)
 
 
 def test_a_grace_period_below_one_epoch_needs_an_evaluation_there(tmp_path):
     # ASHA's first rung at half an epoch means nothing if trials evaluate once per epoch
     # (it would judge them at epoch 1): refused, naming the base setting that fixes it.
     from tune.driver import plan_search
-    from tune.space import resolve_space
 
-    default = str(resolve_space("default"))
+    once = _default_space_evaluating(tmp_path, 1)
     with pytest.raises(ValueError, match=r"--grace-epochs is 0.5, but trials evaluate first at epoch 1 .*"
                                          r"base.evals_per_epoch: 2 or more"):
-        plan_search(SearchSettings(name="s", space=default, storage=str(tmp_path), grace_epochs=0.5))
-    halves = tmp_path / "halves.yaml"
-    halves.write_text(Path(default).read_text().replace("\nbase:\n", "\nbase:\n  evals_per_epoch: 2\n", 1))
-    plan = plan_search(SearchSettings(name="s", space=str(halves), storage=str(tmp_path), grace_epochs=0.5))
+        plan_search(SearchSettings(name="s", space=once, storage=str(tmp_path), grace_epochs=0.5))
+    with pytest.raises(ValueError, match=r"budget.grace_epochs \(.*evals1.yaml\) is 0.5, but trials evaluate "
+                                         r"first at epoch 1"):
+        plan_search(SearchSettings(name="s", space=once, storage=str(tmp_path)))
+    plan = plan_search(SearchSettings(name="s", space=once, storage=str(tmp_path), grace_epochs=1))
+    assert (plan.space.budget.grace_epochs, plan.base.evals_per_epoch) == (1, 1)
+    halves = _default_space_evaluating(tmp_path, 2)
+    plan = plan_search(SearchSettings(name="s", space=halves, storage=str(tmp_path), grace_epochs=0.5))
     assert (plan.space.budget.grace_epochs, plan.base.evals_per_epoch) == (0.5, 2)
     with pytest.raises(ValueError, match=r"--grace-epochs is 0.25, .* base.evals_per_epoch: 4 or more"):
-        plan_search(SearchSettings(name="s", space=str(halves), storage=str(tmp_path), grace_epochs=0.25))
+        plan_search(SearchSettings(name="s", space=halves, storage=str(tmp_path), grace_epochs=0.25))
 
 
 def test_a_search_that_is_not_there_lists_the_ones_that_are(tmp_path):
