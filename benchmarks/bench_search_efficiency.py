@@ -6,7 +6,8 @@ Command (the scale run for RESULTS.md; full scale drops ``--train-limit``)::
         --train-limit 420 --recipe-epochs 15 --out benchmarks/results/search_efficiency.json
 
 The twenty-first session's arm with ASHA's first rung at half an epoch (trials evaluate
-twice per epoch)::
+twice per epoch), run before default.yaml shipped that (the same arm now takes no options
+past ``--seed``; ``--grace-epochs 1 --evals-per-epoch 1`` gives the space as it was)::
 
     for s in 0 1 2 3 4 5 6 7; do python benchmarks/bench_search_efficiency.py --trials 24 --max-epochs 3 \
         --grace-epochs 0.5 --evals-per-epoch 2 --seed $s --arms default \
@@ -23,18 +24,19 @@ Arms, run one after another on one local Ray (every trial 1 CPU, as many at once
 the machine's CPUs allow):
 
 * ``default`` — ``tune.driver.run_search`` on ``search_spaces/default.yaml`` exactly
-  as shipped: Optuna TPE (its two baselines enqueued first), ASHA (grace
-  ``--grace-epochs``, reduction factor 2 or ``--reduction-factor``), the collapse
+  as shipped: Optuna TPE (its two baselines enqueued first), ASHA (the space's grace,
+  half an epoch, or ``--grace-epochs``; reduction factor 2 or ``--reduction-factor``), the collapse
   guard; ``--startup-trials`` sets TPE's startup count (default: the driver's rule).
   ``--no-baselines`` leaves the two baselines out, so the arm is the search proper
   (TPE + ASHA + guard) with every trial a searched point: the baselines are reference
   trials for the report, and the team's recipe has its own arm. ``--evals-per-epoch K``
-  runs it on a copy of the space whose trials evaluate K times per epoch (the guard's
-  grace and patience times K), so ``--grace-epochs`` can put ASHA's first rung below one epoch.
+  runs it on a copy of the space whose trials evaluate K times per epoch instead of the
+  space's 2 (the guard's grace, patience and min_rise scaled to span the same epochs).
 * ``random`` — the same space, trainable (``tune.trainable.run_trial``), base config,
   data and trial count, built here with ``tune.Tuner``: Optuna's ``RandomSampler``
   (seeded with ``--random-seed``), no scheduler (every trial runs its full
-  ``--max-epochs``), no guard, no baselines. Its default seed is independent of
+  ``--max-epochs``), no guard, no baselines; its trials evaluate as the space says (twice
+  per epoch since the twenty-first session, once before, in every stored random arm). Its default seed is independent of
   ``--seed``: with one seed for both, TPE's random startup trials were the random
   arm's first points, and the default arm could reach random's best through a point
   both arms shared (runs before the eleventh session did that; ``--random-seed S`` with
@@ -119,18 +121,26 @@ def _random_search(settings, seed: int):
     return tuner.fit()
 
 
-def _space_evaluating(k: int, tmp: Path) -> Path:
+def _space_evaluating(k: int | None, tmp: Path) -> Path:
     """default.yaml, or a copy whose trials evaluate ``k`` times per epoch, with the guard's
-    grace and patience (in evaluations) times ``k``, so they span the epochs they did."""
+    grace and patience (counted in evaluations) and min_rise (a rise per evaluation) scaled
+    so they span the epochs they do in the space."""
     shipped = bu.REPO / "search_spaces/default.yaml"
-    if k == 1:
-        return shipped
     import yaml
 
     space = yaml.safe_load(shipped.read_text())
+    own = space["base"].get("evals_per_epoch", 1)
+    if k is None or k == own:
+        return shipped
     space["base"]["evals_per_epoch"] = k
     guard = space["collapse_guard"]
-    guard["grace"], guard["patience"] = guard["grace"] * k, guard["patience"] * k
+    for key in ("grace", "patience"):
+        if guard[key] * k % own:
+            raise ValueError(f"--evals-per-epoch is {k}, but the guard's {key} ({guard[key]} evaluations at {own} "
+                             f"an epoch) would not be a whole number of evaluations; give a multiple of {own}, or 1")
+        guard[key] = guard[key] * k // own
+    if guard.get("min_rise") is not None:
+        guard["min_rise"] = guard["min_rise"] * own / k
     path = tmp / f"default_evals{k}.yaml"
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
@@ -165,11 +175,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="bundled-minilm")
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--max-epochs", type=float, default=3)
-    p.add_argument("--grace-epochs", type=float, default=1)
-    p.add_argument("--evals-per-epoch", type=int, default=1,
-                   help="default arm's evaluations per epoch (base.evals_per_epoch; the guard's grace and patience, "
-                        "counted in evaluations, are scaled by it so they cover the same epochs): with "
-                        "--grace-epochs 0.5 and 2, ASHA's first rung is at half an epoch")
+    p.add_argument("--grace-epochs", type=float, help="default arm's ASHA grace period (default: the space's, 0.5)")
+    p.add_argument("--evals-per-epoch", type=int,
+                   help="default arm's evaluations per epoch (default: the space's, 2; the guard's grace, patience "
+                        "and min_rise are scaled so they cover the same epochs): 1 with --grace-epochs 1 is "
+                        "default.yaml before the twenty-first session")
     p.add_argument("--reduction-factor", type=float, help="default arm's ASHA reduction factor (default: the space's, 2)")
     p.add_argument("--startup-trials", type=int,
                    help="default arm's TPE startup trials, baselines included (default: the driver's rule, 8 at 24 trials)")
