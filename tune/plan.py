@@ -88,9 +88,8 @@ def _check_first_rung(space: SearchSpace, base: TrainConfig, settings: SearchSet
         raise ValueError(
             f"{where} is {budget.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
             f"(evals_per_epoch {base.evals_per_epoch}), so ASHA would judge its first rung there, not at the grace "
-            f"period; set "
-            f"base.evals_per_epoch: {k} or more in the space so there is an evaluation at the grace period, "
-            f"or raise the grace period to {first:g}")
+            f"period; set base.evals_per_epoch: {k} or more in the space so trials evaluate by then, or raise "
+            f"the grace period to {first:g}")
 
 
 def plan_from_record(record: dict[str, Any]) -> SearchPlan:
