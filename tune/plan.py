@@ -7,7 +7,6 @@ record, never from the files again.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from nerkit.config import TrainConfig
 from tune.settings import SearchSettings
 from tune.space import SearchSpace
+from tune.space_checks import evals_for_grace, first_evaluation_after_grace
 from tune.space_file import load_space
 
 
@@ -75,21 +75,19 @@ def plan_search(settings: SearchSettings) -> SearchPlan:
 
 
 def _check_first_rung(space: SearchSpace, base: TrainConfig, settings: SearchSettings) -> None:
-    """Refuse a grace period shorter than the trials' first evaluation: ASHA would judge
-    its first rung at that evaluation instead, pruning later than the space says."""
-    names = {p.name for p in space.params}
-    if base.eval_every_steps is not None or names & {"eval_every_steps", "evals_per_epoch"}:
-        return  # steps-based or searched: when trials evaluate depends on what they draw
+    """Refuse a grace period shorter than the trials' first evaluation (ASHA would judge its
+    first rung there instead). The space file's own budget was checked at load, at its line;
+    this is for --grace-epochs and --max-epochs."""
     budget = space.budget
-    first = min(1 / base.evals_per_epoch, budget.max_epochs)
-    if budget.grace_epochs < first - 1e-9:
-        k = math.ceil(1 / budget.grace_epochs - 1e-9)
-        where = "--grace-epochs" if settings.grace_epochs else f"budget.grace_epochs ({settings.space})"
-        raise ValueError(
-            f"{where} is {budget.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
-            f"(evals_per_epoch {base.evals_per_epoch}), so ASHA would judge its first rung there, not at the grace "
-            f"period; set base.evals_per_epoch: {k} or more in the space so trials evaluate by then, or raise "
-            f"the grace period to {first:g}")
+    first = first_evaluation_after_grace(budget.grace_epochs, budget.max_epochs, space.base, space.params)
+    if first is None:
+        return
+    where = "--grace-epochs" if settings.grace_epochs else f"the space's grace period ({settings.space})"
+    raise ValueError(
+        f"{where} is {budget.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
+        f"(evals_per_epoch {base.evals_per_epoch}), so ASHA would judge its first rung there, not at the grace "
+        f"period; set base.evals_per_epoch: {evals_for_grace(budget.grace_epochs)} or more in the space so trials "
+        f"evaluate by then, or raise the grace period to {first:g}")
 
 
 def plan_from_record(record: dict[str, Any]) -> SearchPlan:

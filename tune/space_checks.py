@@ -8,6 +8,7 @@ would fail inside every trial on the cluster, so a space is refused at load inst
 from __future__ import annotations
 
 import itertools
+import math
 from typing import TYPE_CHECKING, Any
 
 from nerkit.config import TrainConfig
@@ -87,3 +88,21 @@ def check_conditions(params: tuple[Param, ...], err: SpaceErrors) -> None:
                 if not ref.contains(v):
                     raise err(("params", p.name, "when"), f"condition value {v!r} is not a possible value of {other!r}")
         seen[p.name] = p
+
+
+def first_evaluation_after_grace(grace_epochs: float, max_epochs: float, base: dict,
+                                 params: tuple[Param, ...]) -> float | None:
+    """The epoch of the trials' first evaluation when it comes after ASHA's grace period
+    (its first rung, which ASHA would then judge there instead), else None.
+
+    None too when that depends on what a trial draws: evaluations every N steps (the
+    batch size sets the epoch) or a searched evaluation setting."""
+    if base.get("eval_every_steps") is not None or {p.name for p in params} & {"eval_every_steps", "evals_per_epoch"}:
+        return None
+    first = min(1 / base.get("evals_per_epoch", 1), max_epochs)
+    return first if grace_epochs < first - 1e-9 else None
+
+
+def evals_for_grace(grace_epochs: float) -> int:
+    """The fewest evaluations per epoch that put one at or before ``grace_epochs``."""
+    return math.ceil(1 / grace_epochs - 1e-9)

@@ -16,7 +16,8 @@ from nerkit.yaml_lines import load_with_lines
 from tune.guard import GuardConfig
 from tune.space import (DATA_SHAPING, GUARDED, KINDS, NON_NEGATIVE, POSITIVE, RESERVED, SECTIONS, Baseline, Budget,
                         Param, SearchSpace)
-from tune.space_checks import check_conditions, check_pairs, values_to_check
+from tune.space_checks import (check_conditions, check_pairs, evals_for_grace, first_evaluation_after_grace,
+                               values_to_check)
 
 
 class SpaceErrors:
@@ -88,6 +89,13 @@ def load_space(path: str | Path) -> SearchSpace:
         TrainConfig().with_overrides(**base)
     except (ValueError, TypeError) as exc:
         raise err(("base",), str(exc)) from None
+    first = first_evaluation_after_grace(budget.grace_epochs, budget.max_epochs, base, params)
+    if first is not None:
+        raise err(("budget", "grace_epochs"),
+                  f"grace_epochs is {budget.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
+                  f"(evals_per_epoch {base.get('evals_per_epoch', 1)}), so ASHA would judge its first rung there",
+                  f"set `evals_per_epoch: {evals_for_grace(budget.grace_epochs)}` (or more) under base, or "
+                  f"grace_epochs: {first:g}")
     # So must every value a trial can get: a bad choice ('focall') or a float batch size
     # would otherwise fail inside every trial on the cluster, retries included.
     for p in params:

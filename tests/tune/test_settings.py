@@ -77,35 +77,41 @@ def test_max_epochs_below_the_spaces_grace_names_the_flag_to_add(tmp_path):
                                       grace_epochs=0.25)).space.budget.max_epochs == 0.25
 
 
-def _default_space_evaluating(tmp_path: Path, k: int) -> str:
-    """default.yaml with its trials evaluating ``k`` times per epoch."""
+def _default_space_evaluating(tmp_path: Path, k: int, grace: float) -> str:
+    """default.yaml with its trials evaluating ``k`` times per epoch and ASHA's grace ``grace``."""
     import yaml
 
     from tune.space import resolve_space
 
     values = yaml.safe_load(resolve_space("default").read_text())
     values["base"]["evals_per_epoch"] = k
-    path = tmp_path / f"evals{k}.yaml"
+    values["budget"]["grace_epochs"] = grace
+    path = tmp_path / f"evals{k}_grace{grace:g}.yaml"
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return str(path)
 
 
 def test_a_grace_period_below_one_epoch_needs_an_evaluation_there(tmp_path):
     # ASHA's first rung at half an epoch means nothing if trials evaluate once per epoch
-    # (it would judge them at epoch 1): refused, naming the base setting that fixes it.
+    # (it would judge them at epoch 1): refused, naming the base setting that fixes it;
+    # in the space file at the grace period's line, and on the command line by its flag.
     from tune.driver import plan_search
+    from tune.space_file import load_space
 
-    once = _default_space_evaluating(tmp_path, 1)
+    bad = _default_space_evaluating(tmp_path, 1, 0.5)
+    line = next(i for i, text in enumerate(Path(bad).read_text().splitlines(), 1) if "grace_epochs:" in text)
+    with pytest.raises(ValueError, match=rf"evals1_grace0.5.yaml:{line}: budget.grace_epochs: grace_epochs is 0.5, "
+                                         r"but trials evaluate first at epoch 1 .* Fix: set `evals_per_epoch: 2` "
+                                         r"\(or more\) under base, or grace_epochs: 1"):
+        load_space(bad)
+    once = _default_space_evaluating(tmp_path, 1, 1)
     with pytest.raises(ValueError, match=r"--grace-epochs is 0.5, but trials evaluate first at epoch 1 .*"
                                          r"base.evals_per_epoch: 2 or more"):
         plan_search(SearchSettings(name="s", space=once, storage=str(tmp_path), grace_epochs=0.5))
-    with pytest.raises(ValueError, match=r"budget.grace_epochs \(.*evals1.yaml\) is 0.5, but trials evaluate "
-                                         r"first at epoch 1"):
-        plan_search(SearchSettings(name="s", space=once, storage=str(tmp_path)))
-    plan = plan_search(SearchSettings(name="s", space=once, storage=str(tmp_path), grace_epochs=1))
+    plan = plan_search(SearchSettings(name="s", space=once, storage=str(tmp_path)))
     assert (plan.space.budget.grace_epochs, plan.base.evals_per_epoch) == (1, 1)
-    halves = _default_space_evaluating(tmp_path, 2)
-    plan = plan_search(SearchSettings(name="s", space=halves, storage=str(tmp_path), grace_epochs=0.5))
+    halves = _default_space_evaluating(tmp_path, 2, 0.5)
+    plan = plan_search(SearchSettings(name="s", space=halves, storage=str(tmp_path)))
     assert (plan.space.budget.grace_epochs, plan.base.evals_per_epoch) == (0.5, 2)
     with pytest.raises(ValueError, match=r"--grace-epochs is 0.25, .* base.evals_per_epoch: 4 or more"):
         plan_search(SearchSettings(name="s", space=halves, storage=str(tmp_path), grace_epochs=0.25))
