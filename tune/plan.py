@@ -75,18 +75,18 @@ def plan_search(settings: SearchSettings) -> SearchPlan:
 
 
 def _check_first_rung(space: SearchSpace, base: TrainConfig, settings: SearchSettings) -> None:
-    """Refuse a grace period shorter than the trials' first evaluation (ASHA would judge its
-    first rung there instead). The space file's own budget was checked at load, at its line;
-    this is for --grace-epochs and --max-epochs."""
-    budget = space.budget
-    first = first_evaluation_after_grace(budget.grace_epochs, budget.max_epochs, space.base, space.params)
+    """Refuse a --grace-epochs shorter than the trials' first evaluation (ASHA would judge its
+    first rung there instead). The space file's own grace period was checked at load, at its
+    line, and --max-epochs can only bring the first evaluation earlier."""
+    if not settings.grace_epochs:
+        return
+    first = first_evaluation_after_grace(settings.grace_epochs, space.budget.max_epochs, space.base, space.params)
     if first is None:
         return
-    where = "--grace-epochs" if settings.grace_epochs else f"the space's grace period ({settings.space})"
     raise ValueError(
-        f"{where} is {budget.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
+        f"--grace-epochs is {settings.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
         f"(evals_per_epoch {base.evals_per_epoch}), so ASHA would judge its first rung there, not at the grace "
-        f"period; set base.evals_per_epoch: {evals_for_grace(budget.grace_epochs)} or more in the space so trials "
+        f"period; set base.evals_per_epoch: {evals_for_grace(settings.grace_epochs)} or more in the space so trials "
         f"evaluate by then, or raise the grace period to {first:g}")
 
 
