@@ -181,8 +181,8 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tin
     # surviving one restores from the bucket. (Storage every node shares, the local case,
     # restores the same way as the retried trial of the OOM test below, which runs on it.)
     start = time.monotonic()
-    settings = _settings(s3_storage, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=6,
-                         grace_epochs=6)
+    settings = _settings(s3_storage, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=3,
+                         grace_epochs=3)
     exp = settings.experiment_path
     killer = _KillBusyNode(cluster)
     run_search(settings, address=cluster.address, callbacks=[killer])
@@ -212,7 +212,7 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tin
         assert first["eval_index"] in (before[-1]["eval_index"], before[-1]["eval_index"] + 1)
         assert first["step"] == (first["eval_index"] + 1) * per_eval > per_eval
         assert first["node_id"] in cluster.workers
-        assert rows[-1]["final"] and rows[-1]["step"] == 6 * per_epoch
+        assert rows[-1]["final"] and rows[-1]["step"] == 3 * per_epoch
         logger.info("lost node: trial %s resumed from step %d (last evaluation before the loss: %d, redone: %s) "
                     "on another node, training again %.1f s after the kill (killed at trial %s's evaluation %d)",
                     trial_id, first["step"] - per_eval, before[-1]["eval_index"],

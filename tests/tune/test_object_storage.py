@@ -460,7 +460,9 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
 
 def test_failing_trial_on_s3_resumes_from_its_checkpoint_in_the_bucket(s3_storage, tiny_model_dir, small_data_dir,
                                                                        tmp_path, monkeypatch):
-    # As test_search's local test, on S3: 10 evaluations (every 2 steps over 2 epochs)
+    # The suite's one retry from a sparse checkpoint (test_search's checkpoint-every test
+    # checks the sparse checkpoints and retention on local storage, without a fault):
+    # 10 evaluations (every 2 steps over 2 epochs)
     # with a checkpoint at every 2nd, and the team-recipe baseline raises an injected OOM
     # after evaluation 6 on every attempt. Ray retries it once (max_failures=1) from
     # evaluation 5's checkpoint in the bucket, which redoes evaluation 6 exactly (same
