@@ -171,9 +171,10 @@ def longer_data_dir(tmp_path_factory, corpus_slice):
 
 @pytest.mark.slow
 def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_model_dir, longer_data_dir):
-    # A real search whose trials checkpoint every epoch for 6 epochs. At every controller
-    # step, the checkpoint the snapshot on storage (and its last complete copy, which a
-    # resume falls back to) would restore each unfinished trial from must exist: Ray's
+    # A real search whose trials checkpoint at every evaluation (every half epoch) for 3
+    # epochs. At every controller step, the checkpoint the snapshot on storage (and its
+    # last complete copy, which a resume falls back to) would restore each unfinished
+    # trial from must exist: Ray's
     # own num_to_keep=1 deleted it before the snapshot moved on, so a driver killed then
     # could not resume that trial (this test fails with it). At the end
     # each trial keeps exactly its best checkpoint (the one the trial table names, for
@@ -183,8 +184,8 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
     checker, orphan = SnapshotChecker(), PlantOrphan()
     settings = SearchSettings(
         name="keep", space="search_spaces/default.yaml", storage=str(tmp_path), trials=3,
-        model=str(tiny_model_dir), data=DataConfig(path=str(longer_data_dir)), max_epochs=6,
-        grace_epochs=6, seed=2, max_concurrent=3, cpus_per_trial=0.5,
+        model=str(tiny_model_dir), data=DataConfig(path=str(longer_data_dir)), max_epochs=3,
+        grace_epochs=3, seed=2, max_concurrent=3, cpus_per_trial=0.5,
     )
     run_search(settings, callbacks=[checker, orphan])
     assert checker.missing == []
@@ -198,7 +199,7 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
         on_disk = sorted(p.name for p in trial_dir.glob("checkpoint_*"))
         latest = f"checkpoint_{row['evaluations'] - 1:06d}"  # Ray numbers a trial's checkpoints from 0
         assert on_disk == sorted({Path(row["checkpoint"]).name, latest}), (row["trial_id"], on_disk)
-        assert row["evaluations"] == 12  # 6 epochs, evaluated every half epoch (default.yaml)
+        assert row["evaluations"] == 6  # 3 epochs, evaluated every half epoch (default.yaml)
 
 
 def test_a_trial_that_starts_again_forgets_the_abandoned_runs_checkpoints():
