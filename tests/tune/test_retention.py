@@ -174,11 +174,10 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
     # A real search whose trials checkpoint at every evaluation (every half epoch) for 3
     # epochs. At every controller step, the checkpoint the snapshot on storage (and its
     # last complete copy, which a resume falls back to) would restore each unfinished
-    # trial from must exist: Ray's
-    # own num_to_keep=1 deleted it before the snapshot moved on, so a driver killed then
-    # could not resume that trial (this test fails with it). At the end
-    # each trial keeps exactly its best checkpoint (the one the trial table names, for
-    # promotion) and its latest; a checkpoint directory no result names (planted mid-search)
+    # trial from must exist: Ray's own num_to_keep=1 deleted it before the snapshot moved
+    # on, so a driver killed then could not resume that trial (this test fails with it).
+    # At the end each trial keeps exactly its best checkpoint (the one the trial table
+    # names, for promotion) and its latest; a checkpoint directory no result names (planted mid-search)
     # is gone too. (With --checkpoint-every 2 the snapshot's last result often has no
     # checkpoint: test_search's checkpoint-every test checks the same there.)
     checker, orphan = SnapshotChecker(), PlantOrphan()
