@@ -80,7 +80,7 @@ def _check_first_rung(space: SearchSpace, base: TrainConfig, settings: SearchSet
     line, and --max-epochs can only bring the first evaluation earlier."""
     if not settings.grace_epochs:
         return
-    first = first_evaluation_after_grace(settings.grace_epochs, space.budget.max_epochs, space.base, space.params)
+    first = first_evaluation_after_grace(settings.grace_epochs, space.budget.max_epochs, base, space.params)
     if first is None:
         return
     raise ValueError(

@@ -90,16 +90,17 @@ def check_conditions(params: tuple[Param, ...], err: SpaceErrors) -> None:
         seen[p.name] = p
 
 
-def first_evaluation_after_grace(grace_epochs: float, max_epochs: float, base: dict,
+def first_evaluation_after_grace(grace_epochs: float, max_epochs: float, base: TrainConfig,
                                  params: tuple[Param, ...]) -> float | None:
     """The epoch of the trials' first evaluation when it comes after ASHA's grace period
-    (its first rung, which ASHA would then judge there instead), else None.
+    (its first rung, which ASHA would then judge there instead), else None. ``base`` is
+    the space's base config resolved, so TrainConfig's own defaults apply.
 
     None too when that depends on what a trial draws: evaluations every N steps (the
     batch size sets the epoch) or a searched evaluation setting."""
-    if base.get("eval_every_steps") is not None or {p.name for p in params} & {"eval_every_steps", "evals_per_epoch"}:
+    if base.eval_every_steps is not None or {p.name for p in params} & {"eval_every_steps", "evals_per_epoch"}:
         return None
-    first = min(1 / base.get("evals_per_epoch", 1), max_epochs)
+    first = min(1 / base.evals_per_epoch, max_epochs)
     return first if grace_epochs < first - 1e-9 else None
 
 

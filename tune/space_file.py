@@ -86,14 +86,14 @@ def load_space(path: str | Path) -> SearchSpace:
     space = SearchSpace(str(path), params, base, budget, guard, baselines, str(raw.get("description", "")))
     # The base config must itself be valid (e.g. entity_o_ratio with o_weight != 1).
     try:
-        TrainConfig().with_overrides(**base)
+        resolved = TrainConfig().with_overrides(**base)
     except (ValueError, TypeError) as exc:
         raise err(("base",), str(exc)) from None
-    first = first_evaluation_after_grace(budget.grace_epochs, budget.max_epochs, base, params)
+    first = first_evaluation_after_grace(budget.grace_epochs, budget.max_epochs, resolved, params)
     if first is not None:
         raise err(("budget", "grace_epochs"),
                   f"grace_epochs is {budget.grace_epochs:g}, but trials evaluate first at epoch {first:g} "
-                  f"(evals_per_epoch {base.get('evals_per_epoch', 1)}), so ASHA would judge its first rung there",
+                  f"(evals_per_epoch {resolved.evals_per_epoch}), so ASHA would judge its first rung there",
                   f"set `evals_per_epoch: {evals_for_grace(budget.grace_epochs)}` (or more) under base, or "
                   f"grace_epochs: {first:g}")
     # So must every value a trial can get: a bad choice ('focall') or a float batch size
