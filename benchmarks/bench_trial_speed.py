@@ -449,6 +449,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--seeds", default="13", help="comma-separated seeds; every variant runs once per seed and repeat")
     p.add_argument("--repeats", type=int, default=1, help="rounds of all variants (interleaved: A B C A B C)")
+    p.add_argument("--warmup", action="store_true",
+                   help="first run the first variant once, unrecorded (a GPU's first process pays for the "
+                        "driver, clocks and kernel caches: 2.3-2.6x slower on the H200, RESULTS.md §1 GPU)")
+    p.add_argument("--rotate", action="store_true",
+                   help="rotate the variants' order by one place per seed (A B C, B C A, ...), so no variant "
+                        "always runs first or right after another")
     p.add_argument("--variants", default=",".join(CORE_VARIANTS))
     p.add_argument("--experiments", default="freeze_emb,fp32",
                    help=f"EXPERIMENT variants of nerkit's loop ('' for none): {', '.join(EXPERIMENTS)}, joined with +")
@@ -492,15 +498,23 @@ def main(argv: list[str] | None = None) -> None:
     doc: dict[str, Any] = bu.document(
         "trial_speed", {k: v for k, v in vars(args).items() if k not in ("worker", "result", "seed")})
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    if args.warmup:
+        res, _ = bu.run_child(_child_argv(args, variants[0], seeds[0]))
+        doc["warmup"] = {"variant": variants[0], "seed": seeds[0],
+                         "real_tok_per_s": round(res["real_tokens"] / res["train_s"], 1)}
+        print(f"[warm-up {variants[0]} seed {seeds[0]}] tok/s {doc['warmup']['real_tok_per_s']:.0f} "
+              "(not recorded)", file=sys.stderr, flush=True)
     for rep in range(args.repeats):
-        for seed in seeds:
-            for v in variants:
+        for i, seed in enumerate(seeds):
+            # Paired ratios below still pair by (repeat, seed): each variant runs once per pair.
+            order = variants[i % len(variants):] + variants[:i % len(variants)] if args.rotate else variants
+            for v in order:
                 if v.startswith("exp_") and (rep >= args.experiment_rounds
                                              or (seed != seeds[0] and not args.experiments_every_seed)):
                     continue
                 load = bu.load_avg()
                 res, peak = bu.run_child(_child_argv(args, v, seed))
-                res.update(peak_rss_mib=peak, load_avg_1m=load, repeat=rep, seed=seed)
+                res.update(peak_rss_mib=peak, load_avg_1m=load, repeat=rep, seed=seed, position=order.index(v))
                 runs[v].append(res)
                 print(f"[{v} rep {rep} seed {seed}] load {load} tok/s {res['real_tokens'] / res['train_s']:.0f} "
                       f"F1 {res['dev_f1']:.3f}", file=sys.stderr, flush=True)
