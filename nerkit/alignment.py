@@ -35,6 +35,12 @@ _MIN_VOCAB = 32
 _BATCH = 1000
 
 
+def check_tokenizer_source(name_or_path: str | os.PathLike) -> None:
+    """What :func:`load_tokenizer` checks before importing transformers: a local path
+    must exist and hold a model or tokenizer file (a hub name passes)."""
+    check_model_dir(str(name_or_path), ("config.json", *TOKENIZER_FILES))
+
+
 def load_tokenizer(name_or_path: str | os.PathLike):
     """Load a fast tokenizer (local path or cached hub name).
 
@@ -49,7 +55,7 @@ def load_tokenizer(name_or_path: str | os.PathLike):
     from transformers import AutoTokenizer
 
     name_or_path = str(name_or_path)  # a Path works as well as its string
-    check_model_dir(name_or_path, ("config.json", *TOKENIZER_FILES))
+    check_tokenizer_source(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
     except Exception as exc:  # noqa: BLE001 - missing files, and damaged ones (a cut tokenizer.json, tokenizers' errors)

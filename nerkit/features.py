@@ -52,7 +52,14 @@ def prepare_data(
     data: DataConfig, model: str, max_length: int = 128, label_all_subwords: bool = False
 ) -> PreparedData:
     """Load, validate, tokenise and align train/dev/test (cached; see module doc)."""
-    dataset = load_dataset(data)
+    return prepare_loaded(load_dataset(data), model, max_length, label_all_subwords)
+
+
+def prepare_loaded(
+    dataset: NerDataset, model: str, max_length: int = 128, label_all_subwords: bool = False
+) -> PreparedData:
+    """:func:`prepare_data` of a dataset already read by ``load_dataset``: the search driver
+    reads and checks the records at once, then tokenises while Ray starts."""
     path = resolve_model(model)
     tokenizer = load_tokenizer(path)
     # Before any work: a max_length past the model's positions fails only in training,

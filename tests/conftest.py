@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -11,6 +12,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def pytest_unconfigure(config):
+    # As nerkit.cli.main does: the session imported torch, transformers and Ray, and the
+    # interpreter's teardown would walk their objects for seconds after the last test.
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nerkit.features import PreparedData, prepare_data
+from nerkit.config import TrainConfig
+from nerkit.data import NerDataset, load_dataset
+from nerkit.alignment import check_tokenizer_source
+from nerkit.features import PreparedData, prepare_loaded
+from nerkit.model import resolve_model
 from tune.cluster_checks import (check_storage_on_every_node, default_concurrency, warn_if_autoscaling_would_starve,
                                  warn_if_gpus_unused)
 from tune.driver_lock import LOCK_FILE, driver_lock
@@ -121,16 +126,15 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
                 raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
                                  f"`nerkit search --resume {settings.name} --storage {settings.storage_root}` "
                                  "or pick another --name")
-            # Data (and the tokenizer) before Ray's start: a bad path or record is reported at
-            # once; an address nerkit cannot use, before both.
+            # The records before Ray's start: a bad path or record is reported at once; an
+            # address nerkit cannot use, before both.
             check_address(address)
-            prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length,
-                                    plan.base.label_all_subwords)
+            dataset = load_dataset(plan.base.data)
+            prepared = _tokenise_while(lambda: init_ray_for(settings, address), dataset, plan.base)
             # Every trial's config (rows and checkpoints alike) names the data it ran on,
             # so `nerkit train --config` with it refuses data changed since.
             plan = replace(plan, base=plan.base.with_overrides(
                 data=replace(plan.base.data, fingerprint=prepared.fingerprint)))
-            init_ray_for(settings, address)
             check_storage_on_every_node(exp)
             warn_if_gpus_unused(settings)
             warn_if_autoscaling_would_starve(settings, address)
@@ -143,6 +147,23 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             _remove_if_never_started(exp)
             raise
         return _start(plan, record, prepared, callbacks)
+
+
+def _tokenise_while(start_ray: Callable[[], None], dataset: NerDataset, base: TrainConfig) -> PreparedData:
+    """``dataset`` tokenised for ``base``'s model while ``start_ray`` runs.
+
+    Loading the tokenizer imports transformers and torch, about as long as a local Ray's
+    start; side by side, that part of a search's start went from 10.6 to 8.6 s on 2 cores
+    (benchmarks/RESULTS.md §3, update 15). Ray's start keeps the main thread (it sets
+    signal handlers there). A model path that does not exist is still reported before
+    Ray starts; a model that will not load, or a max_length it cannot take, once Ray is up
+    (the records were checked before this).
+    """
+    check_tokenizer_source(resolve_model(base.model))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nerkit-tokenise") as pool:
+        prepared = pool.submit(prepare_loaded, dataset, base.model, base.max_length, base.label_all_subwords)
+        start_ray()  # if it fails, leaving the block waits for the tokenizer, then raises this
+        return prepared.result()
 
 
 def _remove_if_never_started(experiment: str) -> None:
@@ -200,8 +221,8 @@ def _resume(name: str, exp: str, address: str | None):
     plan = plan_from_record(record)
     # Checked before Ray's start, as in run_search.
     check_address(address)
-    prepared = prepare_data(plan.base.data, plan.base.model, plan.base.max_length, plan.base.label_all_subwords)
-    check_same_data(record, prepared.fingerprint, "resuming")
+    dataset = load_dataset(plan.base.data)
+    check_same_data(record, dataset.fingerprint, "resuming")
     # No Ray state: stopped after writing search.json, before Ray saved its first state.
     # Nothing ran that a resume could continue, so it starts, as `nerkit search` would
     # have. Trials that reported results did run: then the state was lost, not never written.
@@ -212,7 +233,7 @@ def _resume(name: str, exp: str, address: str | None):
                          f"({', '.join(ran[:3])}{', …' if len(ran) > 3 else ''}): its state files were removed "
                          "or never reached storage, so it cannot be continued; start the search again under "
                          "a new --name")
-    init_ray_for(plan.settings, address)
+    prepared = _tokenise_while(lambda: init_ray_for(plan.settings, address), dataset, plan.base)
     check_storage_on_every_node(exp)
     warn_if_gpus_unused(plan.settings)
     if not restorable:

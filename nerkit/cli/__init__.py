@@ -8,6 +8,7 @@ entry-point group, so this package never imports them by name.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -49,6 +50,24 @@ def build_app() -> typer.Typer:
 
 
 def main() -> None:
+    try:
+        _main()
+    finally:
+        _before_teardown()
+
+
+def _before_teardown() -> None:
+    """Collect once, then freeze what is left, so the interpreter's teardown skips it.
+
+    With transformers' BERT model imported, that teardown took 2.4 s after a command's
+    work was done; this way 0.35 s (2-core CPU, benchmarks/RESULTS.md §3, update 15). The collection finalises cyclic garbage (an unclosed file's buffer, say)
+    as teardown would have; atexit handlers (Ray's shutdown, logging's flush) still run.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def _main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app = build_app()
     try:

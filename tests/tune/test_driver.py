@@ -12,9 +12,9 @@ def test_an_unusable_address_is_refused_before_the_data_is_prepared(monkeypatch)
     from tune.space import resolve_space
 
     def prepare(*_a, **_k):
-        raise AssertionError("prepare_data ran before the address check")
+        raise AssertionError("the data was read before the address check")
 
-    monkeypatch.setattr(tune.driver, "prepare_data", prepare)
+    monkeypatch.setattr(tune.driver, "load_dataset", prepare)
     with pytest.raises(ValueError, match="Ray Client"):
         tune.driver.run_search(SearchSettings(name="s", space=str(resolve_space("default"))), "ray://head:10001")
 
@@ -64,6 +64,42 @@ def test_a_search_that_fails_before_starting_leaves_no_directory(tmp_path, tiny_
     with pytest.raises((ValueError, FileNotFoundError)):
         run_search(settings)
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_data_is_tokenised_while_ray_starts_and_either_failure_is_reported(tiny_model_dir, small_data_dir,
+                                                                              tmp_path):
+    # The tokenizer's load (transformers' and torch's imports) runs beside Ray's start, not
+    # after it. A model path that does not exist is refused before Ray starts; Ray's failure
+    # is the one raised when both fail; a tokenizer that will not load is still reported.
+    import threading
+
+    from nerkit.config import TrainConfig
+    from nerkit.data import DataConfig, load_dataset
+    from tune.driver import _tokenise_while
+
+    base = TrainConfig(model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)))
+    dataset = load_dataset(base.data)
+    seen = []
+    prepared = _tokenise_while(lambda: seen.append({t.name for t in threading.enumerate()}), dataset, base)
+    assert any(name.startswith("nerkit-tokenise") for name in seen[0])
+    assert prepared.fingerprint == dataset.fingerprint and len(prepared.train.input_ids) == 160
+
+    def ray_fails():
+        raise RuntimeError("no raylet")
+
+    starts = []
+    with pytest.raises(ValueError, match="does not exist"):
+        _tokenise_while(lambda: starts.append(1), dataset, base.with_overrides(model=str(tmp_path / "no-model")))
+    assert starts == []
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    (damaged / "tokenizer.json").write_text((tiny_model_dir / "tokenizer.json").read_text()[:1000])
+    with pytest.raises(RuntimeError, match="no raylet"):
+        _tokenise_while(ray_fails, dataset, base.with_overrides(model=str(damaged)))
+    with pytest.raises(ValueError, match="could not load the model"):
+        _tokenise_while(lambda: starts.append(1), dataset, base.with_overrides(model=str(damaged)))
+    assert starts == [1]
 
 
 def test_trials_flag_collapse_at_the_guards_eps(tmp_path):
