@@ -20,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nerkit.alignment import check_tokenizer_source
 from nerkit.config import TrainConfig
 from nerkit.data import NerDataset, load_dataset
-from nerkit.alignment import check_tokenizer_source
 from nerkit.features import PreparedData, prepare_loaded
 from nerkit.model import resolve_model
 from tune.cluster_checks import (check_storage_on_every_node, default_concurrency, warn_if_autoscaling_would_starve,

@@ -60,8 +60,9 @@ def _before_teardown() -> None:
     """Collect once, then freeze what is left, so the interpreter's teardown skips it.
 
     With transformers' BERT model imported, that teardown took 2.4 s after a command's
-    work was done; this way 0.35 s (2-core CPU, benchmarks/RESULTS.md §3, update 15). The collection finalises cyclic garbage (an unclosed file's buffer, say)
-    as teardown would have; atexit handlers (Ray's shutdown, logging's flush) still run.
+    work was done; this way 0.35 s (2-core CPU, benchmarks/RESULTS.md §3, update 15). The
+    collection finalises cyclic garbage (an unclosed file's buffer, say) as teardown
+    would have; atexit handlers (Ray's shutdown, logging's flush) still run after it.
     """
     gc.collect()
     gc.freeze()

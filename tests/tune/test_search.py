@@ -97,7 +97,7 @@ def test_checkpoint_every_is_validated_and_picks_every_nth_and_the_final_evaluat
 
 
 def test_checkpoint_every_writes_fewer_checkpoints_and_retention_keeps_what_a_resume_needs(
-        tmp_path, tiny_model_dir, small_data_dir):
+        tmp_path, tiny_model_dir, small_data_dir, monkeypatch):
     # --checkpoint-every 2 over 5 evaluations: checkpoints at evaluations 1 and 3 (every
     # 2nd) and 4 (the final one), none at 0 and 2. The trial table names which evaluation
     # each trial's checkpoint holds, and retention still leaves a finished trial its best
@@ -108,6 +108,10 @@ def test_checkpoint_every_writes_fewer_checkpoints_and_retention_keeps_what_a_re
     # failing-trial test: it needs a Ray started with the fault in its environment, and
     # a second Ray start here bought nothing that test does not check.
     checker = SnapshotChecker()
+    # A snapshot every 0.2 s, not nerkit's 1 s: these trials last about a second, and a
+    # fast machine's search (CI, once) saw no snapshot while a trial held a checkpoint,
+    # so the checker had nothing to check.
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0.2")
     # 2.5 epochs: 5 evaluations, one every half epoch (default.yaml).
     settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="every2", trials=3, max_epochs=2.5,
                          grace_epochs=2.5, checkpoint_every=2)
