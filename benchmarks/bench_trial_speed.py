@@ -5,6 +5,10 @@ Command (defaults: bundled MiniLM, bundled corpus, 2 epochs, batch 16, lr 3e-5):
     python benchmarks/bench_trial_speed.py --epochs 2 --seeds 13,14 --threads 1 --profile-steps 12 \
         --experiments fused,freeze_emb,fused+freeze_emb --out benchmarks/results/trial_speed.json
 
+``--warmup`` (one unrecorded run first) and ``--rotate`` (the variants' order moved one
+place per seed) keep a cold machine and a fixed order out of the paired ratios
+(RESULTS.md §1, GPU, twenty-third session).
+
 Variants, each in its own fresh process (peak RSS from ``os.wait4``):
 
 * ``nerkit`` — ``nerkit.train.train`` unmodified (length-grouped batches, dynamic
@@ -450,8 +454,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="13", help="comma-separated seeds; every variant runs once per seed and repeat")
     p.add_argument("--repeats", type=int, default=1, help="rounds of all variants (interleaved: A B C A B C)")
     p.add_argument("--warmup", action="store_true",
-                   help="first run the first variant once, unrecorded (a GPU's first process pays for the "
-                        "driver, clocks and kernel caches: 2.3-2.6x slower on the H200, RESULTS.md §1 GPU)")
+                   help="first run the first variant once, unrecorded (a GPU machine's first process ran "
+                        "2.3-2.6x slower on the H200, 9%% slower on an H100: RESULTS.md §1 GPU)")
     p.add_argument("--rotate", action="store_true",
                    help="rotate the variants' order by one place per seed (A B C, B C A, ...), so no variant "
                         "always runs first or right after another")
