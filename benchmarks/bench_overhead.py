@@ -10,7 +10,8 @@ scales it): epochs four times longer, the same per-evaluation and per-search cos
 
 The search is ``search_spaces/default.yaml`` as ``tune.driver.run_search`` runs it
 (TPE, ASHA, guard, one checkpoint per evaluation unless ``--checkpoint-every``), on local Ray with 1 CPU per
-trial. Each trial's function is ``tune.trainable.run_trial`` wrapped here so it
+trial (``--cpus-per-trial``; ``--gpus-per-trial 0.25`` puts four trials on each GPU, as the
+search's flag does). Each trial's function is ``tune.trainable.run_trial`` wrapped here so it
 appends wall-clock timestamps (model/tokenizer load, each dev evaluation, each
 checkpoint write, each ``tune.report`` — which persists the checkpoint into the
 experiment) to a per-trial event file; nothing in ``nerkit/`` or ``tune/`` is edited.
@@ -108,7 +109,7 @@ def _search(settings, events_dir: str):
     def trainable(plan, prepared):
         fn = tune.with_parameters(_timed_trial, base=plan.base.to_dict(), prepared=prepared, events_dir=events_dir,
                                   checkpoint_every=plan.settings.checkpoint_every)
-        return tune.with_resources(fn, {"cpu": plan.settings.cpus_per_trial})
+        return tune.with_resources(fn, driver.trial_resources(plan.settings))
 
     original = driver._trainable
     driver._trainable = trainable  # benchmark instrumentation only; restored below
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
                         "longer epochs at the same per-evaluation costs")
     p.add_argument("--checkpoint-every", type=int, default=1,
                    help="the search's --checkpoint-every: checkpoint every Nth evaluation and the final one")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="the search's --cpus-per-trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="the search's --gpus-per-trial (0.25: four trials share a GPU)")
     p.add_argument("--ckpt-probe-model", default="bundled-minilm", help="'' to skip")
     p.add_argument("--out", help="also write the JSON document here")
     args = p.parse_args(argv)
@@ -190,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
                                                          scale=args.data_scale, seed=1)))
         settings = SearchSettings(name="overhead", space=str(bu.REPO / "search_spaces/default.yaml"),
                                   storage=str(tmp_path / "runs"), trials=args.trials, model=model, data=data,
-                                  max_epochs=args.max_epochs, checkpoint_every=args.checkpoint_every)
+                                  max_epochs=args.max_epochs, checkpoint_every=args.checkpoint_every,
+                                  cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
         events_dir = tmp_path / "events"
         events_dir.mkdir()
         load = bu.load_avg()

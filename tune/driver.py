@@ -55,12 +55,18 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def trial_resources(settings: SearchSettings) -> dict[str, float]:
+    """What Ray reserves for each trial: its CPUs and, when asked, its (share of a) GPU."""
+    resources = {"cpu": settings.cpus_per_trial}
+    if settings.gpus_per_trial > 0:
+        resources["gpu"] = settings.gpus_per_trial
+    return resources
+
+
 def _trainable(plan: SearchPlan, prepared: PreparedData):
     from ray import tune
 
-    resources = {"cpu": plan.settings.cpus_per_trial}
-    if plan.settings.gpus_per_trial > 0:
-        resources["gpu"] = plan.settings.gpus_per_trial
+    resources = trial_resources(plan.settings)
     # with_parameters puts the tokenised data in Ray's object store once; every
     # trial on every node reads it from there instead of re-tokenising.
     fn = tune.with_parameters(run_trial, base=plan.base.to_dict(), prepared=prepared,

@@ -19,6 +19,16 @@ def test_an_unusable_address_is_refused_before_the_data_is_prepared(monkeypatch)
         tune.driver.run_search(SearchSettings(name="s", space=str(resolve_space("default"))), "ray://head:10001")
 
 
+def test_each_trial_reserves_its_cpus_and_only_a_gpu_share_it_asks_for():
+    # Ray places trials by these resources: a CPU search must not ask for a GPU (it would
+    # never start on a CPU cluster), and --gpus-per-trial 0.25 must put four trials on a GPU.
+    from tune.driver import trial_resources
+    from tune.settings import SearchSettings
+
+    assert trial_resources(SearchSettings(name="s", space="default", cpus_per_trial=2)) == {"cpu": 2}
+    assert trial_resources(SearchSettings(name="s", space="default", cpus_per_trial=2, gpus_per_trial=0.25)) == {"cpu": 2, "gpu": 0.25}
+
+
 def test_the_searcher_is_seeded_multivariate_tpe_with_constant_liar(tmp_path):
     # What the README promises of the searcher: TPE, seeded by --seed, modelling parameters
     # jointly (o_weight × entity_boost), with running trials as pessimistic observations so
