@@ -66,12 +66,11 @@ def trial_resources(settings: SearchSettings) -> dict[str, float]:
 def _trainable(plan: SearchPlan, prepared: PreparedData):
     from ray import tune
 
-    resources = trial_resources(plan.settings)
     # with_parameters puts the tokenised data in Ray's object store once; every
     # trial on every node reads it from there instead of re-tokenising.
     fn = tune.with_parameters(run_trial, base=plan.base.to_dict(), prepared=prepared,
                               checkpoint_every=plan.settings.checkpoint_every)
-    return tune.with_resources(fn, resources)
+    return tune.with_resources(fn, trial_resources(plan.settings))
 
 
 def _searcher(plan: SearchPlan, search_id: str):

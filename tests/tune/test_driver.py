@@ -25,8 +25,10 @@ def test_each_trial_reserves_its_cpus_and_only_a_gpu_share_it_asks_for():
     from tune.driver import trial_resources
     from tune.settings import SearchSettings
 
-    assert trial_resources(SearchSettings(name="s", space="default", cpus_per_trial=2)) == {"cpu": 2}
-    assert trial_resources(SearchSettings(name="s", space="default", cpus_per_trial=2, gpus_per_trial=0.25)) == {"cpu": 2, "gpu": 0.25}
+    cpu_only = SearchSettings(name="s", space="default", cpus_per_trial=2)
+    gpu_share = SearchSettings(name="s", space="default", cpus_per_trial=2, gpus_per_trial=0.25)
+    assert trial_resources(cpu_only) == {"cpu": 2}
+    assert trial_resources(gpu_share) == {"cpu": 2, "gpu": 0.25}
 
 
 def test_the_searcher_is_seeded_multivariate_tpe_with_constant_liar(tmp_path):
