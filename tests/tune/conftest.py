@@ -58,25 +58,48 @@ def promoted(finished_search, tmp_path_factory):
     return registry, result
 
 
+# moto's S3 app alone, served from its own process. moto's ThreadedMotoServer dispatches
+# every request among all of moto's services, listing its package directory each time
+# under one lock, and in this process it held the GIL that the in-process search drivers
+# need: in a search on S3 that was about 6 s of CPU here. ThreadedMotoServer is built
+# from these same two pieces of moto.
+_S3_SERVER = """
+from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+
+server = make_server("127.0.0.1", 0, create_backend_app("s3"), threaded=True, request_handler=MotoRequestHandler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint():
-    """A real S3 endpoint on localhost (moto's server) that every process of the test
+def s3_endpoint(tmp_path_factory):
+    """A real S3 endpoint on localhost (moto's S3 server) that every process of the test
     session reaches through ``AWS_ENDPOINT_URL``, pyarrow's and boto's own setting.
 
     Ray's workers write checkpoints to storage themselves and take their environment from
     the Ray that starts them, so a Ray already running in this process is shut down first
-    (the next search starts one that inherits the endpoint).
+    (the next search starts one that inherits the endpoint). The server's request log is
+    ``s3-server.log`` in pytest's temporary directory.
     """
+    import subprocess
+    import sys
+
     import ray
-    from moto.server import ThreadedMotoServer
 
     if ray.is_initialized():
         ray.shutdown()
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    log = tmp_path_factory.mktemp("s3-server") / "s3-server.log"
+    with open(log, "wb") as err:
+        server = subprocess.Popen([sys.executable, "-c", _S3_SERVER], stdout=subprocess.PIPE, stderr=err,
+                                  env={**os.environ, **env})
+    port = server.stdout.readline().strip()
+    if not port.isdigit():
+        server.kill()
+        raise RuntimeError(f"moto's S3 server did not start: {log.read_text()[-2000:]}")
+    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{int(port)}"
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield env["AWS_ENDPOINT_URL"]
@@ -85,7 +108,8 @@ def s3_endpoint():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    server.stop()
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 A head with no CPU/GPU and two workers with 1 CPU and 1 logical GPU each. The tests
 prove placement (trials only on GPU workers, two per GPU), recovery from a lost
 worker node and from a killed driver (from checkpoints: no trial lost, none run
-twice), and that a trial failing on every attempt is retried, then recorded as
-``error`` while the search goes on. Run with ``--log-cli-level=INFO`` to see the
+twice), and that a trial failing on every attempt is retried from its checkpoint in
+the bucket, then recorded as ``error`` while the search goes on. tune.cluster_checks'
+checks against the cluster a search joins run here too. Run with ``--log-cli-level=INFO`` to see the
 measured figures (recovery time, compute redone).
 """
 
@@ -171,6 +172,24 @@ def test_storage_the_other_nodes_do_not_see_is_refused_and_unused_gpus_are_named
     assert f"the cluster has {WORKERS} GPU(s), but --gpus-per-trial is 0" in caplog.text
 
 
+def test_joining_a_cluster_that_holds_fewer_trials_than_asked_warns(cluster, caplog):
+    # On an autoscaling cluster the default concurrency is what its nodes hold now (here 2
+    # workers of 1 CPU: 2 trials of 1 CPU) for the whole search: the driver says so, and
+    # how to let the cluster grow. Not with --max-concurrent, nor on a local Ray.
+    from tune.cluster_checks import warn_if_autoscaling_would_starve
+
+    connect(cluster)
+    with caplog.at_level(logging.WARNING, logger="tune.cluster_checks"):
+        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), cluster.address)
+        assert f"holds {WORKERS} concurrent trial(s) now" in caplog.text and "--max-concurrent" in caplog.text
+        caplog.clear()
+        warn_if_autoscaling_would_starve(
+            SearchSettings(name="s", space="x.yaml", trials=8, max_concurrent=32), cluster.address)
+        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=WORKERS), cluster.address)
+        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), None)  # Ray started here
+        assert caplog.text == ""
+
+
 def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tiny_model_dir, medium_data_dir,
                                                                      s3_storage):
     # SIGKILL a worker node while its trials train: they restart on the surviving worker from
@@ -179,7 +198,7 @@ def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tin
     # completes with every trial accounted for. On S3 as a real cluster keeps its runs,
     # where a node's disk is its own: the lost node uploaded the checkpoints, and the
     # surviving one restores from the bucket. (Storage every node shares, the local case,
-    # restores the same way as the retried trial of the OOM test below, which runs on it.)
+    # restores the same way after the killed driver's resume below, which runs on it.)
     start = time.monotonic()
     settings = _settings(s3_storage, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=3,
                          grace_epochs=3)
@@ -367,35 +386,55 @@ def test_a_cluster_address_is_refused_while_joined_to_another_ray(cluster, tmp_p
         run_search(settings, address=other)
 
 
-def test_trial_failing_every_attempt_is_retried_then_recorded_as_error(cluster, tmp_path, tiny_model_dir,
-                                                                        small_data_dir, monkeypatch):
+def test_trial_failing_every_attempt_is_retried_from_its_checkpoint_in_the_bucket_then_recorded_as_error(
+        cluster, tmp_path, tiny_model_dir, small_data_dir, s3_storage, monkeypatch):
     # The team-recipe baseline (learning_rate 3e-5) raises an injected CUDA OOM after every
-    # evaluation: Ray retries it max_failures times from its checkpoint, then it ends as
-    # `error`; the other trials complete and Optuna records the failure. The retried
-    # trial's result log keeps the first attempt's result.
+    # evaluation from the 7th on: Ray retries it max_failures times from its last
+    # checkpoint in the bucket, then it ends as `error`; the other trials complete and
+    # Optuna records the failure.
+    # Checkpoints are sparse (--checkpoint-every 2), evaluations every 2 steps: the retry
+    # resumes from evaluation 5's checkpoint and redoes evaluation 6 exactly (same step,
+    # same dev F1). The bucket's copy of the failed trial's result log is left empty at its
+    # first result and no snapshot refreshes it (as a snapshot taken between the trial's
+    # start and that result leaves it; with the ~1 s period, CI saw it happen), so only
+    # tune.result_logs' upload before the retry keeps evaluations 0-6 there. Retention
+    # prunes every trial in the bucket and leaves each the checkpoint the trial table names
+    # and its latest (a resume with resume_errored restores the failed one from it).
     # Placement, with gpus_per_trial=0.5 on two 1-GPU workers: every trial runs on a worker
     # (never the head), two share each logical GPU at the same time, node and GPU ids reach
     # the trial table, and trials train on the CPU although Ray assigned them a GPU id.
+    import csv
+    import io
+
+    import pyarrow.fs as pafs
+    import yaml
     from ray.tune import ExperimentAnalysis
 
-    # Ray copies storage's result log back over the driver's for the retry. Make storage's
-    # copy older than the first result, as a snapshot taken between the trial's start and
-    # that result leaves it (with the ~1 s period, CI saw it happen): without
-    # tune.result_logs the retried trial's log then loses evaluation 0, every time.
-    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "3600")  # no later snapshot refreshes it
-    start = time.monotonic()
-    fault = {"when": {"learning_rate": 3e-05}, "at_eval": 0, "error": "oom"}
-    connect(cluster, env_vars={FAULT_ENV: json.dumps(fault)})  # the job's runtime_env reaches every trial
-    # 3 epochs: the retry's failure (after evaluation 1) comes before the budget's end, where
-    # ASHA would stop the trial as finished whatever it raised next.
-    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="oom", trials=4, max_failures=1,
-                         max_epochs=3, grace_epochs=3)
-    run_search(settings, address=cluster.address, callbacks=[_EmptyLogOnStorageAfterFirstResult()])
+    from tune.retention import superseded
+    from tune.storage import filesystem, read_text
+    from tune.study_choice import study_for_reading
+    from tune.trainable import writes_checkpoint
 
-    tables = collect(settings.experiment_path)
+    # Evaluations every 2 steps instead of default.yaml's evals_per_epoch (the two exclude each other).
+    values = yaml.safe_load((REPO / "search_spaces" / "default.yaml").read_text())
+    values["base"] = {**{k: v for k, v in values["base"].items() if k != "evals_per_epoch"}, "eval_every_steps": 2}
+    space = tmp_path / "every2.yaml"
+    space.write_text(yaml.safe_dump(values, sort_keys=False))
+    monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "nerkit-cache"))  # a search on S3 keeps its study there
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "3600")  # no snapshot between the first result and the retry
+    start = time.monotonic()
+    fault = {"when": {"learning_rate": 3e-05}, "at_eval": 6, "error": "oom"}
+    connect(cluster, env_vars={FAULT_ENV: json.dumps(fault)})  # the job's runtime_env reaches every trial
+    # 160 records: 10 steps an epoch at batch 16; grace = budget: ASHA stops no trial
+    # before the fault.
+    settings = _settings(s3_storage, tiny_model_dir, small_data_dir, name="retry", space=str(space), trials=4,
+                         max_epochs=2, grace_epochs=2, checkpoint_every=2, max_failures=1)
+    run_search(settings, address=cluster.address, callbacks=[_EmptyLogOnStorageAfterFirstResult()])
+    exp = settings.experiment_path
+
+    tables = collect(exp)
     _assert_accounted(tables, 4, statuses=("TERMINATED", "ERROR"))
-    by_baseline = {t["baseline"]: t for t in tables.trials}
-    failed = by_baseline["team-recipe"]
+    failed = next(t for t in tables.trials if t["baseline"] == "team-recipe")
     assert (failed["status"], failed["stop_reason"]) == ("ERROR", "error")
     assert "injected by NERKIT_FAULT_INJECT" in failed["error"]  # the table carries the trace
     others = [t for t in tables.trials if t is not failed]
@@ -405,25 +444,61 @@ def test_trial_failing_every_attempt_is_retried_then_recorded_as_error(cluster, 
     # worker, and each worker's two trained at the same time on its one GPU.
     assert {t["node_id"] for t in tables.trials} <= set(cluster.workers)
     assert all(t["gpu_ids"] == "0" and t["node_ip"] == "127.0.0.1" for t in tables.trials)
-    first = {trial_id: rows[0] for trial_id, rows in _trial_results(Path(settings.experiment_path)).items()}
+    logs = _trial_results(exp)
+    first = {trial_id: rows[0] for trial_id, rows in logs.items()}
     assert sorted(Counter(r["node_id"] for r in first.values()).values()) == [2, 2], first
     for node in cluster.workers:
         (s1, e1), (s2, e2) = [(r["timestamp"] - r["time_total_s"], r["timestamp"])
                               for r in first.values() if r["node_id"] == node]
         assert max(s1, s2) < min(e1, e2), f"trials on {node} did not overlap: {first}"
 
-    # max_failures + 1 attempts, the retry resumed from the first attempt's checkpoint.
+    # max_failures + 1 attempts, as Ray's state in the bucket records them.
     attempts = 1 + settings.max_failures
-    trial = next(t for t in ExperimentAnalysis(settings.experiment_path).trials if t.trial_id == failed["trial_id"])
+    (trial,) = [t for t in ExperimentAnalysis(exp).trials if t.trial_id == failed["trial_id"]]
     assert trial.num_failures == attempts
-    error_txt = (Path(settings.experiment_path) / f"trial_{trial.trial_id}" / "error.txt").read_text()
+    error_txt = read_text(f"{exp}/trial_{trial.trial_id}/error.txt")
     assert error_txt.count("Failure # ") == attempts
     assert error_txt.count("CUDA out of memory (injected by NERKIT_FAULT_INJECT") == attempts
-    rows = _trial_results(Path(settings.experiment_path))[trial.trial_id]
-    assert [r["eval_index"] for r in rows] == list(range(attempts))  # eval 0, then eval 1 after the retry
 
-    study = optuna.load_study(study_name="oom", storage=settings.optuna_url())
-    states = Counter(t.state.name for t in study.trials)
-    assert states == {"COMPLETE": 3, "FAIL": 1}
+    fs, path = filesystem(exp)
+    for row in tables.trials:
+        results = logs[row["trial_id"]]
+        saved = {r["eval_index"]: r for r in results if r.get("checkpoint_dir_name")}
+        if row is failed:
+            assert [r["eval_index"] for r in results] == [0, 1, 2, 3, 4, 5, 6, 6]  # resumed at 5, not from 0
+            once, redo = results[6], results[7]
+            assert once["step"] == 14 and (redo["step"], redo["dev_f1"]) == (once["step"], once["dev_f1"])
+            assert sorted(saved) == [1, 3, 5]
+        else:
+            # Every 2 steps over 2 epochs (the batch size is searched), a checkpoint at every
+            # 2nd evaluation and at the final one.
+            n = len(results)
+            assert [r["eval_index"] for r in results] == list(range(n)) and results[-1]["final"]
+            assert sorted(saved) == [i for i in range(n) if writes_checkpoint({"eval_index": i, "final": i == n - 1}, 2)]
+            assert row["baseline"] != "plain-ce" or n == 10
+        assert [h["eval_index"] for h in tables.history if h["trial_id"] == row["trial_id"]] == \
+            [r["eval_index"] for r in results]
+        progress = csv.DictReader(io.StringIO(read_text(f"{exp}/trial_{row['trial_id']}/progress.csv")))
+        assert [int(r["eval_index"]) for r in progress] == [r["eval_index"] for r in results]  # Ray's other log
+        # The table's checkpoint is the best checkpointed evaluation, in the bucket.
+        best_saved = max(saved.values(), key=lambda r: r["dev_f1"])
+        assert row["checkpoint_eval_index"] == best_saved["eval_index"]
+        assert row["checkpoint"].startswith(f"{exp}/trial_{row['trial_id']}/")
+        assert json.loads(read_text(f"{row['checkpoint']}/metrics.json"))["eval_index"] == best_saved["eval_index"]
+        # Retention left it, the latest, and only what it keeps of the rest (a finished
+        # trial: nothing else).
+        f1 = {r["checkpoint_dir_name"]: r["dev_f1"] for r in saved.values()}
+        latest = saved[max(saved)]["checkpoint_dir_name"]
+        left = {i.base_name for i in fs.get_file_info(pafs.FileSelector(f"{path}/trial_{row['trial_id']}"))
+                if i.base_name.startswith("checkpoint_")}
+        assert {row["checkpoint"].rsplit("/", 1)[1], latest} <= left
+        assert left == set(f1) - set(superseded(f1, latest, finished=row is not failed)), (row["status"], left)
+        assert all(fs.get_file_info(f"{path}/trial_{row['trial_id']}/{c}/model.safetensors").is_file for c in left)
+
+    # Optuna recorded the failure, also in the study copy in the bucket that another
+    # machine's report or resume reads.
+    monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "another-machine"))
+    study = optuna.load_study(study_name="retry", storage=study_for_reading(exp, tables.record, tmp_path))
+    assert Counter(t.state.name for t in study.trials) == {"COMPLETE": 3, "FAIL": 1}
     logger.info("injected OOM: %d attempts, error recorded, search done in %.1f s", attempts,
                 time.monotonic() - start)

@@ -1,8 +1,9 @@
 """nerkit on object storage, end to end, against a real S3 endpoint (moto's server:
 tests/tune/conftest.py's ``s3_endpoint``): a search with ``--storage s3://…``, its trial
 tables, checkpoint retention, the report, promotion to an ``s3://`` registry, pull and
-predict, a failing trial retried from its checkpoint in the bucket, and ``--resume``
-after the driver is SIGKILLed.
+predict, and ``--resume`` of a copy after the driver is SIGKILLed. (A failing trial
+retried from its checkpoint in the bucket, and a lost node's trials restored from it,
+run on the multi-node cluster: tests/tune/test_cluster.py.)
 
 What lands in the bucket is listed with boto3, a client nerkit does not use, so these
 tests see the bucket as any other S3 reader would, not through nerkit's own pyarrow code.
@@ -33,18 +34,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = str(REPO / "search_spaces" / "default.yaml")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_s3_server():
-    """moto's server logs every request at INFO: thousands of lines in a failing test's report."""
-    import logging
-
-    server_log = logging.getLogger("werkzeug")
-    level = server_log.level
-    server_log.setLevel(logging.WARNING)
-    yield
-    server_log.setLevel(level)
 
 
 def _s3():
@@ -113,15 +102,6 @@ class PlantOrphan(Callback):
             fs.create_dir(self.planted)
             with fs.open_output_stream(f"{self.planted}/trainer_state.json") as f:
                 f.write(b"{}")
-
-
-class EmptyLogOnStorageAtFirstResult(Callback):
-    """Leaves an empty ``result.json`` in the bucket when a trial reports its first result:
-    the copy a Ray snapshot taken just before that result uploads."""
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result["eval_index"] == 0:
-            _put(f"s3://{trial.storage.trial_fs_path}/result.json", b"")
 
 
 @dataclass(frozen=True)
@@ -359,19 +339,56 @@ def _logged_evaluations(exp: str) -> dict[str, int]:
     return out
 
 
-def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_model_dir, small_data_dir, tmp_path,
-                                                          monkeypatch):
-    # SIGKILL a `nerkit search --storage s3://…` driver (and its local Ray) mid-search, put
-    # the next snapshot's searcher state file in the bucket (one more trial created than
-    # the table holds) as a kill during Ray's copy leaves it (test_search's kill test cuts
-    # the file off instead), then `nerkit search --resume` on another machine (another NERKIT_CACHE: the live
-    # Optuna study died with the first one's disk). Resume puts nerkit's last complete
-    # copy of the state back in the bucket, and the study copy saved with it on this
-    # machine; every trial ends exactly once, in the table and in the Optuna study, and its
-    # result log in the bucket has no gap and repeats at most the evaluations it had logged
-    # there before the kill, each once. Checkpoints are sparse (--checkpoint-every 2): a
-    # resumed trial goes back to an older one, which retention must have left in the
-    # bucket. A third machine's report reads the final copy.
+def _listing(uri: str) -> dict[str, str]:
+    """Every object under an ``s3://`` URI: key relative to it -> its ETag (changes with
+    the content)."""
+    bucket, prefix = _split(uri)
+    pages = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
+    return {o["Key"][len(prefix) + 1:]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
+def _wait_until_settled(uri: str, quiet_s: float = 2.0, limit_s: float = 30.0) -> None:
+    """Return once nothing under ``uri`` has appeared, gone or changed for ``quiet_s``."""
+    last, since, end = None, time.monotonic(), time.monotonic() + limit_s
+    while time.monotonic() < end:
+        now = _listing(uri)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.3)
+
+
+def _copy_prefix(src: str, dest: str) -> None:
+    """Copy every object under ``src`` to ``dest`` (both ``s3://`` URIs), as `aws s3 cp
+    --recursive` moves a search to another bucket or prefix."""
+    (sb, sp), (db, dp) = _split(src), _split(dest)
+    for key in _listing(src):
+        _s3().copy_object(Bucket=db, Key=f"{dp}/{key}", CopySource={"Bucket": sb, "Key": f"{sp}/{key}"})
+
+
+def test_killed_search_on_s3_resumes_elsewhere_with_every_trial_once(s3_storage, tiny_model_dir, small_data_dir,
+                                                                    tmp_path, monkeypatch):
+    # SIGKILL a `nerkit search --storage s3://…` driver (and its local Ray) mid-search, as
+    # it happened in CI during Ray's copy of its state to storage; copy the search to
+    # another prefix, as a user moving runs would; put the next snapshot's searcher state
+    # file into the copy (one more trial created than the table holds: the resumed search
+    # ended a trial short), as a kill during Ray's copy leaves it; then `nerkit search
+    # --resume` the copy on another machine (another NERKIT_CACHE: the live Optuna study
+    # died with the first one's disk).
+    # Resume puts nerkit's last complete copy of the state back (tune.state_backup,
+    # tune.state_check; a file cut off instead is the same path, tests/tune/test_state_backup.py)
+    # and the study copy saved with it on this machine. Every trial ends exactly once, in
+    # the table and in the Optuna study, and its result log has no gap and repeats at most
+    # the evaluations it had logged before the kill, each once.
+    # Ray's searcher kept the storage it started with as the template of new trials, so
+    # trials created after a resume elsewhere wrote their checkpoints into the original
+    # (and after a move, found no storage: every attempt failed). Here trials are created
+    # after the resume, they write into the copy, and the original is untouched.
+    # Checkpoints are sparse (--checkpoint-every 2): a resumed trial goes back to an older
+    # one, which retention must have left. A third machine's report reads the final copy.
+    # (This is the suite's one driver kill with a local Ray: the cluster's, which
+    # outlives its driver, is test_cluster.py's on local storage.)
     from collections import Counter
 
     import ray
@@ -379,31 +396,44 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
     from tune.driver import plan_from_record
     from tune.reconcile import unrecorded_finished_trials
     from tune.importance import param_importances
-    from tune.settings import SearchSettings, read_settings
-    from tune.study_store import SEARCH_ID_ATTR
+    from tune.settings import read_settings
+    from tune.state_backup import latest_backup, read_state
+    from tune.state_check import disagreements
+    from tune.storage import filesystem
+    from tune.study_store import SEARCH_ID_ATTR, live_study_url
     from tune.tables import collect
 
-    exp = f"{s3_storage}/r"
+    first = f"{s3_storage}/r"
+    # Six trials, two at a time, stopped at the first result in the bucket: the resume
+    # must create trials.
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
-           "--trials", "4", "--max-epochs", "2", "--storage", s3_storage, "--name", "r", "--json", "--seed", "3", "--checkpoint-every", "2"]
+           "--trials", "6", "--max-epochs", "2", "--storage", s3_storage, "--name", "r", "--json", "--seed", "3",
+           "--checkpoint-every", "2", "--max-concurrent", "2"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "NERKIT_CACHE": str(tmp_path / "dead-machine")})
-    deadline, first = time.time() + 240, {}
-    while time.time() < deadline and not first and proc.poll() is None:
+    deadline, logged = time.time() + 240, {}
+    while time.time() < deadline and not logged and proc.poll() is None:
         time.sleep(0.5)
-        first = _logged_evaluations(exp)
+        logged = _logged_evaluations(first)
     assert proc.poll() is None, f"search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = _logged_evaluations(exp)
+    _wait_until_settled(first)  # a dying worker may still upload
+    before = _logged_evaluations(first)
 
     # The interrupted search reads back from the bucket, with the trials that had logged
     # first (started with the search, so in every snapshot since).
     res = _cli("trials", "r", "--storage", s3_storage, "--json")
     assert res.exit_code == 0, res.output
-    assert set(first) <= {r["trial_id"] for r in json.loads(res.stdout)}
+    assert set(logged) <= {r["trial_id"] for r in json.loads(res.stdout)}
+    left = _listing(first)  # with the tables `nerkit trials` wrote
+    assert any(k.startswith("optuna-study-") for k in left)  # uploaded with the snapshots
 
-    assert any(k.startswith("optuna-study-") for k in _keys(exp))  # uploaded with the snapshots
+    storage = f"s3://{_split(s3_storage)[0]}/moved"
+    exp = f"{storage}/r"
+    _copy_prefix(first, exp)
+    fs, path = filesystem(exp)
+    assert disagreements(read_state(fs, latest_backup(fs, path))) == []  # a copy of one snapshot
     cut = sorted(k for k in _keys(exp) if k.startswith("search_gen_state-"))[-1]
     import ray.cloudpickle as cloudpickle
 
@@ -413,7 +443,7 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
     monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "new-machine"))
     started_ray = not ray.is_initialized()
     try:
-        res = _cli("search", "--resume", "r", "--storage", s3_storage, "--json")
+        res = _cli("search", "--resume", "r", "--storage", storage, "--json")
     finally:
         if started_ray:
             ray.shutdown()
@@ -423,16 +453,20 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
             and "/search_gen_state-" in k] == [cut]
 
     summary = json.loads(res.stdout)
-    rows = json.loads(_cli("trials", "r", "--storage", s3_storage, "--json").stdout)
+    rows = json.loads(_cli("trials", "r", "--storage", storage, "--json").stdout)
     ids = [r["trial_id"] for r in rows]
-    assert len(ids) == 4 and len(set(ids)) == 4 and summary["trials"] == 4
+    assert len(ids) == 6 and len(set(ids)) == 6 and summary["trials"] == 6
     assert all(r["status"] == "TERMINATED" and r["stop_reason"] in REASONS for r in rows)
     assert any(r["checkpoint"] for r in rows)
+    # Trials were created after the resume, and the original is untouched.
+    trial_dirs = {k.split("/")[0] for k in left if k.startswith("trial_")}
+    assert len(trial_dirs) < 6 and _listing(first) == left
     for r in rows:
-        # Retention left the checkpoint the table names (what promotion downloads). A
-        # trial ASHA stopped at its first evaluation wrote none (every 2nd only).
-        assert not r["checkpoint"] or \
-            f"{r['checkpoint'].removeprefix(exp + '/')}/model.safetensors" in keys, r["trial_id"]
+        # In the copy, and retention left the checkpoint the table names (what promotion
+        # downloads). A trial ASHA stopped at its first evaluation wrote none (every 2nd only).
+        assert not r["checkpoint"] or (r["checkpoint"].startswith(f"{exp}/trial_{r['trial_id']}/")
+                                       and f"{r['checkpoint'].removeprefix(exp + '/')}/model.safetensors" in keys), \
+            (r["trial_id"], r["checkpoint"])
         evals = [x["eval_index"] for x in _results(exp, r["trial_id"])]
         assert sorted(set(evals)) == list(range(max(evals) + 1)), (r["trial_id"], evals)
         again = sorted(i for i, n in Counter(evals).items() if n > 1)  # redone: a run, each once
@@ -441,114 +475,19 @@ def test_killed_search_on_s3_resumes_with_every_trial_once(s3_storage, tiny_mode
                              and again[-1] <= before.get(r["trial_id"], 0)), (r["trial_id"], evals, before)
 
     record = read_settings(exp)
-    study_url = SearchSettings.from_dict(record["settings"]).optuna_url()
+    assert record["settings"]["max_concurrent"] == 2  # stored for --resume
+    study_url = live_study_url(exp)  # on this machine, for the search where it is now
     assert study_url.startswith(f"sqlite:///{tmp_path / 'new-machine'}")
     study = optuna.load_study(study_name="r", storage=study_url)
     assert study.user_attrs[SEARCH_ID_ATTR] == record["search_id"]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    # A trial that started and ended after the copy resumed from is in the study only,
-    # and resume names it; every other one is in both.
+    # A trial that started and ended after the copy resumed from (tiny trials take about a
+    # second) is in the study only, and resume names it; every other one is in both.
     lost = unrecorded_finished_trials(plan_from_record(record), exp)
-    assert len(complete) == 4 + len(lost)
+    assert len(complete) == 6 + len(lost)
     assert {(t.params["learning_rate"], t.params["batch_size"]) for t in complete if t.number not in lost} == \
         {(r["param_learning_rate"], r["param_batch_size"]) for r in rows}
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "third-machine"))
     importances, notes = param_importances(collect(exp))
     assert importances and "learning_rate" in importances, notes
-
-
-def test_failing_trial_on_s3_resumes_from_its_checkpoint_in_the_bucket(s3_storage, tiny_model_dir, small_data_dir,
-                                                                       tmp_path, monkeypatch):
-    # The suite's one retry from a sparse checkpoint (test_search's checkpoint-every test
-    # checks the sparse checkpoints and retention on local storage, without a fault):
-    # 10 evaluations (every 2 steps over 2 epochs)
-    # with a checkpoint at every 2nd, and the team-recipe baseline raises an injected OOM
-    # after evaluation 6 on every attempt. Ray retries it once (max_failures=1) from
-    # evaluation 5's checkpoint in the bucket, which redoes evaluation 6 exactly (same
-    # step and dev F1), then records it as ERROR with 2 failures. The bucket's copy of its
-    # result log is left empty at its first result and no snapshot refreshes it, so only
-    # tune.result_logs' upload before the retry keeps evaluations 0-6 there. Retention
-    # prunes both trials in the bucket and leaves each the checkpoint the trial table
-    # names and the latest (a resume with resume_errored restores the failed one from it).
-    import csv
-    import io
-
-    import ray
-    from ray.tune import ExperimentAnalysis
-
-    from nerkit.data import DataConfig
-    from tune.driver import run_search
-    from tune.retention import superseded
-    from tune.settings import SearchSettings
-    from tune.study_choice import study_for_reading
-    from tune.tables import collect
-    from tune.trainable import FAULT_ENV
-
-    import yaml
-
-    # Evaluations every 2 steps instead of default.yaml's evals_per_epoch (the two exclude each other).
-    values = yaml.safe_load(Path(SPACE).read_text())
-    values["base"] = {**{k: v for k, v in values["base"].items() if k != "evals_per_epoch"}, "eval_every_steps": 2}
-    space = tmp_path / "every2.yaml"
-    space.write_text(yaml.safe_dump(values, sort_keys=False))
-    monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "nerkit-cache"))
-    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "3600")  # no snapshot between the first result and the retry
-    ray.shutdown()  # trials read the fault from the environment Ray starts them with
-    fault = {"when": {"learning_rate": 3e-05}, "at_eval": 6, "error": "oom"}
-    ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {FAULT_ENV: json.dumps(fault)}})
-    try:
-        # The two baselines only; 160 records at batch 16 are 10 steps an epoch; grace =
-        # budget: ASHA stops neither trial before the fault.
-        settings = SearchSettings(name="retry", space=str(space), storage=s3_storage, trials=2,
-                                  model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)),
-                                  max_epochs=2, grace_epochs=2, checkpoint_every=2, max_failures=1, seed=1)
-        run_search(settings, callbacks=[EmptyLogOnStorageAtFirstResult()])
-    finally:
-        ray.shutdown()
-    exp = settings.experiment_path
-    tables = collect(exp)
-    rows = {t["baseline"]: t for t in tables.trials}
-    failed, other = rows["team-recipe"], rows["plain-ce"]
-    assert (failed["status"], failed["stop_reason"]) == ("ERROR", "error")
-    assert "injected by NERKIT_FAULT_INJECT" in failed["error"]
-    assert (other["status"], other["stop_reason"]) == ("TERMINATED", "completed")
-    (trial,) = [t for t in ExperimentAnalysis(exp).trials if t.trial_id == failed["trial_id"]]
-    assert trial.num_failures == 2  # Ray's state in the bucket: the first attempt and the retry
-    assert _read(f"{exp}/trial_{trial.trial_id}/error.txt").decode().count("Failure # ") == 2
-
-    keys = _keys(exp)
-    for row in (failed, other):
-        results = _results(exp, row["trial_id"])
-        saved = {r["eval_index"]: r for r in results if r.get("checkpoint_dir_name")}
-        if row is failed:
-            assert [r["eval_index"] for r in results] == [0, 1, 2, 3, 4, 5, 6, 6]  # resumed at 5, not from 0
-            first, redo = results[6], results[7]
-            assert first["step"] == 14 and (redo["step"], redo["dev_f1"]) == (first["step"], first["dev_f1"])
-            assert sorted(saved) == [1, 3, 5]
-        else:
-            assert [r["eval_index"] for r in results] == list(range(10))
-            assert sorted(saved) == [1, 3, 5, 7, 9]
-        assert [h["eval_index"] for h in tables.history if h["trial_id"] == row["trial_id"]] == \
-            [r["eval_index"] for r in results]
-        progress = csv.DictReader(io.StringIO(_read(f"{exp}/trial_{row['trial_id']}/progress.csv").decode()))
-        assert [int(r["eval_index"]) for r in progress] == [r["eval_index"] for r in results]  # Ray's other log
-        # The table's checkpoint is the best checkpointed evaluation, in the bucket.
-        best_saved = max(saved.values(), key=lambda r: r["dev_f1"])
-        assert row["checkpoint_eval_index"] == best_saved["eval_index"]
-        ckpt = row["checkpoint"].removeprefix(f"{exp}/")
-        assert json.loads(_read(f"{exp}/{ckpt}/metrics.json"))["eval_index"] == best_saved["eval_index"]
-        # Retention left it, the latest, and only what it keeps of the rest (the finished
-        # trial: nothing else).
-        f1 = {r["checkpoint_dir_name"]: r["dev_f1"] for r in saved.values()}
-        latest = saved[max(saved)]["checkpoint_dir_name"]
-        left = _checkpoints(keys, row["trial_id"])
-        assert {ckpt.rsplit("/", 1)[1], latest} <= left
-        assert left == set(f1) - set(superseded(f1, latest, finished=row is other)), (row["status"], left)
-        assert all(f"trial_{row['trial_id']}/{c}/model.safetensors" in keys for c in left)
-
-    # Optuna recorded the failure, also in the study copy in the bucket that another
-    # machine's report or resume reads.
-    monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "another-machine"))
-    study = optuna.load_study(study_name="retry", storage=study_for_reading(exp, tables.record, tmp_path))
-    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "FAIL"]

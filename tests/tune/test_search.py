@@ -10,13 +10,10 @@ import optuna
 import pyarrow.fs
 import pytest
 
-from cluster_utils import results as trial_results
 from nerkit.data import DataConfig
-from snapshot_checks import SnapshotChecker
 from tune.driver import plan_from_record, resume_search, run_search
-from tune.reconcile import unrecorded_finished_trials
 from tune.settings import SearchSettings, read_settings
-from tune.state_backup import BACKUP_DIR, BROKEN_DIR, latest_backup, read_state
+from tune.state_backup import BACKUP_DIR, latest_backup, read_state
 from tune.state_check import disagreements, searcher_trial_ids
 from tune.stop_reasons import REASONS
 from tune.summary import summarize
@@ -66,10 +63,28 @@ def test_default_search_prunes_with_asha_and_records_every_trial(finished_search
         assert searcher_trial_ids(searcher) == {t["trial_id"] for t in tables.trials}
 
 
-def test_collapse_space_triggers_the_guard(tmp_path, tiny_model_dir, small_data_dir):
-    # Huge O weight and no entity boost: every trial predicts all-'O' and is stopped as
-    # `collapsed` after grace + patience evaluations, before its budget is spent; the
-    # searcher is told F1 = 0, never NaN.
+def test_checkpoint_every_is_validated_and_picks_every_nth_and_the_final_evaluation():
+    assert [i for i in range(5) if writes_checkpoint({"eval_index": i, "final": i == 4}, 2)] == [1, 3, 4]
+    assert [i for i in range(3) if writes_checkpoint({"eval_index": i, "final": False}, 1)] == [0, 1, 2]
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match=r"checkpoint_every is .*, but must be an integer >= 1"):
+            SearchSettings(name="s", space="x.yaml", checkpoint_every=bad)
+
+
+def test_a_search_stopped_before_its_first_trial_starts_on_resume_and_its_guard_stops_collapsed_trials(
+        tmp_path, tiny_model_dir, small_data_dir, monkeypatch):
+    # Two behaviours, one real search (each costs the suite about 15 s, mostly trial
+    # workers' imports).
+    # Stopped after search.json was written but before Ray saved any state, a name could be
+    # neither resumed ("no Ray experiment state") nor reused ("already exists"). Resume now
+    # starts it from its saved settings, and the stopped start's study is set aside.
+    # The search's space collapses (huge O weight, no entity boost): every trial predicts
+    # all-'O' and is stopped as `collapsed` after grace + patience evaluations, before its
+    # budget is spent; the searcher is told F1 = 0, never NaN.
+    import shutil
+
+    import tune.driver
+
     space = tmp_path / "collapse.yaml"
     space.write_text(
         "budget: {max_epochs: 4, grace_epochs: 4, reduction_factor: 2}\n"
@@ -80,156 +95,11 @@ def test_collapse_space_triggers_the_guard(tmp_path, tiny_model_dir, small_data_
     )
     settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="c", space=str(space), trials=2,
                          max_epochs=None, baselines=False)
-    run_search(settings)
-    tables = collect(settings.experiment_path)
-    assert [t["stop_reason"] for t in tables.trials] == ["collapsed", "collapsed"]
-    assert all(t["evaluations"] == 3 and t["epochs_trained"] < 4 for t in tables.trials)
-    study = optuna.load_study(study_name="c", storage=settings.optuna_url())
-    assert all(t.value == 0.0 for t in study.trials)
-
-
-def test_checkpoint_every_is_validated_and_picks_every_nth_and_the_final_evaluation():
-    assert [i for i in range(5) if writes_checkpoint({"eval_index": i, "final": i == 4}, 2)] == [1, 3, 4]
-    assert [i for i in range(3) if writes_checkpoint({"eval_index": i, "final": False}, 1)] == [0, 1, 2]
-    for bad in (0, -1, 1.5):
-        with pytest.raises(ValueError, match=r"checkpoint_every is .*, but must be an integer >= 1"):
-            SearchSettings(name="s", space="x.yaml", checkpoint_every=bad)
-
-
-def test_checkpoint_every_writes_fewer_checkpoints_and_retention_keeps_what_a_resume_needs(
-        tmp_path, tiny_model_dir, small_data_dir, monkeypatch):
-    # --checkpoint-every 2 over 5 evaluations: checkpoints at evaluations 1 and 3 (every
-    # 2nd) and 4 (the final one), none at 0 and 2. The trial table names which evaluation
-    # each trial's checkpoint holds, and retention still leaves a finished trial its best
-    # and its latest, and never deletes the checkpoint the snapshot on storage (or its last
-    # complete copy) would restore an unfinished trial from, although the snapshot's last
-    # result often has none. A retry resuming from such a sparse checkpoint (evaluation 0
-    # reported once, the failed evaluation redone exactly) is test_object_storage's
-    # failing-trial test: it needs a Ray started with the fault in its environment, and
-    # a second Ray start here bought nothing that test does not check.
-    checker = SnapshotChecker()
-    # A snapshot every 0.2 s, not nerkit's 1 s: these trials last about a second, and a
-    # fast machine's search (CI, once) saw no snapshot while a trial held a checkpoint,
-    # so the checker had nothing to check.
-    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0.2")
-    # 2.5 epochs: 5 evaluations, one every half epoch (default.yaml).
-    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="every2", trials=3, max_epochs=2.5,
-                         grace_epochs=2.5, checkpoint_every=2)
-    run_search(settings, callbacks=[checker])
-    assert checker.missing == [] and checker.checks["live"] > 0, (checker.missing, checker.checks)
-    exp = Path(settings.experiment_path)
-    tables = collect(str(exp))
-    assert len(tables.trials) == 3
-    for row in tables.trials:
-        assert row["stop_reason"] == "completed"
-        results = trial_results(exp / f"trial_{row['trial_id']}")
-        assert [r["eval_index"] for r in results] == [0, 1, 2, 3, 4]
-        saved = {r["eval_index"]: r for r in results if r.get("checkpoint_dir_name")}
-        assert sorted(saved) == [1, 3, 4]
-        # The table's checkpoint is the best checkpointed evaluation, which it names.
-        best_saved = max(saved.values(), key=lambda r: r["dev_f1"])
-        assert row["checkpoint_eval_index"] == best_saved["eval_index"]
-        assert row["checkpoint_dev_f1"] == pytest.approx(best_saved["dev_f1"])
-        assert json.loads((Path(row["checkpoint"]) / "metrics.json").read_text())["eval_index"] == \
-            best_saved["eval_index"]
-        on_disk = sorted(p.name for p in (exp / f"trial_{row['trial_id']}").glob("checkpoint_*"))
-        kept = {Path(row["checkpoint"]).name, saved[max(saved)]["checkpoint_dir_name"]}
-        assert on_disk == sorted(kept), (row["trial_id"], on_disk)
-    assert read_settings(str(exp))["settings"]["checkpoint_every"] == 2  # stored for --resume
-
-
-def _count_reporting_trials(exp) -> int:
-    return sum(1 for p in exp.glob("trial_*/result.json") if p.stat().st_size > 0)
-
-
-def _search_until_reporting(cmd: list[str], exp: Path, trials: int, stdout):
-    """Start ``nerkit search`` (``cmd``) in its own session; return once ``trials`` trials
-    of experiment ``exp`` have reported, with the search still running."""
-    import subprocess
-    import time
-
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=stdout, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline and _count_reporting_trials(exp) < trials and proc.poll() is None:
-        time.sleep(0.5)
-    assert proc.poll() is None, f"search ended before it could be stopped: {proc.stderr.read().decode()[-2000:]}"
-    return proc
-
-
-def test_killed_search_resumes_elsewhere_with_every_trial_once(tmp_path, tiny_model_dir, small_data_dir):
-    # SIGKILL the driver (and its local Ray) mid-search, as it happened twice in CI: during
-    # Ray's copy of its state to storage, which left the searcher's state file empty (Ray
-    # would start the experiment over from nothing) or whole but from the next snapshot
-    # (a searcher that created one trial more than the table holds, so the resumed search
-    # ended a trial short: test_object_storage's kill test). Resume puts the last complete
-    # copy back (tune.state_backup, tune.state_check): every trial is accounted for
-    # exactly once and the Optuna study agrees with the trial table.
-    # The search resumed is a copy made elsewhere: Ray's searcher kept the storage it
-    # started with as the template of new trials, so trials created after the resume wrote
-    # their checkpoints into the original (and after a move, found no storage: every
-    # attempt failed, and they ended in error).
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-
-    from tune.driver import resume_search
-
-    first = tmp_path / "first"
-    # One trial at a time, stopped after two: the copy's resume must create trials.
-    cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
-           "--trials", "6", "--max-epochs", "3", "--storage", str(first), "--name", "r", "--json", "--seed", "3",
-           "--max-concurrent", "1"]
-    proc = _search_until_reporting(cmd, first / "r", 2, stdout=subprocess.DEVNULL)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    _wait_until_settled(first / "r")  # a dying worker may still create its trial's directory
-    before = sorted(p.name for p in (first / "r").glob("trial_*"))
-    storage = tmp_path / "copy"
-    shutil.copytree(first / "r", storage / "r")
-    exp = storage / "r"
-    fs = pyarrow.fs.LocalFileSystem()
-    assert disagreements(read_state(fs, latest_backup(fs, str(exp)))) == []  # a copy of one snapshot
-    cut = sorted(exp.glob("search_gen_state-*.json"))[-1]
-    cut.write_bytes(b"")  # as a kill during Ray's next copy leaves it
-
-    resume_search("r", str(storage))
-    assert [p.name for p in (exp / BROKEN_DIR).glob("*/search_gen_state-*.json")] == [cut.name]
-    tables = collect(str(exp))
-    ids = [t["trial_id"] for t in tables.trials]
-    assert len(ids) == 6 and len(set(ids)) == 6
-    assert all(t["status"] == "TERMINATED" and t["stop_reason"] in REASONS for t in tables.trials)
-    # Each trial's checkpoint is in the search resumed.
-    assert all(exp in Path(t["checkpoint"]).parents and Path(t["checkpoint"]).is_dir()
-               for t in tables.trials if t["checkpoint"])
-    # Trials were created after the resume, and the original is untouched.
-    assert len(before) < 6 and sorted(p.name for p in (first / "r").glob("trial_*")) == before
-    study = optuna.load_study(study_name="r", storage=f"sqlite:///{exp / 'optuna.db'}")
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    # A trial that started and ended after the copy resumed from (tiny trials take about a
-    # second) is in the study only, and resume names it; every other one is in both.
-    lost = unrecorded_finished_trials(plan_from_record(read_settings(str(exp))), str(exp))
-    assert len(complete) == 6 + len(lost)
-    assert {(t.params["learning_rate"], t.params["batch_size"]) for t in complete if t.number not in lost} == \
-        {(t["param_learning_rate"], t["param_batch_size"]) for t in tables.trials}
-    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-    assert read_settings(str(exp))["settings"]["max_concurrent"] == 1  # stored for --resume
-
-
-def test_a_search_stopped_before_its_first_trial_starts_on_resume(tmp_path, tiny_model_dir, small_data_dir,
-                                                                 monkeypatch):
-    # Stopped after search.json was written but before Ray saved any state, a name could be
-    # neither resumed ("no Ray experiment state") nor reused ("already exists"). Resume now
-    # starts it from its saved settings, and the stopped start's study is set aside.
-    import tune.driver
-
-    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="early", trials=2, max_epochs=1)
     exp = Path(settings.experiment_path)
     real_start = tune.driver._start
 
     def interrupted(*args, **kwargs):
-        optuna.create_study(storage=settings.optuna_url(), study_name="early").ask()  # asked, never run
+        optuna.create_study(storage=settings.optuna_url(), study_name="c").ask()  # asked, never run
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tune.driver, "_start", interrupted)
@@ -244,32 +114,16 @@ def test_a_search_stopped_before_its_first_trial_starts_on_resume(tmp_path, tiny
     (exp / "trial_lost").mkdir()
     (exp / "trial_lost" / "result.json").write_text('{"eval_index": 0}\n')
     with pytest.raises(ValueError, match=r"no Ray experiment state, but 1 trial\(s\) that reported results"):
-        resume_search("early", str(tmp_path))
-    import shutil
-
+        resume_search("c", str(tmp_path))
     shutil.rmtree(exp / "trial_lost")
-    resume_search("early", str(tmp_path))
-    tables = collect(str(exp))
-    assert len(tables.trials) == 2 and all(t["stop_reason"] in REASONS for t in tables.trials)
-    assert len(optuna.load_study(study_name="early", storage=settings.optuna_url()).trials) == 2
+
+    resume_search("c", str(tmp_path))
     assert len(list(exp.glob("optuna.db.unstarted-*"))) == 1
-
-
-def _wait_until_settled(path: Path, quiet_s: float = 2.0, limit_s: float = 30.0) -> None:
-    """Return once nothing under ``path`` has appeared, gone or grown for ``quiet_s``."""
-    import time
-
-    last, since, end = None, time.monotonic(), time.monotonic() + limit_s
-    while time.monotonic() < end:
-        try:
-            now = sorted((str(p), p.stat().st_size if p.is_file() else -1) for p in path.rglob("*"))
-        except FileNotFoundError:  # gone while listed: not settled
-            now = None
-        if now is None or now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(0.3)
+    tables = collect(str(exp))
+    assert [t["stop_reason"] for t in tables.trials] == ["collapsed", "collapsed"]
+    assert all(t["evaluations"] == 3 and t["epochs_trained"] < 4 for t in tables.trials)
+    study = optuna.load_study(study_name="c", storage=settings.optuna_url())
+    assert len(study.trials) == 2 and all(t.value == 0.0 for t in study.trials)
 
 
 def test_sigterm_stops_the_search_and_a_damaged_checkpoint_trains_again_on_resume(

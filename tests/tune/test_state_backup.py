@@ -1,10 +1,10 @@
 """tune.state_backup and tune.state_restore: a complete copy of Ray's state, put back when a
 kill cut a file off.
 
-End to end (a real search killed, a state file cut off, resumed from the copy):
-tests/tune/test_search.py::test_killed_search_resumes_elsewhere_with_every_trial_once; with
-the file from the next snapshot instead, on S3:
-tests/tune/test_object_storage.py::test_killed_search_on_s3_resumes_with_every_trial_once.
+End to end (a real search killed, moved, its searcher state replaced by the next
+snapshot's file, resumed from the copy), on S3:
+tests/tune/test_object_storage.py::test_killed_search_on_s3_resumes_elsewhere_with_every_trial_once.
+A file cut off takes the same path from detection on; the tests below cover both.
 """
 
 from __future__ import annotations
