@@ -60,9 +60,9 @@ def promoted(finished_search, tmp_path_factory):
 
 # moto's S3 app alone, served from its own process. moto's ThreadedMotoServer dispatches
 # every request among all of moto's services, listing its package directory each time
-# under one lock, and in this process it held the GIL that the in-process search drivers
-# need: in a search on S3 that was about 6 s of CPU here. ThreadedMotoServer is built
-# from these same two pieces of moto.
+# under one lock, and it ran in this process, holding the GIL the in-process search
+# drivers need: py-spy counted about 6 s of that dispatch in the S3 kill test alone.
+# ThreadedMotoServer is built from these same two pieces of moto.
 _S3_SERVER = """
 from werkzeug.serving import make_server
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
