@@ -5,8 +5,8 @@ prove placement (trials only on GPU workers, two per GPU), recovery from a lost
 worker node and from a killed driver (from checkpoints: no trial lost, none run
 twice), and that a trial failing on every attempt is retried from its checkpoint in
 the bucket, then recorded as ``error`` while the search goes on. tune.cluster_checks'
-checks against the cluster a search joins run here too. Run with ``--log-cli-level=INFO`` to see the
-measured figures (recovery time, compute redone).
+checks against the cluster a search joins run here too. Run with
+``--log-cli-level=INFO`` to see the measured figures (recovery time, compute redone).
 """
 
 from __future__ import annotations
@@ -474,7 +474,8 @@ def test_trial_failing_every_attempt_is_retried_from_its_checkpoint_in_the_bucke
             # 2nd evaluation and at the final one.
             n = len(results)
             assert [r["eval_index"] for r in results] == list(range(n)) and results[-1]["final"]
-            assert sorted(saved) == [i for i in range(n) if writes_checkpoint({"eval_index": i, "final": i == n - 1}, 2)]
+            assert sorted(saved) == [i for i in range(n)
+                                     if writes_checkpoint({"eval_index": i, "final": i == n - 1}, 2)]
             assert row["baseline"] != "plain-ce" or n == 10
         assert [h["eval_index"] for h in tables.history if h["trial_id"] == row["trial_id"]] == \
             [r["eval_index"] for r in results]

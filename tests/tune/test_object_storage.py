@@ -47,12 +47,17 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def _keys(uri: str) -> set[str]:
-    """Every object under an ``s3://`` URI, as keys relative to it (directory markers left out)."""
+def _listing(uri: str) -> dict[str, str]:
+    """Every object under an ``s3://`` URI: key relative to it -> its ETag (changes with
+    the content)."""
     bucket, prefix = _split(uri)
     pages = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
-    return {o["Key"][len(prefix) + 1:] for page in pages for o in page.get("Contents", [])
-            if not o["Key"].endswith("/")}
+    return {o["Key"][len(prefix) + 1:]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
+def _keys(uri: str) -> set[str]:
+    """Every object under an ``s3://`` URI, as keys relative to it (directory markers left out)."""
+    return {k for k in _listing(uri) if k and not k.endswith("/")}  # "": the prefix's own marker
 
 
 def _read(uri: str) -> bytes:
@@ -337,14 +342,6 @@ def _logged_evaluations(exp: str) -> dict[str, int]:
             if lines:
                 out[key.split("/")[0].removeprefix("trial_")] = len(lines)
     return out
-
-
-def _listing(uri: str) -> dict[str, str]:
-    """Every object under an ``s3://`` URI: key relative to it -> its ETag (changes with
-    the content)."""
-    bucket, prefix = _split(uri)
-    pages = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
-    return {o["Key"][len(prefix) + 1:]: o["ETag"] for page in pages for o in page.get("Contents", [])}
 
 
 def _wait_until_settled(uri: str, quiet_s: float = 2.0, limit_s: float = 30.0) -> None:

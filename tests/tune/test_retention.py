@@ -10,11 +10,12 @@ import pyarrow.fs as pafs
 import pytest
 from ray.tune import Callback
 
+from cluster_utils import results as trial_results
 from nerkit.data import DataConfig
 from snapshot_checks import SnapshotChecker
 from tune.driver import run_search
 from tune.retention import CheckpointRetention, superseded
-from tune.settings import SearchSettings
+from tune.settings import SearchSettings, read_settings
 from tune.tables import collect
 
 
@@ -178,9 +179,6 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
     # A snapshot (and its copy) every 0.2 s, not nerkit's 1 s: many fall while each trial
     # of a few seconds runs (a fast machine's search, CI once, saw none while a trial held
     # a checkpoint at 1 s).
-    from cluster_utils import results as trial_results
-    from tune.settings import read_settings
-
     monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0.2")
     checker, orphan = SnapshotChecker(), PlantOrphan()
     settings = SearchSettings(
