@@ -163,8 +163,16 @@ class PlantOrphan(Callback):
             (self.planted / "trainer_state.json").write_text("{}")
 
 
+@pytest.fixture(scope="module")
+def longer_data_dir(tmp_path_factory, corpus_slice):
+    """640 train records: trials long enough for several of nerkit's state backups (at
+    least 1 s apart) to fall while they hold a checkpoint. On 160, a fast run (CI, once)
+    saw none."""
+    return corpus_slice(tmp_path_factory.mktemp("longer-data"), 640, 40, 40)
+
+
 @pytest.mark.slow
-def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_model_dir, small_data_dir, monkeypatch):
+def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_model_dir, longer_data_dir, monkeypatch):
     # A real search with --checkpoint-every 2 over 6 evaluations (3 epochs, one every half
     # epoch: default.yaml): checkpoints at evaluations 1, 3 and 5 (every 2nd, and the final
     # one), none at 0, 2 and 4. At every controller step, the checkpoint the snapshot on
@@ -176,14 +184,12 @@ def test_a_search_never_deletes_the_checkpoint_a_resume_needs(tmp_path, tiny_mod
     # At the end each trial keeps exactly its best checkpoint (the one the trial table
     # names, with the evaluation it holds, for promotion) and its latest; a checkpoint
     # directory no result names (planted mid-search) is gone too.
-    # A snapshot (and its copy) every 0.2 s, not nerkit's 1 s: many fall while each trial
-    # of a few seconds runs (a fast machine's search, CI once, saw none while a trial held
-    # a checkpoint at 1 s).
+    # A snapshot every 0.2 s, not nerkit's 1 s: many fall while each trial runs.
     monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0.2")
     checker, orphan = SnapshotChecker(), PlantOrphan()
     settings = SearchSettings(
         name="keep", space="search_spaces/default.yaml", storage=str(tmp_path), trials=2,
-        model=str(tiny_model_dir), data=DataConfig(path=str(small_data_dir)), max_epochs=3,
+        model=str(tiny_model_dir), data=DataConfig(path=str(longer_data_dir)), max_epochs=3,
         grace_epochs=3, seed=2, checkpoint_every=2,
     )
     run_search(settings, callbacks=[checker, orphan])
