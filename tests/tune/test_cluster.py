@@ -411,7 +411,7 @@ def test_trial_failing_every_attempt_is_retried_from_its_checkpoint_in_the_bucke
     from ray.tune import ExperimentAnalysis
 
     from tune.retention import superseded
-    from tune.storage import filesystem, read_text
+    from tune.storage import filesystem, is_file, read_text
     from tune.study_choice import study_for_reading
     from tune.trainable import writes_checkpoint
 
@@ -494,7 +494,7 @@ def test_trial_failing_every_attempt_is_retried_from_its_checkpoint_in_the_bucke
                 if i.base_name.startswith("checkpoint_")}
         assert {row["checkpoint"].rsplit("/", 1)[1], latest} <= left
         assert left == set(f1) - set(superseded(f1, latest, finished=row is not failed)), (row["status"], left)
-        assert all(fs.get_file_info(f"{path}/trial_{row['trial_id']}/{c}/model.safetensors").is_file for c in left)
+        assert all(is_file(f"{path}/trial_{row['trial_id']}/{c}/model.safetensors", fs) for c in left)
 
     # Optuna recorded the failure, also in the study copy in the bucket that another
     # machine's report or resume reads.
