@@ -234,7 +234,12 @@ def load_training_checkpoint(path: str | Path, *, model, optimizer, scheduler) -
             "resume from a directory written during training"
         )
     try:
-        load_model(model, str(path / "model.safetensors"), strict=False)
+        # strict=False, then checked here: the error then names the checkpoint, and
+        # safetensors has already left out the names of weights the model shares (tied).
+        missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"its weights do not fit the model: missing {sorted(missing)[:5]}, "
+                             f"unexpected {sorted(unexpected)[:5]}")
         meta = json.loads((path / STATE_JSON).read_text())
         tensors = load_file(str(path / STATE_TENSORS))
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own types on a cut-off file
@@ -252,7 +257,9 @@ def load_training_checkpoint(path: str | Path, *, model, optimizer, scheduler) -
         # checkpoints, a hand edit): as damaged as a cut-off one.
         raise DamagedCheckpoint(f"the training checkpoint {path} is damaged and cannot be resumed from: its "
                                 f"training state does not fit ({type(exc).__name__}: {exc})") from exc
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    # In device order: sorted by name, rng.cuda.10 would come before rng.cuda.2.
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng.cuda.")),
+                                       key=lambda k: int(k.rsplit(".", 1)[1]))]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
     v, internal, gauss = meta["rng_python"]

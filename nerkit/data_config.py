@@ -78,12 +78,18 @@ class DataConfig:
                 object.__setattr__(self, name, os.fspath(value))
             elif value is not None and not isinstance(value, str):
                 raise ValueError(f"{name} is {value!r}, but must be a path string or None")
+            if isinstance(getattr(self, name), str) and not getattr(self, name).strip():
+                # Path("") is the working directory, which exists: --data "$UNSET" would
+                # read ./train.jsonl unannounced, and --dev "" would be dropped.
+                raise ValueError(f"{name} is {value!r}, but must be a non-empty path (or left out: "
+                                 f"{'the bundled corpus' if name == 'path' else 'the one found from path'})")
         check_format(self.format)
         check_policy(self.on_invalid)
         if not isinstance(self.split_seed, int) or isinstance(self.split_seed, bool):
             raise ValueError(f"split_seed is {self.split_seed!r}, but must be an integer")
         ratios = tuple(self.split_ratios) if isinstance(self.split_ratios, (list, tuple)) else ()
-        if len(ratios) != 3 or not all(isinstance(r, (int, float)) and r >= 0 for r in ratios):
+        if len(ratios) != 3 or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0
+                                       for r in ratios):
             raise ValueError(
                 f"split_ratios is {self.split_ratios!r}, but must be 3 non-negative numbers "
                 "(train, dev, test)"

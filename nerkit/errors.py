@@ -30,14 +30,21 @@ def not_utf8(path) -> DataError:
     """The DataError for a file that is not UTF-8, naming the first line that is not.
 
     Decoding errors surface while a text file is read in chunks, where the line number
-    is lost; this re-reads the bytes line by line to find it.
+    is lost; this re-reads the bytes line by line to find it. Lines are counted as the
+    readers count them (universal newlines: ``\n``, ``\r\n`` or a lone ``\r`` ends a
+    line), so a file saved with old Mac line endings is not reported as all line 1.
     """
+    line_no = 0
     with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return not_utf8_line(str(path), line_no, raw, exc)
+        for chunk in handle:  # each chunk ends at a b"\n" (or at the end of the file)
+            body = chunk.removesuffix(b"\n").removesuffix(b"\r")
+            # UTF-8 never has b"\r" inside a multi-byte character, so splitting is safe.
+            for raw in body.split(b"\r"):
+                line_no += 1
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return not_utf8_line(str(path), line_no, raw, exc)
     return DataError(str(path), 0, "not UTF-8 text", "save the file as UTF-8")
 
 

@@ -82,11 +82,14 @@ def _config_from_file(path: Path) -> TrainConfig:
 
 def _setting_line(lines: dict[tuple, int], message: str) -> int | None:
     """The line of the setting an error message starts with (``epochs is -1, ...``,
-    ``unknown training setting(s) ['x']``), at the top level or under ``data:``."""
-    m = re.match(r"(?:unknown (?:training|data) setting\(s\) \['([^']+)'|(\w+) is |entity_o_ratio=)", message)
+    ``max_weight=3 and entity_o_ratio=2 cannot be combined``, ``unknown training
+    setting(s) ['x']``; a YAML key may be a number: ``[1]``), at the top level or under
+    ``data:``."""
+    m = (re.match(r"unknown (?:training|data) setting\(s\) \[([^\],]+)", message)
+         or re.match(r"(\w+)(?: is |=)", message))
     if not m:
         return None
-    key = m.group(1) or m.group(2) or "entity_o_ratio"
+    key = m.group(1).strip("'\"")
     return lines.get((key,)) or lines.get(("data", key))
 
 

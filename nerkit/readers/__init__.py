@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from nerkit.bio import FileReport, apply_policy, check_policy
+from nerkit.errors import DataError
 from nerkit.readers._columnar import read_hf_disk, read_parquet
 from nerkit.readers._conll import read_conll
 from nerkit.readers._detect import FORMATS, HF_DISK_MARKERS, detect_format, is_hf_disk
@@ -78,6 +79,9 @@ def read_records(
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
     chosen = detect_format(path) if format == "auto" else format
+    if path.is_dir() and chosen != "hf-disk":
+        raise DataError(str(path), 0, f"is a directory, and {chosen} data is a file",
+                        "give the file itself, or --format hf-disk for a save_to_disk directory")
     if chosen == "jsonl-spans":
         items = read_jsonl_spans(path, entity_types)
     elif chosen == "jsonl-tokens":

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nerkit.errors import DataError
-from nerkit.readers._jsonl import TAG_COLUMNS, token_record
+from nerkit.readers._jsonl import TAG_COLUMNS, tags_key, token_record
 from nerkit.records import Record
 
 TOKEN_COLUMN = "tokens"
@@ -37,7 +37,9 @@ def read_hf_disk(
     source = str(path)
     try:
         data = datasets.load_from_disk(source)
-    except (ValueError, KeyError, TypeError) as exc:  # a damaged state.json, dataset_info.json, shard...
+    # A damaged state.json, dataset_info.json, shard...; FileNotFoundError: the directory
+    # exists (read_records checked) but is not a saved dataset, or lost one of its files.
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as exc:
         raise DataError(source, 0, f"cannot load the saved dataset ({type(exc).__name__}: {exc})",
                         "save it again with dataset.save_to_disk(...), or restore its files") from None
     if isinstance(data, datasets.DatasetDict):
@@ -87,8 +89,8 @@ def _rows(tokens: list, tags: list, source: str, names: Sequence[str] | None) ->
 
 def _columns(columns: list[str], source: str) -> str:
     """The tags column's name, after checking both columns are there."""
-    tags_column = next((c for c in TAG_COLUMNS if c in columns), None)
-    if TOKEN_COLUMN not in columns or tags_column is None:
+    tags_column = tags_key(columns, source, 0)
+    if TOKEN_COLUMN not in columns or tags_column not in columns:
         raise DataError(
             source,
             0,

@@ -36,13 +36,25 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
                 if not raw.strip():
                     continue
                 try:
-                    obj = json.loads(raw)
+                    obj = json.loads(raw, object_pairs_hook=_unique_keys)
                 except json.JSONDecodeError as exc:
                     raise DataError(
                         source,
                         line_no,
                         f"bad JSON ({exc.msg} at column {exc.colno}): {_clip(raw)}",
                         "write one JSON object per line (JSON Lines)",
+                    ) from None
+                except _RepeatedKey as exc:
+                    # json.loads keeps the last of two equal keys without a word, so
+                    # {"tags": [...B-FOOD...], "tags": [...O...]} would lose an entity.
+                    raise DataError(
+                        source, line_no, f"the key {exc.key!r} is given twice in one object: {_clip(raw)}",
+                        f"keep one {exc.key!r}",
+                    ) from None
+                except RecursionError:
+                    raise DataError(
+                        source, line_no, f"bad JSON (nested too deeply to read): {_clip(raw)}",
+                        "write one flat JSON object per line (JSON Lines)",
                     ) from None
                 if not isinstance(obj, dict):
                     raise DataError(
@@ -54,6 +66,36 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
                 yield line_no, obj
         except UnicodeDecodeError:
             raise not_utf8(path) from None
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``object_pairs_hook`` for ``json.loads``: a dict, refusing a key given twice."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return obj
+
+
+def tags_key(keys, source: str, line: int) -> str:
+    """Which of ``tags``/``ner_tags`` holds the tags; both given is an error, since one
+    would be ignored without a word (``tags`` when neither is, for ``require`` to name)."""
+    found = [k for k in TAG_COLUMNS if k in keys]
+    if len(found) > 1:
+        raise DataError(
+            source, line, f"both {found[0]!r} and {found[1]!r} are given, and only one can be the tags",
+            "keep one of them (drop or rename the other)",
+        )
+    return found[0] if found else TAG_COLUMNS[0]
 
 
 def require(obj: dict, key: str, kind: type, source: str, line: int, example: str):
@@ -164,7 +206,7 @@ def read_jsonl_tokens(
     example = '{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}'
     for line, obj in iter_json_lines(path):
         tokens = require(obj, "tokens", list, source, line, example)
-        key = next((k for k in TAG_COLUMNS if k in obj), "tags")
+        key = tags_key(obj, source, line)
         tags = require(obj, key, list, source, line, example)
         yield token_record(tokens, tags, source, line, label_names)
 

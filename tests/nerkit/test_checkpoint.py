@@ -140,7 +140,8 @@ def test_loading_a_model_dir_as_checkpoint_fails(trained):
         load_training_checkpoint(model_dir, model=None, optimizer=None, scheduler=None)
 
 
-@pytest.mark.parametrize("damage", [STATE_TENSORS, STATE_JSON, "model.safetensors", "mismatch", "missing"])
+@pytest.mark.parametrize("damage", [STATE_TENSORS, STATE_JSON, "model.safetensors", "mismatch", "missing",
+                                    "weight"])
 def test_a_damaged_checkpoint_is_named_as_damaged(trained, tmp_path, damage):
     # safetensors' "invalid header length" named no file, and a search retried the trial
     # on the same file until it ran out of retries; the search's trainable trains such a
@@ -160,6 +161,12 @@ def test_a_damaged_checkpoint_is_named_as_damaged(trained, tmp_path, damage):
         (damaged / STATE_JSON).write_text(json.dumps(meta))
     elif damage == "missing":
         (damaged / STATE_JSON).unlink()
+    elif damage == "weight":  # whole, but a weight short: it resumed with that layer as initialised
+        from safetensors.torch import load_file, save_file
+
+        weights = load_file(str(damaged / "model.safetensors"))
+        del weights["classifier.bias"]
+        save_file(weights, str(damaged / "model.safetensors"), metadata={"format": "pt"})
     else:
         (damaged / damage).write_bytes((damaged / damage).read_bytes()[:40])
     lm = prepare_data(cfg.data, cfg.model).label_map

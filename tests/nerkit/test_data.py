@@ -29,7 +29,11 @@ def numbered(n, tag="B-FOOD"):
         ({"split_ratios": (0.5, 0.5)}, r"split_ratios is \(0.5, 0.5\), but must be 3"),
         ({"split_ratios": (0.9, 0.0, 0.1)}, r"train and dev must be > 0"),
         ({"split_ratios": (0.8, 0.1, 0.2)}, r"sum to 1"),
+        ({"split_ratios": (0.9, 0.1, False)}, r"split_ratios is \(0.9, 0.1, False\), but must be 3"),
         ({"split_seed": "13"}, r"split_seed is '13', but must be an integer"),
+        # Path("") is the working directory: "$UNSET" would read ./train.jsonl unannounced.
+        ({"path": ""}, r"path is '', but must be a non-empty path \(or left out: the bundled corpus\)"),
+        ({"dev": " "}, r"dev is ' ', but must be a non-empty path \(or left out: the one found from path\)"),
         ({"label_names": ["O", "O"]}, r"label_names is \['O', 'O'\], but must be a non-empty list of distinct"),
         ({"label_names": []}, r"label_names is \[\], but must be"),
         ({"label_names": "O,B-FOOD"}, r"label_names is 'O,B-FOOD', but must be"),

@@ -28,7 +28,11 @@ def test_config_files_data_section_survives_unless_an_option_changes_it(tmp_path
     ("epochs: 1\nlearning_rate: 0.001\nepochs: 5\n", ":3:", "epochs is given twice (lines 1 and 3)"),
     ("data:\n  path: a.jsonl\n  path: b.jsonl\n", ":3:", "data.path is given twice"),
     ("data:\n  split_ratios: 0.8\n", ":2:", "split_ratios is 0.8, but must be 3 non-negative numbers"),
-    ("1: 2\nfoo: 3\n", ":", "unknown training setting(s) [1, 'foo']"),
+    ("1: 2\nfoo: 3\n", ":1:", "unknown training setting(s) [1, 'foo']"),
+    # Two settings that cannot go together: the first one's line.
+    ("epochs: 1\nmax_weight: 3\nentity_o_ratio: 2\n", ":2:", "max_weight=3 and entity_o_ratio=2 cannot be"),
+    ("eval_every_steps: 5\nevals_per_epoch: 2\n", ":1:", "eval_every_steps=5 and evals_per_epoch=2"),
+    ("data:\n  path: ''\n", ":2:", "path is '', but must be a non-empty path"),
 ])
 def test_config_file_errors_name_the_file_and_line(tmp_path, text, where, needle):
     path = tmp_path / "t.yaml"

@@ -130,6 +130,51 @@ def test_jsonl_tokens_accepts_tags_and_ner_tags(tmp_path):
     assert [r.line for r in records] == [1, 2] and records[0].text is None
 
 
+@pytest.mark.parametrize("line, key", [
+    ('{"tokens": ["get", "chai"], "tags": ["O", "B-FOOD"], "tags": ["O", "O"]}', "tags"),
+    ('{"text": "2 pizza", "entities": [{"start": 2, "end": 7, "label": "FOOD"}], "entities": []}', "entities"),
+    ('{"text": "2 pizza", "entities": [{"start": 2, "end": 7, "label": "FOOD", "label": "QTY"}]}', "label"),
+])
+def test_a_key_given_twice_is_an_error_not_the_last_one_kept(tmp_path, line, key):
+    # json.loads keeps the last of two equal keys: the entity in the first would vanish.
+    spans = "text" in line
+    first = '{"text": "2", "entities": []}' if spans else '{"tokens": ["2"], "tags": ["B-QTY"]}'
+    path = tmp_path / "dup.jsonl"
+    path.write_text(first + "\n" + line + "\n", encoding="utf-8")
+    message = read_error(path, format="jsonl-spans" if spans else "jsonl-tokens")
+    assert f"{path}:2: the key {key!r} is given twice" in message and f"keep one {key!r}" in message
+
+
+def test_tags_and_ner_tags_together_is_an_error_in_jsonl_and_parquet(tmp_path):
+    # With both, one would be ignored without a word; which one is the user's to say.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["get", "chai"], "tags": ["O", "O"],
+                                               "ner_tags": ["O", "B-FOOD"]}])
+    message = read_error(path)
+    assert f"{path}:1: both 'tags' and 'ner_tags' are given" in message and "keep one of them" in message
+    pq.write_table(pa.table({"tokens": [["chai"]], "tags": [["O"]], "ner_tags": [["B-FOOD"]]}), tmp_path / "d.parquet")
+    message = read_error(tmp_path / "d.parquet")
+    assert f"{tmp_path / 'd.parquet'}: both 'tags' and 'ner_tags'" in message
+
+
+def test_json_nested_too_deeply_is_a_data_error_on_its_line(tmp_path):
+    # json.loads raises RecursionError, which is no ValueError: it escaped as a traceback.
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"tokens": ["2"], "tags": ["B-QTY"]}\n' + "[" * 100_000 + "]" * 100_000 + "\n",
+                    encoding="utf-8")
+    message = read_error(path, format="jsonl-tokens")
+    assert f"{path}:2: bad JSON (nested too deeply to read)" in message
+
+
+def test_a_directory_given_as_a_file_format_is_a_data_error(tmp_path):
+    # Else open() raised IsADirectoryError, with no fix and the exit status of a crash.
+    (tmp_path / "d").mkdir()
+    message = read_error(tmp_path / "d", format="conll")
+    assert f"{tmp_path / 'd'}: is a directory, and conll data is a file" in message and "--format hf-disk" in message
+
+
 def test_jsonl_tokens_int_tags_need_label_names(tmp_path):
     # Integer tags decode with a label list, and are an error without one.
     path = write_jsonl(tmp_path / "t.jsonl", [{"tokens": ["2", "pizza"], "ner_tags": [0, 1]}])
@@ -270,6 +315,10 @@ def test_damaged_parquet_or_saved_dataset_names_the_path(tmp_path):
     (tmp_path / "ds" / "state.json").write_text("{", encoding="utf-8")
     message = read_error(tmp_path / "ds")
     assert str(tmp_path / "ds") in message and "save_to_disk" in message
+    # A state.json that parses but names no data files: datasets raises FileNotFoundError.
+    (tmp_path / "ds" / "state.json").write_text("{}", encoding="utf-8")
+    message = read_error(tmp_path / "ds", format="hf-disk")
+    assert str(tmp_path / "ds") in message and "save_to_disk" in message
 
 
 def test_parquet_missing_columns_is_an_error(tmp_path):
@@ -353,6 +402,14 @@ def test_not_utf8_names_the_line(tmp_path, suffix, body):
     path.write_bytes(body.encode("latin-1"))
     message = read_error(path)
     assert f"{path}:41: not UTF-8 text" in message and "save the file as UTF-8" in message
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
+def test_not_utf8_counts_lines_as_the_readers_do_whatever_the_line_ending(tmp_path, newline):
+    # The readers take \r, \r\n and \n as line ends; a CR-only file was reported at line 1.
+    path = tmp_path / "cr.conll"
+    path.write_bytes(newline.join(["pizza B-FOOD", "now O", "", "caf\xe9 B-FOOD", ""]).encode("latin-1"))
+    assert f"{path}:4: not UTF-8 text: byte(s) b'\\xe9 B-' at column 4" in read_error(path)
 
 
 @pytest.mark.parametrize("token", ["", " ", "\u200b", "\x07"])
