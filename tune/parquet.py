@@ -30,6 +30,7 @@ HISTORY_FILE = "history.parquet"
 #: Keys of the Parquet schema metadata (bytes, as Parquet stores them).
 META_VERSION = b"nerkit.schema_version"
 META_TABLE = b"nerkit.table"
+META_COLLECTED = b"nerkit.collected_at"
 
 
 def _arrow_type(values: list[Any]) -> pa.DataType:
@@ -62,7 +63,8 @@ def _cell(value: Any, kind: pa.DataType) -> Any:
     return value
 
 
-def to_arrow(rows: list[dict[str, Any]], table: str, declared: dict[str, Any] | None = None) -> pa.Table:
+def to_arrow(rows: list[dict[str, Any]], table: str, declared: dict[str, Any] | None = None,
+             collected_at: float = 0.0) -> pa.Table:
     """Rows (dicts that may lack keys) as an Arrow table with the union of their columns.
 
     Args:
@@ -71,9 +73,11 @@ def to_arrow(rows: list[dict[str, Any]], table: str, declared: dict[str, Any] | 
         declared: Columns the table always has, first and in this order, each with a value
             (or a list of values) of its type: the type of a column no row has a value in
             (``TrialTables.trial_columns`` / ``history_columns``).
+        collected_at: When the rows were read (``TrialTables.collected_at``).
 
     Returns:
-        A table whose schema metadata carries ``nerkit.schema_version`` and ``nerkit.table``.
+        A table whose schema metadata carries ``nerkit.schema_version``, ``nerkit.table``
+        and ``nerkit.collected_at``.
     """
     declared = dict(declared or {})
     names: dict[str, None] = dict.fromkeys(declared)  # an insertion-ordered set
@@ -84,16 +88,19 @@ def to_arrow(rows: list[dict[str, Any]], table: str, declared: dict[str, Any] | 
     columns = {}
     for name in names:
         values = [row.get(name) for row in rows]
-        if name in declared and all(v is None for v in values):
+        if name in declared:
+            # The declared values count too, so a column keeps one type however far the
+            # search has got: a choice of [1, 0.5] is double even while only 1 was sampled.
             example = declared[name]
-            values_for_type = list(example) if isinstance(example, (list, tuple)) else [example]
+            values_for_type = values + (list(example) if isinstance(example, (list, tuple)) else [example])
         else:
             values_for_type = values
         kind = _arrow_type(values_for_type)
         if name == "trial_id":
             kind = pa.string()
         columns[name] = pa.array([_cell(v, kind) for v in values], type=kind)
-    metadata = {META_VERSION: str(SCHEMA_VERSION).encode(), META_TABLE: table.encode()}
+    metadata = {META_VERSION: str(SCHEMA_VERSION).encode(), META_TABLE: table.encode(),
+                META_COLLECTED: repr(float(collected_at)).encode()}
     return pa.table(columns).replace_schema_metadata(metadata)
 
 
@@ -107,21 +114,39 @@ def _write(arrow: pa.Table, uri: str) -> None:
     fs.move(tmp, path)
 
 
-def write_tables(tables: TrialTables, dest: str | None = None) -> tuple[str, str]:
+def write_tables(tables: TrialTables, dest: str | None = None, *, newer_only: bool = False) -> tuple[str, str]:
     """Write ``trials.parquet`` and ``history.parquet``.
 
     Args:
         tables: What :func:`tune.tables.collect` returned.
         dest: Directory (local path or ``s3://``/``gs://`` URI); default: the experiment dir.
+        newer_only: Leave the tables there if they were read from Ray's state later than
+            ``tables`` were. For readers (``nerkit trials``): one that read a running
+            search can finish after the search wrote its final tables, and written over
+            them it would show trials as running for good. It goes by when each reading
+            began (wall clock, as Ray's state only moves forward); the search's own
+            writes do not use it, so a reader's clock running ahead never holds them back.
 
     Returns:
         The URIs of the trials file and the history file.
     """
     root = (dest or tables.experiment).rstrip("/")
     trials_uri, history_uri = f"{root}/{TRIALS_FILE}", f"{root}/{HISTORY_FILE}"
-    _write(to_arrow(tables.trials, "trials", tables.trial_columns), trials_uri)
-    _write(to_arrow(tables.history, "history", tables.history_columns), history_uri)
+    if newer_only and _collected_at(trials_uri) > tables.collected_at:
+        return trials_uri, history_uri
+    _write(to_arrow(tables.trials, "trials", tables.trial_columns, tables.collected_at), trials_uri)
+    _write(to_arrow(tables.history, "history", tables.history_columns, tables.collected_at), history_uri)
     return trials_uri, history_uri
+
+
+def _collected_at(uri: str) -> float:
+    """When the table at ``uri`` was read from Ray's state; 0.0 if unknown or unreadable."""
+    fs, path = filesystem(uri)
+    try:
+        metadata = pq.read_schema(path, filesystem=fs).metadata or {}
+        return float(metadata.get(META_COLLECTED, b"0"))
+    except (OSError, ValueError, pa.ArrowException):
+        return 0.0  # none yet, or not one nerkit wrote: write over it
 
 
 def refresh_tables(experiment_path: str) -> TrialTables:

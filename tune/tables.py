@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,10 @@ class TrialTables:
     #: Each table's fixed and searched columns, each with a value of its type (see above).
     trial_columns: dict[str, Any] = field(default_factory=dict)
     history_columns: dict[str, Any] = field(default_factory=lambda: dict(HISTORY_COLUMNS))
+    #: When :func:`collect` began reading Ray's state (Unix time; 0: unknown), so that
+    #: ``nerkit trials`` does not write its tables over ones read later
+    #: (tune.parquet.write_tables).
+    collected_at: float = 0.0
 
 
 def trial_columns(record: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +136,7 @@ def collect(experiment_path: str) -> TrialTables:
     """
     from ray.tune.utils import flatten_dict
 
+    collected_at = time.time()
     record = read_settings(experiment_path)
     guard = GuardConfig(**record["space"]["guard"])
     baselines = record["space"]["baselines"] if record["settings"]["baselines"] else []
@@ -138,7 +144,7 @@ def collect(experiment_path: str) -> TrialTables:
     columns = trial_columns(record)
     analysis = read_analysis(experiment_path)
     if analysis is None:
-        return TrialTables(experiment_path, record, [], [], columns)  # no trial has started yet
+        return TrialTables(experiment_path, record, [], [], columns, collected_at=collected_at)  # none started
 
     trials, history = [], []
     named: set[str] = set()
@@ -224,7 +230,7 @@ def collect(experiment_path: str) -> TrialTables:
             h.update({f"f1_{t}": v for t, v in _per_type_f1(r).items()})
             h["schema_version"] = SCHEMA_VERSION
             history.append(h)
-    return TrialTables(experiment_path, record, trials, history, columns)
+    return TrialTables(experiment_path, record, trials, history, columns, collected_at=collected_at)
 
 
 def _int(value: Any) -> int | None:

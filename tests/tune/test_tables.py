@@ -127,6 +127,30 @@ def test_arrow_schema_is_built_from_the_union_of_rows():
     assert table.schema.metadata[b"nerkit.table"] == b"trials"
 
 
+def test_a_declared_choice_column_has_its_type_before_every_value_is_sampled():
+    # A choice of [1, 0.5] was int64 while only 1 had been sampled and double once 0.5
+    # was: snapshots of one search must share a schema for readers that combine them.
+    table = to_arrow([{"trial_id": "a", "param_bs": 1}], "trials", {"trial_id": "", "param_bs": [1, 0.5]})
+    assert table.schema.field("param_bs").type == pa.float64() and table.column("param_bs").to_pylist() == [1.0]
+
+
+def test_a_reader_does_not_write_its_tables_over_ones_read_later(tmp_path):
+    # `nerkit trials` that read a running search can finish after the search wrote its
+    # final tables: newer_only leaves those; the search's own write (the default) does not ask.
+    from tune.tables import TrialTables
+
+    def tables(status, at):
+        return TrialTables(str(tmp_path), {}, [{"trial_id": "a", "status": status}], [], collected_at=at)
+
+    write_tables(tables("TERMINATED", 200.0))
+    write_tables(tables("RUNNING", 100.0), newer_only=True)
+    assert read_tables(str(tmp_path))[0]["status"].tolist() == ["TERMINATED"]
+    write_tables(tables("RUNNING", 300.0), newer_only=True)
+    assert read_tables(str(tmp_path))[0]["status"].tolist() == ["RUNNING"]
+    write_tables(tables("TERMINATED", 250.0))
+    assert read_tables(str(tmp_path))[0]["status"].tolist() == ["TERMINATED"]
+
+
 def test_empty_tables_still_write(tmp_path):
     # A search that has not started a trial yet still gets readable (empty) files.
     from tune.tables import TrialTables

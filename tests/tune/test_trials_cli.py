@@ -294,3 +294,25 @@ def test_an_unquoted_trial_id_starting_with_a_digit_is_named_with_the_quoted_for
     with pytest.raises(ValueError, match=r"a text value needs quotes: '15f4924b'"):
         where_mask(trials, "trial_id == 15f4924b")
     assert where_mask(trials, "trial_id == '15f4924b' or best_dev_f1 > 1e-1").tolist() == [True, True]
+
+
+def test_values_are_shown_as_text_not_read_as_rich_markup():
+    # An error such as "devices [cuda:0] and [rank0]" showed as "devices  and", and
+    # "[/data/x.jsonl]" raised rich's MarkupError, in both views.
+    from rich.console import Console
+
+    from tune.cli.trial_views import compact_view, print_whole
+
+    text = "devices [cuda:0] and [rank0] at [/data/x.jsonl]"
+    df = pd.DataFrame({"trial_id": ["a"], "status": ["ERROR"], "stop_reason": ["error"], "baseline": [""],
+                       "param_mode": ["[bold]x[/]"], "best_dev_f1": [0.5], "best_epoch": [1.0],
+                       "last_entity_pred_ratio": [0.1], "epochs_trained": [1.0], "wall_time_s": [3.0],
+                       "evaluations": [1], "error": [text]})
+    out = io.StringIO()
+    print_whole(df[["trial_id", "error"]], Console(file=out, width=200), Console(file=io.StringIO()))
+    assert text in out.getvalue()
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    table, _, _ = compact_view(df, console)
+    console.print(table)
+    assert "mode=[bold]x[/]" in out.getvalue()

@@ -13,6 +13,7 @@ import math
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def missing(value) -> bool:
@@ -118,7 +119,9 @@ def _compact_table(titles: list[str], rows: list[dict[str, str]], df, tight: boo
             # Whole, or cut with a mark: never a number silently shortened.
             t.add_column(title, no_wrap=True, overflow="ellipsis", min_width=None if tight else len(title))
     for row in rows:
-        t.add_row(*(row[title] for title in titles))
+        # Text, not str: a str is read as rich markup, and an error such as "devices
+        # [cuda:0] and [rank0]" would show as "devices  and" (or "[/x]" raise).
+        t.add_row(*(Text(row[title]) for title in titles))
     return t
 
 
@@ -135,10 +138,10 @@ def _plain(df, widths: list[int] | None = None) -> Table:
     for i, col in enumerate(df.columns):
         # Never folded: a number split over two lines reads as two numbers, and an id so
         # split cannot be copied into `nerkit trials … --where` (print_whole fits them).
-        t.add_column(str(col), no_wrap=True, overflow="ellipsis",
+        t.add_column(Text(str(col)), no_wrap=True, overflow="ellipsis",
                      width=widths[i] if widths is not None else None)
     for cells in _plain_cells(df):
-        t.add_row(*cells)
+        t.add_row(*(Text(cell) for cell in cells))  # not markup (see _compact_table)
     return t
 
 

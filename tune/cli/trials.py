@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from nerkit.cli import err_console
 from tune.cli.trial_views import compact_view, missing, print_whole
@@ -72,10 +73,10 @@ def register(app: typer.Typer) -> None:
         # The query first: a typo in it is an error before anything is written.
         df = select_history(history_df, trials_df, query) if history else select_trials(trials_df, query)
         try:
-            write_tables(tables)
+            write_tables(tables, newer_only=True)  # never over the search's own, read later
         except OSError as exc:
             # Reading needs no write access: show the tables, say they were not saved.
-            err_console.print(f"[yellow]warning:[/] could not write {exp}/trials.parquet ({exc}); "
+            err_console.print(f"[yellow]warning:[/] could not write {escape(f'{exp}/trials.parquet ({exc})')}; "
                               "showing the tables without saving them", highlight=False, soft_wrap=True)
         if as_json:
             typer.echo(json.dumps(_records(df), indent=2, default=_plain_value))
@@ -103,4 +104,5 @@ def register(app: typer.Typer) -> None:
             console.print("ratio: entity_pred_ratio (share of tokens predicted as entities) at the last "
                           "evaluation; unfinished: running, or stopped with the search (--resume)",
                           highlight=False, soft_wrap=True)
-            console.print(f"{len(df)} of {len(trials_df)} trials; tables in {exp}/trials.parquet, history.parquet")
+            console.print(f"{len(df)} of {len(trials_df)} trials; tables in {escape(str(exp))}/trials.parquet, "
+                          "history.parquet", highlight=False, soft_wrap=True)
