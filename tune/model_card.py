@@ -35,7 +35,10 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
     elif sel.get("trial"):
         chosen = f"trial `{sel['trial']}`, chosen by hand (`--trial`), from its best checkpoint"
     else:
-        chosen = f"the best trial by `{sel['metric']}`, from its best checkpoint"
+        # ranked_by: the column trials were ranked by (checkpoint_dev_f1 stands in for
+        # best_dev_f1: tune.promote.ranking_column); absent in manifests from before it.
+        ranked = sel.get("ranked_by") or sel["metric"]
+        chosen = f"the best trial by `{ranked}`, from its best checkpoint"
     versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))
     dev_row = " | ".join(_f(dev.get(k)) for k in ("dev_f1", "dev_precision", "dev_recall", "entity_pred_ratio"))
     test_row = " | ".join(_f(test[k]) for k in ("f1", "precision", "recall", "entity_pred_ratio"))

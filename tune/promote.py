@@ -75,6 +75,12 @@ def _candidates(rows: list[dict[str, Any]], metric: str, ended: bool = False) ->
         # A text column (trial_id, param_loss) would otherwise read as "no value yet".
         raise ValueError(f"metric is {metric!r}, which is not a numeric column; use one of {numeric}")
     scored = [r for r in rows if _number(r.get(metric))]
+    if not scored and ended and metric == "checkpoint_dev_f1" and any(_number(r.get("best_dev_f1")) for r in rows):
+        # Evaluated, but pruned or stopped before a checkpoint (--checkpoint-every N):
+        # nothing failed, and the fix is a re-training, not the trials' errors.
+        raise ValueError("no trial kept a checkpoint to publish (with --checkpoint-every N, each ended before its "
+                         "first); --confirm-seeds K trains the top configurations again and publishes the best "
+                         "of those runs")
     if not scored and ended:
         raise ValueError(f"no trial has a value for {metric!r}, and the search has ended: its trials failed or "
                          "diverged before reporting one (nerkit trials NAME --stop-reason error,diverged shows why)")
@@ -217,13 +223,15 @@ def promote(
         for file_name, path in files.items():
             with open(path, "rb") as f:
                 hashes[file_name] = hash_stream(f)
-        held = target.holds(hashes)
-        if held is not None:
-            target.advance_latest(held)
-            logger.info("trial %s of %s is already published as %s/v%d", row["trial_id"], name, target.uri, held)
-            stored = target.manifest(held) or {}
-            kept = {k: v for k, v in stored.items() if k not in ("version", "files")}
-            return Promotion(held, f"{target.uri}/v{held}", kept, published=False)
-        number = target.publish(files, manifest, lambda n: render_card(manifest, n, target.uri))
+        with target.publishing():  # two pipeline runs at once: one publishes, one finds it held
+            held = target.holds(hashes)
+            if held is not None:
+                target.advance_latest(held)
+                logger.info("trial %s of %s is already published as %s/v%d", row["trial_id"], name, target.uri,
+                            held)
+                stored = target.manifest(held) or {}
+                kept = {k: v for k, v in stored.items() if k not in ("version", "files")}
+                return Promotion(held, f"{target.uri}/v{held}", kept, published=False)
+            number = target.publish(files, manifest, lambda n: render_card(manifest, n, target.uri))
     logger.info("promoted trial %s of %s as %s/v%d", row["trial_id"], name, target.uri, number)
     return Promotion(number, f"{target.uri}/v{number}", manifest)

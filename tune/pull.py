@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
@@ -128,9 +128,16 @@ def _download_verified(reg: Registry, src: str, dest: Path, label: str) -> dict:
 
 def _valid_file_list(files) -> bool:
     return isinstance(files, dict) and bool(files) and all(
-        isinstance(name, str) and isinstance(want, dict) and isinstance(want.get("sha256"), str)
+        isinstance(name, str) and _inside(name) and isinstance(want, dict) and isinstance(want.get("sha256"), str)
         and isinstance(want.get("size"), int) and not isinstance(want.get("size"), bool)
         for name, want in files.items())
+
+
+def _inside(name: str) -> bool:
+    """A name that stays inside the directory it is written to. An object-store key may
+    hold ``..`` literally, and a file is written at ``--to``/name."""
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not name.startswith("/") and "\\" not in name and ".." not in parts
 
 
 def pull(ref: str, to: str | Path, force: bool = False) -> Path:

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
 from tune.state_backup import BACKUP_DIR, is_complete, latest_backup
-from tune.storage import filesystem, read_bytes
+from tune.storage import filesystem, read_bytes, uri_in
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,12 @@ def last_start(results: list[dict[str, Any]]) -> int:
     return max(starts, default=0)
 
 
+def since_last_start(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results of the trial's last start from scratch (:func:`last_start`) on."""
+    since = last_start(results)
+    return [r for r in results if _iteration(r) >= since]
+
+
 def best_checkpoint(trial, since_iteration: int = 0) -> tuple[Any, dict[str, Any]]:
     """The trial's checkpoint with the highest dev F1 and the result it came with, among
     those of its last start (``since_iteration``): the run that made its history.
@@ -204,10 +210,10 @@ def best_checkpoint(trial, since_iteration: int = 0) -> tuple[Any, dict[str, Any
     return max(scored, key=lambda c: c[1][METRIC], default=(None, {}))
 
 
-def checkpoint_uri(checkpoint) -> str:
-    """A checkpoint's full location: Ray keeps object-store paths without their scheme."""
-    scheme = {"s3": "s3://", "gcs": "gs://", "hdfs": "hdfs://"}.get(checkpoint.filesystem.type_name, "")
-    return f"{scheme}{checkpoint.path}"
+def checkpoint_uri(checkpoint, experiment: str) -> str:
+    """A checkpoint's full location: Ray keeps object-store paths without their scheme
+    (nor an Azure account or an HDFS host), so it is rebuilt on ``experiment``'s URI."""
+    return uri_in(experiment, checkpoint.path)
 
 
 def trial_error(trial) -> str:

@@ -260,6 +260,25 @@ class Registry:
                 raise
 
     @contextlib.contextmanager
+    def publishing(self):
+        """Hold the model name for one promote's "already published?" check and its
+        publish (a file lock on local filesystems; nothing on object stores, where one
+        promote per model name at a time is the user's to keep). Without it, two runs of
+        one release pipeline both found the model unpublished and published it twice."""
+        if not self.local:
+            yield
+            return
+        import fcntl
+
+        self.fs.create_dir(self.root, recursive=True)
+        with open(f"{self.root}/.publish.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def _latest_lock(self):
         if not self.local:
             yield

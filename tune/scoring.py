@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tune.storage import filesystem
+from tune.storage import filesystem, uri_in
 
 #: Files of a checkpoint that only resuming training needs: the optimizer and RNG state.
 TRAINING_STATE = ("training_state.safetensors", "training_state.json")
@@ -45,7 +45,7 @@ def local_checkpoint(row: dict[str, Any], experiment: str, workdir: Path) -> Pat
     import pyarrow.fs as pafs
 
     # Ray records remote checkpoint paths without the scheme ("bucket/runs/…").
-    uri = ckpt if "://" in ckpt or "://" not in experiment else f"{experiment.split('://')[0]}://{ckpt}"
+    uri = uri_in(experiment, ckpt)
     fs, path = filesystem(uri)
     try:
         infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))

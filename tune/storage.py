@@ -62,3 +62,22 @@ def write_text(uri: str, text: str) -> None:
 def exists(uri: str) -> bool:
     fs, path = filesystem(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def uri_in(experiment: str, path: str) -> str:
+    """``path``, a path inside ``experiment``'s filesystem as Ray records checkpoints (no
+    scheme, no account or host), as a URI written the way ``experiment`` is.
+
+    ``experiment`` itself is the template: ``abfs://container@account.dfs.core.windows.net/runs``
+    keeps its account, ``hdfs://host:8020/runs`` its host and ``gs://`` its spelling,
+    none of which Ray's path holds. A local experiment, or a ``path`` that is a URI
+    already, gives ``path`` unchanged.
+    """
+    if "://" not in experiment or "://" in path:
+        return path
+    base, _, query = experiment.partition("?")
+    _, root = filesystem(experiment)  # with its query: a region given there spares a lookup
+    root = root.rstrip("/")
+    if path == root or path.startswith(root + "/"):
+        return base.rstrip("/") + path[len(root):] + (f"?{query}" if query else "")
+    return f"{base.split('://')[0]}://{path}"  # outside the experiment: the scheme is all that is known

@@ -33,7 +33,8 @@ from typing import Any
 
 from tune.guard import GuardConfig
 from tune.ray_record import (METRIC, best_checkpoint, checkpoint_uri, checkpointed_results, lacks_evaluations,
-                             last_start, log_behind, read_analysis, trial_error, trial_results)
+                             last_start, log_behind, read_analysis, since_last_start, trial_error,
+                             trial_results)
 from tune.settings import read_settings
 from tune.stop_reasons import entity_prob_history, last_per_evaluation, ratio_history, stop_reason
 from tune.trial_order import trial_number
@@ -60,7 +61,8 @@ HISTORY_COLUMNS: dict[str, Any] = {
     "trial_id": "", "eval_index": 0, "step": 0, "epoch": 0.0, "tokens_seen": 0, "train_loss": 0.0,
     "dev_loss": 0.0, "dev_f1": 0.0, "dev_precision": 0.0, "dev_recall": 0.0, "dev_macro_f1": 0.0,
     "dev_token_accuracy": 0.0, "entity_pred_ratio": 0.0, "gold_entity_ratio": 0.0, "gold_entity_prob": 0.0,
-    "collapsed": False, "tokens_per_s": 0.0, "time_total_s": 0.0, "stop_reason": "", "schema_version": 0,
+    "collapsed": False, "tokens_per_s": 0.0, "time_total_s": 0.0, "stop_reason": "", "training_iteration": 0,
+    "schema_version": 0,
 }
 _HISTORY_KEYS = tuple(k for k in HISTORY_COLUMNS if k not in ("trial_id", "schema_version"))
 
@@ -165,14 +167,19 @@ def collect(experiment_path: str) -> TrialTables:
             # Ray's own flattening: the one that made the result log's columns.
             results = results + [flatten_dict(dict(trial.last_result), delimiter="/")]
         incomplete = bool(recovered) or behind or lacks_evaluations(results)
-        ratios = ratio_history(results)
+        # The row describes the trial's last start: a trial trained again from scratch
+        # (its checkpoint damaged) and stopped before the abandoned run's last evaluation
+        # would otherwise take that run's later evaluations for its own. The history
+        # keeps every report (training_iteration tells the runs apart).
+        current = since_last_start(results)
+        ratios = ratio_history(current)
         last = results[-1] if results else (trial.last_result or {})
-        reason = stop_reason(trial.status, last, ratios, guard, entity_prob_history(results))
+        reason = stop_reason(trial.status, last, ratios, guard, entity_prob_history(current))
         params = {k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool) else v
                   for k, v in trial.config.items()}
         # One result per evaluation, its last report: an evaluation redone after a restore
         # replaces the first report (the history and the curves keep the same one).
-        evals = last_per_evaluation(results)
+        evals = last_per_evaluation(current)
         best = max(evals, key=lambda r: r.get(METRIC, -1.0), default=None)
         row: dict[str, Any] = {
             "trial_id": trial.trial_id,
@@ -215,7 +222,7 @@ def collect(experiment_path: str) -> TrialTables:
             row[f"best_f1_{etype}"] = f1
         if best is not None:
             ckpt, at = best_checkpoint(trial, last_start(results))
-            row["checkpoint"] = checkpoint_uri(ckpt) if ckpt is not None else ""
+            row["checkpoint"] = checkpoint_uri(ckpt, experiment_path) if ckpt is not None else ""
             # With --checkpoint-every above 1 the best evaluation may have no checkpoint:
             # this says which one `checkpoint` holds (promotion scores that one).
             row["checkpoint_eval_index"] = int(at["eval_index"]) if ckpt is not None and "eval_index" in at else None

@@ -21,13 +21,16 @@ def _manifest(**selection) -> dict:
 
 @pytest.mark.parametrize(("selection", "says", "not_said"), [
     ({}, "the best trial by `best_dev_f1`, from its best checkpoint", "by hand"),
+    # Ranked by the checkpoint's dev F1 (tune.promote.ranking_column): said so, not best_dev_f1.
+    ({"ranked_by": "checkpoint_dev_f1"}, "the best trial by `checkpoint_dev_f1`, from its best checkpoint",
+     "`best_dev_f1`"),
     ({"trial": "t1"}, "trial `t1`, chosen by hand (`--trial`), from its best checkpoint", "the best trial"),
     ({"confirm_seeds": 2, "candidates": ["a", "b", "c"], "chosen_seed": 7},
      "re-trained the top 3 configurations with 2 extra seed(s) each", "by hand"),
     # --trial with --confirm-seeds said "the top 1 configurations", as if ranked.
     ({"trial": "t1", "confirm_seeds": 2, "candidates": ["t1"], "chosen_seed": 7},
      "trial `t1`'s configuration, chosen by hand (`--trial`), re-trained with 2 extra seed(s) each", "the top"),
-], ids=["ranked", "by-hand", "confirmed", "by-hand-confirmed"])
+], ids=["ranked", "ranked-by-checkpoint", "by-hand", "confirmed", "by-hand-confirmed"])
 def test_the_card_says_how_the_model_was_chosen(selection, says, not_said):
     card = " ".join(render_card(_manifest(**selection), 1, "reg/ner").split())
     assert says in card and not_said not in card

@@ -70,10 +70,10 @@ def test_refused_promotion_writes_nothing(finished_search, tmp_path):
     assert not registry.exists()
 
 
-def test_concurrent_promotions_get_distinct_complete_versions(finished_search, tmp_path):
-    # Two promotions at once: two complete versions, and latest points at the newer one.
-    # (Both find the registry empty before either publishes, so the check that a re-promote
-    # publishes nothing new cannot see the other: the claim alone keeps them apart.)
+def test_concurrent_promotions_of_one_model_publish_it_once(finished_search, tmp_path):
+    # Two runs of a release pipeline at once: both found the model unpublished and both
+    # published it, two versions of the same weights. Now the check and the publish are
+    # held together (Registry.publishing): one publishes v1, the other finds it there.
     registry, results, errors = tmp_path / "reg", [], []
     start = threading.Barrier(2)
 
@@ -86,27 +86,51 @@ def test_concurrent_promotions_get_distinct_complete_versions(finished_search, t
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
-    # Both past the "does the newest version hold this model" check before either claims.
-    real_holds, checked = Registry.holds, threading.Barrier(2, timeout=120)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted((r.version, r.published) for r in results) == [(1, False), (1, True)]
+    assert _verified(registry, 1)["version"] == 1
+    reg = Registry(str(registry), "ner")
+    assert reg.versions() == [1] and reg.latest() == 1
 
-    def holds_then_wait(self, hashes):
-        found = real_holds(self, hashes)
-        checked.wait()
-        return found
 
-    Registry.holds = holds_then_wait
+def test_publishers_that_race_for_one_version_get_distinct_complete_ones(tmp_path):
+    # Two publishers both pick v1 before either claims it (other models' promotes, or a
+    # publisher without the lock): the atomic rename alone keeps them apart, and the
+    # loser takes v2.
+    reg_dir, results, errors = tmp_path / "reg", [], []
+    claimed = threading.Barrier(2, timeout=60)
+    real_claim = Registry._claim
+
+    def claim_together(self, tmp, version):
+        if version == 1:
+            claimed.wait()  # both staged for v1
+        return real_claim(self, tmp, version)
+
+    def run(i: int) -> None:
+        src = tmp_path / f"weights{i}.bin"
+        src.write_bytes(f"model {i}".encode())
+        try:
+            results.append(Registry(str(reg_dir), "ner").publish({"weights.bin": src}, {}, lambda n: f"v{n}"))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    Registry._claim = claim_together
     try:
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     finally:
-        Registry.holds = real_holds
-    assert not errors
-    assert sorted(r.version for r in results) == [1, 2]
+        Registry._claim = real_claim
+    assert not errors and sorted(results) == [1, 2]
     for v in (1, 2):
-        assert _verified(registry, v)["version"] == v
-    assert Registry(str(registry), "ner").latest() == 2
+        assert _verified(reg_dir, v)["version"] == v
+    assert Registry(str(reg_dir), "ner").latest() == 2
 
 
 def test_promoting_the_same_model_again_publishes_nothing_new(finished_search, tmp_path):
@@ -379,6 +403,11 @@ def test_no_scored_trial_is_explained_by_whether_the_search_has_ended():
         _candidates(rows, "best_dev_f1")
     with pytest.raises(ValueError, match="the search has ended: its trials failed or diverged"):
         _candidates(rows, "best_dev_f1", ended=True)
+    # Evaluated but never checkpointed (--checkpoint-every N, all pruned first): nothing
+    # failed, and --stop-reason error,diverged would show nothing; re-training is the way.
+    rows = [{"trial_id": "A", "best_dev_f1": 0.4, "checkpoint_dev_f1": None}]
+    with pytest.raises(ValueError, match=r"no trial kept a checkpoint to publish .*--confirm-seeds K"):
+        _candidates(rows, "checkpoint_dev_f1", ended=True)
 
 
 def _copy_search(finished_search, tmp_path):

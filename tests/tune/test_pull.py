@@ -57,6 +57,8 @@ def test_pulled_model_loads_in_transformers_and_nerkit(promoted, tmp_path):
     ("truncate", r"tokenizer\.json is \d+ bytes, the manifest says"),
     ("delete", r"config\.json listed in manifest\.json but missing"),
     ("extra", r"evil\.py in the registry but not in manifest\.json"),
+    # A name that would be written outside DIR (an object-store key may hold ".." literally).
+    ("escape", r"manifest\.json has no valid 'files' mapping"),
 ])
 def test_damaged_version_is_refused_and_nothing_is_left(registry_copy, tmp_path, damage, message):
     # An altered, truncated, missing or extra file is named, and DIR is never created.
@@ -70,6 +72,10 @@ def test_damaged_version_is_refused_and_nothing_is_left(registry_copy, tmp_path,
         path.write_bytes(path.read_bytes()[:100])
     elif damage == "delete":
         (version / "config.json").unlink()
+    elif damage == "escape":
+        manifest = json.loads((version / "manifest.json").read_text())
+        manifest["files"]["../evil.py"] = manifest["files"]["config.json"]
+        (version / "manifest.json").write_text(json.dumps(manifest))
     else:
         (version / "evil.py").write_text("print('hi')\n")
     dest = tmp_path / "model"

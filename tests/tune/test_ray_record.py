@@ -35,6 +35,21 @@ def test_the_checkpoint_named_is_from_the_trials_last_start():
     assert best_checkpoint(trial)[0] == "abandoned"  # Ray's own choice, first of equals
 
 
+def test_a_trial_row_reads_only_the_run_of_its_last_start():
+    # Trained again from scratch and stopped after 2 evaluations, the trial's row took the
+    # abandoned run's evaluations 2 and 3 (and its best, 0.9) for its own.
+    from tune.ray_record import since_last_start
+    from tune.stop_reasons import last_per_evaluation
+
+    abandoned = [{"eval_index": i, "training_iteration": i + 1, "dev_f1": f1, "entity_pred_ratio": 0.1}
+                 for i, f1 in enumerate((0.2, 0.4, 0.6, 0.9))]
+    rerun = [{"eval_index": i, "training_iteration": 5 + i, "dev_f1": f1, "entity_pred_ratio": 0.1}
+             for i, f1 in enumerate((0.3, 0.5))]
+    assert [r["dev_f1"] for r in last_per_evaluation(abandoned + rerun)] == [0.3, 0.5, 0.6, 0.9]
+    assert [r["dev_f1"] for r in last_per_evaluation(since_last_start(abandoned + rerun))] == [0.3, 0.5]
+    assert since_last_start(abandoned) == abandoned
+
+
 def test_a_lost_evaluation_without_a_checkpoint_is_noticed():
     # With --checkpoint-every 2 an evaluation has no checkpoint, so Ray's record cannot
     # give back its lost line; the row must still say the log lacks one (results_incomplete).
