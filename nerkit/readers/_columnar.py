@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nerkit.errors import DataError
-from nerkit.readers._jsonl import TAG_COLUMNS, tags_key, token_record
+from nerkit.readers._jsonl import tags_key, token_record
 from nerkit.records import Record
 
 TOKEN_COLUMN = "tokens"
