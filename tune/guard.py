@@ -46,9 +46,9 @@ class GuardConfig:
             raise ValueError(f"collapse_guard.enabled is {self.enabled!r}, but must be true or false (unquoted)")
         if not (isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool)) or not 0 <= self.eps < 1:
             raise ValueError(f"collapse_guard.eps is {self.eps}, but must be in [0, 1)")
-        if not (isinstance(self.grace, int) and self.grace >= 0):
+        if not (isinstance(self.grace, int) and not isinstance(self.grace, bool) and self.grace >= 0):
             raise ValueError(f"collapse_guard.grace is {self.grace!r}, but must be an integer >= 0")
-        if not (isinstance(self.patience, int) and self.patience >= 1):
+        if not (isinstance(self.patience, int) and not isinstance(self.patience, bool) and self.patience >= 1):
             raise ValueError(f"collapse_guard.patience is {self.patience!r}, but must be an integer >= 1")
         if self.min_rise is not None and not (
             isinstance(self.min_rise, (int, float)) and not isinstance(self.min_rise, bool) and 0 < self.min_rise < 1

@@ -93,8 +93,10 @@ class Registry:
             text = f.read().decode("utf-8").strip()
         m = _VERSION.match(text)
         if not m:
-            raise ValueError(f"{self.uri}/{LATEST} holds {text!r}, not a version like 'v3'; "
-                             "it was not written by nerkit promote")
+            versions = ", ".join(f"v{v}" for v in self.versions()) or "none"
+            raise ValueError(f"{self.uri}/{LATEST} holds {text!r}, not a version like 'v3': it was edited by hand, "
+                             f"or cut off by a crash while it was written. Fix: write the version it should point "
+                             f"to into it (versions there: {versions})")
         return int(m.group(1))
 
     def manifest(self, version: int) -> dict[str, Any] | None:
@@ -253,6 +255,14 @@ class Registry:
             tmp = f"{self.root}/.{LATEST}.tmp-{uuid.uuid4().hex}"
             try:
                 self._write(tmp, f"v{version}\n".encode())
+                if self.local:
+                    # On disk before the move: after a power loss `latest` is the old
+                    # pointer or the new one, never an empty file.
+                    fd = os.open(tmp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 self.fs.move(tmp, f"{self.root}/{LATEST}")  # replaces the old pointer in one step
             except BaseException:
                 with contextlib.suppress(OSError):

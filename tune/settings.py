@@ -98,6 +98,10 @@ class SearchSettings:
             value = getattr(self, name)
             if value is not None and not 0 < value < math.inf:
                 raise ValueError(f"{name} is {value}, but must be a finite number > 0 or unset")
+        if self.reduction_factor is not None and not self.reduction_factor >= 2:
+            # The space's own rule (tune.space.Budget), said in the words of this setting.
+            raise ValueError(f"reduction_factor is {self.reduction_factor}, but must be >= 2 (ASHA keeps the top "
+                             "1/reduction_factor of the trials at each rung) or unset")
         if self.startup_trials is not None and not (isinstance(self.startup_trials, int) and self.startup_trials >= 1):
             raise ValueError(f"startup_trials is {self.startup_trials!r}, but must be an integer >= 1 or unset "
                              "(unset: a third of the trials, at least 4 and at most 10)")

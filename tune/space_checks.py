@@ -74,6 +74,10 @@ def values_to_check(p: Param) -> list[tuple[str, Any]]:
 
 def check_conditions(params: tuple[Param, ...], err: SpaceErrors) -> None:
     seen: dict[str, Param] = {}
+    # What each parameter needs to be active, its parents' needs included: a parameter
+    # whose needs exclude each other (``when: {loss: []}``, or ``loss: ce`` under a
+    # parent active only for ``loss: focal``) would be accepted and never searched.
+    needs: dict[str, dict[str, list]] = {}
     for p in params:
         for other, values in p.when:
             if other not in seen:
@@ -87,6 +91,17 @@ def check_conditions(params: tuple[Param, ...], err: SpaceErrors) -> None:
             for v in values:
                 if not ref.contains(v):
                     raise err(("params", p.name, "when"), f"condition value {v!r} is not a possible value of {other!r}")
+        mine: dict[str, list] = {}
+        for other, values in p.when:
+            for name, allowed in [*needs[other].items(), (other, list(values))]:
+                mine[name] = [v for v in mine.get(name, allowed) if v in allowed]
+        empty = sorted(name for name, allowed in mine.items() if not allowed)
+        if empty:
+            chain = "; ".join(f"{q.name} needs " + ", ".join(f"{k} in {list(vs)}" for k, vs in q.when)
+                              for q in [*(seen[k] for k, _ in p.when if seen[k].when), p])
+            raise err(("params", p.name, "when"), f"{p.name} can never be active: no value of {empty[0]!r} meets "
+                      f"every condition it rests on ({chain})", "make the conditions agree, or remove the parameter")
+        needs[p.name] = mine
         seen[p.name] = p
 
 

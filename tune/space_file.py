@@ -54,8 +54,8 @@ def load_space(path: str | Path) -> SearchSpace:
     for key in raw:
         if key not in SECTIONS:
             raise err((key,), f"unknown section {key!r}", f"use one of {sorted(SECTIONS)}")
-    base = _parse_base(raw.get("base") or {}, err)
-    raw_params = raw.get("params") or {}
+    base = _parse_base(_given(raw, "base", {}), err)
+    raw_params = _given(raw, "params", {})
     if not isinstance(raw_params, dict):
         raise err(("params",), f"expected a mapping of parameter name to distribution, got {type(raw_params).__name__}",
                   "write e.g. `learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}`")
@@ -67,28 +67,38 @@ def load_space(path: str | Path) -> SearchSpace:
     if overlap:
         raise err(("base", overlap[0]), f"{overlap} is both fixed in base and searched in params",
                   "keep it in one section")
-    budget_raw = raw.get("budget") or {}
+    budget_raw = _given(raw, "budget", {})
     if isinstance(budget_raw, dict):  # `5e-1` (no dot) is a YAML string; budgets are numbers
         budget_raw = {k: parse_number(v) for k, v in budget_raw.items()}
     budget = _section(Budget, budget_raw, ("budget",), err)
-    guard_raw = raw.get("collapse_guard") or {}
+    guard_raw = _given(raw, "collapse_guard", {})
+    if guard_raw is False:
+        # YAML reads `collapse_guard: off` as false, which would have kept the guard on.
+        raise err(("collapse_guard",), "collapse_guard is false, but must be a mapping of guard settings",
+                  "write `collapse_guard: {enabled: false}` to turn the guard off")
     if isinstance(guard_raw, dict):
         # YAML 1.1 reads `1e-2` (no dot) as a string; the guard's thresholds are numbers.
         guard_raw = {k: parse_number(v) if k in ("eps", "min_rise") else v for k, v in guard_raw.items()}
     guard = _section(GuardConfig, guard_raw, ("collapse_guard",), err)
-    baselines = tuple(
-        _parse_baseline(i, b, params, base, err) for i, b in enumerate(raw.get("baselines") or [])
-    )
+    raw_baselines = _given(raw, "baselines", [])
+    if not isinstance(raw_baselines, list):
+        raise err(("baselines",), f"baselines is {raw_baselines!r}, but must be a list",
+                  "write `baselines: [{name: team-recipe, params: {...}}]`, or leave the section out")
+    baselines = tuple(_parse_baseline(i, b, params, base, err) for i, b in enumerate(raw_baselines))
     names = [b.name for b in baselines]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise err(("baselines",), f"baseline name {dup!r} is used twice", "give every baseline its own name")
-    space = SearchSpace(str(path), params, base, budget, guard, baselines, str(raw.get("description", "")))
+    description = _given(raw, "description", "")
+    space = SearchSpace(str(path), params, base, budget, guard, baselines, str(description))
     # The base config must itself be valid (e.g. entity_o_ratio with o_weight != 1).
     try:
         resolved = TrainConfig().with_overrides(**base)
     except (ValueError, TypeError) as exc:
-        raise err(("base",), str(exc)) from None
+        # The message starts with the setting's name ("smoothing is 3, ..."): its own line.
+        named = next((k for k in base if str(exc).startswith((f"{k} is ", f"{k}="))), None)
+        raise err(("base",) + ((named,) if named else ()), str(exc),
+                  "change it under base:" if named else "") from None
     first = first_evaluation_after_grace(budget.grace_epochs, budget.max_epochs, resolved, params)
     if first is not None:
         raise err(("budget", "grace_epochs"),
@@ -111,6 +121,14 @@ def load_space(path: str | Path) -> SearchSpace:
         except (ValueError, TypeError) as exc:
             raise err(("baselines", i), f"baseline {b.name!r}: {exc}") from None
     return space
+
+
+def _given(raw: dict, section: str, empty: Any) -> Any:
+    """A section's value; ``empty`` where it is left out or left blank (``base:`` alone).
+    Not ``or``: a falsy value (``base: false``, ``budget: 0``) is an error to report,
+    not the defaults."""
+    value = raw.get(section)
+    return empty if value is None else value
 
 
 def _parse_base(base: Any, err: SpaceErrors) -> dict[str, Any]:
@@ -140,7 +158,7 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
     if not isinstance(spec, dict):
         spec = {"type": "fixed", "value": spec}  # `name: 0.5` is shorthand for fixed
     kind = spec.get("type")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise err(key + ("type",), f"distribution type is {kind!r}", f"use one of {sorted(KINDS)}")
     allowed = KINDS[kind] | {"type", "when"}
     for k in spec:
@@ -171,6 +189,10 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
                                  or (kind == "int" and not float(step).is_integer())):
             raise err(key + ("step",), f"step is {step!r}, but must be a number > 0"
                       + (" and an integer" if kind == "int" else ""))
+        if kind == "int" and step is not None and (high - low) % step:
+            # Optuna narrows the range to the steps that fit, without a word.
+            raise err(key + ("step",), f"step {step} does not divide the range {low}..{high}: {high} would never "
+                      "be drawn", f"set high to {low + (high - low) // step * step}, or pick a step that divides it")
         _check_sign(name, low, key + ("low",), err)
         return Param(name, kind, float(low) if kind != "int" else int(low),
                      float(high) if kind != "int" else int(high), spec.get("step"), when=when)
@@ -180,7 +202,9 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
             values = [parse_number(v) for v in values]
         if not isinstance(values, list) or not values:
             raise err(key + ("values",), f"values is {values!r}, but must be a non-empty list")
-        if len(set(map(repr, values))) != len(values):
+        # Equal values count once whatever their spelling (1 and 1.0): Optuna would draw
+        # that value twice as often. repr keeps True apart from 1 and unhashables hashable.
+        if len({repr(float(v)) if _is_number(v) else repr(v) for v in values}) != len(values):
             raise err(key + ("values",), f"values {values} has duplicates")
         for v in values:
             _check_sign(name, v, key + ("values",), err)
@@ -188,6 +212,10 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
     value = parse_number(spec["value"]) if name in _FLOAT_FIELDS else spec["value"]
     _check_sign(name, value, key + ("value",), err)
     return Param(name, kind, value=value, when=when)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_sign(name: str, value: Any, key: tuple, err: SpaceErrors) -> None:
@@ -233,9 +261,13 @@ def _parse_baseline(i: int, spec: Any, params: tuple[Param, ...], base: dict, er
     key = ("baselines", i)
     if not isinstance(spec, dict) or "name" not in spec or not isinstance(spec.get("params"), dict):
         raise err(key, "a baseline needs `name` and a `params` mapping")
-    unknown = sorted(set(spec) - {"name", "params"})
+    unknown = sorted(set(spec) - {"name", "params"}, key=str)  # a YAML key may be a number
     if unknown:
         raise err(key + (unknown[0],), f"unknown key {unknown[0]!r} in a baseline", "a baseline has `name` and `params`")
+    if not isinstance(spec["name"], str) or not spec["name"].strip():
+        # An empty name reads as "no baseline" in the trial table; `name:` alone as 'None'.
+        raise err(key + ("name",), f"name is {spec['name']!r}, but must be a non-empty text",
+                  "name the baseline, e.g. `name: team-recipe`")
     by_name = {p.name: p for p in params}
     point = {k: _baseline_number(k, v, by_name, base) for k, v in spec["params"].items()}
     for k, v in point.items():

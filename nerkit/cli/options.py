@@ -52,7 +52,7 @@ def build_train_config(
     try:
         config = base.with_overrides(**given)
     except ValueError as exc:
-        raise ValueError(_as_flag(str(exc), [k for k in given if k != "data"])) from None
+        raise ValueError(as_flag(str(exc), [k for k in given if k != "data"])) from None
     # The config is saved with the model and re-run from elsewhere: no relative paths.
     return config.with_overrides(model=local_absolute(config.model), data=config.data.with_absolute_paths())
 
@@ -61,7 +61,7 @@ def build_train_config(
 FLAGS = {"num_threads": "--threads", "early_stopping_patience": "--early-stopping"}
 
 
-def _as_flag(message: str, fields: list[str]) -> str:
+def as_flag(message: str, fields: list[str]) -> str:
     """A TrainConfig error about a field given as an option, in the option's words:
     ``num_threads is 0, …`` → ``--threads is 0, …`` (the user typed no ``num_threads``)."""
     for name in fields:

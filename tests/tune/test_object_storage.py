@@ -344,6 +344,17 @@ def _logged_evaluations(exp: str) -> dict[str, int]:
     return out
 
 
+def _snapshot_trials(exp: str) -> set[str]:
+    """The trial ids of Ray's newest snapshot in the bucket (none while it is missing or cut off)."""
+    from tune.snapshot import newest_snapshot, read_snapshot
+
+    path = newest_snapshot(exp)
+    try:
+        return set(read_snapshot(path)) if path else set()
+    except (ValueError, FileNotFoundError):  # a copy in flight: look again
+        return set()
+
+
 def _wait_until_settled(uri: str, quiet_s: float = 2.0, limit_s: float = 30.0) -> None:
     """Return once nothing under ``uri`` has appeared, gone or changed for ``quiet_s``."""
     last, since, end = None, time.monotonic(), time.monotonic() + limit_s
@@ -409,7 +420,11 @@ def test_killed_search_on_s3_resumes_elsewhere_with_every_trial_once(s3_storage,
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "NERKIT_CACHE": str(tmp_path / "dead-machine")})
     deadline, logged = time.time() + 240, {}
-    while time.time() < deadline and not logged and proc.poll() is None:
+    # Killed once a trial has logged and the snapshot in the bucket records every trial
+    # that has: a trial's log is uploaded by its worker, the snapshot by the driver every
+    # few seconds, so a trial started after another ended (a fast machine) could be in
+    # the bucket and not yet in any snapshot there.
+    while time.time() < deadline and not (logged and set(logged) <= _snapshot_trials(first)) and proc.poll() is None:
         time.sleep(0.5)
         logged = _logged_evaluations(first)
     assert proc.poll() is None, f"search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
@@ -419,7 +434,7 @@ def test_killed_search_on_s3_resumes_elsewhere_with_every_trial_once(s3_storage,
     before = _logged_evaluations(first)
 
     # The interrupted search reads back from the bucket, with the trials that had logged
-    # first (started with the search, so in every snapshot since).
+    # (in its snapshot there when it was killed, so in every one since).
     res = _cli("trials", "r", "--storage", s3_storage, "--json")
     assert res.exit_code == 0, res.output
     assert set(logged) <= {r["trial_id"] for r in json.loads(res.stdout)}

@@ -200,6 +200,16 @@ def test_latest_pointing_at_a_missing_version_is_named(registry_copy, tmp_path):
     assert _nothing_left(tmp_path / "m")
 
 
+def test_a_latest_pointer_left_empty_says_how_to_mend_it(registry_copy, tmp_path):
+    # An empty pointer (cut off by a crash; promote now syncs it to disk before moving it
+    # in) was blamed on "not written by nerkit promote", with no way out.
+    (registry_copy / "ner" / "latest").write_text("")
+    with pytest.raises(ValueError, match=r"latest holds '', not a version like 'v3'.*cut off by a crash.*"
+                                         r"Fix: write the version it should point to into it \(versions there: v1\)"):
+        pull(f"{registry_copy}/ner@latest", tmp_path / "m")
+    assert _nothing_left(tmp_path / "m")
+
+
 @pytest.mark.parametrize("files", [{}, {"model.safetensors": {"sha256": "ab"}}, ["model.safetensors"]])
 def test_a_manifest_without_valid_file_entries_is_refused(registry_copy, tmp_path, files):
     # An empty or malformed `files` list would otherwise "verify" a folder holding nothing.

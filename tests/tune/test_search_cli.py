@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from tune.cli.search import outcome
@@ -60,6 +61,20 @@ def test_an_empty_name_is_refused_not_replaced(tmp_path):
 
     res = CliRunner().invoke(build_app(), ["search", "--name", "", "--storage", str(tmp_path)])
     assert isinstance(res.exception, ValueError) and "search name is ''" in str(res.exception)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--grace-epochs", "0"], "--grace-epochs is 0.0, but must be a finite number > 0"),
+    (["--reduction-factor", "1.5"], "--reduction-factor is 1.5, but must be >= 2"),
+    (["--max-concurrent", "0"], "--max-concurrent is 0, but must be >= 1"),
+])
+def test_a_bad_option_is_named_as_the_user_typed_it(tmp_path, args, said):
+    # The messages named SearchSettings' fields (grace_epochs), which the user never typed.
+    from nerkit.cli import build_app
+
+    res = CliRunner().invoke(build_app(), ["search", "--name", "s", "--storage", str(tmp_path), *args])
+    assert isinstance(res.exception, ValueError) and str(res.exception).startswith(said)
     assert not any(tmp_path.iterdir())
 
 

@@ -19,6 +19,8 @@ from tune.settings import SearchSettings
     ({"cpus_per_trial": float("inf")}, "cpus_per_trial is inf, but must be a finite number > 0"),
     ({"max_epochs": float("inf")}, "max_epochs is inf, but must be a finite number > 0 or unset"),
     ({"reduction_factor": -2.0}, "reduction_factor is -2.0"),
+    # The space's rule (>= 2): accepted here, it failed later naming budget.reduction_factor.
+    ({"reduction_factor": 1.5}, r"reduction_factor is 1.5, but must be >= 2"),
     ({"startup_trials": 0}, r"startup_trials is 0, but must be an integer >= 1 or unset"),
 ])
 def test_bad_settings_are_refused(kwargs, needle):

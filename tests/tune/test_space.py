@@ -305,6 +305,10 @@ def test_a_wheel_install_finds_the_bundled_spaces(tmp_path):
     assert out == [str(site / "tune" / "space.py"), str(shared / "default.yaml"), str(shared / "ratio.yaml")]
 
 
+#: A space's one searched parameter, for the mistakes below made in its other sections.
+_LR = "params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
+
+
 @pytest.mark.parametrize("text, line, message", [
     # Valid alone, exclusive together: every trial failed inside Ray, and the tables after.
     ("params:\n  entity_o_ratio: {type: loguniform, low: 0.5, high: 30}\n"
@@ -331,6 +335,33 @@ def test_a_wheel_install_finds_the_bundled_spaces(tmp_path):
     ("params:\n  learning_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-4}\n"
      "  gamma: {type: uniform, low: 1.0, high: 3.0, when: {learning_rate: [5.0e-5]}}\n", 3,
      "condition on 'learning_rate', a loguniform parameter"),
+    # Falsy sections read as "left out": `collapse_guard: off` kept the guard on.
+    (_LR + "collapse_guard: off\n", 3, "collapse_guard is false, but must be a mapping"),
+    (_LR + "budget: 0\n", 3, "budget: expected a mapping, got int"),
+    (_LR + "base: false\n", 3, "expected a mapping of TrainConfig settings, got bool"),
+    (_LR + "baselines: 5\n", 3, "baselines is 5, but must be a list"),
+    # Tracebacks (TypeError) before.
+    ("params:\n  learning_rate: {type: [loguniform], low: 1.0e-5, high: 1.0e-4}\n", 2,
+     "distribution type is ['loguniform']"),
+    (_LR + "baselines:\n  - {name: b, params: {learning_rate: 5.0e-5}, 1: x, foo: y}\n", 4,
+     "unknown key 1 in a baseline"),
+    # Never active, so never searched, without a word.
+    ("params:\n  loss: {type: choice, values: [ce, focal]}\n"
+     "  gamma: {type: uniform, low: 0.5, high: 3.0, when: {loss: []}}\n", 3, "gamma can never be active"),
+    ("params:\n  loss: {type: choice, values: [ce, focal]}\n"
+     "  weight_strategy: {type: choice, values: [none, seed], when: {loss: focal}}\n"
+     "  gamma: {type: uniform, low: 0.5, high: 3.0, when: {loss: ce, weight_strategy: seed}}\n", 4,
+     "gamma can never be active: no value of 'loss' meets every condition"),
+    # An empty name read as "no baseline" in the trial table; `name:` alone as 'None'.
+    (_LR + "baselines:\n  - {name: '', params: {learning_rate: 5.0e-5}}\n", 4, "name is '', but must be"),
+    (_LR + "baselines:\n  - {name: null, params: {learning_rate: 5.0e-5}}\n", 4, "name is None, but must be"),
+    # 1 and 1.0 are one value: Optuna drew it twice as often.
+    ("params:\n  o_weight: {type: choice, values: [1, 1.0]}\n", 2, "has duplicates"),
+    (_LR + "collapse_guard: {grace: true}\n", 3, "collapse_guard.grace is True, but must be an integer"),
+    # A base error names its own key's line, not base:'s.
+    ("base:\n  seed: 1\n  smoothing: 3\n" + _LR, 3, "base.smoothing: smoothing is 3"),
+    # Optuna narrowed 8..10 step 8 to [8] silently.
+    ("params:\n  batch_size: {type: int, low: 8, high: 10, step: 8}\n", 2, "step 8 does not divide the range 8..10"),
 ])
 def test_space_mistakes_found_by_review_name_their_line(tmp_path, text, line, message):
     path = _write(tmp_path, text)

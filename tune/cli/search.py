@@ -73,7 +73,9 @@ def register(app: typer.Typer) -> None:
             help="Checkpoint every Nth evaluation and the final one (fewer writes; a retried trial redoes more)."),
         max_epochs: Optional[float] = typer.Option(None, "--max-epochs", help="Override the space's ASHA max budget."),
         grace_epochs: Optional[float] = typer.Option(None, "--grace-epochs", help="Override ASHA's grace period."),
-        reduction_factor: Optional[float] = typer.Option(None, "--reduction-factor"),
+        reduction_factor: Optional[float] = typer.Option(
+            None, "--reduction-factor",
+            help="Override ASHA's reduction factor (>= 2): it keeps the top 1/N of the trials at each rung."),
         startup_trials: Optional[int] = typer.Option(
             None, "--startup-trials",
             help="Trials before TPE models the results, baselines included (default: a third of --trials, 4 to 10)."),
@@ -82,7 +84,7 @@ def register(app: typer.Typer) -> None:
         """Search loss weights, focal gamma, learning rate and batch size with Ray Tune + Optuna TPE + ASHA."""
         import time
 
-        from tune.settings import SETTINGS_FILE, SearchSettings, experiment_path, storage_root
+        from tune.settings import SETTINGS_FILE, experiment_path, storage_root
         from tune.storage import exists
         from tune.space import resolve_space
 
@@ -101,7 +103,8 @@ def register(app: typer.Typer) -> None:
         else:
             # `--name ""` is a mistake to report (SearchSettings does), not "no name given".
             exp_name = name if name is not None else time.strftime("search-%Y%m%d-%H%M%S")
-            settings = SearchSettings(
+            settings = _settings(
+                ctx,
                 name=exp_name, space=str(resolve_space(space)), storage=storage, trials=trials,
                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
                 seed=seed, baselines=not no_baselines, max_failures=max_failures,
@@ -246,3 +249,15 @@ def _print_summary(s: dict) -> None:
     for b in s.get("baselines", []):
         f1 = f"{b['dev_f1']:.4f}" if b["dev_f1"] is not None else "- (no evaluation)"
         console.print(f"  baseline {b['name']}: best dev F1 {f1} ({b['trial_id']}, {b['stop_reason'] or 'unfinished'})")
+
+
+def _settings(ctx: typer.Context, **values):
+    """SearchSettings from the options, its errors in the options' words (``--grace-epochs
+    is 0.0``, not ``grace_epochs is 0.0``: the user typed no grace_epochs)."""
+    from nerkit.cli.options import as_flag
+    from tune.settings import SearchSettings
+
+    try:
+        return SearchSettings(**values)
+    except ValueError as exc:
+        raise ValueError(as_flag(str(exc), list(ctx.params))) from None
