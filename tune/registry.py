@@ -269,33 +269,27 @@ class Registry:
                     self.fs.delete_file(tmp)
                 raise
 
-    @contextlib.contextmanager
     def publishing(self):
         """Hold the model name for one promote's "already published?" check and its
         publish (a file lock on local filesystems; nothing on object stores, where one
         promote per model name at a time is the user's to keep). Without it, two runs of
         one release pipeline both found the model unpublished and published it twice."""
-        if not self.local:
-            yield
-            return
-        import fcntl
+        if self.local:
+            self.fs.create_dir(self.root, recursive=True)
+        return self._lock(".publish.lock")
 
-        self.fs.create_dir(self.root, recursive=True)
-        with open(f"{self.root}/.publish.lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    def _latest_lock(self):
+        return self._lock(".latest.lock")
 
     @contextlib.contextmanager
-    def _latest_lock(self):
+    def _lock(self, name: str):
+        """An exclusive ``flock`` on ``root/name`` (local filesystems; a no-op elsewhere)."""
         if not self.local:
             yield
             return
         import fcntl
 
-        with open(f"{self.root}/.latest.lock", "a") as f:
+        with open(f"{self.root}/{name}", "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
