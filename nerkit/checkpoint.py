@@ -95,6 +95,16 @@ def replace_model_dir(
     return path
 
 
+def is_model_dir_of_nerkit(path: str | Path) -> bool:
+    """Whether ``path`` is a model directory :func:`save_model_dir` wrote, which
+    :func:`replace_model_dir` may empty: its ``nerkit_config.json`` and ``config.json``,
+    and no subdirectory but the hidden staging ones an interrupted replace leaves."""
+    path = Path(path)
+    if not ((path / CONFIG_FILE).is_file() and (path / "config.json").is_file()):
+        return False
+    return not any(e.is_dir() and not e.name.startswith((".saving-", ".old-")) for e in path.iterdir())
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -30,7 +30,8 @@ import torch
 
 from nerkit import batching
 from nerkit.alignment import load_tokenizer
-from nerkit.checkpoint import TrainingState, load_training_checkpoint, replace_model_dir
+from nerkit.checkpoint import (CONFIG_FILE, TrainingState, is_model_dir_of_nerkit, load_training_checkpoint,
+                               replace_model_dir)
 from nerkit.config import TrainConfig
 from nerkit.device import resolve_device
 from nerkit.evaluate import evaluate_split
@@ -78,10 +79,12 @@ def _check_output_dir(path: Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"output_dir {str(path)!r}: {str(existing)!r} is not writable; give a directory you can "
                          "write to")
-    if path.is_dir() and any(path.iterdir()) and not (path / "config.json").is_file():
-        # A directory holding a model (an earlier run) is replaced; any other is not ours to write into.
-        raise ValueError(f"output_dir {str(path)!r} is not empty and holds no model (config.json); give a new or "
-                         "empty directory, or an earlier run's model directory to replace")
+    if path.is_dir() and any(path.iterdir()) and not is_model_dir_of_nerkit(path):
+        # An earlier run's model directory is replaced whole; any other is not ours to
+        # empty (a project folder's config.json once passed for a model's).
+        raise ValueError(f"output_dir {str(path)!r} is not empty and is not a model directory nerkit wrote (its "
+                         f"{CONFIG_FILE} beside the model's files, no subdirectories); give a new or empty directory, "
+                         "or an earlier run's model directory to replace")
 
 
 def train(

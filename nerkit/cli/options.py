@@ -39,7 +39,7 @@ def build_train_config(
     change the file's ``data:`` section, never replace it with defaults. Errors in the
     file name the file and the line of the setting.
     """
-    base = _config_from_file(config_file) if config_file else TrainConfig()
+    base, lines = _config_from_file(config_file) if config_file else (TrainConfig(), {})
     given = {k: v for k, v in overrides.items() if v is not None}
     if isinstance(data, DataConfig):
         given["data"] = data
@@ -52,7 +52,12 @@ def build_train_config(
     try:
         config = base.with_overrides(**given)
     except ValueError as exc:
-        raise ValueError(as_flag(str(exc), [k for k in given if k != "data"])) from None
+        message = as_flag(str(exc), [k for k in given if k != "data"])
+        # An option at odds with a setting of the file (--eval-every-steps against its
+        # evals_per_epoch): say where that setting is.
+        named = dict.fromkeys(re.findall(r"(\w+)(?:=| is )", message))
+        where = [f"{k} is set at {config_file}:{lines[(k,)]}" for k in named if (k,) in lines and k not in given]
+        raise ValueError(message + (f" ({'; '.join(where)})" if where else "")) from None
     # The config is saved with the model and re-run from elsewhere: no relative paths.
     return config.with_overrides(model=local_absolute(config.model), data=config.data.with_absolute_paths())
 
@@ -65,15 +70,16 @@ def as_flag(message: str, fields: list[str]) -> str:
     """A TrainConfig error about a field given as an option, in the option's words:
     ``num_threads is 0, …`` → ``--threads is 0, …`` (the user typed no ``num_threads``)."""
     for name in fields:
-        if message.startswith(f"{name} is "):
+        if message.startswith((f"{name} is ", f"{name}=")):
             return FLAGS.get(name, f"--{name.replace('_', '-')}") + message[len(name):]
     return message
 
 
-def _config_from_file(path: Path) -> TrainConfig:
+def _config_from_file(path: Path) -> tuple[TrainConfig, dict[tuple, int]]:
+    """The file's config and the line of each of its settings."""
     values, lines = load_yaml_mapping(path)
     try:
-        return TrainConfig.from_dict(values)
+        return TrainConfig.from_dict(values), lines
     except (ValueError, TypeError) as exc:
         message = str(exc)
         line = _setting_line(lines, message)

@@ -108,10 +108,11 @@ def register(app: typer.Typer) -> None:
                 progress.update(task, completed=step, total=total)
 
             def report(metrics: dict, _save) -> None:
-                if as_json:
-                    return
-                # One line per evaluation even when piped (rich wraps at 80 columns off a terminal).
-                progress.console.print(format_metrics_line(metrics), highlight=False, soft_wrap=True)
+                if not as_json:
+                    # One line per evaluation even when piped (rich wraps at 80 columns off a terminal).
+                    progress.console.print(format_metrics_line(metrics), highlight=False, soft_wrap=True)
+                # The collapse warning goes to stderr with --json too: stdout stays one JSON
+                # document, and a scripted run still hears that it predicts only 'O'.
                 collapsed_run[0] = collapsed_run[0] + 1 if metrics["collapsed"] else 0
                 prob, before = metrics.get("gold_entity_prob"), last_entity_prob[0]
                 last_entity_prob[0] = prob
@@ -153,4 +154,5 @@ def register(app: typer.Typer) -> None:
                               "evaluation", soft_wrap=True)
             raise typer.Exit(1)
         else:
-            console.print(f"model saved to {result.output_dir}")
+            # markup=False: a path such as runs/exp[lr=1e-4] is text, not rich markup.
+            console.print(f"model saved to {result.output_dir}", markup=False, highlight=False)

@@ -204,13 +204,14 @@ def test_replacing_a_model_dir_leaves_none_of_the_old_models_files(trained, tmp_
     # look resumable) used to stay beside the new model.
     import shutil
 
-    from nerkit.checkpoint import replace_model_dir
+    from nerkit.checkpoint import is_model_dir_of_nerkit, replace_model_dir
 
     _, model_dir, _ = trained
     target = tmp_path / "out"
     shutil.copytree(model_dir, target)
     (target / "spm.model").write_text("another tokenizer")
     (target / STATE_JSON).write_text("{}")
+    assert is_model_dir_of_nerkit(target)  # what `nerkit train -o` agrees to replace
     model = transformers.AutoModelForTokenClassification.from_pretrained(model_dir)
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
     replace_model_dir(target, model, tokenizer, {"run": 2}, {"best": None})

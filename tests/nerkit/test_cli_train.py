@@ -50,11 +50,13 @@ def test_no_class_weights_overrides_config_file(tiny_model_dir, small_data_dir, 
 
 
 def test_metrics_lines_without_json(tiny_model_dir, small_data_dir, tmp_path):
-    # Without --json each evaluation prints a metrics line and the save location.
-    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model")
+    # Without --json each evaluation prints a metrics line and the save location, whole:
+    # read as rich markup, "[/x]" raised after the model was saved (exit 1, "no model").
+    out = tmp_path / "exp[lr=1e-4][/x]"
+    result = _train(tiny_model_dir, small_data_dir, out)
     assert result.exit_code == 0, result.output
     assert "entity_pred_ratio" in result.stdout and "step 10" in result.stdout
-    assert "model saved to" in result.stdout
+    assert f"model saved to {out}\n" in result.stdout
 
 
 def test_collapse_warning_shows_the_entity_probability_trend(tiny_model_dir, small_data_dir, tmp_path):
@@ -71,6 +73,11 @@ def test_collapse_warning_shows_the_entity_probability_trend(tiny_model_dir, sma
     warned = [int(w.split(" evaluations")[0]) for w in text.split("for ")[1:] if " evaluations" in w]
     assert warned and all(n in (2, 4, 8, 16, 32) for n in warned)
     assert "stayed under" not in result.stdout
+    # With --json too: stdout stays the JSON summary, the warning still reaches stderr.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model2", "--config", str(config), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] and "stayed under 0.005 for 2 evaluations" in " ".join(
+        result.stderr.split())
 
 
 def test_each_metrics_line_stays_one_line_when_piped(tiny_model_dir, small_data_dir, tmp_path):

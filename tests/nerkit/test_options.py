@@ -120,3 +120,14 @@ def test_a_bad_option_is_named_as_the_user_typed_it(overrides, needle):
     with pytest.raises(ValueError) as info:
         build_train_config(None, data_options(), overrides)
     assert str(info.value).startswith(needle)
+
+
+def test_an_option_at_odds_with_the_config_file_names_the_files_line(tmp_path):
+    # --eval-every-steps against the file's evals_per_epoch named neither the file nor the line.
+    path = tmp_path / "t.yaml"
+    path.write_text("epochs: 2\nevals_per_epoch: 2\n")
+    with pytest.raises(ValueError) as info:
+        build_train_config(path, data_options(), {"eval_every_steps": 5})
+    message = str(info.value)
+    assert message.startswith("--eval-every-steps=5 and evals_per_epoch=2")
+    assert message.endswith(f"(evals_per_epoch is set at {path}:2)")

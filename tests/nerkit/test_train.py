@@ -290,13 +290,23 @@ def test_max_length_past_the_models_positions_is_refused_before_training(cfg):
         train(replace(cfg, max_length=200), report=lambda m, save: pytest.fail("trained"))
 
 
-def test_output_dir_that_holds_something_else_is_refused_before_training(cfg, tmp_path):
+@pytest.mark.parametrize("files", [
+    {"notes.txt": "mine"},
+    # A project folder's config.json passed for a model's, and its src/ was deleted.
+    {"config.json": '{"name": "my-app"}', "src/main.py": "print(1)", "notes.txt": "mine"},
+    # Even nerkit's own files beside a folder of the user's.
+    {"config.json": "{}", "nerkit_config.json": "{}", "src/main.py": "print(1)"},
+])
+def test_output_dir_that_holds_something_else_is_refused_before_training(cfg, tmp_path, files):
     # Model files landed beside whatever the directory held; an earlier run's model is
-    # still replaced (it holds config.json).
-    (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="is not empty and holds no model"):
-        train(cfg, output_dir=tmp_path, report=lambda m, save: pytest.fail("trained"))
-    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    # still replaced (tests/nerkit/test_checkpoint.py).
+    out = tmp_path / "out"
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    with pytest.raises(ValueError, match="is not empty and is not a model directory nerkit wrote"):
+        train(cfg, output_dir=out, report=lambda m, save: pytest.fail("trained"))
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(files)
 
 
 @pytest.mark.parametrize("loss, gamma", [("focal", 2.0), ("ce", 0.0)])

@@ -156,14 +156,15 @@ def test_compute_spent_groups_each_trial_under_its_own_stop_reason():
 
 
 def test_report_cli_writes_to_out(finished_search, tmp_path):
-    # nerkit report --out writes the file where asked.
+    # nerkit report --out writes the file where asked, and names it whole ("[/x]" was
+    # read as rich markup and raised after the report was written).
     from nerkit.cli import build_app
 
-    out = tmp_path / "r.html"
+    out = tmp_path / "r[/x].html"
     res = CliRunner().invoke(build_app(), ["report", finished_search.name, "--storage",
                                            finished_search.storage, "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert _IMG.search(out.read_text(encoding="utf-8"))
+    assert _IMG.search(out.read_text(encoding="utf-8")) and f"report written to {out}" in res.output
 
 
 def test_a_baseline_stopped_early_is_flagged_as_scored_at_its_rung():

@@ -45,10 +45,11 @@ def register(app: typer.Typer) -> None:
         test = result.manifest.get("test_metrics", {})
         scores = f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})" if test else ""
         if result.published:
-            console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {result.uri} {scores}",
+            console.print(f"[bold green]promoted[/] trial {result.manifest['trial_id']} as {escape(result.uri)} "
+                          f"{scores}",
                           highlight=False)
         else:
-            console.print(f"[bold green]already published[/]: the best model is {result.uri} {scores}, which "
+            console.print(f"[bold green]already published[/]: the best model is {escape(result.uri)} {scores}, which "
                           "holds the same files; nothing new was written (latest points at it)", highlight=False)
         console.print(f"pull it with: nerkit pull {result.uri.rsplit('/', 1)[0]}@v{result.version} --to DIR",
-                      highlight=False)
+                      highlight=False, markup=False)

@@ -35,5 +35,8 @@ def register(app: typer.Typer) -> None:
                               soft_wrap=True)
             raise typer.Exit(3) from None
         version = json.loads((dest / "manifest.json").read_text(encoding="utf-8")).get("version")
-        console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False)
-        console.print(f"try it: nerkit predict --model {dest} \"tushar se 2 misal pav mangwao\"", highlight=False)
+        # markup=False: paths are text, not rich markup.
+        console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False,
+                      markup=False)
+        console.print(f"try it: nerkit predict --model {dest} \"tushar se 2 misal pav mangwao\"", highlight=False,
+                      markup=False)

@@ -21,4 +21,4 @@ def register(app: typer.Typer) -> None:
         from tune.settings import experiment_path
 
         dest = write_report(experiment_path(name, storage), out)
-        console.print(f"report written to {dest}", highlight=False)
+        console.print(f"report written to {dest}", highlight=False, markup=False)  # a path, not markup

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from nerkit.cli import console, err_console
@@ -231,7 +232,8 @@ def outcome(summary: dict, storage: str) -> tuple[int, str]:
 def _print_summary(s: dict) -> None:
     from tune.summary import checkpoint_not_best
 
-    console.print(f"[bold]search[/] {s['name']}  at {s['experiment_path']}")
+    # Paths, values and baseline names are the user's text: escaped, not read as markup.
+    console.print(f"[bold]search[/] {s['name']}  at {escape(str(s['experiment_path']))}")
     console.print("trials by stop reason: " + "  ".join(f"{k} {v}" for k, v in sorted(s["reasons"].items())))
     best = s.get("best")
     if not best:
@@ -241,14 +243,15 @@ def _print_summary(s: dict) -> None:
                   f"{best['epoch']:.2f} (entity_pred_ratio {best['entity_pred_ratio']:.4f}, "
                   "entity:O weight ratio " + (f"{best['entity_o_ratio']:.3f})" if best["entity_o_ratio"] is not None
                                               else "unknown)"))
-    console.print("  searched: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
-    console.print(f"  checkpoint: {best['checkpoint'] or '(none)'}")
+    console.print("  searched: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()), markup=False)
+    console.print(f"  checkpoint: {best['checkpoint'] or '(none)'}", markup=False)
     lag = checkpoint_not_best(best)
     if lag:
         console.print(f"  [yellow]that checkpoint is {lag}[/]")
     for b in s.get("baselines", []):
         f1 = f"{b['dev_f1']:.4f}" if b["dev_f1"] is not None else "- (no evaluation)"
-        console.print(f"  baseline {b['name']}: best dev F1 {f1} ({b['trial_id']}, {b['stop_reason'] or 'unfinished'})")
+        console.print(f"  baseline {b['name']}: best dev F1 {f1} ({b['trial_id']}, {b['stop_reason'] or 'unfinished'})",
+                      markup=False)
 
 
 def _settings(ctx: typer.Context, **values):
