@@ -112,6 +112,7 @@ def load_model(name: str, label_map: LabelMap):
     A base checkpoint (no head, or a head for other labels, even as many) gets a fresh
     head; a nerkit checkpoint with the same labels loads whole.
     """
+    import torch
     import transformers
     from transformers import AutoConfig, AutoModelForTokenClassification
 
@@ -132,8 +133,12 @@ def load_model(name: str, label_map: LabelMap):
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
+        # dtype float32: transformers' default ("auto") takes the dtype a checkpoint was
+        # saved in, and a float16/bfloat16 hub checkpoint then trained in half precision
+        # (no fp32 master weights: small AdamW updates round away; bf16 autocast on CPU
+        # fails on it). Precision is autocast's job (nerkit.precision), not the weights'.
         model = AutoModelForTokenClassification.from_pretrained(
-            path, config=config, ignore_mismatched_sizes=True
+            path, config=config, ignore_mismatched_sizes=True, dtype=torch.float32
         )
     except Exception as exc:  # noqa: BLE001 - missing files, and damaged ones (safetensors' own error type)
         raise cannot_load(name, exc) from exc

@@ -133,8 +133,9 @@ class Predictor:
         # PyTorch .bin when that is all it has (a model saved elsewhere); the hub, either.
         bin_only = local and not any(path.glob("*.safetensors")) and any(path.glob("pytorch_model*.bin"))
         try:
+            # float32 as it was trained (nerkit.model.load_model), whatever dtype it was saved in.
             model = AutoModelForTokenClassification.from_pretrained(
-                str(path), use_safetensors=None if (bin_only or not local) else True)
+                str(path), use_safetensors=None if (bin_only or not local) else True, dtype=torch.float32)
             tokenizer = load_tokenizer(str(path))
         except ValueError:
             raise

@@ -18,6 +18,7 @@ the run stops cleanly and reports finite metrics, never NaN).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -116,47 +117,60 @@ def train(
         torch.set_num_threads(config.num_threads)
     set_seed(config.seed)
     device = resolve_device(config.device)
-    if device.type == "cuda":
+    # TF32 matmuls on CUDA for this run only: promote --confirm-seeds trains and then
+    # scores the published copy in one process, and that score must not depend on it.
+    with _tf32(device.type == "cuda"):
+        precision = compute_precision(config, device)
+        logger.info("training on %s in %s", device, precision)
+        prepared = _checked_data(config, prepared)
+        # Every config this run saves (checkpoints, the model directory) names its data.
+        config = config.with_overrides(data=replace(config.data, fingerprint=prepared.fingerprint))
+        tokenizer = load_tokenizer(resolve_model(config.model))
+        if not any(prepared.train_counts[1:]):
+            # All 'O': no entity to learn, and every entity:O ratio would be NaN.
+            raise ValueError("the train split has no entity tokens (every counted tag is 'O'), so there is nothing "
+                             "to learn; check the data with `nerkit doctor`")
+        weights = class_weights(
+            prepared.train_counts, config.weight_strategy, config.o_weight, config.entity_boost,
+            config.smoothing, config.beta, config.max_weight, config.entity_o_ratio,
+        )
+        model = load_model(config.model, prepared.label_map).to(device)
+        check_max_length(config.max_length, tokenizer, model.config)  # positions the tokenizer did not state
+        model.train()
+        train_ids = prepared.train.input_ids
+        if not train_ids:
+            raise ValueError("the training split is empty; give training records")
+        used_rows = len({t for ids in train_ids for t in ids} | {prepared.pad_token_id})
+        optimizer = build_optimizer(model, config, device, used_rows)
+        _, total_steps = step_budget(len(train_ids), config.batch_size, config.epochs)
+        scheduler = build_scheduler(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+        parts = RunParts(
+            config=config, prepared=prepared, model=model, tokenizer=tokenizer, optimizer=optimizer,
+            scheduler=scheduler, device=device, autocast=precision_context(precision, device), precision=precision,
+            weights=torch.tensor(weights, dtype=torch.float32, device=device),
+            entity_o_ratio=entity_o_ratio(weights, prepared.train_counts),
+        )
+        keep_best = output_dir is not None or evaluate_test
+        state, best_state = TrainingState(pool_batches=batching.POOL_BATCHES), None
+        if resume_from is not None:
+            state, best_state = _resume(parts, resume_from, keep_best)
+        run = TrainingRun(parts, state, keep_best=keep_best, best_state=best_state, report=report, on_step=on_step)
+        status = run.run()
+        run.materialize()
+        return _finish(run, status, weights, output_dir, evaluate_test)
+
+
+@contextlib.contextmanager
+def _tf32(on: bool):
+    """Allow TF32 matmuls (CUDA) inside, and put the process's settings back after."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if on:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    precision = compute_precision(config, device)
-    logger.info("training on %s in %s", device, precision)
-    prepared = _checked_data(config, prepared)
-    # Every config this run saves (checkpoints, the model directory) names its data.
-    config = config.with_overrides(data=replace(config.data, fingerprint=prepared.fingerprint))
-    tokenizer = load_tokenizer(resolve_model(config.model))
-    if not any(prepared.train_counts[1:]):
-        # All 'O': no entity to learn, and every entity:O ratio would be NaN.
-        raise ValueError("the train split has no entity tokens (every counted tag is 'O'), so there is nothing "
-                         "to learn; check the data with `nerkit doctor`")
-    weights = class_weights(
-        prepared.train_counts, config.weight_strategy, config.o_weight, config.entity_boost,
-        config.smoothing, config.beta, config.max_weight, config.entity_o_ratio,
-    )
-    model = load_model(config.model, prepared.label_map).to(device)
-    check_max_length(config.max_length, tokenizer, model.config)  # positions the tokenizer did not state
-    model.train()
-    train_ids = prepared.train.input_ids
-    if not train_ids:
-        raise ValueError("the training split is empty; give training records")
-    used_rows = len({t for ids in train_ids for t in ids} | {prepared.pad_token_id})
-    optimizer = build_optimizer(model, config, device, used_rows)
-    _, total_steps = step_budget(len(train_ids), config.batch_size, config.epochs)
-    scheduler = build_scheduler(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    parts = RunParts(
-        config=config, prepared=prepared, model=model, tokenizer=tokenizer, optimizer=optimizer,
-        scheduler=scheduler, device=device, autocast=precision_context(precision, device), precision=precision,
-        weights=torch.tensor(weights, dtype=torch.float32, device=device),
-        entity_o_ratio=entity_o_ratio(weights, prepared.train_counts),
-    )
-    keep_best = output_dir is not None or evaluate_test
-    state, best_state = TrainingState(pool_batches=batching.POOL_BATCHES), None
-    if resume_from is not None:
-        state, best_state = _resume(parts, resume_from, keep_best)
-    run = TrainingRun(parts, state, keep_best=keep_best, best_state=best_state, report=report, on_step=on_step)
-    status = run.run()
-    run.materialize()
-    return _finish(run, status, weights, output_dir, evaluate_test)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _checked_data(config: TrainConfig, prepared: PreparedData | None) -> PreparedData:

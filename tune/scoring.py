@@ -83,6 +83,7 @@ def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dic
         ValueError: the model's files are missing or do not load (named, with the error).
         PromotionRefused: the data has no test split.
     """
+    import torch
     from transformers import AutoModelForTokenClassification
 
     from nerkit.alignment import load_tokenizer
@@ -95,7 +96,9 @@ def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dic
     check_model_files(model_dir, name)
     try:
         own = load_tokenizer(str(model_dir))
-        model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True)
+        # float32, as the trials evaluated it (nerkit.model.load_model).
+        model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True,
+                                                                dtype=torch.float32)
     except Exception as exc:  # noqa: BLE001 - tokenizers and safetensors raise their own types on damaged files
         raise ValueError(f"the model in {name or model_dir} does not load ({type(exc).__name__}: {exc}); its files "
                          f"are damaged, so nothing was promoted. {_OTHER_TRIAL}") from exc

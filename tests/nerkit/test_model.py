@@ -99,3 +99,24 @@ def test_a_saved_head_for_the_same_labels_in_another_order_keeps_its_rows(tiny_m
     by_label = {loaded.config.id2label[i]: round(loaded.classifier.bias[i].item(), 4) for i in range(3)}
     assert by_label == {"O": 0.1, "I-FOOD": 0.2, "B-FOOD": 0.3}
     assert torch.allclose(loaded.classifier.weight[ours.label2id["B-FOOD"]], torch.full((32,), 0.3))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_half_precision_checkpoint_trains_and_predicts_in_float32(tiny_model_dir, tmp_path, dtype):
+    # transformers loads a checkpoint in the dtype its config.json names: a float16 hub
+    # model trained with float16 weights (no fp32 master copy) and bf16 autocast on the
+    # CPU failed on it ("expect parameter to have scalar type of Float").
+    import torch
+    from transformers import AutoTokenizer
+
+    from nerkit.labels import LabelMap
+    from nerkit.model import load_model
+    from nerkit.predict import Predictor
+
+    load_model(str(tiny_model_dir), LabelMap.from_types(["FOOD"])).to(getattr(torch, dtype)).save_pretrained(
+        tmp_path / "half")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "half")
+    model = load_model(str(tmp_path / "half"), LabelMap.from_types(["FOOD"]))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    predictor = Predictor.from_dir(tmp_path / "half", device="cpu")
+    assert {p.dtype for p in predictor.model.parameters()} == {torch.float32}

@@ -359,3 +359,23 @@ def test_a_saved_config_names_its_data_and_refuses_data_changed_since(cfg, small
         train(build_train_config(saved, data_options(), {}))
     # Naming the data again on the command line means this data, as it is now.
     assert build_train_config(saved, data_options(data=str(data)), {}).data.fingerprint is None
+
+
+def test_tf32_is_allowed_for_a_cuda_run_only_while_it_trains():
+    # train() set TF32 for the whole process: promote --confirm-seeds then scored the
+    # published copy with TF32 matmuls, a plain promote without.
+    import torch
+
+    from nerkit.train import _tf32
+
+    flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)  # noqa: E731
+    saved = flags()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with _tf32(True):
+            assert flags() == (True, True)
+        assert flags() == (False, False)
+        with _tf32(False):
+            assert flags() == (False, False)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
