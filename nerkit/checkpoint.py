@@ -13,6 +13,7 @@ checkpoints may come from shared storage, and unpickling is code execution.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import random
@@ -30,6 +31,9 @@ CONFIG_FILE = "nerkit_config.json"
 METRICS_FILE = "metrics.json"
 STATE_TENSORS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
+#: Subdirectories save_pretrained writes into a model directory (transformers 5: a
+#: tokenizer's named chat templates).
+_SAVED_SUBDIRS = frozenset({"additional_chat_templates"})
 
 
 def save_model_dir(
@@ -38,7 +42,13 @@ def save_model_dir(
     """Write a self-explaining model directory (see module doc)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
+    # The weights under the model's own names: transformers 5 otherwise writes them back
+    # under the names of the checkpoint it loaded (BERT's legacy LayerNorm.gamma/beta),
+    # and a resume (load_training_checkpoint, by the model's names) would miss them.
+    # transformers 4 has no such option, and writes the model's own names anyway.
+    own_names = ({"save_original_format": False}
+                 if "save_original_format" in inspect.signature(model.save_pretrained).parameters else {})
+    model.save_pretrained(path, safe_serialization=True, **own_names)
     tokenizer.save_pretrained(path)
     write_json(path / CONFIG_FILE, config)
     if metrics is not None:
@@ -98,11 +108,13 @@ def replace_model_dir(
 def is_model_dir_of_nerkit(path: str | Path) -> bool:
     """Whether ``path`` is a model directory :func:`save_model_dir` wrote, which
     :func:`replace_model_dir` may empty: its ``nerkit_config.json`` and ``config.json``,
-    and no subdirectory but the hidden staging ones an interrupted replace leaves."""
+    and no subdirectory but one a tokenizer's save writes and the hidden staging ones an
+    interrupted replace leaves."""
     path = Path(path)
     if not ((path / CONFIG_FILE).is_file() and (path / "config.json").is_file()):
         return False
-    return not any(e.is_dir() and not e.name.startswith((".saving-", ".old-")) for e in path.iterdir())
+    return not any(e.is_dir() and e.name not in _SAVED_SUBDIRS and not e.name.startswith((".saving-", ".old-"))
+                   for e in path.iterdir())
 
 
 def _umask() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pyarrow.fs as pafs
 
 
@@ -76,8 +78,14 @@ def uri_in(experiment: str, path: str) -> str:
     if "://" not in experiment or "://" in path:
         return path
     base, _, query = experiment.partition("?")
-    _, root = filesystem(experiment)  # with its query: a region given there spares a lookup
-    root = root.rstrip("/")
+    suffix = f"?{query}" if query else ""  # an endpoint or region the storage needs
+    root = _root(experiment)
     if path == root or path.startswith(root + "/"):
-        return base.rstrip("/") + path[len(root):] + (f"?{query}" if query else "")
-    return f"{base.split('://')[0]}://{path}"  # outside the experiment: the scheme is all that is known
+        return base.rstrip("/") + path[len(root):] + suffix
+    return f"{base.split('://')[0]}://{path}{suffix}"  # outside the experiment: the scheme is all that is known
+
+
+@functools.lru_cache(maxsize=64)
+def _root(experiment: str) -> str:
+    # Once per experiment: an S3 URI without a region makes pyarrow look the bucket's up.
+    return filesystem(experiment)[1].rstrip("/")  # with its query: a region given there spares a lookup

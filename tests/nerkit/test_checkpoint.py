@@ -109,6 +109,44 @@ def test_load_restores_model_optimizer_and_progress(trained):
     assert len(moments) == len(list(model.parameters())) and any(bool(m.abs().sum()) for m in moments)
 
 
+def test_a_model_loaded_from_legacy_weight_names_resumes_whole(tiny_model_dir, tmp_path):
+    # bert-base-style checkpoints name LayerNorm weights gamma/beta; transformers 5 wrote
+    # checkpoints back under those names, and a resume (by the model's own names) found
+    # them missing: before, it kept those layers as pretrained; then, it called it damaged.
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from nerkit.checkpoint import save_training_checkpoint
+    from nerkit.labels import LabelMap
+    from nerkit.model import load_model
+    from nerkit.optim import build_optimizer, build_scheduler
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tiny_model_dir, legacy)
+    weights = load_file(str(legacy / "model.safetensors"))
+    renamed = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+               for k, v in weights.items()}
+    assert renamed.keys() != weights.keys()
+    save_file(renamed, str(legacy / "model.safetensors"), metadata={"format": "pt"})
+    labels, cfg = LabelMap.from_types(["FOOD"]), TrainConfig(model=str(legacy))
+    model = load_model(str(legacy), labels)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name:
+                p.add_(0.25)  # as training moves them
+    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
+    scheduler = build_scheduler(optimizer, 1, 10)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(legacy))
+    ckpt = save_training_checkpoint(tmp_path / "ckpt", model=model, tokenizer=tokenizer, optimizer=optimizer,
+                                    scheduler=scheduler, state=TrainingState(), config=cfg.to_dict())
+    fresh = load_model(str(legacy), labels)
+    load_training_checkpoint(ckpt, model=fresh, optimizer=build_optimizer(fresh, cfg, torch.device("cpu")),
+                             scheduler=build_scheduler(optimizer, 1, 10))
+    for name, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], value), name
+
+
 def test_a_checkpoint_keeps_the_batch_pool_its_run_started_with(trained, tmp_path):
     # Resumed mid-epoch under a newer default pool size, a run would get another batch
     # order for the rest of that epoch: records seen twice, others not at all.
@@ -211,6 +249,7 @@ def test_replacing_a_model_dir_leaves_none_of_the_old_models_files(trained, tmp_
     shutil.copytree(model_dir, target)
     (target / "spm.model").write_text("another tokenizer")
     (target / STATE_JSON).write_text("{}")
+    (target / "additional_chat_templates").mkdir()  # a tokenizer's save writes it (transformers 5)
     assert is_model_dir_of_nerkit(target)  # what `nerkit train -o` agrees to replace
     model = transformers.AutoModelForTokenClassification.from_pretrained(model_dir)
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)

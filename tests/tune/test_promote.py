@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pyarrow.fs as pafs
 import pytest
@@ -85,11 +86,24 @@ def test_concurrent_promotions_of_one_model_publish_it_once(finished_search, tmp
         except Exception as exc:  # surfaced below; a thread cannot fail the test itself
             errors.append(exc)
 
+    # A second in the check: without the lock both would be in it at once, find nothing
+    # published, and publish it twice.
+    real_holds = Registry.holds
+
+    def slow_holds(self, hashes):
+        found = real_holds(self, hashes)
+        time.sleep(1.0)
+        return found
+
     threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    Registry.holds = slow_holds
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        Registry.holds = real_holds
     assert not errors
     assert sorted((r.version, r.published) for r in results) == [(1, False), (1, True)]
     assert _verified(registry, 1)["version"] == 1

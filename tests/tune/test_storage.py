@@ -34,6 +34,7 @@ def test_write_text_makes_missing_directories_but_not_the_file_itself(tmp_path, 
     ("/data/runs/s1", "/data/runs/s1/trial_a/checkpoint_000001", "/data/runs/s1/trial_a/checkpoint_000001"),
     # Outside the experiment (not written by nerkit): the scheme is all that is known.
     ("gs://bkt/runs/s1", "bkt2/x", "gs://bkt2/x"),
+    ("s3://bkt/runs/s1?region=us-east-1", "bkt2/x", "s3://bkt2/x?region=us-east-1"),
 ])
 def test_a_checkpoint_path_becomes_a_uri_written_like_its_experiment(experiment, path, uri):
     assert uri_in(experiment, path) == uri
