@@ -22,6 +22,10 @@ Command (the run for RESULTS.md)::
 
 Target: no guard-stopped trial would have recovered. Prints one JSON document and
 markdown tables.
+
+On a GPU machine add ``--gpus-per-trial`` (0.25: four trials per GPU); the re-runs then train
+on the GPU too. Without it, the trials and the re-runs train on the CPU (a trial with no GPU
+reserved does not see one, and the re-runs must replay the trials).
 """
 
 from __future__ import annotations
@@ -41,12 +45,15 @@ KEEP = ("eval_index", "epoch", "dev_f1", "entity_pred_ratio", "gold_entity_prob"
         "train_loss")
 
 
-def _train_history(config: dict[str, Any], threads: int) -> dict[str, Any]:
-    """Train ``config`` to its end (no guard, no search) and return its evaluation history."""
+def _train_history(config: dict[str, Any], threads: int, device: str = "cpu") -> dict[str, Any]:
+    """Train ``config`` to its end (no guard, no search) and return its evaluation history,
+    on ``device``: the one the search's trials trained on, so it replays them (a trial
+    with no GPU reserved trains on the CPU even on a GPU machine; device auto here would
+    take the GPU, in bf16, and replay nothing)."""
     from nerkit.config import TrainConfig
     from nerkit.train import train
 
-    cfg = TrainConfig.from_dict(config).with_overrides(num_threads=threads)
+    cfg = TrainConfig.from_dict(config).with_overrides(num_threads=threads, device=device)
     t = time.perf_counter()
     result = train(cfg)
     return {"status": result.status, "wall_s": round(time.perf_counter() - t, 1),
@@ -73,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--space", default=str(Path(__file__).resolve().parent / "collapse_space.yaml"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="parallel re-training processes (1 thread each)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="the search's --gpus-per-trial (0: trials and re-runs train on the CPU; above 0: both on "
+                        "the GPU)")
     p.add_argument("--ce-epochs", default="1,3", help="plain-CE transient-collapse check ('' to skip)")
     p.add_argument("--out", help="also write the JSON document here")
     args = p.parse_args(argv)
@@ -93,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         data = DataConfig(path=str(bu.corpus_copy(Path(tmp) / "data", train_limit=args.train_limit)))
         settings = SearchSettings(name="collapse", space=args.space, storage=f"{tmp}/runs", trials=args.trials,
                                   model=args.model, data=data, max_epochs=args.max_epochs,
-                                  grace_epochs=args.max_epochs, seed=args.seed, baselines=False)
+                                  grace_epochs=args.max_epochs, seed=args.seed, baselines=False,
+                                  gpus_per_trial=args.gpus_per_trial)
+        device = "auto" if args.gpus_per_trial > 0 else "cpu"
         load = bu.load_avg()
         t = time.perf_counter()
         run_search(settings)
@@ -105,12 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         for h in tables.history:
             by_trial.setdefault(h["trial_id"], []).append(h)
         stopped = [r for r in tables.trials if r["stop_reason"] == "collapsed"]
-        futures = {r["trial_id"]: pool.submit(_train_history, json.loads(r["config"]), 1) for r in stopped}
+        futures = {r["trial_id"]: pool.submit(_train_history, json.loads(r["config"]), 1, device) for r in stopped}
         ce = {}
         for e in (float(x) for x in args.ce_epochs.split(",") if x):
             cfg = TrainConfig(model=args.model, weight_strategy="none", loss="ce", learning_rate=5e-5,
                               batch_size=16, epochs=e, num_threads=1)
-            ce[e] = pool.submit(_train_history, cfg.to_dict(), 1)
+            ce[e] = pool.submit(_train_history, cfg.to_dict(), 1, device)
         reruns = []
         for r in stopped:
             search_ratios = ratio_history(by_trial.get(r["trial_id"], []))

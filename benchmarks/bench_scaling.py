@@ -13,6 +13,10 @@ Then, on the largest cluster, the same search on the train split scaled 0.5x, 1x
 2x (2x = the records twice, the second copy in another order; dev/test unchanged).
 Reported: wall time, trials per hour, epochs and tokens trained, the trials' summed
 wall time. Prints one JSON document and markdown tables.
+
+CPU nodes only: the simulated worker nodes advertise no GPUs (on a GPU machine the
+trials still train on its CPU), since nodes started on one host cannot split its GPUs
+between them the way separate machines each have their own.
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
 * ``trainer_bf16``, ``trainer_grouped_bf16`` — the two above with ``bf16=True`` on CPU
   too (not run by default; ``--variants``): like for like with nerkit where its
   ``precision: auto`` resolves to bf16 (CPUs with AVX512-BF16/AMX).
-* ``trainer_fp32``, ``trainer_grouped_fp32`` — on CUDA, the two without ``bf16``;
+* ``trainer_fp32``, ``trainer_grouped_fp32`` — on CUDA, the two without ``bf16`` and
+  with TF32 matmuls allowed, as nerkit's ``train`` allows them on CUDA (before the
+  twenty-sixth session these ran without TF32);
   ``trainer_nocudnn``, ``trainer_grouped_nocudnn`` — with PyTorch's cuDNN attention
   kernel turned off in the process, like nerkit's bf16 context on CUDA (RESULTS.md §1, GPU).
 * ``exp_*`` — EXPERIMENTS, not nerkit's defaults: nerkit's loop with one setting
@@ -219,7 +221,15 @@ def _run_trainer(args, grouped: bool, cpu_bf16: bool = False, fp32: bool = False
     prepared = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords)
     lm = prepared.label_map
     device = resolve_device("auto")
-    bf16 = ((device.type == "cuda" and torch.cuda.is_bf16_supported()) or cpu_bf16) and not fp32
+    # Native bf16 only, as nerkit's precision "auto" decides (nerkit.precision): with
+    # emulation counted, a T4 or V100 ran the Trainer in slow emulated bf16 against
+    # nerkit's fp32.
+    bf16 = ((device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)) or cpu_bf16) \
+        and not fp32
+    if device.type == "cuda" and not bf16:
+        # TF32 matmuls, as nerkit's train() allows them on CUDA: fp32 like for like.
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if nocudnn:
         _no_cudnn_attention()
     weights = class_weights(prepared.train_counts, "seed", o_weight=0.5, entity_boost=3.0)
