@@ -186,6 +186,14 @@ class ResumableOptunaSearch(OptunaSearch):
                 self._completed_trials.add(trial_id)
                 return
         if result and not error and trial_id in self._ot_trials:
+            # The result a scheduler stopped the trial at (ASHA at a rung or at the budget,
+            # the collapse guard) reaches only this hook: Ray skips the searcher's
+            # on_trial_result when its scheduler says STOP. It is an evaluation too, often
+            # the best: every trial that ran its whole budget ends with one. (A trial with
+            # none kept before it, or a searcher pickled before it kept them, is valued
+            # from the study's values and this result: _best_value.)
+            if getattr(self, "_evaluations", {}).get(trial_id):
+                self._record_evaluation(trial_id, result)
             result = {**result, self.metric: self._best_value(trial_id, result.get(self.metric))}
         super().on_trial_complete(trial_id, result, error)
 
@@ -194,11 +202,17 @@ class ResumableOptunaSearch(OptunaSearch):
         evaluation redone after a restore), as the trial table keeps them. The study cannot:
         Optuna keeps the first value reported for a step and ignores the rest."""
         value = result.get(self.metric)
-        if ("eval_index" not in result or result.get("stop_reason") == "diverged"
-                or not isinstance(value, (int, float)) or not math.isfinite(value)):
-            return  # a diverged trial's stand-in 0 is no evaluation
+        if "eval_index" not in result or result.get("stop_reason") == "diverged":
+            return  # a diverged trial's stand-in 0 (its last evaluation's index) is no evaluation
         if not hasattr(self, "_evaluations"):
             self._evaluations: dict[str, dict[int, float]] = {}  # a searcher pickled before it kept them
+        if int(result["eval_index"]) == 0:
+            # Evaluation 0 again: the trial trains again from scratch (its checkpoint was
+            # damaged, or it failed before its first); the abandoned run's values go, as
+            # the trial table keeps only the last start (tune.ray_record.since_last_start).
+            self._evaluations[trial_id] = {}
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
         self._evaluations.setdefault(trial_id, {})[int(result["eval_index"])] = float(value)
 
     def _best_value(self, trial_id: str, last: float | None) -> float | None:

@@ -88,6 +88,33 @@ def test_the_study_learns_each_trials_best_evaluation_not_its_last(tmp_path):
     assert trials[5].state == optuna.trial.TrialState.FAIL
 
 
+def test_the_evaluation_a_scheduler_stopped_the_trial_at_counts(tmp_path):
+    # Ray skips the searcher's on_trial_result for the result its scheduler answers STOP
+    # (ASHA at a rung or at the budget, the collapse guard) and passes it to
+    # on_trial_complete alone: the study learnt every full-budget trial without its
+    # final evaluation, often its best (0.7 here, told as 0.5).
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, url)
+    searcher.suggest("t1")
+    for step, f1 in enumerate((0.2, 0.5), 1):
+        searcher.on_trial_result("t1", {"dev_f1": f1, "eval_index": step - 1, "training_iteration": step})
+    searcher.on_trial_complete("t1", {"dev_f1": 0.7, "eval_index": 2, "training_iteration": 3})
+    assert optuna.load_study(study_name="s", storage=url).trials[0].value == 0.7
+
+
+def test_a_trial_trained_again_from_scratch_is_valued_by_its_last_start(tmp_path):
+    # Its checkpoint damaged, a trial trains again from evaluation 0 and stops earlier:
+    # the abandoned run's 0.9, which the trial table leaves out, was told to the study.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, url)
+    searcher.suggest("t1")
+    reports = [(0, 0.2), (1, 0.3), (2, 0.9), (0, 0.3)]
+    for step, (eval_index, f1) in enumerate(reports, 1):
+        searcher.on_trial_result("t1", {"dev_f1": f1, "eval_index": eval_index, "training_iteration": step})
+    searcher.on_trial_complete("t1", {"dev_f1": 0.4, "eval_index": 1, "training_iteration": 5})  # pruned here
+    assert optuna.load_study(study_name="s", storage=url).trials[0].value == 0.4
+
+
 def test_a_searcher_pickled_before_it_kept_evaluations_takes_the_studys_values(tmp_path):
     # Resumed from a searcher state written by an earlier nerkit: the study's intermediate
     # values stand in for the evaluations it did not keep.
