@@ -38,7 +38,7 @@ from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, experiment_path, is_remote,
-                           read_settings)
+                           read_settings, storage_root)
 from tune.space import Sampler
 from tune.state_backup import StateBackup
 from tune.state_restore import restore_if_broken
@@ -211,10 +211,10 @@ def resume_search(name: str, storage: str = "runs", address: str | None = None):
     settings."""
     exp = experiment_path(name, storage)
     with driver_lock(exp, name, create=False):
-        return _resume(name, exp, address)
+        return _resume(name, exp, address, storage)
 
 
-def _resume(name: str, exp: str, address: str | None):
+def _resume(name: str, exp: str, address: str | None, storage: str):
     from ray import tune
 
     from tune.searcher import new_trials_stored_at, study_location
@@ -224,6 +224,10 @@ def _resume(name: str, exp: str, address: str | None):
     restore_if_broken(exp)
     record = read_settings(exp)
     plan = plan_from_record(record)
+    # The storage the search is resumed from, not the one it was started with: that is
+    # stored as given (`runs`, relative to where it ran), and a search stopped before
+    # its first trial starts below from these settings, from wherever this runs.
+    plan = replace(plan, settings=replace(plan.settings, storage=storage_root(storage)))
     # Checked before Ray's start, as in run_search.
     check_address(address)
     dataset = load_dataset(plan.base.data)

@@ -95,9 +95,14 @@ def test_a_search_stopped_before_its_first_trial_starts_on_resume_and_its_guard_
         "params:\n  o_weight: {type: uniform, low: 200.0, high: 400.0}\n"
         "  learning_rate: {type: loguniform, low: 1.0e-3, high: 2.0e-3}\n"
     )
+    # Started with a relative --storage (the default, `runs`) and resumed from another
+    # directory with the path to it: the resumed start ran where search.json's `runs`
+    # pointed from there, a new search under the other directory.
+    monkeypatch.chdir(tmp_path)
     settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="c", space=str(space), trials=2,
-                         max_epochs=None, baselines=False)
+                         max_epochs=None, baselines=False, storage="runs")
     exp = Path(settings.experiment_path)
+    study_url = settings.optuna_url()
     real_start = tune.driver._start
 
     def interrupted(*args, **kwargs):
@@ -113,18 +118,22 @@ def test_a_search_stopped_before_its_first_trial_starts_on_resume_and_its_guard_
         run_search(settings)
     # Trials that reported results did run: no state then means lost state, not "never
     # started", and starting afresh would run them again beside their results.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     (exp / "trial_lost").mkdir()
     (exp / "trial_lost" / "result.json").write_text('{"eval_index": 0}\n')
     with pytest.raises(ValueError, match=r"no Ray experiment state, but 1 trial\(s\) that reported results"):
-        resume_search("c", str(tmp_path))
+        resume_search("c", str(tmp_path / "runs"))
     shutil.rmtree(exp / "trial_lost")
 
-    resume_search("c", str(tmp_path))
+    resume_search("c", str(tmp_path / "runs"))
+    assert not any(elsewhere.iterdir())
     assert len(list(exp.glob("optuna.db.unstarted-*"))) == 1
     tables = collect(str(exp))
     assert [t["stop_reason"] for t in tables.trials] == ["collapsed", "collapsed"]
     assert all(t["evaluations"] == 3 and t["epochs_trained"] < 4 for t in tables.trials)
-    study = optuna.load_study(study_name="c", storage=settings.optuna_url())
+    study = optuna.load_study(study_name="c", storage=study_url)
     assert len(study.trials) == 2 and all(t.value == 0.0 for t in study.trials)
 
 
