@@ -99,6 +99,36 @@ def test_ctrl_c_before_the_first_trial_exits_130_saying_what_was_saved(tmp_path,
     assert f"continue it with: nerkit search --resume x --storage {tmp_path}" in " ".join(res.output.split())
 
 
+@pytest.mark.parametrize("ray_started", [False, True])
+def test_a_sigterm_while_the_search_is_set_up_exits_130_with_the_resume_command(tmp_path, monkeypatch,
+                                                                               ray_started):
+    # SIGTERM before fit(): before ray.init the default handler killed the command (143),
+    # after it Ray's own handler exited 15; neither said how to continue. README: 130.
+    import os
+    import signal
+    import sys
+
+    import tune.driver
+    from nerkit.cli import build_app
+
+    def terminated(*args, **kwargs):
+        if ray_started:
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # what ray.init installs
+        os.kill(os.getpid(), signal.SIGTERM)
+        pytest.fail("SIGTERM did not stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(tune.driver, "run_search", terminated)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "search.json").write_text("{}")
+    try:
+        res = CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path)])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert res.exit_code == 130, res.output
+    assert f"continue it with: nerkit search --resume x --storage {tmp_path}" in " ".join(res.output.split())
+
+
 def test_a_sigterm_after_the_search_ended_lets_the_summary_finish():
     # Ray's handler, back once fit() returned, exited mid-summary (143, or an abort in its
     # shutdown). The first SIGTERM now only says so; a second gets the default (ends at once).

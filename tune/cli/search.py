@@ -134,6 +134,7 @@ def register(app: typer.Typer) -> None:
         # Optuna logs "A new study created in RDB" at INFO through its own handler.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         add_listener(show)
+        _sigterm_as_ctrl_c()
         try:
             if live is not None:
                 live.start()
@@ -141,9 +142,16 @@ def register(app: typer.Typer) -> None:
                 resume_search(resume, storage, address)
             else:
                 run_search(settings, address)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit) as exc:
             # Ctrl-C before Ray took over (it handles a first Ctrl-C itself once trials run),
-            # or a second one: --resume continues, or starts, whatever search.json holds.
+            # or a second one, or SIGTERM while the search is set up: before Ray starts it
+            # raises KeyboardInterrupt here (_sigterm_as_ctrl_c), after, Ray's own handler
+            # exits with status 15 (until fit() passes SIGTERM to Ray's graceful stop,
+            # tune.driver_process). --resume continues, or starts, whatever search.json holds.
+            import signal
+
+            if isinstance(exc, SystemExit) and exc.code != signal.SIGTERM:
+                raise
             exp = experiment_path(exp_name, storage)
             if exists(f"{exp}/{SETTINGS_FILE}"):
                 why = (f"interrupted before Ray saved the search's state; continue it with: nerkit search --resume "
@@ -188,6 +196,21 @@ def register(app: typer.Typer) -> None:
         if code:
             err_console.print(why, highlight=False, soft_wrap=True)
             raise typer.Exit(code)
+
+
+def _sigterm_as_ctrl_c() -> None:
+    """SIGTERM (a batch scheduler, ``kill``) before Ray starts ends the command as Ctrl-C
+    does, with the --resume hint and status 130, not the default's silent 143."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread can set handlers (a Python caller's thread)
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _finish_despite_sigterm() -> None:
