@@ -71,7 +71,16 @@ def test_refused_promotion_writes_nothing(finished_search, tmp_path):
     assert not registry.exists()
 
 
-def test_concurrent_promotions_of_one_model_publish_it_once(finished_search, tmp_path):
+def _run_in_threads(*targets) -> None:
+    """Start a thread per target, all at once, and wait for every one."""
+    threads = [threading.Thread(target=t) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_concurrent_promotions_of_one_model_publish_it_once(finished_search, tmp_path, monkeypatch):
     # Two runs of a release pipeline at once: both found the model unpublished and both
     # published it, two versions of the same weights. Now the check and the publish are
     # held together (Registry.publishing): one publishes v1, the other finds it there.
@@ -95,15 +104,8 @@ def test_concurrent_promotions_of_one_model_publish_it_once(finished_search, tmp
         time.sleep(1.0)
         return found
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    Registry.holds = slow_holds
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        Registry.holds = real_holds
+    monkeypatch.setattr(Registry, "holds", slow_holds)
+    _run_in_threads(run, run)
     assert not errors
     assert sorted((r.version, r.published) for r in results) == [(1, False), (1, True)]
     assert _verified(registry, 1)["version"] == 1
@@ -111,7 +113,7 @@ def test_concurrent_promotions_of_one_model_publish_it_once(finished_search, tmp
     assert reg.versions() == [1] and reg.latest() == 1
 
 
-def test_publishers_that_race_for_one_version_get_distinct_complete_ones(tmp_path):
+def test_publishers_that_race_for_one_version_get_distinct_complete_ones(tmp_path, monkeypatch):
     # Two publishers both pick v1 before either claims it (other models' promotes, or a
     # publisher without the lock): the atomic rename alone keeps them apart, and the
     # loser takes v2.
@@ -132,15 +134,8 @@ def test_publishers_that_race_for_one_version_get_distinct_complete_ones(tmp_pat
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
-    Registry._claim = claim_together
-    try:
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        Registry._claim = real_claim
+    monkeypatch.setattr(Registry, "_claim", claim_together)
+    _run_in_threads(lambda: run(0), lambda: run(1))
     assert not errors and sorted(results) == [1, 2]
     for v in (1, 2):
         assert _verified(reg_dir, v)["version"] == v
