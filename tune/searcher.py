@@ -161,6 +161,16 @@ class ResumableOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self._record_evaluation(trial_id, result)
+        if trial_id in self._completed_trials:
+            # A trial that ended in error, run again by --resume (resume_errored): its study
+            # trial stays FAIL, since Optuna cannot reopen it, and Ray's class would log
+            # every result whole as "already finished". Said once; the trial table has it.
+            told = self.__dict__.setdefault("_told_rerun", set())  # searchers pickled before it lack it
+            if trial_id not in told:
+                told.add(trial_id)
+                logger.info("trial %s runs again on resume after its study trial ended (it ended in error): its "
+                            "results go to the trial table, not to the study, whose trial stays as it ended", trial_id)
+            return
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r"The reported value is ignored because this `step=",

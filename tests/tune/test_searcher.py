@@ -115,6 +115,24 @@ def test_a_trial_trained_again_from_scratch_is_valued_by_its_last_start(tmp_path
     assert optuna.load_study(study_name="s", storage=url).trials[0].value == 0.4
 
 
+def test_an_errored_trial_run_again_on_resume_is_not_logged_at_every_result(tmp_path, caplog):
+    # --resume runs errored trials again; Ray's class warned "Received additional result"
+    # with the whole result at every report of one. It is said once, and the study trial
+    # stays as it was (FAIL: Optuna cannot reopen it).
+    import logging
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = _searcher(ResumableOptunaSearch, url)
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", None, error=True)
+    with caplog.at_level(logging.INFO):
+        for step in (1, 2, 3):
+            searcher.on_trial_result("t1", {"dev_f1": 0.1 * step, "eval_index": step - 1, "training_iteration": step})
+    said = [r for r in caplog.records if "t1" in r.getMessage()]
+    assert len(said) == 1 and "runs again on resume" in said[0].getMessage() and said[0].levelno == logging.INFO
+    assert optuna.load_study(study_name="s", storage=url).trials[0].state == optuna.trial.TrialState.FAIL
+
+
 def test_a_searcher_pickled_before_it_kept_evaluations_takes_the_studys_values(tmp_path):
     # Resumed from a searcher state written by an earlier nerkit: the study's intermediate
     # values stand in for the evaluations it did not keep.
