@@ -90,6 +90,23 @@ def _candidates(rows: list[dict[str, Any]], metric: str, ended: bool = False) ->
     return sorted(scored, key=lambda r: r[metric], reverse=True)
 
 
+def _refuse_trial(rows: list[dict[str, Any]], trial: str, column: str, confirm_seeds: int, name: str,
+                  storage: str) -> None:
+    """Say why ``--trial`` names no trial that can be promoted: it is not in the search,
+    it kept no checkpoint (then --confirm-seeds re-trains its config), or it reported no
+    evaluation. (Said as "no such trial", while listing that very id among the trials.)"""
+    row = next((r for r in rows if r["trial_id"] == trial), None)
+    if row is None:
+        ids = [r["trial_id"] for r in rows]
+        raise ValueError(f"trial is {trial!r}, but search {name} has no such trial; its trials are {ids} "
+                         f"(nerkit trials {name} --storage {storage})")
+    if confirm_seeds == 0 and not row.get("checkpoint") and _number(row.get("best_dev_f1")):
+        raise ValueError(f"trial {trial} has no checkpoint to promote (it stopped before its first checkpoint "
+                         "under --checkpoint-every, or failed); --confirm-seeds K re-trains its config instead")
+    raise ValueError(f"trial {trial} has no value for {column!r}: it reported no evaluation (nerkit trials {name} "
+                     f"--storage {storage} --columns trial_id,stop_reason,error shows why)")
+
+
 def with_checkpoint(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Without re-training only a checkpoint can be published: a trial first by a column
     other than the checkpoint's F1 (a ``param_``, ``wall_time_s``) but without one gives way
@@ -169,9 +186,7 @@ def promote(
     if trial is not None:
         ranked = [r for r in ranked if r["trial_id"] == trial]
         if not ranked:
-            ids = [t["trial_id"] for t in tables.trials]
-            raise ValueError(f"trial is {trial!r}, but search {name} has no such trial with a value for {column!r}; "
-                             f"its trials are {ids} (nerkit trials {name} --storage {storage})")
+            _refuse_trial(tables.trials, trial, column, confirm_seeds, name, storage)
     if confirm_seeds == 0:
         ranked = with_checkpoint(ranked)
     _check_data(tables.record, ranked[0])

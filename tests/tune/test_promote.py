@@ -484,6 +484,28 @@ def test_a_damaged_checkpoint_is_not_published(finished_search, tmp_path, damage
         promote(finished_search.name, str(registry), storage=str(storage), trial="nope")
 
 
+def test_a_trial_chosen_by_hand_that_cannot_be_promoted_says_why(finished_search, search_tables, tmp_path,
+                                                                   monkeypatch):
+    # `--trial b` for a trial without a checkpoint (--checkpoint-every N) said "no such
+    # trial with a value for 'checkpoint_dev_f1'" while listing b among the trials.
+    import dataclasses
+
+    import tune.promote
+
+    first, second = search_tables.trials[0], search_tables.trials[1]
+    rows = [{**first, "checkpoint": "", "checkpoint_eval_index": None, "checkpoint_dev_f1": None},
+            {**second, "best_dev_f1": None, "checkpoint": "", "checkpoint_dev_f1": None}, *search_tables.trials[2:]]
+    monkeypatch.setattr(tune.promote, "collect", lambda exp: dataclasses.replace(search_tables, trials=rows))
+    registry = tmp_path / "reg"
+    with pytest.raises(ValueError,
+                       match=rf"trial {first['trial_id']} has no checkpoint to promote .*--confirm-seeds K"):
+        promote(finished_search.name, str(registry), storage=finished_search.storage, trial=first["trial_id"])
+    with pytest.raises(ValueError, match=rf"trial {second['trial_id']} has no value for 'checkpoint_dev_f1': it "
+                                         "reported no evaluation"):
+        promote(finished_search.name, str(registry), storage=finished_search.storage, trial=second["trial_id"])
+    assert not registry.exists()
+
+
 def test_latest_that_cannot_move_says_the_version_was_published(tmp_path):
     # The version was published but the error said only "Failed renaming …": a retry
     # published the same model again.
