@@ -55,7 +55,7 @@ def build_train_config(
         message = as_flag(str(exc), [k for k in given if k != "data"])
         # An option at odds with a setting of the file (--eval-every-steps against its
         # evals_per_epoch): say where that setting is.
-        named = dict.fromkeys(re.findall(r"(\w+)(?:=| is )", message))
+        named = dict.fromkeys(_NAMED_SETTING.findall(message))
         where = [f"{k} is set at {config_file}:{lines[(k,)]}" for k in named if (k,) in lines and k not in given]
         raise ValueError(message + (f" ({'; '.join(where)})" if where else "")) from None
     # The config is saved with the model and re-run from elsewhere: no relative paths.
@@ -64,6 +64,10 @@ def build_train_config(
 
 #: Options whose flag is not the TrainConfig field's name with dashes.
 FLAGS = {"num_threads": "--threads", "early_stopping_patience": "--early-stopping"}
+
+
+#: A setting as messages name it: ``epochs is -1, ...``, ``max_weight=3 and ...``.
+_NAMED_SETTING = re.compile(r"(\w+)(?: is |=)")
 
 
 def as_flag(message: str, fields: list[str]) -> str:
@@ -92,7 +96,7 @@ def _setting_line(lines: dict[tuple, int], message: str) -> int | None:
     setting(s) ['x']``; a YAML key may be a number: ``[1]``), at the top level or under
     ``data:``."""
     m = (re.match(r"unknown (?:training|data) setting\(s\) \[([^\],]+)", message)
-         or re.match(r"(\w+)(?: is |=)", message))
+         or _NAMED_SETTING.match(message))
     if not m:
         return None
     key = m.group(1).strip("'\"")
