@@ -148,14 +148,20 @@ def _check_data(record: dict[str, Any], row: dict[str, Any]) -> None:
     check_same_data(record, load_dataset(cfg.data).fingerprint, "promoting")
 
 
+DEFAULT_TOP_K = 3  # configurations --confirm-seeds re-trains unless --top-k says
+
+
 def promote(
     name: str, registry: str, *, model_name: str = "ner", metric: str = "best_dev_f1",
-    confirm_seeds: int = 0, top_k: int = 3, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
+    confirm_seeds: int = 0, top_k: int | None = None, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
     storage: str = "runs", allow_unfinished: bool = False, trial: str | None = None,
 ) -> Promotion:
     """Promote the best model of search ``name`` to ``registry`` (see module doc).
 
     ``trial`` promotes that trial (its id in the trial table) instead of the best.
+    ``top_k`` (default 3) is how many of the best configurations ``confirm_seeds``
+    re-trains; it means nothing without ``confirm_seeds`` or with ``trial``, so it is
+    refused there rather than ignored.
     A search still running, or stopped before its end, is refused unless
     ``allow_unfinished``: its best so far is not the search's answer, and a running
     search removes superseded checkpoints. The manifest records which it was.
@@ -166,8 +172,18 @@ def promote(
     """
     if confirm_seeds < 0:
         raise ValueError(f"confirm_seeds is {confirm_seeds}, but must be >= 0 (0: no re-training)")
-    if top_k < 1:
-        raise ValueError(f"top_k is {top_k}, but must be >= 1")
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k is {top_k}, but must be >= 1")
+        # Silently ignoring it would publish a model chosen other than the user believes.
+        if confirm_seeds == 0:
+            raise ValueError(f"top_k is {top_k}, but only confirm_seeds re-trains the top configurations, and "
+                             "confirm_seeds is 0 (none); give confirm_seeds too (--confirm-seeds K) or leave top_k out")
+        if trial is not None:
+            raise ValueError(f"top_k is {top_k}, but trial {trial!r} names the one configuration to re-train "
+                             "(--trial); give one of the two")
+    else:
+        top_k = DEFAULT_TOP_K
     # `not 0 <= x <= 1` also refuses NaN, which would silently turn a gate off.
     if not 0 <= min_f1 <= 1:
         raise ValueError(f"min_f1 is {min_f1}, but must be in [0, 1]")

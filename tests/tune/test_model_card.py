@@ -19,18 +19,36 @@ def _manifest(**selection) -> dict:
     }
 
 
+def _candidate(trial_id: str, dev_f1=(0.7, 0.8), **more) -> dict:
+    """A candidate as tune.confirm records it."""
+    return {"trial_id": trial_id, "search_score": 0.8, "seeds": [7, 8][:len(dev_f1)], "dev_f1": list(dev_f1),
+            "mean_dev_f1": sum(dev_f1) / len(dev_f1) if dev_f1 else None, **more}
+
+
 @pytest.mark.parametrize(("selection", "says", "not_said"), [
     ({}, "the best trial by `best_dev_f1`, from its best checkpoint", "by hand"),
     # Ranked by the checkpoint's dev F1 (tune.promote.ranking_column): said so, not best_dev_f1.
     ({"ranked_by": "checkpoint_dev_f1"}, "the best trial by `checkpoint_dev_f1`, from its best checkpoint",
      "`best_dev_f1`"),
     ({"trial": "t1"}, "trial `t1`, chosen by hand (`--trial`), from its best checkpoint", "the best trial"),
-    ({"confirm_seeds": 2, "candidates": ["a", "b", "c"], "chosen_seed": 7},
+    ({"confirm_seeds": 2, "candidates": [_candidate("a"), _candidate("b"), _candidate("c")], "chosen_seed": 7},
      "re-trained the top 3 configurations with 2 extra seed(s) each", "by hand"),
     # --trial with --confirm-seeds said "the top 1 configurations", as if ranked.
-    ({"trial": "t1", "confirm_seeds": 2, "candidates": ["t1"], "chosen_seed": 7},
+    ({"trial": "t1", "confirm_seeds": 2, "candidates": [_candidate("t1")], "chosen_seed": 7},
      "trial `t1`'s configuration, chosen by hand (`--trial`), re-trained with 2 extra seed(s) each", "the top"),
 ], ids=["ranked", "ranked-by-checkpoint", "by-hand", "confirmed", "by-hand-confirmed"])
 def test_the_card_says_how_the_model_was_chosen(selection, says, not_said):
     card = " ".join(render_card(_manifest(**selection), 1, "reg/ner").split())
     assert says in card and not_said not in card
+
+
+def test_a_confirmed_card_gives_the_mean_it_chose_by_and_the_configs_left_out():
+    # The published run is its config's best seed, so its own dev F1 is optimistic: the
+    # card gives the mean over seeds the choice was made on, and names a config whose
+    # re-training failed (left out, not outscored).
+    candidates = [_candidate("t0", dev_f1=(), mean_dev_f1=None, error="OSError: no model at /m"),
+                  _candidate("t1", dev_f1=(0.70, 0.80))]
+    card = " ".join(render_card(_manifest(confirm_seeds=2, candidates=candidates, chosen_seed=8), 1,
+                                "reg/ner").split())
+    assert "kept the best mean dev F1 (0.7500 over seeds [7, 8]); this is its seed-8 run" in card
+    assert "left out because re-training failed: trial `t0` (OSError: no model at /m)" in card

@@ -230,6 +230,26 @@ def test_bad_arguments_are_value_errors(finished_search, tmp_path):
         promote(finished_search.name, str(tmp_path), storage=finished_search.storage, model_name="../x")
 
 
+def test_top_k_where_it_would_be_ignored_is_refused(finished_search, tmp_path):
+    # --top-k only counts the configs --confirm-seeds re-trains: without it, or with
+    # --trial (one config by hand), it was silently ignored, so the model published was
+    # chosen other than the user believed. Refused before anything runs, in the option's
+    # words on the command line.
+    from nerkit.cli import build_app
+
+    kwargs = {"storage": finished_search.storage}
+    with pytest.raises(ValueError, match=r"^top_k is 2, .*confirm_seeds is 0"):
+        promote(finished_search.name, str(tmp_path / "reg"), top_k=2, **kwargs)
+    with pytest.raises(ValueError, match=r"^top_k is 2, but trial 't' names the one configuration"):
+        promote(finished_search.name, str(tmp_path / "reg"), top_k=2, confirm_seeds=1, trial="t", **kwargs)
+    with pytest.raises(ValueError, match=r"^top_k is 0, but must be >= 1"):
+        promote(finished_search.name, str(tmp_path / "reg"), top_k=0, confirm_seeds=1, **kwargs)
+    res = CliRunner().invoke(build_app(), ["promote", finished_search.name, "--registry", str(tmp_path / "reg"),
+                                           "--storage", finished_search.storage, "--top-k", "2"])
+    assert isinstance(res.exception, ValueError) and str(res.exception).startswith("--top-k is 2, "), res.output
+    assert not (tmp_path / "reg").exists()
+
+
 @pytest.fixture
 def one_thread():
     """Train on one CPU thread: on a shared 2-core box two torch threads run ~10× slower."""

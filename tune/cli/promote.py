@@ -11,12 +11,13 @@ from nerkit.cli import console, err_console
 def register(app: typer.Typer) -> None:
     @app.command("promote")
     def promote_cmd(
+        ctx: typer.Context,
         name: str = typer.Argument(..., help="Experiment name (nerkit search --name)."),
         registry: str = typer.Option(..., "--registry", help="Registry root: local dir, s3://… or gs://…"),
         model_name: str = typer.Option("ner", "--model-name", help="Model name under the registry."),
         metric: str = typer.Option("best_dev_f1", "--metric", help="Trial-table column to rank by (higher wins)."),
         confirm_seeds: int = typer.Option(0, "--confirm-seeds", help="Re-train the top-k configs with K new seeds."),
-        top_k: int = typer.Option(3, "--top-k", help="Configs to confirm with --confirm-seeds."),
+        top_k: int = typer.Option(None, "--top-k", help="Configs to confirm with --confirm-seeds (default 3)."),
         min_f1: float = typer.Option(0.0, "--min-f1", help="Refuse below this test F1."),
         min_entity_ratio: float = typer.Option(0.005, "--min-entity-ratio",
                                                help="Refuse below this test entity_pred_ratio (collapse), or at test F1 0; 0 turns both off."),
@@ -42,6 +43,16 @@ def register(app: typer.Typer) -> None:
             # Its own exit status: a release pipeline tells "model not good enough" (3) from
             # a bad option or search (2) and an I/O failure (1).
             raise typer.Exit(3) from None
+        except ValueError as exc:  # after PromotionRefused, a ValueError too
+            # In the options' words (--top-k is 0, not top_k is 0): the user typed no top_k.
+            from nerkit.cli.options import as_flag
+
+            raise ValueError(as_flag(str(exc), [k for k in ctx.params if k != "name"])) from None
+        for failed in result.manifest.get("selection", {}).get("candidates", []):
+            if failed.get("error"):
+                err_console.print(f"warning: re-training trial {failed['trial_id']}'s config failed, so it was left "
+                                  f"out of the choice: {failed['error']}", markup=False, highlight=False,
+                                  soft_wrap=True)
         test = result.manifest.get("test_metrics", {})
         scores = f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})" if test else ""
         if result.published:
