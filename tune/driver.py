@@ -75,9 +75,8 @@ def _trainable(plan: SearchPlan, prepared: PreparedData):
 
 def _searcher(plan: SearchPlan, search_id: str):
     import optuna
-    from ray.tune.search import ConcurrencyLimiter
 
-    from tune.searcher import ResumableOptunaSearch
+    from tune.searcher import ResumableConcurrencyLimiter, ResumableOptunaSearch
 
     s = plan.settings
     baselines = [dict(b.params) for b in plan.space.baselines][: s.trials] if s.baselines else []
@@ -95,7 +94,7 @@ def _searcher(plan: SearchPlan, search_id: str):
     )
     searcher.mark_search(search_id)  # set up (and created) by the constructor: the space is given
     limit = s.max_concurrent or default_concurrency(s)
-    return ConcurrencyLimiter(searcher, max_concurrent=limit)
+    return ResumableConcurrencyLimiter(searcher, max_concurrent=limit)
 
 
 def _run_config(plan: SearchPlan, callbacks: list | None):

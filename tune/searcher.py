@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from tune.study_store import copy_name, copy_study, mark_study, sqlite_path
@@ -56,6 +57,9 @@ logger = logging.getLogger(__name__)
 
 #: The name Ray gives the searcher's state file (Searcher.CKPT_FILE_TMPL, OptunaSearch's).
 _STATE_MARK = "searcher-state-"
+#: User attribute of a study trial added for a trial run again after it failed: the
+#: number of the failed study trial (ResumableOptunaSearch._learn_rerun).
+RERUN_OF = "rerun_of"
 
 
 @contextmanager
@@ -169,7 +173,8 @@ class ResumableOptunaSearch(OptunaSearch):
             if trial_id not in told:
                 told.add(trial_id)
                 logger.info("trial %s runs again on resume after its study trial ended (it ended in error): its "
-                            "results go to the trial table, not to the study, whose trial stays as it ended", trial_id)
+                            "study trial stays as it ended, and the value it ends with is told to the study as a "
+                            "new trial with the same parameters", trial_id)
             return
         try:
             with warnings.catch_warnings():
@@ -187,6 +192,15 @@ class ResumableOptunaSearch(OptunaSearch):
                 "the replayed evaluation is not reported again", trial_id, state.name if state else "finished")
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials and trial_id in self._ot_trials:
+            # Completed twice: a trial that ended in error and that --resume ran again
+            # (ResumableConcurrencyLimiter passes this on; Ray's limiter drops it). Ray's
+            # class would only log that it already finished.
+            if result and not error:
+                if getattr(self, "_evaluations", {}).get(trial_id):
+                    self._record_evaluation(trial_id, result)
+                self._learn_rerun(trial_id, result)
+            return
         if trial_id not in self._completed_trials and trial_id in self._ot_trials:
             state = self._finished_state(trial_id)
             if state is not None:
@@ -206,6 +220,30 @@ class ResumableOptunaSearch(OptunaSearch):
                 self._record_evaluation(trial_id, result)
             result = {**result, self.metric: self._best_value(trial_id, result.get(self.metric))}
         super().on_trial_complete(trial_id, result, error)
+
+    def _learn_rerun(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Tell the study the value of a trial that ended in error and ran again.
+
+        Optuna cannot reopen its FAIL study trial, so the value goes in as a new COMPLETE
+        trial with the same parameters (``rerun_of`` names the failed one): TPE learns the
+        configuration the trial table ranks, instead of only that it failed. Added once,
+        by what the study holds, so a resume that replays the completion adds nothing.
+        """
+        number = self._ot_trials[trial_id].number
+        trials = self._ot_study.get_trials(deepcopy=False)
+        failed = next(t for t in trials if t.number == number)
+        if failed.state != optuna.trial.TrialState.FAIL:
+            return  # COMPLETE or PRUNED: the study already has a value for it
+        if any(t.user_attrs.get(RERUN_OF) == number for t in trials):
+            return
+        value = self._best_value(trial_id, result.get(self.metric))
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
+        self._ot_study.add_trial(optuna.trial.create_trial(
+            params=failed.params, distributions=failed.distributions, value=float(value),
+            user_attrs={**failed.user_attrs, RERUN_OF: number, "ray_trial_id": trial_id}))
+        logger.info("trial %s, run again on resume, ended at %s %.4f: told to the study as a new trial with its "
+                    "parameters (its first, study trial %d, stays FAIL)", trial_id, self.metric, value, number)
 
     def _record_evaluation(self, trial_id: str, result: dict[str, Any]) -> None:
         """Keep each evaluation's value, a later report of one replacing the earlier (an
@@ -245,3 +283,19 @@ class ResumableOptunaSearch(OptunaSearch):
         frozen = next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
         seen = [v for v in frozen.intermediate_values.values() if v is not None and math.isfinite(v)]
         return pick([last, *seen])
+
+
+class ResumableConcurrencyLimiter(ConcurrencyLimiter):
+    """Ray's ``ConcurrencyLimiter`` that passes on the completion of a trial run again.
+
+    A trial that ended in error leaves the limiter's live trials; when ``--resume`` runs
+    it again (``resume_errored``), Ray's limiter drops its completion, as of a trial it
+    never suggested, so the searcher never learnt how it ended. Ray pickles the limiter
+    with the search: this module path and class name must stay importable.
+    """
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id not in self.live_trials and trial_id in getattr(self.searcher, "_completed_trials", ()):
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+            return
+        super().on_trial_complete(trial_id, result=result, error=error)

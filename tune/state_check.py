@@ -114,7 +114,10 @@ def _created_and_live(data: bytes) -> tuple[int, set[str]]:
     import ray.cloudpickle as cloudpickle
 
     state = cloudpickle.loads(data)
-    return int(state["counter"]), set((state.get("name:ConcurrencyLimiter") or {}).get("live_trials") or ())
+    # Ray keys each wrapper's state by its class name: nerkit's limiter since it passes on
+    # reruns' completions (tune.searcher), Ray's own in searches started before.
+    limiter = state.get("name:ResumableConcurrencyLimiter") or state.get("name:ConcurrencyLimiter") or {}
+    return int(state["counter"]), set(limiter.get("live_trials") or ())
 
 
 def _parsed(entry: tuple[str, bytes], parse: Callable[[bytes], Any]) -> Any:

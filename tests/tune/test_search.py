@@ -207,6 +207,44 @@ def test_sigterm_stops_the_search_and_a_damaged_checkpoint_trains_again_on_resum
     promote("dmg", str(tmp_path / "reg"), storage=str(tmp_path), min_entity_ratio=0.0)
 
 
+def test_trials_that_ended_in_error_run_again_on_resume_and_the_study_learns_how_they_ended(
+        tmp_path, tiny_model_dir, small_data_dir, monkeypatch):
+    # Both trials fail after their first evaluation (an injected CUDA OOM, no retries) and
+    # end as `error`. --resume runs them again from that evaluation's checkpoint and they
+    # complete. Their study trials stay FAIL; the study used never to hear how the reruns
+    # ended (Ray's limiter dropped their completions), so TPE learnt only failures. Now
+    # each rerun's value, the trial table's best_dev_f1, is a new study trial with the
+    # trial's parameters.
+    import ray
+
+    from tune.searcher import RERUN_OF
+    from tune.trainable import FAULT_ENV
+
+    ray.shutdown()  # trial workers read the fault from the environment a new Ray starts with
+    monkeypatch.setenv(FAULT_ENV, json.dumps({"when": {}, "at_eval": 0}))
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="err", trials=2, max_epochs=1,
+                         max_failures=0, baselines=False)
+    try:
+        run_search(settings)
+        assert [t["stop_reason"] for t in collect(settings.experiment_path).trials] == ["error", "error"]
+        ray.shutdown()
+        monkeypatch.delenv(FAULT_ENV)
+        resume_search("err", str(tmp_path))
+    finally:
+        ray.shutdown()  # no later test's trials may inherit the fault
+    tables = collect(settings.experiment_path)
+    assert [t["stop_reason"] for t in tables.trials] == ["completed", "completed"]
+    study = optuna.load_study(study_name="err", storage=settings.optuna_url())
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    learnt = {t.user_attrs["ray_trial_id"]: t for t in study.trials if RERUN_OF in t.user_attrs}
+    assert len(failed) == 2 and len(study.trials) == 4
+    for row in tables.trials:
+        rerun = learnt[row["trial_id"]]
+        assert rerun.state == optuna.trial.TrialState.COMPLETE
+        assert rerun.value == pytest.approx(row["best_dev_f1"])
+        assert rerun.params == next(t.params for t in failed if t.number == rerun.user_attrs[RERUN_OF])
+
+
 def test_resume_from_a_cut_off_snapshot_without_a_copy_names_the_file_and_the_fix(finished_search, tmp_path):
     # A search without nerkit's copy of Ray's state (started before it kept one) whose
     # snapshot a killed driver cut off: resume says which file and what to do, instead of

@@ -6,9 +6,10 @@ import warnings
 
 import optuna
 import pytest
+from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from tune.searcher import ResumableOptunaSearch
+from tune.searcher import RERUN_OF, ResumableConcurrencyLimiter, ResumableOptunaSearch
 
 
 def _space(trial: optuna.Trial) -> None:
@@ -131,6 +132,38 @@ def test_an_errored_trial_run_again_on_resume_is_not_logged_at_every_result(tmp_
     said = [r for r in caplog.records if "t1" in r.getMessage()]
     assert len(said) == 1 and "runs again on resume" in said[0].getMessage() and said[0].levelno == logging.INFO
     assert optuna.load_study(study_name="s", storage=url).trials[0].state == optuna.trial.TrialState.FAIL
+
+
+@pytest.mark.parametrize("limiter", [ConcurrencyLimiter, ResumableConcurrencyLimiter])
+def test_an_errored_trial_run_again_on_resume_is_learnt_by_the_study(tmp_path, limiter):
+    # --resume runs a trial that ended in error again. Its study trial stays FAIL (Optuna
+    # cannot reopen it), so TPE never learnt how the rerun ended: Ray's limiter dropped
+    # the completion of a trial no longer live. Now the value it ends with (its best
+    # evaluation, as the trial table ranks it) goes in as a new trial with its parameters,
+    # once, however often the completion is replayed.
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = limiter(_searcher(ResumableOptunaSearch, url), max_concurrent=2)
+    config = search.suggest("t1")
+    search.on_trial_complete("t1", None, error=True)
+    for step, f1 in enumerate((0.3, 0.6), 1):
+        search.on_trial_result("t1", {"dev_f1": f1, "eval_index": step - 1, "training_iteration": step})
+    final = {"dev_f1": 0.5, "eval_index": 2, "training_iteration": 3}
+    search.on_trial_complete("t1", final)
+    search.on_trial_complete("t1", final)
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    if limiter is ConcurrencyLimiter:
+        assert len(trials) == 1  # Ray's limiter: the rerun is never told
+        return
+    assert len(trials) == 2
+    assert trials[1].state == optuna.trial.TrialState.COMPLETE and trials[1].value == 0.6
+    assert trials[1].params == trials[0].params == {"learning_rate": config["learning_rate"]}
+    assert trials[1].user_attrs[RERUN_OF] == 0
+    # A rerun that fails again adds nothing.
+    search.suggest("t2")
+    search.on_trial_complete("t2", None, error=True)
+    search.on_trial_complete("t2", None, error=True)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 3
 
 
 def test_a_searcher_pickled_before_it_kept_evaluations_takes_the_studys_values(tmp_path):

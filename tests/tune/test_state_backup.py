@@ -34,9 +34,10 @@ def _table(n: int, live: int = 0) -> bytes:
     return json.dumps({"trial_data": rows}).encode()
 
 
-def _search_gen(counter: int, live: list[str]) -> bytes:
-    """A search_gen_state's bytes (a pickle under a .json name, as Ray writes it)."""
-    return pickle.dumps({"counter": counter, "name:ConcurrencyLimiter": {"live_trials": set(live)},
+def _search_gen(counter: int, live: list[str], limiter: str = "ResumableConcurrencyLimiter") -> bytes:
+    """A search_gen_state's bytes (a pickle under a .json name, as Ray writes it): Ray keys
+    the limiter's state by its class name (Ray's own in searches started before nerkit's)."""
+    return pickle.dumps({"counter": counter, f"name:{limiter}": {"live_trials": set(live)},
                          "pad": "x" * 500}, protocol=5)
 
 
@@ -147,8 +148,11 @@ def test_files_of_one_snapshot_agree_and_pieces_of_two_do_not():
                           "search_gen_state-s.json": _search_gen(5, ["t3", "t4"])}) == []
     ahead = disagreements({"experiment_state-s.json": _table(5), "search_gen_state-s.json": _search_gen(6, [])})
     assert ahead == ["search_gen_state-s.json counts 6 trials created, experiment_state-s.json holds 5"]
-    stale = disagreements({"experiment_state-s.json": _table(5), "search_gen_state-s.json": _search_gen(5, ["t4"])})
-    assert stale == ["search_gen_state-s.json has live trials ['t4'] that experiment_state-s.json holds as TERMINATED"]
+    for limiter in ("ResumableConcurrencyLimiter", "ConcurrencyLimiter"):
+        stale = disagreements({"experiment_state-s.json": _table(5),
+                               "search_gen_state-s.json": _search_gen(5, ["t4"], limiter)})
+        assert stale == ["search_gen_state-s.json has live trials ['t4'] that experiment_state-s.json holds as "
+                         "TERMINATED"], limiter
     # An ERROR trial can stay live in one snapshot (a failed actor reuse errors it without
     # telling the searcher): not a disagreement.
     errored = json.dumps({"trial_data": [[json.dumps({"trial_id": "t0", "status": "ERROR"}), "{}"]]}).encode()
