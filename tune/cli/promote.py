@@ -47,7 +47,10 @@ def register(app: typer.Typer) -> None:
             # In the options' words (--top-k is 0, not top_k is 0): the user typed no top_k.
             from nerkit.cli.options import as_flag
 
-            raise ValueError(as_flag(str(exc), [k for k in ctx.params if k != "name"])) from None
+            worded = as_flag(str(exc), [k for k in ctx.params if k != "name"])
+            if worded == str(exc):
+                raise  # not about an option: as raised
+            raise ValueError(worded) from None
         for failed in result.manifest.get("selection", {}).get("candidates", []):
             if failed.get("error"):
                 err_console.print(f"warning: re-training trial {failed['trial_id']}'s config failed, so it was left "
