@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
@@ -52,6 +53,13 @@ def _discard(run: SeedRun | None) -> None:
         shutil.rmtree(run.model_dir, ignore_errors=True)
 
 
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """The error as the manifest and the published model card give it: its type and the
+    first line of its message, cut short (a message can hold a long trace or local paths)."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def confirm_with_seeds(rows: list[dict[str, Any]], seeds: int, workdir: Path) -> Confirmation:
     """Re-train each of ``rows`` with ``seeds`` new seeds; pick the best mean dev F1.
 
@@ -86,6 +94,7 @@ def confirm_with_seeds(rows: list[dict[str, Any]], seeds: int, workdir: Path) ->
         runs: list[SeedRun] = []
         kept: SeedRun | None = None  # this config's best run that saved a model
         candidate: dict[str, Any] = {"trial_id": row["trial_id"], "search_score": row.get("best_dev_f1")}
+        out: Path | None = None
         try:
             for seed in range(cfg.seed + 1, cfg.seed + 1 + seeds):
                 out = workdir / f"{row['trial_id']}-seed{seed}"
@@ -102,12 +111,19 @@ def confirm_with_seeds(rows: list[dict[str, Any]], seeds: int, workdir: Path) ->
                 elif run is not kept:
                     _discard(run)
         except Exception as exc:  # noqa: BLE001 - recorded and reported; the other configs still compete
-            first_error = first_error or exc
+            # The traceback's frames hold the failed run's model and optimizer (on the GPU,
+            # after an out-of-memory error): cleared, they do not crowd the next configs.
+            traceback.clear_frames(exc.__traceback__)
+            if first_error is None:
+                first_error = exc
             logger.warning("re-training trial %s's config failed, so it is left out of the choice: %s: %s",
                            row["trial_id"], type(exc).__name__, exc)
+            logger.debug("the failure's traceback", exc_info=exc)
             _discard(kept)
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)  # what the failed run wrote (a full disk fails there)
             table.append({**candidate, "seeds": [r.seed for r in runs], "dev_f1": [r.dev_f1 for r in runs],
-                          "mean_dev_f1": None, "error": f"{type(exc).__name__}: {exc}"})
+                          "mean_dev_f1": None, "error": _one_line(exc)})
             continue
         avg = mean(r.dev_f1 for r in runs)
         table.append({**candidate, "seeds": [r.seed for r in runs], "dev_f1": [r.dev_f1 for r in runs],
@@ -125,7 +141,9 @@ def confirm_with_seeds(rows: list[dict[str, Any]], seeds: int, workdir: Path) ->
             # Its own type, so the CLI's exit status still tells a bad input (2) from the
             # machine (1: a full disk fails every config alike); each was logged above.
             raise first_error
-        raise ValueError(f"every re-trained run of trials {ids} diverged before its first evaluation or failed, so "
-                         "there is no model to promote; promote without --confirm-seeds (the search's own "
-                         "checkpoint) or check those configs with nerkit train")
+        errors = "; ".join(f"trial {c['trial_id']}: {c['error']}" for c in table if c.get("error"))
+        raise ValueError(f"every re-trained run of trials {ids} diverged before its first evaluation"
+                         f"{f' or failed ({errors})' if errors else ''}, so there is no model to promote; promote "
+                         "without --confirm-seeds (the search's own checkpoint) or check those configs with "
+                         "nerkit train")
     return Confirmation(row=best[1], run=best[2], candidates=table)

@@ -173,8 +173,8 @@ class ResumableOptunaSearch(OptunaSearch):
             if trial_id not in told:
                 told.add(trial_id)
                 logger.info("trial %s runs again on resume after its study trial ended (it ended in error): its "
-                            "study trial stays as it ended, and the value it ends with is told to the study as a "
-                            "new trial with the same parameters", trial_id)
+                            "study trial stays as it ended; in searches started with nerkit's limiter, the value "
+                            "it ends with is told to the study as a new trial with the same parameters", trial_id)
             return
         try:
             with warnings.catch_warnings():
@@ -183,6 +183,17 @@ class ResumableOptunaSearch(OptunaSearch):
                 super().on_trial_result(trial_id, result)
         except optuna.exceptions.UpdateFinishedTrialError:
             state = self._finished_state(trial_id)
+            if state == optuna.trial.TrialState.FAIL:
+                # Failed in the study but running in Ray: it erred just before the driver
+                # died (the snapshot still had it running), or it erred without the
+                # searcher hearing and the resume failed its study trial
+                # (tune.reconcile). Either way it runs again: learnt when it completes.
+                told = self.__dict__.setdefault("_told_rerun", set())
+                if trial_id not in told:
+                    told.add(trial_id)
+                    logger.info("trial %s runs again on resume after its study trial failed: the value it ends with "
+                                "is told to the study as a new trial with the same parameters", trial_id)
+                return
             # COMPLETE is the expected case (module doc). Any other finished state means
             # the study and Ray disagree in a way this class does not explain; the
             # search still goes on (one trial's bookkeeping is not worth the whole
@@ -204,10 +215,17 @@ class ResumableOptunaSearch(OptunaSearch):
         if trial_id not in self._completed_trials and trial_id in self._ot_trials:
             state = self._finished_state(trial_id)
             if state is not None:
+                self._completed_trials.add(trial_id)
+                if state == optuna.trial.TrialState.FAIL:
+                    # Run again after its study trial failed (on_trial_result): learnt as a rerun.
+                    if result and not error:
+                        if getattr(self, "_evaluations", {}).get(trial_id):
+                            self._record_evaluation(trial_id, result)
+                        self._learn_rerun(trial_id, result)
+                    return
                 # Told before the crash: keep that value (Ray's class would log that it
                 # cannot tell a finished trial).
                 logger.info("trial %s: its study trial was already %s; kept as it is", trial_id, state.name)
-                self._completed_trials.add(trial_id)
                 return
         if result and not error and trial_id in self._ot_trials:
             # The result a scheduler stopped the trial at (ASHA at a rung or at the budget,
@@ -231,17 +249,22 @@ class ResumableOptunaSearch(OptunaSearch):
         """
         number = self._ot_trials[trial_id].number
         trials = self._ot_study.get_trials(deepcopy=False)
-        failed = next(t for t in trials if t.number == number)
-        if failed.state != optuna.trial.TrialState.FAIL:
+        failed = next((t for t in trials if t.number == number), None)
+        if failed is None or failed.state != optuna.trial.TrialState.FAIL:
             return  # COMPLETE or PRUNED: the study already has a value for it
         if any(t.user_attrs.get(RERUN_OF) == number for t in trials):
             return
         value = self._best_value(trial_id, result.get(self.metric))
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return
-        self._ot_study.add_trial(optuna.trial.create_trial(
-            params=failed.params, distributions=failed.distributions, value=float(value),
-            user_attrs={**failed.user_attrs, RERUN_OF: number, "ray_trial_id": trial_id}))
+        try:
+            self._ot_study.add_trial(optuna.trial.create_trial(
+                params=failed.params, distributions=failed.distributions, value=float(value),
+                user_attrs={**failed.user_attrs, RERUN_OF: number, "ray_trial_id": trial_id}))
+        except Exception as exc:  # noqa: BLE001 - best effort: raised here, Ray would fail the finished trial
+            logger.warning("trial %s ran again and ended at %s %.4f, but the study could not take it (%s: %s); the "
+                           "trial table has it", trial_id, self.metric, value, type(exc).__name__, exc)
+            return
         logger.info("trial %s, run again on resume, ended at %s %.4f: told to the study as a new trial with its "
                     "parameters (its first, study trial %d, stays FAIL)", trial_id, self.metric, value, number)
 

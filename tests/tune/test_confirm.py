@@ -40,18 +40,28 @@ def _missing_model(row: dict, tmp_path) -> dict:
 
 def test_a_config_whose_retraining_fails_is_left_out_and_the_others_still_compete(search_tables, tmp_path,
                                                                                     one_thread):
-    # One config failing to re-train (a base model missing here, out of memory) used to
-    # abort the whole confirmation, throwing away the others' re-training; now it is
-    # recorded with its error and the rest are compared. Only the chosen run's model
-    # directory is left in the work directory (all top-k x seeds of them used to stay).
+    # One config failing to re-train (out of memory, a full disk) used to abort the whole
+    # confirmation, throwing away the others' re-training; now it is recorded with its
+    # error and the rest are compared. Here the first config's second seed fails (its
+    # output path is taken by a file) after its first seed trained. Only the chosen run's
+    # model directory is left in the work directory: the failed config's trained seed,
+    # the chosen config's other seed and the losing config's runs are deleted as they
+    # stop mattering (all top-k x seeds of them used to stay).
     row = _one_epoch(search_tables.trials[0])
-    chosen = confirm_with_seeds([_missing_model(row, tmp_path), row], 2, tmp_path / "work")
+    blocked = {**row, "trial_id": "blocked"}
+    twin = {**row, "trial_id": "twin"}  # the same config: the same scores, so the tie goes to `row`
+    work = tmp_path / "work"
+    work.mkdir()
+    seed = json.loads(row["config"])["seed"]
+    (work / f"blocked-seed{seed + 2}").write_text("in the way")
+    chosen = confirm_with_seeds([blocked, row, twin], 2, work)
     assert chosen.row["trial_id"] == row["trial_id"]
-    failed, ok = chosen.candidates
-    assert failed["trial_id"] == "no-model" and failed["mean_dev_f1"] is None and failed["error"]
-    assert "error" not in ok and len(ok["dev_f1"]) == 2
+    failed, ok, tied = chosen.candidates
+    assert failed["trial_id"] == "blocked" and failed["mean_dev_f1"] is None and len(failed["dev_f1"]) == 1
+    assert failed["error"].startswith("ValueError: output_dir") and "\n" not in failed["error"]
+    assert "error" not in ok and len(ok["dev_f1"]) == 2 and tied["mean_dev_f1"] == ok["mean_dev_f1"]
     assert chosen.run.dev_f1 == max(ok["dev_f1"])
-    assert sorted((tmp_path / "work").iterdir()) == [chosen.run.model_dir]
+    assert sorted(p.name for p in work.iterdir()) == sorted([chosen.run.model_dir.name, f"blocked-seed{seed + 2}"])
 
 
 def test_when_every_config_fails_to_retrain_the_first_error_is_raised_as_it_was(search_tables, tmp_path):

@@ -159,11 +159,39 @@ def test_an_errored_trial_run_again_on_resume_is_learnt_by_the_study(tmp_path, l
     assert trials[1].state == optuna.trial.TrialState.COMPLETE and trials[1].value == 0.6
     assert trials[1].params == trials[0].params == {"learning_rate": config["learning_rate"]}
     assert trials[1].user_attrs[RERUN_OF] == 0
-    # A rerun that fails again adds nothing.
+    # A rerun that fails again adds nothing; one more rerun that completes is learnt once.
     search.suggest("t2")
     search.on_trial_complete("t2", None, error=True)
+    search.on_trial_result("t2", {"dev_f1": 0.2, "eval_index": 0, "training_iteration": 1})
     search.on_trial_complete("t2", None, error=True)
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 3
+    search.on_trial_complete("t2", {"dev_f1": 0.4, "eval_index": 1, "training_iteration": 2})
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert len(trials) == 4 and trials[3].value == 0.4 and trials[3].user_attrs[RERUN_OF] == 2
+
+
+def test_a_trial_whose_study_trial_failed_while_ray_ran_it_is_learnt_when_it_completes(tmp_path, caplog):
+    # Its study trial FAIL while Ray's snapshot still had it running (it erred just before
+    # the driver died, or erred unheard and the resume failed its study trial:
+    # tune.reconcile), the trial runs again as a live one. Each of its results was a
+    # warning about a disagreement "not explained", and its completion was dropped as
+    # "already FAIL"; now it is said once, and the value it ends with is learnt.
+    import logging
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = ResumableConcurrencyLimiter(_searcher(ResumableOptunaSearch, url), max_concurrent=2)
+    search.suggest("t1")
+    search.on_trial_result("t1", {"dev_f1": 0.3, "eval_index": 0, "training_iteration": 1})
+    optuna.load_study(study_name="s", storage=url).tell(0, state=optuna.trial.TrialState.FAIL)
+    with caplog.at_level(logging.INFO):
+        for step in (2, 3):
+            search.on_trial_result("t1", {"dev_f1": 0.2 * step, "eval_index": step - 1, "training_iteration": step})
+    said = [r for r in caplog.records if "t1" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO and "study trial failed" in said[0].getMessage()
+    search.on_trial_complete("t1", {"dev_f1": 0.5, "eval_index": 3, "training_iteration": 4})
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert trials[1].value == pytest.approx(0.6) and trials[1].user_attrs[RERUN_OF] == 0
 
 
 def test_a_searcher_pickled_before_it_kept_evaluations_takes_the_studys_values(tmp_path):

@@ -51,11 +51,6 @@ def register(app: typer.Typer) -> None:
             if worded == str(exc):
                 raise  # not about an option: as raised
             raise ValueError(worded) from None
-        for failed in result.manifest.get("selection", {}).get("candidates", []):
-            if failed.get("error"):
-                err_console.print(f"warning: re-training trial {failed['trial_id']}'s config failed, so it was left "
-                                  f"out of the choice: {failed['error']}", markup=False, highlight=False,
-                                  soft_wrap=True)
         test = result.manifest.get("test_metrics", {})
         scores = f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})" if test else ""
         if result.published:
