@@ -123,3 +123,14 @@ def s3_storage(s3_endpoint, request) -> str:
     bucket = f"nerkit-{re.sub(r'[^a-z0-9]', '-', request.node.name.lower())[:30].strip('-')}-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     return f"s3://{bucket}/searches"
+
+
+@pytest.fixture
+def one_thread():
+    """Train on one CPU thread: on a shared 2-core box two torch threads run ~10× slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,17 +15,6 @@ def _diverging(row: dict) -> dict:
     return {**row, "trial_id": "diverges", "config": json.dumps({**config, "learning_rate": 1e6, "epochs": 1})}
 
 
-@pytest.fixture
-def one_thread():
-    """Train on one CPU thread: two torch threads on a shared 2-core box run ~10x slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _one_epoch(row: dict) -> dict:
     row = json.loads(json.dumps(row))
     row["config"] = json.dumps({**json.loads(row["config"]), "epochs": 1})

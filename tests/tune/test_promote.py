@@ -250,17 +250,6 @@ def test_top_k_where_it_would_be_ignored_is_refused(finished_search, tmp_path):
     assert not (tmp_path / "reg").exists()
 
 
-@pytest.fixture
-def one_thread():
-    """Train on one CPU thread: on a shared 2-core box two torch threads run ~10× slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_confirm_seeds_retrains_the_top_configs(finished_search, tmp_path, one_thread):
     # With --confirm-seeds the chosen config has the best mean dev F1 over fresh seeds.
     result = promote(finished_search.name, str(tmp_path / "reg"), storage=finished_search.storage,
