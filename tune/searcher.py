@@ -169,12 +169,8 @@ class ResumableOptunaSearch(OptunaSearch):
             # A trial that ended in error, run again by --resume (resume_errored): its study
             # trial stays FAIL, since Optuna cannot reopen it, and Ray's class would log
             # every result whole as "already finished". Said once; the trial table has it.
-            told = self.__dict__.setdefault("_told_rerun", set())  # searchers pickled before it lack it
-            if trial_id not in told:
-                told.add(trial_id)
-                logger.info("trial %s runs again on resume after its study trial ended (it ended in error): its "
-                            "study trial stays as it ended; in searches started with nerkit's limiter, the value "
-                            "it ends with is told to the study as a new trial with the same parameters", trial_id)
+            self._say_rerun_once(trial_id, "ended (it ended in error): its study trial stays as it ended; in "
+                                           "searches started with nerkit's limiter, ")
             return
         try:
             with warnings.catch_warnings():
@@ -188,11 +184,7 @@ class ResumableOptunaSearch(OptunaSearch):
                 # died (the snapshot still had it running), or it erred without the
                 # searcher hearing and the resume failed its study trial
                 # (tune.reconcile). Either way it runs again: learnt when it completes.
-                told = self.__dict__.setdefault("_told_rerun", set())
-                if trial_id not in told:
-                    told.add(trial_id)
-                    logger.info("trial %s runs again on resume after its study trial failed: the value it ends with "
-                                "is told to the study as a new trial with the same parameters", trial_id)
+                self._say_rerun_once(trial_id, "failed: ")
                 return
             # COMPLETE is the expected case (module doc). Any other finished state means
             # the study and Ray disagree in a way this class does not explain; the
@@ -202,42 +194,49 @@ class ResumableOptunaSearch(OptunaSearch):
             log("trial %s: its study trial is already %s (finished before the driver's last snapshot); "
                 "the replayed evaluation is not reported again", trial_id, state.name if state else "finished")
 
+    def _say_rerun_once(self, trial_id: str, how: str) -> None:
+        """Say once that a trial runs again after its study trial ``how`` ended (Ray's class
+        logged every result of it whole, as "already finished")."""
+        told = self.__dict__.setdefault("_told_rerun", set())  # searchers pickled before it lack it
+        if trial_id not in told:
+            told.add(trial_id)
+            logger.info("trial %s runs again on resume after its study trial %sthe value it ends with is told to the "
+                        "study as a new trial with the same parameters", trial_id, how)
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials and trial_id in self._ot_trials:
-            # Completed twice: a trial that ended in error and that --resume ran again
-            # (ResumableConcurrencyLimiter passes this on; Ray's limiter drops it). Ray's
-            # class would only log that it already finished.
-            if result and not error:
-                if getattr(self, "_evaluations", {}).get(trial_id):
-                    self._record_evaluation(trial_id, result)
-                self._learn_rerun(trial_id, result)
-            return
         if trial_id not in self._completed_trials and trial_id in self._ot_trials:
             state = self._finished_state(trial_id)
             if state is not None:
                 self._completed_trials.add(trial_id)
-                if state == optuna.trial.TrialState.FAIL:
-                    # Run again after its study trial failed (on_trial_result): learnt as a rerun.
-                    if result and not error:
-                        if getattr(self, "_evaluations", {}).get(trial_id):
-                            self._record_evaluation(trial_id, result)
-                        self._learn_rerun(trial_id, result)
+                if state != optuna.trial.TrialState.FAIL:
+                    # Told before the crash: keep that value (Ray's class would log that it
+                    # cannot tell a finished trial).
+                    logger.info("trial %s: its study trial was already %s; kept as it is", trial_id, state.name)
                     return
-                # Told before the crash: keep that value (Ray's class would log that it
-                # cannot tell a finished trial).
-                logger.info("trial %s: its study trial was already %s; kept as it is", trial_id, state.name)
-                return
+                # FAIL: its study trial failed while Ray ran it (on_trial_result): a rerun.
+        if trial_id in self._completed_trials and trial_id in self._ot_trials:
+            # A trial run again after its study trial failed: it ended in error and --resume
+            # ran it (ResumableConcurrencyLimiter passes this on; Ray's limiter drops it), or
+            # as above. Ray's class would only log that it already finished.
+            if result and not error:
+                self._record_final(trial_id, result)
+                self._learn_rerun(trial_id, result)
+            return
         if result and not error and trial_id in self._ot_trials:
             # The result a scheduler stopped the trial at (ASHA at a rung or at the budget,
             # the collapse guard) reaches only this hook: Ray skips the searcher's
             # on_trial_result when its scheduler says STOP. It is an evaluation too, often
-            # the best: every trial that ran its whole budget ends with one. (A trial with
-            # none kept before it, or a searcher pickled before it kept them, is valued
-            # from the study's values and this result: _best_value.)
-            if getattr(self, "_evaluations", {}).get(trial_id):
-                self._record_evaluation(trial_id, result)
+            # the best: every trial that ran its whole budget ends with one.
+            self._record_final(trial_id, result)
             result = {**result, self.metric: self._best_value(trial_id, result.get(self.metric))}
         super().on_trial_complete(trial_id, result, error)
+
+    def _record_final(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Keep a trial's final result as an evaluation (on_trial_complete). A trial with none
+        kept before it, or a searcher pickled before it kept them, is valued from the study's
+        values and this result instead (_best_value)."""
+        if getattr(self, "_evaluations", {}).get(trial_id):
+            self._record_evaluation(trial_id, result)
 
     def _learn_rerun(self, trial_id: str, result: dict[str, Any]) -> None:
         """Tell the study the value of a trial that ended in error and ran again.
