@@ -96,11 +96,20 @@ class TrainingRun:
 
     def run(self) -> str:
         """Train to the end; return the status: ``completed``, ``early_stopped`` or ``diverged``."""
+        if self._stopped_early():
+            # Resumed from the checkpoint of the evaluation that stopped it (a Ray retry after a
+            # failure past a trial's final report): the run had ended there, and training on
+            # would report evaluations, and perhaps a best model, the run never had.
+            return "early_stopped"
         while self.state.step < self.total_steps:
             status = self._run_epoch()
             if status is not None:
                 return status
         return "completed"
+
+    def _stopped_early(self) -> bool:
+        patience = self.config.early_stopping_patience
+        return patience is not None and bool(self.state.history) and self.state.evals_since_best >= patience
 
     def materialize(self) -> None:
         """Bring the weights up to date before anything reads them."""

@@ -112,6 +112,19 @@ def test_early_stopping(cfg):
     assert [m["final"] for m in reports] == [False, False, True]
 
 
+def test_a_run_resumed_from_the_evaluation_that_stopped_it_early_stays_stopped(cfg, tmp_path):
+    # A Ray retry after a failure past a trial's final report restores its final checkpoint;
+    # an early-stopped run must end there as it did, not train on and report more.
+    cfg = cfg.with_overrides(learning_rate=1e-12, eval_every_steps=1, early_stopping_patience=2)
+    saved: list[str] = []
+    full = train(cfg, report=lambda m, save: saved.append(str(save(tmp_path / f"ckpt{m['eval_index']}"))))
+    assert full.status == "early_stopped" and len(saved) == 3
+    resumed, reports = _run(cfg, resume_from=saved[-1])
+    assert resumed.status == "early_stopped"
+    assert reports == []
+    assert resumed.history == full.history and resumed.best == full.best
+
+
 def test_huge_learning_rate_diverges_cleanly(cfg):
     # lr=1e6 ends as 'diverged' without raising, and nothing non-finite is ever reported.
     for strategy in ("none", "seed"):
