@@ -105,16 +105,44 @@ def replace_model_dir(
     return path
 
 
+#: The files a model directory may hold besides the weights (``model*.safetensors``) and
+#: sentencepiece models (``*.model``): nerkit's own, what transformers' model and tokenizer
+#: saves write (every tokenizer's vocabulary file names in transformers 5.24), and a pulled
+#: model's manifest and card (tune.registry). Anything else is the user's, and replacing
+#: the directory would delete it.
+_SAVED_FILES = frozenset({
+    CONFIG_FILE, METRICS_FILE, STATE_TENSORS, STATE_JSON, "config.json", "generation_config.json",
+    "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json", "chat_template.jinja", "chat_template.json", "vocab.txt", "vocab.json", "merges.txt",
+    "bpe.codes", "byte_maps.json", "dict.txt", "emoji.json", "entity_vocab.json", "normalizer.json",
+    "prophetnet.tokenizer", "vocab-src.json", "vocab-tgt.json", "word_pronunciation.json", "word_shape.json",
+    "manifest.json", "MODEL_CARD.md",
+})
+_SAVED_PATTERNS = ("model*.safetensors", "*.model")
+
+
+def _saved_entry(entry: Path) -> bool:
+    if entry.name.startswith((".saving-", ".old-")):  # what an interrupted replace leaves
+        return entry.is_dir()
+    if entry.is_dir():
+        return entry.name in _SAVED_SUBDIRS
+    return entry.name in _SAVED_FILES or any(entry.match(p) for p in _SAVED_PATTERNS)
+
+
+def foreign_entries(path: str | Path) -> list[str]:
+    """What in directory ``path`` a model save would not have written (sorted names, a
+    directory's with a trailing ``/``): what :func:`replace_model_dir` must not delete."""
+    return sorted(e.name + ("/" if e.is_dir() else "") for e in Path(path).iterdir() if not _saved_entry(e))
+
+
 def is_model_dir_of_nerkit(path: str | Path) -> bool:
     """Whether ``path`` is a model directory :func:`save_model_dir` wrote, which
     :func:`replace_model_dir` may empty: its ``nerkit_config.json`` and ``config.json``,
-    and no subdirectory but one a tokenizer's save writes and the hidden staging ones an
-    interrupted replace leaves."""
+    and nothing that a model save does not write (:func:`foreign_entries`)."""
     path = Path(path)
     if not ((path / CONFIG_FILE).is_file() and (path / "config.json").is_file()):
         return False
-    return not any(e.is_dir() and e.name not in _SAVED_SUBDIRS and not e.name.startswith((".saving-", ".old-"))
-                   for e in path.iterdir())
+    return not foreign_entries(path)
 
 
 def _umask() -> int:

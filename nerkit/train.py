@@ -31,8 +31,8 @@ import torch
 
 from nerkit import batching
 from nerkit.alignment import load_tokenizer
-from nerkit.checkpoint import (CONFIG_FILE, TrainingState, is_model_dir_of_nerkit, load_training_checkpoint,
-                               replace_model_dir)
+from nerkit.checkpoint import (CONFIG_FILE, TrainingState, foreign_entries, is_model_dir_of_nerkit,
+                               load_training_checkpoint, replace_model_dir)
 from nerkit.config import TrainConfig
 from nerkit.device import resolve_device
 from nerkit.evaluate import evaluate_split
@@ -82,10 +82,13 @@ def _check_output_dir(path: Path) -> None:
                          "write to")
     if path.is_dir() and any(path.iterdir()) and not is_model_dir_of_nerkit(path):
         # An earlier run's model directory is replaced whole; any other is not ours to
-        # empty (a project folder's config.json once passed for a model's).
-        raise ValueError(f"output_dir {str(path)!r} is not empty and is not a model directory nerkit wrote (its "
-                         f"{CONFIG_FILE} beside the model's files, no subdirectories); give a new or empty directory, "
-                         "or an earlier run's model directory to replace")
+        # empty (a project folder's config.json once passed for a model's, and a note
+        # left beside a model was deleted with it).
+        foreign = foreign_entries(path)
+        why = (f"it holds {', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}, which a model save does not "
+               "write" if foreign else f"it has no {CONFIG_FILE} beside a config.json")
+        raise ValueError(f"output_dir {str(path)!r} is not empty and is not a model directory nerkit wrote ({why}); "
+                         "give a new or empty directory, or an earlier run's model directory to replace")
 
 
 def train(

@@ -285,6 +285,27 @@ def _replace(path) -> None:
     replace_model_dir(path, _FakeSaver("config.json"), _FakeSaver("tokenizer.json"), {"run": 2})
 
 
+@pytest.mark.parametrize("extra", ["notes.txt", "eval/", "model_v2.bin"])
+def test_a_model_dir_with_the_users_own_files_beside_it_is_not_nerkits_to_replace(trained, tmp_path, extra):
+    # `nerkit train -o` replaces an earlier model directory whole: a note, a folder or other
+    # weights a user put beside the model were deleted with it, so such a directory is not one
+    # nerkit wrote, and its entries the model save would not write are named.
+    import shutil
+
+    from nerkit.checkpoint import foreign_entries, is_model_dir_of_nerkit
+
+    _, model_dir, _ = trained
+    target = tmp_path / "out"
+    shutil.copytree(model_dir, target)
+    assert is_model_dir_of_nerkit(target) and foreign_entries(target) == []
+    if extra.endswith("/"):
+        (target / extra).mkdir()
+    else:
+        (target / extra).write_text("mine")
+    assert not is_model_dir_of_nerkit(target)
+    assert foreign_entries(target) == [extra]
+
+
 def test_replacing_the_working_directory_keeps_it(tmp_path, monkeypatch):
     # `-o .`: renaming "." fails (EBUSY) after the whole run, and the model was lost.
     monkeypatch.chdir(_old_model(tmp_path / "out"))

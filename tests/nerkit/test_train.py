@@ -309,6 +309,8 @@ def test_max_length_past_the_models_positions_is_refused_before_training(cfg):
     {"config.json": '{"name": "my-app"}', "src/main.py": "print(1)", "notes.txt": "mine"},
     # Even nerkit's own files beside a folder of the user's.
     {"config.json": "{}", "nerkit_config.json": "{}", "src/main.py": "print(1)"},
+    # An earlier model's files with a note of the user's beside them: the note was deleted.
+    {"config.json": "{}", "nerkit_config.json": "{}", "tokenizer.json": "{}", "notes.txt": "mine"},
 ])
 def test_output_dir_that_holds_something_else_is_refused_before_training(cfg, tmp_path, files):
     # Model files landed beside whatever the directory held; an earlier run's model is
@@ -317,8 +319,9 @@ def test_output_dir_that_holds_something_else_is_refused_before_training(cfg, tm
     for name, text in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text)
-    with pytest.raises(ValueError, match="is not empty and is not a model directory nerkit wrote"):
+    with pytest.raises(ValueError, match="is not empty and is not a model directory nerkit wrote") as e:
         train(cfg, output_dir=out, report=lambda m, save: pytest.fail("trained"))
+    assert "notes.txt" in str(e.value) or "src/" in str(e.value)  # what is in the way is named
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(files)
 
 
