@@ -62,15 +62,38 @@ class NerDataset:
         return getattr(self, name)
 
 
-class EmptySplitError(DataError):
-    """The ``split`` (train or dev) has no records; ``report`` holds what loading read
-    and skipped (with ``on_invalid="skip"``, every bad record's reason)."""
+class TooFewRecordsError(DataError):
+    """Too few records are left to train and evaluate on; ``report`` holds what loading
+    read and skipped (with ``on_invalid="skip"``, every bad record's reason), and ``left``
+    says what is missing, for a listing of the records that were dropped."""
+
+    def __init__(self, source: str, problem: str, fix: str, report: LoadReport, left: str) -> None:
+        super().__init__(source, 0, problem + _skipped_note(report, source),
+                         fix + (", or fix the skipped ones" if report.skipped else ""))
+        self.report = report
+        self.left = left
+        #: The message without the skipped records' note, for a listing of them all (the doctor).
+        self.unnoted = str(DataError(source, 0, problem, self.fix))
+
+
+class EmptySplitError(TooFewRecordsError):
+    """The ``split`` (train or dev) has no records."""
 
     def __init__(self, source: str, split: str, on_invalid: str, report: LoadReport) -> None:
-        super().__init__(source, 0, f"the {split} split has no records (after {on_invalid!r} handling)",
-                         "add records, or check the load report for skipped ones")
+        super().__init__(source, f"the {split} split has no records (after {on_invalid!r} handling)", "add records",
+                         report, left=f"the {split} split has no records")
         self.split = split
-        self.report = report
+
+
+def _skipped_note(report: LoadReport, source: str) -> str:
+    """How many records skipping dropped from ``source`` (else from all files) and the first
+    of them: what an error about the records left must say, or the user reads it as the
+    data's size (the CLI shows no load report)."""
+    files = [f for f in report.files if f.source == source and f.skipped] or [f for f in report.files if f.skipped]
+    if not files:
+        return ""
+    return (f"; {sum(f.skipped for f in files)} bad record(s) were skipped (`nerkit doctor` lists each with its file "
+            f"and line), the first: {files[0].reasons[0]}")
 
 
 def load_dataset(cfg: DataConfig) -> NerDataset:
@@ -78,7 +101,8 @@ def load_dataset(cfg: DataConfig) -> NerDataset:
 
     Raises:
         DataError: for bad data (file, line, fix) or a missing split.
-        EmptySplitError: (a DataError) for a train or dev split left with no records.
+        TooFewRecordsError: (a DataError) for records too few to split, or a train or dev
+            split left with none (EmptySplitError).
         FileNotFoundError: for a path that does not exist.
     """
     sources, single = _resolve(cfg)
@@ -96,8 +120,10 @@ def load_dataset(cfg: DataConfig) -> NerDataset:
         if 0 < len(records) <= len(wanted):
             # Too few to give each split one record and train the rest: say so, rather
             # than report an empty dev split as if records had been skipped.
-            raise DataError(single, 0, f"{len(records)} record(s) are too few to split into {'/'.join(wanted)}",
-                            f"give at least {len(wanted) + 1} records, or a dev file (--dev FILE)")
+            raise TooFewRecordsError(
+                str(single), f"{len(records)} record(s) are too few to split into {'/'.join(wanted)}",
+                f"give at least {len(wanted) + 1} records, or a dev file (--dev FILE)", LoadReport(tuple(reports)),
+                left="too few records are left to split")
         splits.update(_split(records, wanted, cfg.split_ratios, cfg.split_seed))
     for name in ("train", "dev"):
         if not splits[name]:
@@ -256,4 +282,5 @@ def _split(
     return out
 
 
-__all__ = ["FORMATS", "SPLITS", "DataConfig", "EmptySplitError", "NerDataset", "fingerprint", "load_dataset"]
+__all__ = ["FORMATS", "SPLITS", "DataConfig", "EmptySplitError", "NerDataset", "TooFewRecordsError", "fingerprint",
+           "load_dataset"]

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from nerkit.cli.options import (DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption, SplitSeedOption,
-                                TestFileOption, TrainFileOption, parse_label_names)
+from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
+                                SplitSeedOption, TestFileOption, TrainFileOption, parse_label_names)
 
 _STYLE = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
 
@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
             None, "--model",
             help="Model name or path: its tokenizer is used and its labels compared with the data's.",
         ),
+        data_opt: DataOption = None,
         train_file: TrainFileOption = None,
         dev_file: DevFileOption = None,
         test_file: TestFileOption = None,
@@ -42,6 +43,12 @@ def register(app: typer.Typer) -> None:
         Exits with status 1 when any check fails.
         """
         from nerkit.doctor import run_doctor
+
+        # --data as train and search take it, so their data options copy over as they are.
+        if data is not None and data_opt is not None and data != data_opt:
+            raise typer.BadParameter(f"DATA is {data!r} and --data is {data_opt!r}; give the data once",
+                                     param_hint="'--data'")
+        data = data if data is not None else data_opt
 
         # Only the options given: run_doctor's defaults are DataConfig's.
         given = {k: v for k, v in (("format", fmt), ("on_invalid", on_invalid), ("split_seed", split_seed))

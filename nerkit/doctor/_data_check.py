@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from nerkit.data import SPLITS, DataConfig, EmptySplitError, NerDataset, load_dataset
+from nerkit.data import SPLITS, DataConfig, NerDataset, TooFewRecordsError, load_dataset
 from nerkit.doctor._report import DoctorReport
 from nerkit.readers import detect_format
 
@@ -18,9 +18,9 @@ def check_data(cfg: DataConfig, report: DoctorReport) -> NerDataset | None:
     """Load the data; on failure report the error and, where possible, every bad record."""
     try:
         dataset = load_dataset(cfg)
-    except EmptySplitError as exc:
+    except TooFewRecordsError as exc:
         if cfg.on_invalid == "skip":  # the records were skipped already: list them
-            _every_record_bad(exc, exc, report)
+            _too_few_left(exc, exc, report)
             return None
         return _reload_skipping(cfg, exc, report)
     except (ValueError, FileNotFoundError) as exc:
@@ -35,8 +35,8 @@ def _reload_skipping(cfg: DataConfig, exc: Exception, report: DoctorReport) -> N
     """Collect every bad record rather than only the first: reload dropping them."""
     try:
         dataset = load_dataset(replace(cfg, on_invalid="skip"))
-    except EmptySplitError as empty:
-        _every_record_bad(exc, empty, report)
+    except TooFewRecordsError as empty:
+        _too_few_left(exc, empty, report)
         return None
     except (ValueError, FileNotFoundError):
         report.add("data", "fail", str(exc))
@@ -52,13 +52,17 @@ def _reload_skipping(cfg: DataConfig, exc: Exception, report: DoctorReport) -> N
     return dataset
 
 
-def _every_record_bad(exc: Exception, empty: EmptySplitError, report: DoctorReport) -> None:
-    """Every record of a split is bad: list them all the same, and stop the checks."""
+def _too_few_left(exc: Exception, empty: TooFewRecordsError, report: DoctorReport) -> None:
+    """Too few records are left without the bad ones: list them all the same, and stop the checks."""
+    if not empty.report.skipped:  # none was bad: the data is simply too small
+        report.add("data", "fail", str(exc))
+        return
     reasons = [r for f in empty.report.files for r in f.reasons]
+    first = empty.unnoted if exc is empty else str(exc)  # the listing below names what the note would
     report.add(
         "data", "fail",
-        f"{exc}\n{empty.report.skipped} record(s) have problems:\n  " + _listing(reasons)
-        + f"\n(without them the {empty.split} split has no records, so no check below ran)",
+        f"{first}\n{empty.report.skipped} record(s) have problems:\n  " + _listing(reasons)
+        + f"\n(without them {empty.left}, so no check below ran)",
         **empty.report.to_dict(),
     )
 

@@ -93,4 +93,18 @@ def read_records(
     else:
         items = read_parquet(path, label_names)
     source = str(path) if split is None or chosen != "hf-disk" else f"{path}[{split}]"
-    return apply_policy(items, source, on_invalid)
+    records, report = apply_policy(items, source, on_invalid)
+    if report.read == 0:
+        # In every format, as auto-detection and the CoNLL reader say it: a split file with
+        # nothing in it is a mistake to name, and read as one it left a split silently empty.
+        raise DataError(source, 0, "the file has no records", f"add records ({_ONE_RECORD[chosen]}), or remove the file")
+    return records, report
+
+
+_ONE_RECORD = {
+    "jsonl-spans": 'one {"text", "entities"} object per line',
+    "jsonl-tokens": 'one {"tokens", "tags"} object per line',
+    "conll": "a token and its tag per line, a blank line between sentences",
+    "parquet": "a row of tokens and tags each",
+    "hf-disk": "a row of tokens and tags each",
+}

@@ -46,12 +46,15 @@ def read_hf_disk(
         names = list(data)
         if split is None and len(names) == 1:
             split = names[0]
+        if split is None:
+            # Named as one split's file (--train DIR): nothing on the command line picks a
+            # split, but each is a saved Dataset of its own in DIR/<split>.
+            raise DataError(source, 0, f"a saved DatasetDict with several splits ({names}) is not one split's data",
+                            f"give it as --data {source} (its splits are used), or one split's own directory, "
+                            f"e.g. {Path(source) / names[0]}")
         if split not in data:
-            problem = (
-                f"split {split!r} is not in the saved DatasetDict" if split is not None
-                else "a saved DatasetDict with several splits needs a split name"
-            )
-            raise DataError(source, 0, f"{problem} (splits: {names})", f"pick one of {names}")
+            raise DataError(source, 0, f"split {split!r} is not in the saved DatasetDict (splits: {names})",
+                            f"pick one of {names}")
         data = data[split]
         source = f"{source}[{split}]"
     tags_column = _columns(list(data.column_names), source)

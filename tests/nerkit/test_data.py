@@ -148,6 +148,33 @@ def test_too_small_file_to_split_says_so(tmp_path, n):
     assert (len(ds.train), len(ds.dev), len(ds.test)) == (2, 1, 1)
 
 
+def test_records_left_too_few_after_skipping_says_how_many_were_skipped_and_the_first(tmp_path):
+    # 10 records, 8 bad: "2 record(s) are too few to split" read as the file's size, and the
+    # 8 skipped (file:line) were named nowhere the CLI shows.
+    rows = numbered(2) + numbered(8, tag="I-FOOD")
+    path = write_tokens(tmp_path / "all.jsonl", rows)
+    with pytest.raises(DataError, match=r"2 record\(s\) are too few to split.*; 8 bad record\(s\) were skipped.*"
+                                         r"the first: .*all.jsonl:3: tags\[1\] = 'I-FOOD'.*fix the skipped ones"):
+        load_dataset(DataConfig(path=path, on_invalid="skip"))
+    dev = write_tokens(tmp_path / "dev.jsonl", numbered(1, tag="I-FOOD"))
+    with pytest.raises(DataError, match=r"the dev split has no records .*1 bad record\(s\) were skipped.*dev.jsonl:1"):
+        load_dataset(DataConfig(train=path, dev=dev, on_invalid="skip"))
+
+
+def test_a_dataset_dict_given_as_one_splits_data_names_the_options_that_work(tmp_path):
+    # "pick one of ['train', 'validation']" named no option that picks one.
+    import datasets
+
+    rows = {"tokens": [["a", "pizza"]], "tags": [["O", "B-FOOD"]]}
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows), "validation": datasets.Dataset.from_dict(rows)}
+                         ).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(DataError, match=rf"give it as --data {tmp_path / 'dd'} .*or one split's own directory, "
+                                        rf"e.g. {tmp_path / 'dd' / 'train'}"):
+        load_dataset(DataConfig(train=str(tmp_path / "dd"), dev=write_tokens(tmp_path / "dev.jsonl", numbered(1))))
+    ds = load_dataset(DataConfig(train=str(tmp_path / "dd" / "train"), dev=str(tmp_path / "dd" / "validation")))
+    assert (len(ds.train), len(ds.dev)) == (1, 1)
+
+
 def test_dev_or_test_without_train_is_refused_not_trained_on_the_bundled_corpus(tmp_path):
     # A forgotten --train used to train on the bundled corpus, its labels mixed with these.
     dev = write_tokens(tmp_path / "dev.jsonl", numbered(2))

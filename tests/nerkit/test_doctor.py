@@ -60,6 +60,14 @@ def test_cli_good_data_exits_zero(good_dir):
     assert "all checks passed" in result.output and "[CLS]" in result.output
 
 
+def test_cli_takes_data_as_train_and_search_do(good_dir):
+    # `--data DIR` copied from a train command was "No such option"; given twice, differently, it is refused.
+    result = CliRunner().invoke(build_app(), ["doctor", "--data", str(good_dir)])
+    assert result.exit_code == 0 and f"nerkit doctor: {good_dir}" in result.output
+    both = CliRunner().invoke(build_app(), ["doctor", str(good_dir), "--data", str(good_dir / "train.jsonl")])
+    assert both.exit_code == 2 and "give the data once" in both.output
+
+
 def test_cli_broken_data_exits_nonzero_with_file_line(broken_dir):
     # A span cutting a word fails the data check with file:line, and the exit status is 1.
     result = CliRunner().invoke(build_app(), ["doctor", str(broken_dir)])
@@ -156,6 +164,19 @@ def test_entity_word_the_tokenizer_drops_fails_alignment_with_file_and_line(tmp_
     assert not report.ok
     check = status(report, "alignment")
     assert check.status == "fail" and check.detail.startswith(f"{tmp_path / 'train.jsonl'}:1: word 2")
+
+
+def test_every_bad_record_is_listed_when_too_few_are_left_to_split(tmp_path):
+    # Skipping 8 of 10 records left too few to split: the doctor showed only the first bad one.
+    write(tmp_path / "all.jsonl", [{"tokens": ["a", "pizza"], "tags": ["O", "B-FOOD"]}] * 2
+          + [{"tokens": ["a", "pizza"], "tags": ["O", "I-FOOD"]}] * 8)
+    for on_invalid in ("error", "skip"):
+        check = run_doctor(str(tmp_path / "all.jsonl"), on_invalid=on_invalid).checks[0]
+        assert check.name == "data" and check.status == "fail"
+        assert "8 record(s) have problems" in check.detail and check.detail.count("(record skipped)") == 8
+        assert "without them too few records are left to split" in check.detail
+    small = run_doctor(str(write(tmp_path / "two.jsonl", [{"tokens": ["a"], "tags": ["O"]}] * 2))).checks[0]
+    assert small.status == "fail" and "have problems" not in small.detail  # none bad: only too few
 
 
 def test_every_bad_record_is_listed_when_none_is_left(tmp_path):

@@ -455,6 +455,23 @@ def test_empty_conll_file_is_an_error_as_an_empty_jsonl_is(tmp_path):
     assert read_error(path).startswith(f"{path}: the file has no records")
 
 
+@pytest.mark.parametrize("fmt", ["jsonl-tokens", "jsonl-spans", "parquet"])
+def test_an_empty_file_is_an_error_whatever_format_is_named(tmp_path, fmt):
+    # Under --format auto or conll an empty file was an error; named as jsonl or parquet it
+    # read as no records, and a split (test) was left silently empty.
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = tmp_path / "test.parquet"
+        pq.write_table(pa.table({"tokens": pa.array([], pa.list_(pa.string())),
+                                 "tags": pa.array([], pa.list_(pa.string()))}), path)
+    else:
+        path = tmp_path / "test.jsonl"
+        path.write_text("\n")
+    assert read_error(path, format=fmt).startswith(f"{path}: the file has no records. Fix: add records (")
+
+
 def test_conll_integer_tags_take_label_names(tmp_path):
     path = tmp_path / "t.conll"
     path.write_text("a 0\npizza 1\n\nb 0\nx 9\n")
