@@ -26,7 +26,9 @@ def checkpoint_not_best(row: dict[str, Any]) -> str | None:
     held = row.get("checkpoint_eval_index")
     if not row.get("checkpoint") or held in (None, row["best_eval_index"]):
         return None
-    if row.get("checkpoint_dev_f1") is not None and row["checkpoint_dev_f1"] >= row.get("best_dev_f1", 1.0):
+    # A table row names the trial's best F1 best_dev_f1; the summary's best, dev_f1.
+    best_f1 = row["best_dev_f1"] if "best_dev_f1" in row else row["dev_f1"]
+    if row.get("checkpoint_dev_f1") is not None and row["checkpoint_dev_f1"] >= best_f1:
         return None  # another evaluation, as good (ties are common while every F1 is 0)
     return f"evaluation {held} (dev F1 {row['checkpoint_dev_f1']:.4f}), not the best one ({row['best_eval_index']})"
 

@@ -30,3 +30,18 @@ def test_an_interrupted_search_counts_its_unfinished_and_never_started_trials(mo
     assert summary["reasons"] == {"completed": 1, "unfinished": 1, "asha": 1}
     assert summary["unfinished"] == {"stopped": 1, "not_started": 2}
     assert summary["best"]["trial_id"] == "a"
+
+
+def test_a_checkpoint_of_another_evaluation_as_good_as_the_best_is_not_called_worse(monkeypatch):
+    # With --checkpoint-every N the best evaluation (4) can lack a checkpoint while a later one
+    # (5) ties it. The table row passed; the summary's best, read as if its best F1 were 1.0,
+    # had `nerkit search` print "not the best one".
+    row = {**_row("a", "TERMINATED", "completed", 0.1043), "checkpoint": "runs/s/trial_a/checkpoint_000001",
+           "best_eval_index": 4, "checkpoint_eval_index": 5, "checkpoint_dev_f1": 0.1043}
+    tables = TrialTables("runs/s", {"settings": {"trials": 1}, "space": {"params": []}}, [row], [])
+    monkeypatch.setattr(tune.summary, "collect", lambda path: tables)
+    best = tune.summary.summarize("s", "runs")["best"]
+    assert tune.summary.checkpoint_not_best(row) is None
+    assert tune.summary.checkpoint_not_best(best) is None
+    worse = {**best, "checkpoint_dev_f1": 0.09}
+    assert tune.summary.checkpoint_not_best(worse) == "evaluation 5 (dev F1 0.0900), not the best one (4)"
