@@ -11,6 +11,18 @@ def _f(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _loss(cfg: dict[str, Any]) -> str:
+    """The loss as trained: focal's gamma, and the entity:O ratio where it replaced the O
+    weight and entity boost (which then stay at 1 and read as unweighted)."""
+    name = f"focal (gamma {_f(float(cfg['gamma']))})" if cfg["loss"] == "focal" else cfg["loss"]
+    if cfg.get("entity_o_ratio") is not None:
+        weights = f"entity:O weight ratio {_f(float(cfg['entity_o_ratio']))}"
+    else:
+        weights = f"O weight {_f(cfg['o_weight'])}, entity boost {_f(cfg['entity_boost'])}"
+    cap = f", weights capped at {_f(float(cfg['max_weight']))}" if cfg.get("max_weight") is not None else ""
+    return f"{name}, weight strategy {cfg['weight_strategy']} ({weights}{cap})"
+
+
 def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> str:
     """The model card of version ``version`` (Markdown).
 
@@ -65,8 +77,7 @@ Token-classification (NER) model fine-tuned by nerkit from `{cfg['model']}`.
 - **Selection**: {chosen}
 - **Labels**: {labels}
 - **Data fingerprint**: `{manifest['data_fingerprint']}`
-- **Loss**: {cfg['loss']} (weight strategy {cfg['weight_strategy']}, O weight {_f(cfg['o_weight'])},
-  entity boost {_f(cfg['entity_boost'])}); learning rate {cfg['learning_rate']:.3g}, batch size {cfg['batch_size']}
+- **Loss**: {_loss(cfg)}; learning rate {cfg['learning_rate']:.3g}, batch size {cfg['batch_size']}
 - **Promoted**: {manifest['created']} with {versions}
 
 ## Scores

@@ -52,3 +52,18 @@ def test_a_confirmed_card_gives_the_mean_it_chose_by_and_the_configs_left_out():
                                 "reg/ner").split())
     assert "kept the best mean dev F1 (0.7500 over seeds [7, 8]); this is its seed-8 run" in card
     assert "left out because re-training failed: trial `t0` (OSError: no model at /m)" in card
+
+
+@pytest.mark.parametrize(("overrides", "says", "not_said"), [
+    ({"loss": "ce", "weight_strategy": "seed", "o_weight": 0.5, "entity_boost": 3.0},
+     "ce, weight strategy seed (O weight 0.5000, entity boost 3.0000)", "gamma"),
+    # A ratio.yaml model read as unweighted (O weight 1, boost 1), a focal one without its gamma.
+    ({"loss": "focal", "gamma": 1.5939, "weight_strategy": "inverse", "entity_o_ratio": 4.6543},
+     "focal (gamma 1.5939), weight strategy inverse (entity:O weight ratio 4.6543)", "entity boost"),
+    ({"loss": "ce", "weight_strategy": "inverse", "max_weight": 10.0},
+     "weights capped at 10.0000", "gamma"),
+], ids=["team-weights", "focal-ratio", "capped"])
+def test_the_card_gives_the_loss_the_model_trained_with(overrides, says, not_said):
+    manifest = {**_manifest(), "config": TrainConfig().with_overrides(**overrides).to_dict()}
+    loss = next(line for line in render_card(manifest, 1, "reg/ner").splitlines() if line.startswith("- **Loss**"))
+    assert says in loss and not_said not in loss
