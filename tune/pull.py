@@ -90,8 +90,10 @@ def _is_nonempty_dir(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
-def _download_verified(reg: Registry, src: str, dest: Path, label: str) -> dict:
-    """Copy ``src`` into ``dest``; raise PullError unless every file matches the manifest."""
+def _download_verified(reg: Registry, number: int, dest: Path, label: str) -> dict:
+    """Copy version ``number`` into ``dest``; raise PullError unless its manifest is that
+    version's and every file matches it."""
+    src = reg.version_path(number)
     try:
         with reg.fs.open_input_stream(f"{src}/{MANIFEST}") as f:
             raw = f.read()
@@ -105,6 +107,13 @@ def _download_verified(reg: Registry, src: str, dest: Path, label: str) -> dict:
     if not _valid_file_list(expected):
         raise PullError(f"{label}: {MANIFEST} has no valid 'files' mapping of name -> {{sha256, size}} "
                         "(damaged, or not written by nerkit promote)")
+    # Checksums prove the files are the manifest's, not that the manifest is this version's:
+    # a vN copied over from another version or model (a bad sync, a restore, a hand copy)
+    # verified whole and was installed as what `latest` named.
+    says = (manifest.get("model_name"), manifest.get("version"))
+    if says != (reg.model_name, number):
+        raise PullError(f"{label}: its {MANIFEST} says it is {says[0]!r} v{says[1]} (copied from another version "
+                        "or model?); pull that version itself, or promote again")
     present = set(reg.files(src)) - {MANIFEST}
     missing, extra = sorted(set(expected) - present), sorted(present - set(expected))
     if missing:
@@ -180,7 +189,7 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
     tmp.mkdir()
     label = f"{reg.uri}/v{number}"
     try:
-        _download_verified(reg, reg.version_path(number), tmp, label)
+        _download_verified(reg, number, tmp, label)
         _move_into_place(tmp, dest, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -55,6 +55,7 @@ class Registry:
         if self.local:
             root = os.path.abspath(os.path.expanduser(root))
         self.registry_root = root
+        self.model_name = model_name
         self.root = f"{root}/{model_name}"
         # A local registry is named by its absolute path: the model card and the "pull it
         # with" hint are read from other directories.

@@ -210,6 +210,20 @@ def test_a_latest_pointer_left_empty_says_how_to_mend_it(registry_copy, tmp_path
     assert _nothing_left(tmp_path / "m")
 
 
+def test_a_version_holding_another_versions_or_models_files_is_refused(registry_copy, tmp_path):
+    # Every checksum matches its own manifest, so v1 copied to v2 (a bad sync, a restore) or
+    # ner copied to another model name verified whole and was installed as what was asked for.
+    shutil.copytree(registry_copy / "ner" / "v1", registry_copy / "ner" / "v2")
+    (registry_copy / "ner" / "latest").write_text("v2\n")
+    with pytest.raises(PullError, match=r"ner/v2: its manifest.json says it is 'ner' v1 \(copied from another"):
+        pull(f"{registry_copy}/ner@latest", tmp_path / "m")
+    assert _nothing_left(tmp_path / "m")
+    shutil.copytree(registry_copy / "ner", registry_copy / "other")
+    with pytest.raises(PullError, match=r"other/v1: its manifest.json says it is 'ner' v1"):
+        pull(f"{registry_copy}/other@v1", tmp_path / "m")
+    assert pull(f"{registry_copy}/ner@v1", tmp_path / "m") == tmp_path / "m"
+
+
 @pytest.mark.parametrize("files", [{}, {"model.safetensors": {"sha256": "ab"}}, ["model.safetensors"]])
 def test_a_manifest_without_valid_file_entries_is_refused(registry_copy, tmp_path, files):
     # An empty or malformed `files` list would otherwise "verify" a folder holding nothing.
