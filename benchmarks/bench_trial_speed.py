@@ -50,7 +50,9 @@ Variants, each in its own fresh process (peak RSS from ``os.wait4``):
 Measured per run: real (non-padding) training tokens per second of training time,
 wall time per epoch (training + that epoch's dev evaluation), total wall (model load to
 end), peak RSS (and peak CUDA memory on a GPU), dev F1 of the final model scored by
-``nerkit.evaluate.evaluate_split`` for every variant. ``--profile-steps N`` adds a
+``nerkit.evaluate.evaluate_split`` for every variant in the same way, in fp32 arithmetic
+(before the twenty-eighth session nerkit's was its last in-loop evaluation, under bf16
+autocast where it trained in bf16; now ``dev_f1_in_loop``). ``--profile-steps N`` adds a
 profile of nerkit's loop: per-phase times (a timed replica of nerkit's step, with and
 without the experiments) and torch.profiler's top operators over N real steps.
 
@@ -161,6 +163,7 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
     import nerkit.train as nt
     import nerkit.training_run as ntr
     from nerkit.batching import epoch_batches
+    from nerkit.device import resolve_device
     from nerkit.features import prepare_data
 
     cfg = _apply_experiments(_config(args), experiments)
@@ -178,11 +181,20 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
         return out
 
     ntr.evaluate_split = timed_eval  # the dev evaluations (the loop runs them)
+    built = []
+    base_load = nt.load_model
+    nt.load_model = lambda *a: built.append(base_load(*a)) or built[-1]  # the model trained, to score it below
     history = []
     t0 = time.perf_counter()
     result = nt.train(cfg, prepared=prepared, report=lambda m, save: history.append(m))
     total = time.perf_counter() - t0
     last = history[-1]
+    # The final model scored as every Trainer variant's is (_run_trainer): the same call, in
+    # fp32 arithmetic. nerkit's own last evaluation ran under its training precision (bf16
+    # autocast where the CPU or GPU has bf16), which the Trainer's scoring did not: kept
+    # beside it as dev_f1_in_loop.
+    dev = base_eval(built[-1], prepared.dev, prepared.label_map, pad_id=prepared.pad_token_id,
+                    device=resolve_device(cfg.device))
     lengths = [len(x) for x in prepared.train.input_ids]
     epochs_done = math.ceil(cfg.epochs)
     padded = sum(_padded_tokens(lengths, epoch_batches(lengths, cfg.batch_size, cfg.seed, e, cfg.length_grouping))
@@ -191,7 +203,7 @@ def _run_nerkit(args, experiments: list[str]) -> dict[str, Any]:
     return {
         "status": result.status, "steps": last["step"], "real_tokens": last["tokens_seen"],
         "padded_tokens": padded, "train_s": train_s, "eval_s": sum(eval_seconds), "total_s": total,
-        "dev_f1": last["dev_f1"], "entity_pred_ratio": last["entity_pred_ratio"],
+        "dev_f1": dev["f1"], "entity_pred_ratio": dev["entity_pred_ratio"], "dev_f1_in_loop": last["dev_f1"],
         "f1_by_epoch": [round(m["dev_f1"], 4) for m in history], "cuda_peak_mib": _cuda_peak_mib(),
     }
 
@@ -310,7 +322,8 @@ def _run_trainer(args, grouped: bool, cpu_bf16: bool = False, fp32: bool = False
         out = trainer.train()
         total = time.perf_counter() - t0
         f1_by_epoch = [round(h["eval_f1"], 4) for h in trainer.state.log_history if "eval_f1" in h]
-        # The final model scored exactly as nerkit scores its own.
+        # The final model scored as nerkit's final model is (_run_nerkit), in fp32 arithmetic
+        # whatever precision it trained in.
         dev = evaluate_split(trainer.model, prepared.dev, lm, pad_id=prepared.pad_token_id, device=device)
     return {
         "status": "completed", "steps": out.global_step, "real_tokens": counts["real"],
