@@ -42,7 +42,7 @@ from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, exper
 from tune.space import Sampler
 from tune.state_backup import StateBackup
 from tune.state_restore import restore_if_broken
-from tune.storage import exists, write_text
+from tune.storage import exists, join, write_text
 from tune.study_choice import study_for_resume
 from tune.study_store import make_room_for_new_study, set_aside_unstarted_study
 from tune.trainable import run_trial
@@ -126,7 +126,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     exp = settings.experiment_path
     with driver_lock(exp, settings.name):
         try:
-            if exists(f"{exp}/{SETTINGS_FILE}"):
+            if exists(join(exp, SETTINGS_FILE)):
                 raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
                                  f"`nerkit search --resume {settings.name} --storage {settings.storage_root}` "
                                  "or pick another --name")
@@ -145,7 +145,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             make_room_for_new_study(exp)
             # What --resume and promotion check the data against (tune.settings.check_same_data).
             record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint}
-            write_text(f"{exp}/{SETTINGS_FILE}", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+            write_text(join(exp, SETTINGS_FILE), json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
         except BaseException:
             # Still holding the lock: no other driver can be starting in this directory.
             _remove_if_never_started(exp)

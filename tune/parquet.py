@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tune.storage import filesystem
+from tune.storage import filesystem, join
 from tune.tables import SCHEMA_VERSION, TrialTables, collect
 
 TRIALS_FILE = "trials.parquet"
@@ -130,8 +130,8 @@ def write_tables(tables: TrialTables, dest: str | None = None, *, newer_only: bo
     Returns:
         The URIs of the trials file and the history file.
     """
-    root = (dest or tables.experiment).rstrip("/")
-    trials_uri, history_uri = f"{root}/{TRIALS_FILE}", f"{root}/{HISTORY_FILE}"
+    root = dest or tables.experiment
+    trials_uri, history_uri = join(root, TRIALS_FILE), join(root, HISTORY_FILE)
     if newer_only and _collected_at(trials_uri) > tables.collected_at:
         return trials_uri, history_uri
     _write(to_arrow(tables.trials, "trials", tables.trial_columns, tables.collected_at), trials_uri)
@@ -179,8 +179,7 @@ def frames(tables: TrialTables):
 
 def read_tables(experiment_path: str):
     """``(trials, history)`` DataFrames of an experiment whose tables were written."""
-    root = experiment_path.rstrip("/")
-    return read_table(f"{root}/{TRIALS_FILE}"), read_table(f"{root}/{HISTORY_FILE}")
+    return read_table(join(experiment_path, TRIALS_FILE)), read_table(join(experiment_path, HISTORY_FILE))
 
 
 def schema_version(uri: str) -> int:

@@ -20,7 +20,7 @@ import pyarrow.fs as pafs
 
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
 from tune.state_backup import BACKUP_DIR, is_complete, latest_backup
-from tune.storage import filesystem, read_bytes, uri_in
+from tune.storage import filesystem, join, read_bytes, uri_in
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def read_analysis(experiment_path: str):
                 "of the trials cannot be read; nothing was written. The trial directories (result.json, "
                 "checkpoints) are left as they are")
         names = [n for n in files_ray_reads(state_files(fs, backup)) if n.startswith(SNAPSHOT_PREFIX)]
-        shown = f"{experiment_path.rstrip('/')}/{BACKUP_DIR}/{backup.rsplit('/', 1)[-1]}"
+        shown = join(experiment_path, BACKUP_DIR, backup.rsplit('/', 1)[-1])
         try:
             analysis = _ray_analysis(experiment_path, snapshot=f"{backup}/{names[0]}")
         except (FileNotFoundError, IndexError):

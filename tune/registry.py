@@ -50,6 +50,12 @@ class Registry:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", model_name):
             raise ValueError(f"model name is {model_name!r}, but must be letters, digits, '_', '-', '.' "
                              "(starting with a letter or digit)")
+        if "://" in uri and "?" in uri:
+            # A reference is <registry>/<model>@vN: a query after the registry would sit in the
+            # middle of it, and every version's URI printed for pulling would carry it wrongly.
+            raise ValueError(f"registry is {uri!r}, which has a query ('?…'); give the registry without it and the "
+                             "endpoint or region through the environment instead (AWS_ENDPOINT_URL, "
+                             "AWS_DEFAULT_REGION for s3://), which pyarrow reads")
         self.fs, root = filesystem(uri.rstrip("/"))
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         if self.local:

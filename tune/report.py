@@ -25,7 +25,7 @@ from typing import Any
 from tune.importance import param_importances
 from tune.report_plots import importance_bars, learning_curves, param_scatter
 from tune.stop_reasons import REASONS, UNFINISHED, shown_reason
-from tune.storage import is_dir, write_text
+from tune.storage import is_dir, join, write_text
 from tune.summary import best_row, checkpoint_not_best, unfinished
 from tune.tables import SCHEMA_VERSION, TrialTables, collect
 
@@ -196,6 +196,6 @@ def write_report(experiment_path: str, out: str | None = None) -> str:
         raise ValueError(f"--out is {out!r}, which is a directory; give the report's file name, "
                          f"e.g. --out {out.rstrip('/')}/{REPORT_FILE}")
     html = build_report(collect(experiment_path))
-    dest = out or f"{experiment_path.rstrip('/')}/{REPORT_FILE}"
+    dest = out or join(experiment_path, REPORT_FILE)
     write_text(dest, html)
     return dest

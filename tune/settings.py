@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from nerkit.data import DataConfig
 from nerkit.paths import local_absolute
+from tune.storage import join, parent
 
 SETTINGS_FILE = "search.json"
 OPTUNA_FILE = "optuna.db"
@@ -36,7 +37,9 @@ def storage_root(storage: str) -> str:
         # Anything else would silently become a local folder named "file:" or "foo:".
         raise ValueError(f"storage is {storage!r}, but a URI must start with one of {list(REMOTE_SCHEMES)}; "
                          "for a local directory give its path")
-    return str(Path(storage).expanduser().resolve())
+    # abspath, not resolve: a symlink stays as given (a shared mount reached through a link
+    # may point elsewhere on other nodes; nerkit.paths.local_absolute keeps it too).
+    return os.path.abspath(os.path.expanduser(storage))
 
 
 def experiment_path(name: str, storage: str = "runs") -> str:
@@ -47,7 +50,7 @@ def experiment_path(name: str, storage: str = "runs") -> str:
     """
     name = name.rstrip("/") if isinstance(name, str) else name  # a shell-completed `demo/`
     check_name(name)
-    return f"{storage_root(storage).rstrip('/')}/{name}"
+    return join(storage_root(storage), name)
 
 
 def check_name(name: str) -> None:
@@ -154,16 +157,16 @@ def read_settings(experiment_path: str) -> dict[str, Any]:
     """The ``search.json`` record of an experiment (local or remote storage)."""
     from tune.storage import read_text
 
-    text = read_text(f"{experiment_path.rstrip('/')}/{SETTINGS_FILE}")
+    text = read_text(join(experiment_path, SETTINGS_FILE))
     if text is None:
-        root = experiment_path.rstrip("/").rsplit("/", 1)[0]
+        root = parent(experiment_path)
         found = searches_in(root)
         raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; check --name "
                          f"and --storage (searches in {root}: {', '.join(found) if found else 'none'})")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{experiment_path}/{SETTINGS_FILE} is cut off or damaged ({exc.msg} at line {exc.lineno}); "
+        raise ValueError(f"{join(experiment_path, SETTINGS_FILE)} is cut off or damaged ({exc.msg} at line {exc.lineno}); "
                          f"{_settings_backup_hint(experiment_path)}") from None
 
 

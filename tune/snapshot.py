@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
-from tune.storage import locate, read_text
+from tune.storage import join, locate, read_text
 
 SNAPSHOT_PREFIX = "experiment_state-"
 SEARCH_GEN_PREFIX = "search_gen_state-"
@@ -63,7 +63,7 @@ def newest_snapshot(exp: str, fs: pafs.FileSystem | None = None) -> str | None:
     """
     fs, path = locate(exp, fs)
     names = [n for n in files_ray_reads(state_files(fs, path)) if n.startswith(SNAPSHOT_PREFIX)]
-    return f"{exp.rstrip('/')}/{names[0]}" if names else None
+    return join(exp, names[0]) if names else None
 
 
 def read_snapshot(path: str, fs: pafs.FileSystem | None = None) -> dict[str, SnapshotTrial]:

@@ -12,6 +12,20 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
 
 
+def join(uri: str, *parts: str) -> str:
+    """``uri`` with ``parts`` appended to its path, before its ``?query`` if it has one (an
+    endpoint or region the storage needs: ``s3://b/runs?region=x`` + ``s1`` is
+    ``s3://b/runs/s1?region=x``; appended after it, the name went into the region)."""
+    base, sep, query = uri.partition("?") if "://" in uri else (uri, "", "")
+    return "/".join([base.rstrip("/"), *parts]) + sep + query
+
+
+def parent(uri: str) -> str:
+    """The directory ``uri`` is in, as a URI written the way ``uri`` is (its query kept)."""
+    base, sep, query = uri.partition("?") if "://" in uri else (uri, "", "")
+    return base.rstrip("/").rsplit("/", 1)[0] + sep + query
+
+
 def locate(uri: str, fs: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
     """``filesystem(uri)``, or, with ``fs`` given, ``uri`` as a path inside it (as Ray's
     storage objects hold paths: no scheme)."""

@@ -70,11 +70,11 @@ def _read_study(path: Path, study_name: str) -> _Study | None:
 def newest_copy(experiment: str) -> str | None:
     """The study copy on storage that Ray's newest snapshot belongs to (a URI), or None."""
     from tune.snapshot import files_ray_reads, state_files
-    from tune.storage import filesystem
+    from tune.storage import filesystem, join
 
     fs, path = filesystem(experiment)
     names = [n for n in files_ray_reads(state_files(fs, path)) if n.startswith(STUDY_PREFIX)]
-    return f"{experiment.rstrip('/')}/{names[0]}" if names else None
+    return join(experiment, names[0]) if names else None
 
 
 def _download(uri: str, dest_dir: Path) -> Path | None:

@@ -367,6 +367,47 @@ def _wait_until_settled(uri: str, quiet_s: float = 2.0, limit_s: float = 30.0) -
         time.sleep(0.3)
 
 
+def test_a_storage_uri_with_a_query_keeps_it_after_the_search_and_its_files(s3_storage, tiny_model_dir,
+                                                                           small_data_dir, tmp_path, monkeypatch):
+    # `--storage s3://b/runs?region=…` (an endpoint or region the storage needs, kept by
+    # tune.storage.uri_in) + the search's name was s3://b/runs?region=…/q: the name and every
+    # file went into the query, and the search failed at its first access to storage.
+    import ray
+
+    from nerkit.data import DataConfig
+    from tune.driver import run_search
+    from tune.settings import SearchSettings
+
+    storage = f"{s3_storage}?region=us-east-1"
+    monkeypatch.setenv("NERKIT_CACHE", str(tmp_path / "nerkit-cache"))
+    settings = SearchSettings(name="q", space=SPACE, storage=storage, trials=2, model=str(tiny_model_dir),
+                              data=DataConfig(path=str(small_data_dir)), max_epochs=1, seed=1)
+    assert settings.experiment_path == f"{s3_storage}/q?region=us-east-1"
+    started_ray = not ray.is_initialized()
+    try:
+        run_search(settings)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    keys = _keys(f"{s3_storage}/q")
+    assert "search.json" in keys and [k for k in keys if k.endswith("/model.safetensors")]
+    res = _cli("trials", "q", "--storage", storage, "--json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert len(rows) == 2 and all(r["experiment"] == settings.experiment_path for r in rows)
+    for row in (r for r in rows if r["checkpoint"]):  # a URI that reads back, its query kept
+        assert row["checkpoint"].startswith(f"{s3_storage}/q/trial_") and row["checkpoint"].endswith("?region=us-east-1")
+        assert f"{row['checkpoint'].partition('?')[0].removeprefix(s3_storage + '/q/')}/model.safetensors" in keys
+    assert {"trials.parquet", "history.parquet"} <= _keys(f"{s3_storage}/q")
+    assert _cli("report", "q", "--storage", storage).exit_code == 0
+    assert "report.html" in _keys(f"{s3_storage}/q")
+    # The live study is the search's own file in the driver's cache, named without the query.
+    from tune.study_store import local_study_path
+
+    study = local_study_path(settings.experiment_path)
+    assert study == local_study_path(f"{s3_storage}/q") and "?" not in study.name and study.is_file()
+
+
 def _copy_prefix(src: str, dest: str) -> None:
     """Copy every object under ``src`` to ``dest`` (both ``s3://`` URIs), as `aws s3 cp
     --recursive` moves a search to another bucket or prefix."""

@@ -148,6 +148,29 @@ def test_a_trailing_slash_names_the_same_search():
     assert experiment_path("demo/", "/r") == experiment_path("demo", "/r") == "/r/demo"
 
 
+@pytest.mark.parametrize(("storage", "path"), [
+    # An endpoint or region in the query stays after the path: the name went into it.
+    ("s3://b/runs?region=us-east-1", "s3://b/runs/demo?region=us-east-1"),
+    ("s3://b/runs/?endpoint_override=127.0.0.1:9000&scheme=http",
+     "s3://b/runs/demo?endpoint_override=127.0.0.1:9000&scheme=http"),
+    ("gs://b/runs", "gs://b/runs/demo"),
+])
+def test_a_search_lives_under_its_storage_with_the_storages_query_kept(storage, path):
+    from tune.settings import experiment_path
+
+    assert experiment_path("demo", storage) == path
+
+
+def test_local_storage_reached_through_a_symlink_is_kept_as_given(tmp_path):
+    # Resolved, a shared mount reached through a link became the head's own mount point, which
+    # other nodes may not have (nerkit.paths.local_absolute keeps links too).
+    from tune.settings import experiment_path
+
+    (tmp_path / "real-mount").mkdir()
+    (tmp_path / "nfs").symlink_to(tmp_path / "real-mount")
+    assert experiment_path("demo", str(tmp_path / "nfs")) == str(tmp_path / "nfs" / "demo")
+
+
 def test_more_than_one_gpu_per_trial_is_refused_for_a_new_search():
     # A trial trains on one device: a second GPU would sit reserved and idle. A search
     # recorded before this was refused still loads, so it can be resumed.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tune.storage import read_text, uri_in, write_text
+from tune.storage import join, parent, read_text, uri_in, write_text
 
 
 def test_write_text_makes_missing_directories_but_not_the_file_itself(tmp_path, monkeypatch):
@@ -38,3 +38,14 @@ def test_write_text_makes_missing_directories_but_not_the_file_itself(tmp_path, 
 ])
 def test_a_checkpoint_path_becomes_a_uri_written_like_its_experiment(experiment, path, uri):
     assert uri_in(experiment, path) == uri
+
+
+@pytest.mark.parametrize(("uri", "parts", "joined", "up"), [
+    ("s3://b/runs?region=x", ("s1", "search.json"), "s3://b/runs/s1/search.json?region=x", "s3://b?region=x"),
+    ("s3://b/runs/", ("s1",), "s3://b/runs/s1", "s3://b"),
+    # A local path is a path: a "?" in a directory name is part of it.
+    ("/data/what?/runs", ("s1",), "/data/what?/runs/s1", "/data/what?"),
+])
+def test_a_uri_is_joined_and_climbed_before_its_query(uri, parts, joined, up):
+    assert join(uri, *parts) == joined
+    assert parent(uri) == up

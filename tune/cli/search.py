@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         import time
 
         from tune.settings import SETTINGS_FILE, experiment_path, storage_root
-        from tune.storage import exists
+        from tune.storage import exists, join
         from tune.space import resolve_space
 
         if resume:
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
             if isinstance(exc, SystemExit) and exc.code != signal.SIGTERM:
                 raise
             exp = experiment_path(exp_name, storage)
-            if exists(f"{exp}/{SETTINGS_FILE}"):
+            if exists(join(exp, SETTINGS_FILE)):
                 why = (f"interrupted before Ray saved the search's state; continue it with: nerkit search --resume "
                        f"{exp_name} --storage {storage_root(storage)}")
             else:
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
                                              or (named and not _under(str(named), storage_root(storage)))):
                 raise  # not the storage: an unreadable data or model file, Ray's own temp dir
 
-            if not exists(f"{exp}/{SETTINGS_FILE}"):
+            if not exists(join(exp, SETTINGS_FILE)):
                 raise
             err_console.print(f"error: writing the search's state under {exp} failed ({type(exc).__name__}: {exc}). "
                               "What was saved before stays; once the storage has room and is writable again, "
