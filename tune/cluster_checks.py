@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from pathlib import Path
+
+import yaml
 
 from tune.driver_lock import LOCK_FILE
 from tune.settings import SearchSettings, is_remote
@@ -49,15 +52,42 @@ def check_storage_on_every_node(experiment: str) -> None:
                          "node mounts at the same place (NFS) or an s3:// / gs:// URI (docs/CLUSTER.md)")
 
 
-def warn_if_gpus_unused(settings: SearchSettings) -> None:
-    """A cluster with GPUs and ``--gpus-per-trial 0``: trials train on CPUs (a trial uses
-    only what Ray reserved for it, tune.trainable), so say how to use the GPUs."""
+#: Where `ray up` leaves the cluster's config on the head, which the autoscaler reads (and
+#: Ray Tune, as the sign of a launched cluster: ray/tune/execution/cluster_info.py).
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
+def gpus_it_can_add(bootstrap: str = BOOTSTRAP_CONFIG) -> float:
+    """The GPUs an autoscaling cluster can add: ``max_workers`` × GPUs of each worker type in
+    the config `ray up` left on the head (0 where there is none: not such a cluster's head)."""
+    path = Path(bootstrap).expanduser()
+    if not path.is_file():
+        return 0
+    config = yaml.safe_load(path.read_text())
+    types = config.get("available_node_types") if isinstance(config, dict) else None
+    if not isinstance(types, dict):
+        return 0
+    return sum(float((t.get("resources") or {}).get("GPU", 0)) * int(t.get("max_workers", 0))
+               for name, t in types.items() if isinstance(t, dict) and name != config.get("head_node_type"))
+
+
+def warn_if_gpus_unused(settings: SearchSettings, bootstrap: str = BOOTSTRAP_CONFIG) -> None:
+    """A cluster with GPUs, or one that can add them, and ``--gpus-per-trial 0``: trials
+    train on CPUs (a trial uses only what Ray reserved for it, tune.trainable), so say how
+    to use the GPUs. cluster.yaml starts with no GPU (its head has none, its GPU workers
+    start at 0) and launches GPU nodes for the CPU-only trials too."""
     import ray
 
+    if settings.gpus_per_trial != 0:
+        return
     gpus = ray.cluster_resources().get("GPU", 0)
-    if settings.gpus_per_trial == 0 and gpus > 0:
+    if gpus > 0:
         logger.warning("the cluster has %g GPU(s), but --gpus-per-trial is 0, so every trial trains on CPUs; give "
                        "--gpus-per-trial 1 (or 0.5 for two trials per GPU) to train on them", gpus)
+    elif (more := gpus_it_can_add(bootstrap)) > 0:
+        logger.warning("the cluster can add up to %g GPU(s) (its worker types in %s), but --gpus-per-trial is 0, so "
+                       "every trial trains on CPUs, on GPU nodes too where those are what it launches; give "
+                       "--gpus-per-trial 1 (or 0.5 for two trials per GPU) to train on them", more, bootstrap)
 
 
 def default_concurrency(settings: SearchSettings) -> int:
@@ -83,3 +113,20 @@ def warn_if_autoscaling_would_starve(settings: SearchSettings, address: str | No
             "the cluster holds %d concurrent trial(s) now, so the search runs at most %d at once; an "
             "autoscaling cluster starts more nodes only for trials that wait: pass --max-concurrent N "
             "(e.g. the trials its max_workers hold) to let it grow", slots, slots)
+
+
+#: Where Ray unpacks a job's ``--working-dir`` on each node: a directory per session and
+#: content hash (ray/_private/runtime_env/working_dir.py), gone after ``ray down``.
+_WORKING_DIR_MARK = "/runtime_resources/working_dir_files/"
+
+
+def warn_if_data_is_temporary(data) -> None:
+    """Data shipped in the job's ``--working-dir`` is recorded at Ray's unpacked copy of it,
+    which a ``--resume`` after ``ray down`` (a new session) or a ``nerkit promote`` from
+    another machine will not find: say so while it can still be moved."""
+    shipped = [p for p in (data.path, data.train, data.dev, data.test) if p and _WORKING_DIR_MARK in str(p)]
+    if shipped:
+        logger.warning("the data (%s) is in the job's --working-dir, which Ray unpacks to a directory of this "
+                       "session only: a --resume after `ray down` or a promote from another machine will not find "
+                       "it; put the data on storage every node and later command reach (NFS), and give that path",
+                       ", ".join(map(str, shipped)))

@@ -26,7 +26,7 @@ from nerkit.data import NerDataset, load_dataset
 from nerkit.features import PreparedData, prepare_loaded
 from nerkit.model import resolve_model
 from tune.cluster_checks import (check_storage_on_every_node, default_concurrency, warn_if_autoscaling_would_starve,
-                                 warn_if_gpus_unused)
+                                 warn_if_data_is_temporary, warn_if_gpus_unused)
 from tune.driver_lock import LOCK_FILE, driver_lock
 from tune.driver_process import sigterm_stops_gracefully, snapshot_period
 from tune.plan import SearchPlan, plan_from_record, plan_search
@@ -141,6 +141,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
                 data=replace(plan.base.data, fingerprint=prepared.fingerprint)))
             check_storage_on_every_node(exp)
             warn_if_gpus_unused(settings)
+            warn_if_data_is_temporary(plan.base.data)
             warn_if_autoscaling_would_starve(settings, address)
             make_room_for_new_study(exp)
             # What --resume and promotion check the data against (tune.settings.check_same_data).

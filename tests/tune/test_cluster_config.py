@@ -387,6 +387,57 @@ def test_no_ray_port_open_to_world(cluster_file):
     assert _open_to_world_problems(config)
 
 
+def test_each_aws_cluster_gets_its_own_security_group():
+    # A fixed GroupName is looked up by name in the VPC and reused: side-by-side clusters
+    # (`ray up cluster.yaml -n nerkit-alice`, `-n nerkit-bob`) shared one group, whose rule
+    # admits all traffic between its members, GCS and Ray client ports included. Without
+    # one, Ray names the group after the cluster.
+    config = _load(REPO / "cluster.yaml")
+    assert "GroupName" not in config["provider"].get("security_group", {})
+
+
+def test_a_search_asking_no_gpu_on_a_cluster_that_launches_gpu_nodes_warns(tmp_path, caplog):
+    # cluster.yaml starts with no GPU (a head without any, GPU workers from 0), so the check
+    # of the GPUs the cluster has said nothing, and its g5 nodes were launched for CPU-only
+    # trials. The config `ray up` leaves on the head says what it can add: 8 x 1 + 2 x 4.
+    from tune.cluster_checks import gpus_it_can_add, warn_if_gpus_unused
+    from tune.settings import SearchSettings
+
+    assert gpus_it_can_add(str(REPO / "cluster.yaml")) == 16
+    assert gpus_it_can_add(str(REPO / "cluster-onprem.yaml")) == 0  # the local provider declares none
+    assert gpus_it_can_add(str(tmp_path / "none.yaml")) == 0  # not a launched cluster's head
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, num_gpus=0, include_dashboard=False)
+    try:
+        if ray.cluster_resources().get("GPU", 0):
+            pytest.skip("this Ray has GPUs now: the warning for GPUs it has is tests/tune/test_cluster.py's")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tune.cluster_checks"):
+            warn_if_gpus_unused(SearchSettings(name="x", space="default", gpus_per_trial=0.5),
+                                bootstrap=str(REPO / "cluster.yaml"))
+            assert "GPU" not in caplog.text
+            warn_if_gpus_unused(SearchSettings(name="x", space="default"), bootstrap=str(REPO / "cluster.yaml"))
+        assert "the cluster can add up to 16 GPU(s)" in caplog.text and "--gpus-per-trial is 0" in caplog.text
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def test_data_shipped_in_the_jobs_working_dir_is_warned_about(caplog):
+    # Ray unpacks --working-dir to a directory of one session; the search recorded the data
+    # there, and a resume after `ray down` or a promote elsewhere failed with FileNotFoundError.
+    from nerkit.data import DataConfig
+    from tune.cluster_checks import warn_if_data_is_temporary
+
+    unpacked = "/tmp/ray/session_2026-11-28_07-00-00_1/runtime_resources/working_dir_files/_ray_pkg_0123abcd/mydata"
+    with caplog.at_level("WARNING", logger="tune.cluster_checks"):
+        warn_if_data_is_temporary(DataConfig(path="/mnt/nfs/mydata"))
+        assert not caplog.records
+        warn_if_data_is_temporary(DataConfig(path=unpacked))
+    assert f"the data ({unpacked}) is in the job's --working-dir" in caplog.text and "NFS" in caplog.text
+
+
 # No credential-like key or value anywhere in the file, comments included.
 def test_no_secrets(cluster_file):
     text = cluster_file.read_text()
