@@ -32,7 +32,7 @@ from tune.driver_process import sigterm_stops_gracefully, snapshot_period
 from tune.plan import SearchPlan, plan_from_record, plan_search
 from tune.progress import SearchProgress
 from tune.ray_record import reported_trial_directories
-from tune.ray_connect import check_address, init_ray_for
+from tune.ray_connect import check_address, init_ray_for, signals_held
 from tune.reconcile import fail_orphaned_trials, study_and_ray_trials, unrecorded_finished_trials
 from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
@@ -166,8 +166,10 @@ def _tokenise_while(start_ray: Callable[[], None], dataset: NerDataset, base: Tr
     """
     check_tokenizer_source(resolve_model(base.model))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nerkit-tokenise") as pool:
-        prepared = pool.submit(prepare_loaded, dataset, base.model, base.max_length, base.label_all_subwords)
-        start_ray()  # if it fails, leaving the block waits for the tokenizer, then raises this
+        # Ctrl-C or SIGTERM while Ray starts waits until it is up (tune.ray_connect.signals_held).
+        with signals_held():
+            prepared = pool.submit(prepare_loaded, dataset, base.model, base.max_length, base.label_all_subwords)
+            start_ray()  # if it fails, leaving the block waits for the tokenizer, then raises this
         return prepared.result()
 
 

@@ -4,10 +4,55 @@ the machine) before anything slow starts."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
 
 from tune.settings import SearchSettings
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while Ray starts, and deliver them once it is up.
+
+    One that landed inside ``ray.init`` left Ray half started, and the process then died in
+    Ray's exit-time shutdown (SIGSEGV, exit status 139) instead of ending as an interrupted
+    search (130). A signal mask cannot hold them: native threads (jemalloc's, pyarrow's)
+    take a signal the main thread blocks, and Python still raises it in the main thread.
+    So they are recorded, then sent again to the handlers in place at the end. Handlers
+    Ray sets while it starts (its SIGTERM handlers) are what that end puts in place, as
+    Ray's own ``DeferSigint`` does for SIGINT. Outside the main thread nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    final = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    set_handler = signal.signal
+
+    def record(signum, frame) -> None:
+        received.append(signum)
+
+    def set_later(signum, handler):
+        if signum in final and threading.current_thread() is threading.main_thread():
+            before, final[signum] = final[signum], handler
+            return before
+        return set_handler(signum, handler)
+
+    for signum in final:
+        set_handler(signum, record)
+    signal.signal = set_later
+    try:
+        yield
+    finally:
+        signal.signal = set_handler
+        for signum, handler in final.items():
+            set_handler(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for signum in dict.fromkeys(received):  # each once, in the order they came
+            signal.raise_signal(signum)
 
 
 def check_address(address: str | None) -> None:
