@@ -75,10 +75,13 @@ def compute_spent(trials: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None) -> str:
+def _baselines(trials: list[dict[str, Any]], best: dict[str, Any] | None, planned: int = 0) -> str:
+    """The baseline trials against the best; ``planned``: how many the search enqueued."""
     base = [t for t in trials if t.get("baseline")]
     if not base:
-        return _note("no baselines in this search")
+        # A search stopped before its first trials enqueued its baselines all the same.
+        return _note(f"none of the {planned} baseline(s) this search planned has started" if planned
+                     else "no baselines in this search")
     ref = best["best_dev_f1"] if best else None
     rows = [[f"best trial {best['trial_id']}", shown_reason(best), best["best_dev_f1"], best["best_epoch"],
              best["epochs_trained"], 0.0]] if best else []
@@ -164,7 +167,9 @@ def build_report(tables: TrialTables) -> str:
         f"<style>{_CSS}</style></head><body><h1>Search report: {escape(name)}</h1>",
         _table(["", ""], head, left=2), _not_ended(tables, left),
         "<h2>Best trial</h2>", _best_section(best, searched, tables, left),
-        "<h2>Baselines against the best trial</h2>", _baselines(trials, best),
+        "<h2>Baselines against the best trial</h2>",
+        _baselines(trials, best, len(record["space"].get("baselines", [])) if record["settings"].get("baselines", True)
+                   else 0),
         "<h2>Learning curves</h2>",
         _note("gold_entity_prob: the probability the model puts on entity labels at dev tokens that are "
               "entities; the collapse guard does not count an all-'O' evaluation where it still rose"),

@@ -199,6 +199,13 @@ def test_a_search_not_ended_says_so_and_how_to_go_on(search_tables, search_repor
     tables.trials[1]["status"], tables.trials[1]["stop_reason"] = "PENDING", ""
     html = build_report(tables)
     assert f"1 trial(s) unfinished, {planned - 2} never started" in html
+    # Stopped before any trial started: its baselines were planned, not absent.
+    tables.trials = []
+    tables.history = []
+    html = build_report(tables)
+    assert f"none of the {len(tables.record['space']['baselines'])} baseline(s) this search planned has started" in html
+    tables.record["settings"]["baselines"] = False  # --no-baselines
+    assert "no baselines in this search" in build_report(tables)
     assert f"nerkit search --resume {tables.record['settings']['name']}" in html
 
 
