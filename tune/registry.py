@@ -210,7 +210,8 @@ class Registry:
         """Write the card and the manifest for ``version`` into ``tmp`` and verify every file."""
         listed = dict(hashes)
         listed[CARD] = self._write(f"{tmp}/{CARD}", card(version).encode("utf-8"))
-        full = {**manifest, "version": version, "files": dict(sorted(listed.items()))}
+        # The version names itself (model and number): pull refuses a copy under another name.
+        full = {**manifest, "model_name": self.model_name, "version": version, "files": dict(sorted(listed.items()))}
         text = json.dumps(full, indent=2, sort_keys=True, default=str) + "\n"
         self._write(f"{tmp}/{MANIFEST}", text.encode("utf-8"))
         found = self.file_hashes(tmp)
