@@ -119,6 +119,10 @@ _SAVED_FILES = frozenset({
     "manifest.json", "MODEL_CARD.md",
 })
 _SAVED_PATTERNS = ("model*.safetensors", "*.model")
+#: What an operating system or file server leaves in any folder: not the user's work, and
+#: refusing an earlier model directory for them would fail `nerkit train -o` after a look
+#: at it in Finder.
+_SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 def _saved_entry(entry: Path) -> bool:
@@ -126,7 +130,8 @@ def _saved_entry(entry: Path) -> bool:
         return entry.is_dir()
     if entry.is_dir():
         return entry.name in _SAVED_SUBDIRS
-    return entry.name in _SAVED_FILES or any(entry.match(p) for p in _SAVED_PATTERNS)
+    return (entry.name in _SAVED_FILES or entry.name in _SYSTEM_FILES or entry.name.startswith(".nfs")
+            or any(entry.match(p) for p in _SAVED_PATTERNS))
 
 
 def foreign_entries(path: str | Path) -> list[str]:

@@ -108,11 +108,13 @@ def load_dataset(cfg: DataConfig) -> NerDataset:
     sources, single = _resolve(cfg)
     splits: dict[str, list[Record]] = {name: [] for name in SPLITS}
     reports: list[FileReport] = []
+    read_from: dict[str, str] = {}  # split -> its report's source (a DatasetDict's: DIR[split])
     for name, (path, hf_split) in sources.items():
         records, report = read_records(path, cfg.format, cfg.on_invalid, split=hf_split,
                                        label_names=cfg.label_names)
         splits[name] = records
         reports.append(report)
+        read_from[name] = report.source
     if single is not None:
         records, report = read_records(single, cfg.format, cfg.on_invalid, label_names=cfg.label_names)
         reports.append(report)
@@ -127,8 +129,8 @@ def load_dataset(cfg: DataConfig) -> NerDataset:
         splits.update(_split(records, wanted, cfg.split_ratios, cfg.split_seed))
     for name in ("train", "dev"):
         if not splits[name]:
-            where = sources[name][0] if name in sources else single
-            raise EmptySplitError(str(where), name, cfg.on_invalid, LoadReport(tuple(reports)))
+            where = read_from.get(name, str(single))
+            raise EmptySplitError(where, name, cfg.on_invalid, LoadReport(tuple(reports)))
     tags = (tag for records in splits.values() for r in records for tag in r.tags)
     return NerDataset(
         train=tuple(splits["train"]),

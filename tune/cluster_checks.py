@@ -61,9 +61,11 @@ def gpus_it_can_add(bootstrap: str = BOOTSTRAP_CONFIG) -> float:
     """The GPUs an autoscaling cluster can add: ``max_workers`` × GPUs of each worker type in
     the config `ray up` left on the head (0 where there is none: not such a cluster's head)."""
     path = Path(bootstrap).expanduser()
-    if not path.is_file():
+    try:
+        config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        # Read for a warning only: a config that will not read must not stop the search.
         return 0
-    config = yaml.safe_load(path.read_text())
     types = config.get("available_node_types") if isinstance(config, dict) else None
     if not isinstance(types, dict):
         return 0

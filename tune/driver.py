@@ -38,7 +38,7 @@ from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
 from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, experiment_path, is_remote,
-                           read_settings, storage_root)
+                           planned_baselines, read_settings, storage_root)
 from tune.space import Sampler
 from tune.state_backup import StateBackup
 from tune.state_restore import restore_if_broken
@@ -79,7 +79,7 @@ def _searcher(plan: SearchPlan, search_id: str):
     from tune.searcher import ResumableConcurrencyLimiter, ResumableOptunaSearch
 
     s = plan.settings
-    baselines = [dict(b.params) for b in plan.space.baselines][: s.trials] if s.baselines else []
+    baselines = [dict(b.params) for b in planned_baselines(plan.space.baselines, s.baselines, s.trials)]
     # constant_liar: running trials count as (pessimistic) observations, so parallel
     # workers do not all sample the same promising point; multivariate models the
     # interactions (o_weight × entity_boost) that matter most here.

@@ -22,36 +22,52 @@ def signals_held() -> Iterator[None]:
     Ray's exit-time shutdown (SIGSEGV, exit status 139) instead of ending as an interrupted
     search (130). A signal mask cannot hold them: native threads (jemalloc's, pyarrow's)
     take a signal the main thread blocks, and Python still raises it in the main thread.
-    So they are recorded, then sent again to the handlers in place at the end. Handlers
-    Ray sets while it starts (its SIGTERM handlers) are what that end puts in place, as
-    Ray's own ``DeferSigint`` does for SIGINT. Outside the main thread nothing is held.
+    So the first is recorded, then sent again to the handlers in place at the end; a second
+    one is delivered at once (a ``ray.init`` that hangs on an unreachable head must still
+    be stoppable). Handlers Ray sets while it starts (its SIGTERM handlers) are what that
+    end puts in place, as Ray's own ``DeferSigint`` does for SIGINT; ``signal.getsignal``
+    answers with them too, so code that saves and restores a handler inside the block
+    cannot keep the recorder. Outside the main thread nothing is held.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received: list[int] = []
     final = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    set_handler = signal.signal
+    set_handler, get_handler = signal.signal, signal.getsignal
+
+    def release() -> None:
+        signal.signal, signal.getsignal = set_handler, get_handler
+        for signum, handler in final.items():
+            set_handler(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
 
     def record(signum, frame) -> None:
+        if received:  # the second: no more holding
+            received.clear()
+            release()
+            signal.raise_signal(signum)
+            return
         received.append(signum)
 
     def set_later(signum, handler):
-        if signum in final and threading.current_thread() is threading.main_thread():
+        if signum in final and threading.current_thread() is threading.main_thread() and signal.signal is set_later:
             before, final[signum] = final[signum], handler
             return before
         return set_handler(signum, handler)
 
+    def get_later(signum):
+        return final[signum] if signum in final and signal.getsignal is get_later else get_handler(signum)
+
     for signum in final:
         set_handler(signum, record)
-    signal.signal = set_later
+    signal.signal, signal.getsignal = set_later, get_later
     try:
         yield
     finally:
-        signal.signal = set_handler
-        for signum, handler in final.items():
-            set_handler(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
-        for signum in dict.fromkeys(received):  # each once, in the order they came
+        held = list(received)
+        if signal.signal is set_later:  # not released by a second signal already
+            release()
+        for signum in held:
             signal.raise_signal(signum)
 
 

@@ -91,7 +91,7 @@ def read_analysis(experiment_path: str):
         backup = latest_backup(fs, path)
         if backup is None:
             raise ValueError(
-                f"{problem}, and there is no complete copy of it in {experiment_path}/{BACKUP_DIR} (searches "
+                f"{problem}, and there is no complete copy of it in {join(experiment_path, BACKUP_DIR)} (searches "
                 "started before nerkit kept one, or a search in its first seconds: try again), so Ray's record "
                 "of the trials cannot be read; nothing was written. The trial directories (result.json, "
                 "checkpoints) are left as they are")
@@ -104,7 +104,7 @@ def read_analysis(experiment_path: str):
         logger.warning("%s; the tables show the last complete copy, %s, which may miss the last few seconds",
                        problem, shown)
         return analysis
-    raise ValueError(f"{problem}, and its backups in {experiment_path}/{BACKUP_DIR} changed while being read; "
+    raise ValueError(f"{problem}, and its backups in {join(experiment_path, BACKUP_DIR)} changed while being read; "
                      "try again")
 
 

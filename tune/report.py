@@ -24,6 +24,7 @@ from typing import Any
 
 from tune.importance import param_importances
 from tune.report_plots import importance_bars, learning_curves, param_scatter
+from tune.settings import planned_baselines
 from tune.stop_reasons import REASONS, UNFINISHED, shown_reason
 from tune.storage import is_dir, join, write_text
 from tune.summary import best_row, checkpoint_not_best, unfinished
@@ -168,8 +169,8 @@ def build_report(tables: TrialTables) -> str:
         _table(["", ""], head, left=2), _not_ended(tables, left),
         "<h2>Best trial</h2>", _best_section(best, searched, tables, left),
         "<h2>Baselines against the best trial</h2>",
-        _baselines(trials, best, len(record["space"].get("baselines", [])) if record["settings"].get("baselines", True)
-                   else 0),
+        _baselines(trials, best, len(planned_baselines(record["space"]["baselines"], record["settings"]["baselines"],
+                                                       record["settings"]["trials"]))),
         "<h2>Learning curves</h2>",
         _note("gold_entity_prob: the probability the model puts on entity labels at dev tokens that are "
               "entities; the collapse guard does not count an all-'O' evaluation where it still rose"),

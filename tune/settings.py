@@ -53,6 +53,12 @@ def experiment_path(name: str, storage: str = "runs") -> str:
     return join(storage_root(storage), name)
 
 
+def planned_baselines(baselines: list, enabled: bool, trials: int) -> list:
+    """The baselines a search enqueues as its first trials: the space's, in order, no more
+    than its trials, none with --no-baselines (one rule for the driver, tables and report)."""
+    return list(baselines)[:trials] if enabled else []
+
+
 def check_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"search name is {name!r}, but must match {_NAME.pattern} "

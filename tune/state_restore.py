@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, state_files
 from tune.state_backup import BACKUP_DIR, BROKEN_DIR, COMPLETE, STATIC_FILES, is_complete, latest_backup
 from tune.state_check import disagreements
-from tune.storage import filesystem, is_file, read_bytes, write_bytes
+from tune.storage import filesystem, is_file, join, read_bytes, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,13 @@ def restore_if_broken(exp: str) -> str | None:
     missing = backup is not None and not any(n.startswith(SNAPSHOT_PREFIX) for n in names)
     if not broken and not mixed and not missing:
         return None
-    what = (f"{exp}/{broken[0]} is cut off" if broken
+    what = (f"{join(exp, broken[0])} is cut off" if broken
             else f"Ray's state files in {exp} are from two snapshots ({'; '.join(mixed)})" if mixed
             else f"{exp} has no {SNAPSHOT_PREFIX}*.json, Ray's record of its trials")
     if backup is None:
         raise ValueError(
             f"{what}: the driver was killed while Ray was copying its state, and "
-            f"there is no complete copy in {exp}/{BACKUP_DIR} (searches started before nerkit kept one). "
+            f"there is no complete copy in {join(exp, BACKUP_DIR)} (searches started before nerkit kept one). "
             "Start a new search under another --name; this experiment's trial directories, checkpoints "
             "and optuna.db are left as they are")
     aside = f"{path}/{BROKEN_DIR}/{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"

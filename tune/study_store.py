@@ -58,11 +58,12 @@ def sqlite_path(url: str) -> Path | None:
 
 def local_study_path(experiment: str) -> Path:
     """The live study of a search on object storage, on this machine's disk."""
-    # Without its query: an endpoint or region is how the storage is reached, not which
-    # search it is, and the query's "?" and "=" in the file name broke the sqlite URL.
-    experiment = experiment.partition("?")[0].rstrip("/")
-    key = hashlib.sha256(experiment.encode("utf-8")).hexdigest()[:12]
-    return cache_dir() / "optuna" / f"{experiment.rsplit('/', 1)[-1]}-{key}.db"
+    # Named without the query (its "?" and "=" in the file name broke the sqlite URL); the
+    # key hashes it too: two endpoints (endpoint_override) with the same bucket path are
+    # two searches.
+    base = experiment.partition("?")[0].rstrip("/")
+    key = hashlib.sha256(experiment.rstrip("/").encode("utf-8")).hexdigest()[:12]
+    return cache_dir() / "optuna" / f"{base.rsplit('/', 1)[-1]}-{key}.db"
 
 
 def live_study_url(experiment: str) -> str:

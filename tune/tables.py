@@ -35,7 +35,7 @@ from tune.guard import GuardConfig
 from tune.ray_record import (METRIC, best_checkpoint, checkpoint_uri, checkpointed_results, lacks_evaluations,
                              last_start, log_behind, read_analysis, since_last_start, trial_error,
                              trial_results)
-from tune.settings import read_settings
+from tune.settings import planned_baselines, read_settings
 from tune.stop_reasons import entity_prob_history, last_per_evaluation, ratio_history, stop_reason
 from tune.trial_order import trial_number
 
@@ -141,7 +141,8 @@ def collect(experiment_path: str) -> TrialTables:
     collected_at = time.time()
     record = read_settings(experiment_path)
     guard = GuardConfig(**record["space"]["guard"])
-    baselines = record["space"]["baselines"] if record["settings"]["baselines"] else []
+    settings = record["settings"]
+    baselines = planned_baselines(record["space"]["baselines"], settings["baselines"], settings["trials"])
     searched = [p["name"] for p in record["space"]["params"] if p["kind"] != "fixed"]
     columns = trial_columns(record)
     analysis = read_analysis(experiment_path)

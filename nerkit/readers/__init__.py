@@ -97,7 +97,8 @@ def read_records(
     if report.read == 0:
         # In every format, as auto-detection and the CoNLL reader say it: a split file with
         # nothing in it is a mistake to name, and read as one it left a split silently empty.
-        raise DataError(source, 0, "the file has no records", f"add records ({_ONE_RECORD[chosen]}), or remove the file")
+        gone = "save the dataset without that split" if chosen == "hf-disk" else "remove the file"
+        raise DataError(source, 0, "the file has no records", f"add records ({_ONE_RECORD[chosen]}), or {gone}")
     return records, report
 
 

@@ -297,6 +297,7 @@ def test_a_model_dir_with_the_users_own_files_beside_it_is_not_nerkits_to_replac
     _, model_dir, _ = trained
     target = tmp_path / "out"
     shutil.copytree(model_dir, target)
+    (target / ".DS_Store").write_bytes(b"\0")  # an OS's, not the user's: no reason to refuse
     assert is_model_dir_of_nerkit(target) and foreign_entries(target) == []
     if extra.endswith("/"):
         (target / extra).mkdir()

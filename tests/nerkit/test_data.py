@@ -175,6 +175,19 @@ def test_a_dataset_dict_given_as_one_splits_data_names_the_options_that_work(tmp
     assert (len(ds.train), len(ds.dev)) == (1, 1)
 
 
+def test_an_empty_split_of_a_dataset_dict_names_its_own_skipped_records(tmp_path):
+    # The note counted and showed every split's skipped records (dd[train]:4 for an empty dev).
+    import datasets
+
+    good, bad = (["a", "pizza"], ["O", "B-FOOD"]), (["a", "pizza"], ["O", "I-FOOD"])
+    rows = lambda pairs: {"tokens": [t for t, _ in pairs], "tags": [g for _, g in pairs]}  # noqa: E731
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows([good] * 3 + [bad] * 2)),
+                          "validation": datasets.Dataset.from_dict(rows([bad]))}).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(DataError, match=r"dd\[validation\]: the dev split has no records .*; 1 bad record\(s\) were "
+                                        r"skipped .*the first: .*dd\[validation\]:1"):
+        load_dataset(DataConfig(path=str(tmp_path / "dd"), on_invalid="skip"))
+
+
 def test_dev_or_test_without_train_is_refused_not_trained_on_the_bundled_corpus(tmp_path):
     # A forgotten --train used to train on the bundled corpus, its labels mixed with these.
     dev = write_tokens(tmp_path / "dev.jsonl", numbered(2))

@@ -405,7 +405,7 @@ def test_a_storage_uri_with_a_query_keeps_it_after_the_search_and_its_files(s3_s
     from tune.study_store import local_study_path
 
     study = local_study_path(settings.experiment_path)
-    assert study == local_study_path(f"{s3_storage}/q") and "?" not in study.name and study.is_file()
+    assert study.name.startswith("q-") and "?" not in study.name and study.is_file()
 
 
 def _copy_prefix(src: str, dest: str) -> None:

@@ -199,14 +199,18 @@ def test_a_search_not_ended_says_so_and_how_to_go_on(search_tables, search_repor
     tables.trials[1]["status"], tables.trials[1]["stop_reason"] = "PENDING", ""
     html = build_report(tables)
     assert f"1 trial(s) unfinished, {planned - 2} never started" in html
-    # Stopped before any trial started: its baselines were planned, not absent.
-    tables.trials = []
-    tables.history = []
-    html = build_report(tables)
-    assert f"none of the {len(tables.record['space']['baselines'])} baseline(s) this search planned has started" in html
+    assert f"nerkit search --resume {tables.record['settings']['name']}" in html
+
+
+def test_a_search_stopped_before_its_first_trials_says_its_baselines_have_not_started(search_tables):
+    # It said "no baselines in this search": they were planned (as many as its trials), not absent.
+    tables = copy.deepcopy(search_tables)
+    tables.trials, tables.history = [], []
+    tables.record["space"]["baselines"] = tables.record["space"]["baselines"][:2] * 2  # 4 in the space
+    tables.record["settings"]["trials"] = 3
+    assert "none of the 3 baseline(s) this search planned has started" in build_report(tables)
     tables.record["settings"]["baselines"] = False  # --no-baselines
     assert "no baselines in this search" in build_report(tables)
-    assert f"nerkit search --resume {tables.record['settings']['name']}" in html
 
 
 def test_a_search_whose_every_trial_failed_says_so_not_yet(search_tables):

@@ -55,7 +55,8 @@ def register(app: typer.Typer) -> None:
         as_csv: bool = typer.Option(False, "--csv", help="Rows as CSV."),
     ) -> None:
         """Show a search's trials (or their history) from freshly written Parquet tables."""
-        from tune.parquet import frames, write_tables
+        from tune.parquet import TRIALS_FILE, frames, write_tables
+        from tune.storage import join
         from tune.tables import collect
         from tune.settings import experiment_path
         from tune.trial_query import TrialQuery, select_history, select_trials, split_list
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
             write_tables(tables, newer_only=True)  # never over the search's own, read later
         except OSError as exc:
             # Reading needs no write access: show the tables, say they were not saved.
-            err_console.print(f"[yellow]warning:[/] could not write {escape(f'{exp}/trials.parquet ({exc})')}; "
+            err_console.print(f"[yellow]warning:[/] could not write {escape(f'{join(exp, TRIALS_FILE)} ({exc})')}; "
                               "showing the tables without saving them", highlight=False, soft_wrap=True)
         if as_json:
             typer.echo(json.dumps(_records(df), indent=2, default=_plain_value))
