@@ -50,13 +50,13 @@ def signals_held() -> Iterator[None]:
         received.append(signum)
 
     def set_later(signum, handler):
-        if signum in final and threading.current_thread() is threading.main_thread() and signal.signal is set_later:
+        if signum in final and threading.current_thread() is threading.main_thread():
             before, final[signum] = final[signum], handler
             return before
         return set_handler(signum, handler)
 
     def get_later(signum):
-        return final[signum] if signum in final and signal.getsignal is get_later else get_handler(signum)
+        return final[signum] if signum in final else get_handler(signum)
 
     for signum in final:
         set_handler(signum, record)
@@ -65,7 +65,7 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         held = list(received)
-        if signal.signal is set_later:  # not released by a second signal already
+        if signal.signal is set_later:  # not released by a second signal (handlers set since then stay)
             release()
         for signum in held:
             signal.raise_signal(signum)
