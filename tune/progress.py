@@ -53,8 +53,17 @@ class SearchProgress(SearchCallback):
 
     def trial_result(self, trials, trial, result) -> None:
         if "eval_index" in result and "entity_pred_ratio" in result:
-            self.ratios.setdefault(trial.trial_id, {})[int(result["eval_index"])] = result["entity_pred_ratio"]
-            self._probs().setdefault(trial.trial_id, {})[int(result["eval_index"])] = result.get("gold_entity_prob")
+            index = int(result["eval_index"])
+            ratios = self.ratios.setdefault(trial.trial_id, {})
+            probs = self._probs().setdefault(trial.trial_id, {})
+            # A trial that trains again (from its last checkpoint, or from the start) reports
+            # from there on: the evaluations after it belong to the run it replaces, as the
+            # scheduler's own history drops them (tune.scheduler).
+            for history in (ratios, probs):
+                for later in [i for i in history if i > index]:
+                    del history[later]
+            ratios[index] = result["entity_pred_ratio"]
+            probs[index] = result.get("gold_entity_prob")
         f1 = result.get("dev_f1")
         # A diverged trial's stand-in F1 0 is no evaluation (the summary leaves it out too).
         # A tie goes to the trial created first, as in the tables and the summary

@@ -119,6 +119,19 @@ def first_evaluation_after_grace(grace_epochs: float, max_epochs: float, base: T
     return first if grace_epochs < first - 1e-9 else None
 
 
+def evaluations_move_with_the_draw(base: TrainConfig, params: tuple[Param, ...]) -> str | None:
+    """Why the epochs of a trial's evaluations depend on what it draws, or None when every
+    trial evaluates at the same epochs: evaluations every N steps with a searched batch size
+    (a batch of 8 reaches step N at a quarter of the epoch a batch of 32 does), or a searched
+    evaluation setting."""
+    searched = {p.name for p in params}
+    if searched & {"eval_every_steps", "evals_per_epoch"}:
+        return f"{sorted(searched & {'eval_every_steps', 'evals_per_epoch'})[0]} is searched"
+    if base.eval_every_steps is not None and "batch_size" in searched:
+        return f"trials evaluate every {base.eval_every_steps} steps and batch_size is searched"
+    return None
+
+
 def evals_for_grace(grace_epochs: float) -> int:
     """The fewest evaluations per epoch that put one at or before ``grace_epochs``."""
     return math.ceil(1 / grace_epochs - 1e-9)

@@ -16,8 +16,8 @@ from nerkit.yaml_lines import load_with_lines
 from tune.guard import GuardConfig
 from tune.space import (DATA_SHAPING, GUARDED, KINDS, NON_NEGATIVE, POSITIVE, RESERVED, SECTIONS, Baseline, Budget,
                         Param, SearchSpace)
-from tune.space_checks import (check_conditions, check_pairs, evals_for_grace, first_evaluation_after_grace,
-                               values_to_check)
+from tune.space_checks import (check_conditions, check_pairs, evals_for_grace, evaluations_move_with_the_draw,
+                               first_evaluation_after_grace, values_to_check)
 
 
 class SpaceErrors:
@@ -106,6 +106,15 @@ def load_space(path: str | Path) -> SearchSpace:
                   f"(evals_per_epoch {resolved.evals_per_epoch}), so ASHA would judge its first rung there",
                   f"set `evals_per_epoch: {evals_for_grace(budget.grace_epochs)}` (or more) under base, or "
                   f"grace_epochs: {first:g}")
+    moving = evaluations_move_with_the_draw(resolved, params) if guard.enabled else None
+    if moving:
+        # The guard counts grace and patience in evaluations: with evaluations at other epochs
+        # in each trial, "the first epoch is never judged" held for some trials only, and a
+        # trial with a small batch could be stopped inside its first epoch.
+        raise err(("collapse_guard",), f"the collapse guard counts grace and patience in evaluations, but {moving}, "
+                  "so they would fall at different epochs in each trial",
+                  "evaluate by epochs (`evals_per_epoch` under base, not searched), fix the batch size, or set "
+                  "`enabled: false` under collapse_guard")
     # So must every value a trial can get: a bad choice ('focall') or a float batch size
     # would otherwise fail inside every trial on the cluster, retries included.
     for p in params:

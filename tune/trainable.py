@@ -194,9 +194,10 @@ def run_trial(
         # Without it the diverged result said evaluation 0 at epoch 0, and the trial table
         # (which reads a trial's last result for its budget columns) lost the epochs trained.
         last = last or _finite(result.last or {})
-        # One last, finite result with dev F1 0: ASHA ranks the trial last at its rung; the
-        # searcher learns the trial's best evaluation before it (tune.searcher), the
-        # checkpoint it would ship, or 0 when it diverged before its first.
+        # One last, finite result that ends the trial as diverged, at its last evaluation's
+        # epoch (ASHA keeps the scores it recorded at the rungs before); the searcher learns
+        # the trial's best evaluation before it (tune.searcher), the checkpoint it would ship,
+        # or 0 when it diverged before its first.
         tune.report({**last, **placement, "dev_f1": 0.0, "entity_pred_ratio": 0.0,
                      "final": True, "stop_reason": "diverged",
                      "epoch": last.get("epoch", 0.0), "eval_index": last.get("eval_index", -1) + 1})

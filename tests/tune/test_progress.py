@@ -76,3 +76,18 @@ def test_a_tie_for_best_goes_to_the_trial_created_first_as_in_the_tables():
     resumed.set_state(p.get_state())
     resumed.on_trial_result(0, [early, late], late, _result(2, 0.5, 0.1))
     assert resumed.best == (0.5, "f00d", 2.0)
+
+
+def test_a_trial_that_trains_again_is_judged_on_its_new_run_only():
+    # Retrained from the start (a damaged checkpoint), a trial reports evaluation 0 again: the
+    # first run's later evaluations stayed in the view's history, and an ASHA stop after
+    # .3 .3 0 (the tables' and the scheduler's history) showed live as `collapsed` (.3 .3 0 0).
+    guard = GuardConfig(grace=0, patience=2, eps=0.005, min_rise=None)
+    p = SearchProgress(1, guard)
+    t = _trial("r", "RUNNING")
+    for i, ratio in enumerate((0.3, 0.3, 0.3, 0.0)):
+        p.on_trial_result(0, [t], t, _result(i, 0.2, ratio))
+    for i, ratio in enumerate((0.3, 0.3, 0.0)):
+        p.on_trial_result(0, [t], t, _result(i, 0.2, ratio))
+    assert p.ratios["r"] == {0: 0.3, 1: 0.3, 2: 0.0}
+    assert p.snapshot([_trial("r", "TERMINATED", _result(2, 0.2, 0.0))]).reasons == {"asha": 1}

@@ -93,6 +93,34 @@ def _default_space_evaluating(tmp_path: Path, k: int, grace: float) -> str:
     return str(path)
 
 
+def test_the_collapse_guard_with_evaluations_at_other_epochs_per_trial_is_refused(tmp_path):
+    # The guard counts grace and patience in evaluations. Every 50 steps with batch_size
+    # searched, its earliest stop fell at epoch 0.6 for batch 8 and 2.4 for batch 32: inside
+    # the first epoch default.yaml says is never judged. Refused at the guard's line; with
+    # the guard off, or the batch size fixed, the space loads.
+    import yaml
+
+    from tune.space import resolve_space
+    from tune.space_file import load_space
+
+    values = yaml.safe_load(resolve_space("default").read_text())
+    values["base"] = {**{k: v for k, v in values["base"].items() if k != "evals_per_epoch"}, "eval_every_steps": 50}
+    values["budget"]["grace_epochs"] = 1
+    path = tmp_path / "steps.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("collapse_guard:"))
+    with pytest.raises(ValueError, match=rf"steps.yaml:{line}: collapse_guard: the collapse guard counts grace and "
+                                         r"patience in evaluations, but trials evaluate every 50 steps and batch_size "
+                                         r"is searched.*Fix: evaluate by epochs"):
+        load_space(path)
+    fixed = {**values, "params": {k: v for k, v in values["params"].items() if k != "batch_size"}}
+    path.write_text(yaml.safe_dump(fixed, sort_keys=False))
+    assert load_space(path).guard.enabled
+    values["collapse_guard"]["enabled"] = False
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    assert not load_space(path).guard.enabled
+
+
 def test_a_grace_period_below_one_epoch_needs_an_evaluation_there(tmp_path):
     # ASHA's first rung at half an epoch means nothing if trials evaluate once per epoch
     # (it would judge them at epoch 1): refused, naming the base setting that fixes it;
