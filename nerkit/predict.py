@@ -19,7 +19,7 @@ import torch
 
 from nerkit.device import resolve_device
 from nerkit.labels import labels_from_config
-from nerkit.model import TOKENIZER_FILES, subword_limit
+from nerkit.model import TOKENIZER_FILES, check_model_dir, resolve_model, subword_limit
 from nerkit.text import split_words
 
 #: Windows of text run through the model at once (memory: activations of this many windows).
@@ -118,7 +118,12 @@ class Predictor:
         from nerkit.alignment import load_tokenizer
 
         resolved = resolve_device(device)  # before minutes of loading
-        path = Path(path)
+        # nerkit's own names first (bundled-minilm), and a path that is not there named as
+        # given ("./nosuch"), not sent to the hub as "nosuch" and blamed on the network.
+        name = resolve_model(str(path))
+        if name == str(path):
+            check_model_dir(name)
+        path = Path(name)
         local = path.is_dir()
         if path.is_file():
             raise ValueError(f"{path} is a file; give the model's directory ({path.parent}, if this is its "

@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict_cmd(
         texts: Optional[List[str]] = typer.Argument(None, help="Sentences to tag."),
-        model: Path = typer.Option(..., "--model", "-m", help="A model directory (nerkit train / nerkit pull)."),
+        # A string, not a Path: "./nosuch" must stay a path the user gave, not become "nosuch", a hub name.
+        model: str = typer.Option(..., "--model", "-m", help="A model directory (nerkit train / nerkit pull), "
+                                  "bundled-minilm, or a hub name."),
         file: Optional[Path] = typer.Option(
             None, "--file", "-f", help="A file with one sentence per line ('-': standard input); every line is a sentence."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per sentence."),

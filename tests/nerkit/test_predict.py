@@ -306,3 +306,13 @@ def test_a_file_given_as_the_model_names_its_directory(model_dir):
     # `--model m/config.json` went to the hub loader, and the user read an unpickling error.
     with pytest.raises(ValueError, match=rf"config.json is a file; give the model's directory \({model_dir}"):
         Predictor.from_dir(model_dir / "config.json", device="cpu")
+
+
+def test_nerkits_own_model_names_and_missing_paths_are_named_not_sent_to_the_hub(tmp_path):
+    # `-m bundled-minilm` went to the hub ("couldn't connect to huggingface.co ... check the
+    # network", after ~27 s of retries online), and `-m ./nosuch` became the hub name "nosuch".
+    with pytest.raises(ValueError, match=r"has labels \['LABEL_0', 'LABEL_1'\].*no entity names"):
+        Predictor.from_dir("bundled-minilm", device="cpu")  # found, and refused as a base model
+    missing = CliRunner().invoke(build_app(), ["predict", "-m", "./nosuch", "x"])
+    assert isinstance(missing.exception, ValueError)  # the CLI's entry point prints it, exit 2
+    assert str(missing.exception).startswith("the model './nosuch' does not exist")
