@@ -113,7 +113,7 @@ def first_evaluation_after_grace(grace_epochs: float, max_epochs: float, base: T
 
     None too when that depends on what a trial draws: evaluations every N steps (the
     batch size sets the epoch) or a searched evaluation setting."""
-    if base.eval_every_steps is not None or {p.name for p in params} & {"eval_every_steps", "evals_per_epoch"}:
+    if base.eval_every_steps is not None or evaluations_move_with_the_draw(base, params):
         return None
     first = min(1 / base.evals_per_epoch, max_epochs)
     return first if grace_epochs < first - 1e-9 else None

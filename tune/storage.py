@@ -12,18 +12,25 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
 
 
+def split_query(uri: str) -> tuple[str, str]:
+    """``(uri without its ?query, "?query" or "")``: a URI's query holds how the storage is
+    reached (an endpoint, a region); a local path's "?" is part of the path."""
+    base, _, query = uri.partition("?") if "://" in uri else (uri, "", "")
+    return base, f"?{query}" if query else ""
+
+
 def join(uri: str, *parts: str) -> str:
     """``uri`` with ``parts`` appended to its path, before its ``?query`` if it has one (an
     endpoint or region the storage needs: ``s3://b/runs?region=x`` + ``s1`` is
     ``s3://b/runs/s1?region=x``; appended after it, the name went into the region)."""
-    base, sep, query = uri.partition("?") if "://" in uri else (uri, "", "")
-    return "/".join([base.rstrip("/"), *parts]) + sep + query
+    base, query = split_query(uri)
+    return "/".join([base.rstrip("/"), *parts]) + query
 
 
 def parent(uri: str) -> str:
     """The directory ``uri`` is in, as a URI written the way ``uri`` is (its query kept)."""
-    base, sep, query = uri.partition("?") if "://" in uri else (uri, "", "")
-    return base.rstrip("/").rsplit("/", 1)[0] + sep + query
+    base, query = split_query(uri)
+    return base.rstrip("/").rsplit("/", 1)[0] + query
 
 
 def locate(uri: str, fs: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
@@ -91,8 +98,7 @@ def uri_in(experiment: str, path: str) -> str:
     """
     if "://" not in experiment or "://" in path:
         return path
-    base, _, query = experiment.partition("?")
-    suffix = f"?{query}" if query else ""  # an endpoint or region the storage needs
+    base, suffix = split_query(experiment)  # the query: an endpoint or region the storage needs
     root = _root(experiment)
     if path == root or path.startswith(root + "/"):
         return base.rstrip("/") + path[len(root):] + suffix

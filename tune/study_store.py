@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tune.snapshot import STUDY_COPY_PREFIX as STUDY_PREFIX
+from tune.storage import split_query
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def local_study_path(experiment: str) -> Path:
     # Named without the query (its "?" and "=" in the file name broke the sqlite URL); the
     # key hashes it too: two endpoints (endpoint_override) with the same bucket path are
     # two searches.
-    base = experiment.partition("?")[0].rstrip("/")
+    base = split_query(experiment)[0].rstrip("/")
     key = hashlib.sha256(experiment.rstrip("/").encode("utf-8")).hexdigest()[:12]
     return cache_dir() / "optuna" / f"{base.rsplit('/', 1)[-1]}-{key}.db"
 
