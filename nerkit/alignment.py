@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from nerkit.errors import DataError
 from nerkit.labels import LabelMap
-from nerkit.model import TOKENIZER_FILES, cannot_load, check_max_length, check_model_dir
+from nerkit.model import DEFAULT_MAX_LENGTH, TOKENIZER_FILES, cannot_load, check_max_length, check_model_dir
 from nerkit.records import Record
 
 logger = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def align_records(
     records: Sequence[Record],
     tokenizer,
     label_map: LabelMap,
-    max_length: int = 128,
+    max_length: int = DEFAULT_MAX_LENGTH,
     label_all_subwords: bool = False,
 ) -> AlignedSplit:
     """Tokenise records (pre-split words) and align their labels to subwords.

@@ -27,10 +27,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-CONFIG_FILE = "nerkit_config.json"
-METRICS_FILE = "metrics.json"
-STATE_TENSORS = "training_state.safetensors"
-STATE_JSON = "training_state.json"
+from nerkit.model_files import CARD_FILE, CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, STATE_JSON, STATE_TENSORS
+
 #: Subdirectories save_pretrained writes into a model directory (transformers 5: a
 #: tokenizer's named chat templates).
 _SAVED_SUBDIRS = frozenset({"additional_chat_templates"})
@@ -116,7 +114,7 @@ _SAVED_FILES = frozenset({
     "added_tokens.json", "chat_template.jinja", "chat_template.json", "vocab.txt", "vocab.json", "merges.txt",
     "bpe.codes", "byte_maps.json", "dict.txt", "emoji.json", "entity_vocab.json", "normalizer.json",
     "prophetnet.tokenizer", "vocab-src.json", "vocab-tgt.json", "word_pronunciation.json", "word_shape.json",
-    "manifest.json", "MODEL_CARD.md",
+    MANIFEST_FILE, CARD_FILE,
 })
 _SAVED_PATTERNS = ("model*.safetensors", "*.model")
 #: What an operating system or file server leaves in any folder: not the user's work, and

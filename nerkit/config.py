@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nerkit.data import DataConfig
-from nerkit.model import BUNDLED_MODEL
+from nerkit.model import BUNDLED_MODEL, DEFAULT_MAX_LENGTH, MIN_MAX_LENGTH
 from nerkit.weights import STRATEGIES
 
 LOSSES = ("ce", "focal")
@@ -30,7 +30,7 @@ EPOCH_DECIMALS = 6
 class TrainConfig:
     # -- model and inputs
     model: str = BUNDLED_MODEL          # HF hub name, local path, or "bundled-minilm"
-    max_length: int = 128               # subword tokens per record, special tokens included
+    max_length: int = DEFAULT_MAX_LENGTH  # subword tokens per record, special tokens included
     label_all_subwords: bool = False    # False: first subword labelled, rest -100
     data: DataConfig = field(default_factory=DataConfig)
     # -- loss and class weights (see nerkit.weights / nerkit.losses)
@@ -80,12 +80,7 @@ class TrainConfig:
             raise bad("data", "a mapping of data settings (path, format, on_invalid, ...)")
         # Types first: YAML and JSON hand over strings, booleans and None as readily as
         # numbers, and a wrong type would fail (or mislead) far from the file it came from.
-        for name, kind in _FIELD_KINDS.items():
-            value = getattr(self, name)
-            if value is None and name in _OPTIONAL:
-                continue
-            if not _is_kind(value, kind):
-                raise bad(name, _KIND_WORDS[kind] + (" or unset (null)" if name in _OPTIONAL else ""))
+        check_field_types(self)
         for name, allowed in (("loss", LOSSES), ("weight_strategy", STRATEGIES), ("precision", PRECISIONS),
                               ("embedding_update", EMBEDDING_UPDATES)):
             if getattr(self, name) not in allowed:
@@ -119,8 +114,8 @@ class TrainConfig:
             raise bad("weight_decay", ">= 0")
         if self.batch_size < 1:
             raise bad("batch_size", "an integer >= 1")
-        if self.max_length < 8:
-            raise bad("max_length", "an integer >= 8")
+        if self.max_length < MIN_MAX_LENGTH:
+            raise bad("max_length", f"an integer >= {MIN_MAX_LENGTH}")
         if self.seed < 0:
             raise bad("seed", "an integer >= 0")
         if not 0 <= self.warmup_ratio < 1:
@@ -173,22 +168,39 @@ class TrainConfig:
         return dataclasses.replace(self, **overrides)
 
 
-def _setting_kinds() -> tuple[dict[str, str], set[str]]:
-    """Each scalar setting's type from its annotation ("float | None" → "float", optional),
-    so the checks cannot drift from the fields."""
+def field_kinds(cls) -> tuple[dict[str, str], frozenset[str]]:
+    """Each scalar field's type from its annotation ("float | None" → "float", optional),
+    so the checks cannot drift from the fields; for any dataclass of settings."""
     kinds, optional = {}, set()
-    for f in dataclasses.fields(TrainConfig):
+    for f in dataclasses.fields(cls):
         base, _, rest = str(f.type).replace(" ", "").partition("|")
         if base in ("str", "int", "float", "bool"):
             kinds[f.name] = base
             if rest == "None":
                 optional.add(f.name)
-    return kinds, optional
+    return kinds, frozenset(optional)
 
 
-#: The type each scalar setting must have ("float" accepts ints; no kind accepts bools
-#: but "bool"); settings in _OPTIONAL may also be None.
-_FIELD_KINDS, _OPTIONAL = _setting_kinds()
+def check_field_types(settings: Any) -> None:
+    """Refuse a dataclass of settings whose scalar field holds a value of another type:
+    YAML, JSON and callers hand over strings, booleans and None as readily as numbers
+    ("float" accepts ints; no kind accepts bools but "bool").
+
+    Raises:
+        ValueError: naming the field, the value given and the type allowed.
+    """
+    kinds, optional = field_kinds(type(settings))
+    for name, kind in kinds.items():
+        value = getattr(settings, name)
+        if value is None and name in optional:
+            continue
+        if not _is_kind(value, kind):
+            allowed = _KIND_WORDS[kind] + (" or unset (null)" if name in optional else "")
+            raise ValueError(f"{name} is {value!r}, but must be {allowed}")
+
+
+#: The type each scalar TrainConfig setting must have.
+_FIELD_KINDS, _ = field_kinds(TrainConfig)
 
 
 def setting_kind(name: str) -> str | None:

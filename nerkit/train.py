@@ -4,12 +4,13 @@ It sets a run up (data, class weights, model, optimizer, a resumed state), hands
 the loop (nerkit.training_run), and finishes it (the best model tested and saved).
 
 ``train(config, report=...)`` fine-tunes a token-classification model with the
-configured class weights and loss, evaluates on dev every epoch (or every N steps)
-and calls ``report(metrics, save_checkpoint)`` at each evaluation. The search's
-trainable passes a callback that writes a checkpoint and hands both to Ray; the CLI
-passes one that prints a metrics line. A run resumes exactly from any checkpoint
-written through ``save_checkpoint`` (model, optimizer, scheduler, step, data order
-and RNG states).
+configured class weights and loss, evaluates on dev ``evals_per_epoch`` times per
+epoch, evenly spaced (or every ``eval_every_steps`` steps), and calls
+``report(metrics, save_checkpoint)`` at each evaluation. The search's trainable
+passes a callback that writes a checkpoint and hands both to Ray; the CLI passes one
+that prints a metrics line. A run resumes exactly from any checkpoint written
+through ``save_checkpoint`` (model, optimizer, scheduler, step, data order and RNG
+states).
 
 Statuses: ``completed`` (the epoch budget ran out), ``early_stopped`` (no dev-F1
 gain for ``early_stopping_patience`` evaluations), ``diverged`` (a non-finite loss or gradient;
@@ -41,7 +42,7 @@ from nerkit.model import check_max_length, load_model, resolve_model
 from nerkit.optim import build_optimizer, build_scheduler, embedding_update
 from nerkit.precision import compute_precision, precision_context
 from nerkit.training_run import ReportFn, RunParts, SaveFn, StepFn, TrainingRun, cpu_copy, step_budget
-from nerkit.weights import class_weights, entity_o_ratio
+from nerkit.weights import config_weights, entity_o_ratio
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,7 @@ def train(
             # All 'O': no entity to learn, and every entity:O ratio would be NaN.
             raise ValueError("the train split has no entity tokens (every counted tag is 'O'), so there is nothing "
                              "to learn; check the data with `nerkit doctor`")
-        weights = class_weights(
-            prepared.train_counts, config.weight_strategy, config.o_weight, config.entity_boost,
-            config.smoothing, config.beta, config.max_weight, config.entity_o_ratio,
-        )
+        weights = config_weights(config, prepared.train_counts)
         model = load_model(config.model, prepared.label_map).to(device)
         check_max_length(config.max_length, tokenizer, model.config)  # positions the tokenizer did not state
         model.train()

@@ -152,6 +152,17 @@ def class_weights(
     return weights
 
 
+def config_weights(config, counts: Sequence[int]) -> list[float]:
+    """The class weights a run of ``config`` (a :class:`nerkit.config.TrainConfig`) trains
+    with on a train split of ``counts``: the one mapping from its weight settings, shared by
+    training and by what records a trained model's weights (tune.promote's manifest)."""
+    return class_weights(
+        counts, config.weight_strategy, o_weight=config.o_weight, entity_boost=config.entity_boost,
+        smoothing=config.smoothing, beta=config.beta, max_weight=config.max_weight,
+        target_ratio=config.entity_o_ratio,
+    )
+
+
 def entity_o_ratio(weights: Sequence[float], counts: Sequence[int]) -> float:
     """Token-weighted mean entity weight divided by the ``O`` weight.
 

@@ -61,6 +61,9 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
         ranked = sel.get("ranked_by") or sel["metric"]
         chosen = f"the best trial by `{ranked}`, from its best checkpoint"
     versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest["versions"].items()))
+    # Manifests from before training_versions was recorded say only promote's machine's.
+    trained = manifest.get("training_versions")
+    trained_with = ", ".join(f"{k} {v}" for k, v in sorted(trained.items())) if trained else "not recorded"
     dev_row = " | ".join(_f(dev.get(k)) for k in ("dev_f1", "dev_precision", "dev_recall", "entity_pred_ratio"))
     test_row = " | ".join(_f(test[k]) for k in ("f1", "precision", "recall", "entity_pred_ratio"))
     # "first" takes each word's label from its first subword, as nerkit predict does;
@@ -78,6 +81,7 @@ Token-classification (NER) model fine-tuned by nerkit from `{cfg['model']}`.
 - **Labels**: {labels}
 - **Data fingerprint**: `{manifest['data_fingerprint']}`
 - **Loss**: {_loss(cfg)}; learning rate {cfg['learning_rate']:.3g}, batch size {cfg['batch_size']}
+- **Trained with**: {trained_with}
 - **Promoted**: {manifest['created']} with {versions}
 
 ## Scores
@@ -113,8 +117,10 @@ returns pieces, and it can drop a combining mark from a span. `nerkit predict` (
 `nerkit.predict.Predictor`) tags words as the training data split them, with exact
 character spans.
 
-`manifest.json` lists the full training config, all metrics, the label map, package
-versions and the sha256 and size of every file; `nerkit pull` verifies them.
+`manifest.json` lists the full training config, the class weights it trained with, all
+metrics (test scored in fp32, as `nerkit predict` runs the model), the label map, package
+versions (training's and promotion's) and the sha256 and size of every file; `nerkit pull`
+verifies them.
 
 ## Limitations
 

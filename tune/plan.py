@@ -20,6 +20,15 @@ from tune.space_checks import evals_for_grace, first_evaluation_after_grace
 from tune.space_file import load_space
 
 
+#: The packages whose versions a search and a published model record.
+PACKAGES = ("nerkit", "torch", "transformers", "ray", "optuna")
+
+
+def package_versions() -> dict[str, str]:
+    """The installed version of each of :data:`PACKAGES` on this machine."""
+    return {p: version(p) for p in PACKAGES}
+
+
 @dataclass(frozen=True)
 class SearchPlan:
     """Everything resolved before Ray starts: the whole record of a search."""
@@ -36,7 +45,7 @@ class SearchPlan:
             "optuna_storage": self.settings.optuna_url(),
             # Marks this search's Optuna study, so no other study is taken for it (tune.study_store).
             "search_id": uuid.uuid4().hex,
-            "versions": {p: version(p) for p in ("nerkit", "ray", "optuna", "transformers", "torch")},
+            "versions": package_versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 

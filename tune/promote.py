@@ -23,14 +23,16 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from nerkit.model_files import METRICS_FILE, TRAINING_STATE
+from nerkit.weights import config_weights
 from tune.confirm import confirm_with_seeds, row_config
 from tune.model_card import render_card
+from tune.plan import package_versions
 from tune.registry import Registry, hash_stream
-from tune.scoring import TRAINING_STATE, PromotionRefused, evaluate_test, local_checkpoint
+from tune.scoring import PromotionRefused, evaluate_test, local_checkpoint
 from tune.settings import check_same_data, experiment_path
 from tune.summary import unfinished as trials_unfinished
 from tune.tables import collect
@@ -39,8 +41,7 @@ logger = logging.getLogger(__name__)
 
 #: Files of a checkpoint that are not part of a published model: optimizer/RNG state,
 #: and metrics that the manifest carries instead.
-EXCLUDED = (*TRAINING_STATE, "metrics.json")
-PACKAGES = ("nerkit", "torch", "transformers", "ray", "optuna")
+EXCLUDED = (*TRAINING_STATE, METRICS_FILE)
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def promote(
         else:
             row = ranked[0]
             model_dir = local_checkpoint(row, exp, work)
-            metrics_file = model_dir / "metrics.json"
+            metrics_file = model_dir / METRICS_FILE
             dev = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         config = row_config(row)
         if confirm_seeds > 0:
@@ -225,6 +226,7 @@ def promote(
         source = (f"trial {row['trial_id']}'s checkpoint {row.get('checkpoint')}" if confirm_seeds == 0
                   else f"the re-trained model of trial {row['trial_id']}")
         test, prepared = evaluate_test(model_dir, config, source)
+        here = package_versions()
         _check_gates(test, min_f1, min_entity_ratio, f"trial {row['trial_id']} of {name}")
         manifest = {
             "format": 1,
@@ -244,7 +246,16 @@ def promote(
             "data_fingerprint": prepared.fingerprint,
             "label_map": {"labels": list(prepared.label_map.labels)},
             "gates": {"min_f1": min_f1, "min_entity_ratio": min_entity_ratio},
-            "versions": {p: package_version(p) for p in PACKAGES},
+            # The weights the model trained with: its config's on this train split (the
+            # data fingerprint above), through the mapping training itself uses.
+            "class_weights": dict(zip(prepared.label_map.labels,
+                                      config_weights(config, prepared.train_counts))),
+            # The test scores above are fp32 (no autocast), as `nerkit predict` runs the
+            # model; the trials' dev scores ran in their compute_precision (the row's).
+            "test_precision": "fp32",
+            # promote's machine; a re-trained model (--confirm-seeds) trained here too.
+            "versions": here,
+            "training_versions": here if confirm_seeds > 0 else tables.record.get("versions", {}),
         }
         files = {p.name: p for p in sorted(model_dir.iterdir())
                  if p.is_file() and p.name not in EXCLUDED and not p.name.startswith(".")}

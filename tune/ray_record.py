@@ -18,13 +18,13 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from tune.settings import METRIC
 from tune.snapshot import SNAPSHOT_PREFIX, files_ray_reads, newest_snapshot, state_files
 from tune.state_backup import BACKUP_DIR, is_complete, latest_backup
 from tune.storage import filesystem, join, read_bytes, uri_in
 
 logger = logging.getLogger(__name__)
 
-METRIC = "dev_f1"
 #: A cut-off snapshot is usually Ray's copy to storage in flight: how long to wait for
 #: it to land before reading the last complete backup instead (tune.state_backup).
 SNAPSHOT_WAIT_S = (0.2, 0.5, 1.0)

@@ -33,10 +33,11 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from nerkit.model_files import CARD_FILE, MANIFEST_FILE
 from tune.storage import filesystem
 
-MANIFEST = "manifest.json"
-CARD = "MODEL_CARD.md"
+MANIFEST = MANIFEST_FILE
+CARD = CARD_FILE
 LATEST = "latest"
 _VERSION = re.compile(r"^v(\d+)$")
 _CHUNK = 1 << 20

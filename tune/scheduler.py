@@ -18,13 +18,13 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from nerkit.config import EPOCH_DECIMALS
 from tune.guard import GuardConfig, collapse_index
 from tune.result_logs import logged_results
+from tune.settings import METRIC
 from tune.stop_reasons import entity_prob_history, ratio_history, stop_reason
 
 #: ASHA's time attribute: epochs (fractional), i.e. passes over the training data.
 #: Unlike training_iteration or optimizer steps, an epoch costs the same compute for
 #: every batch size, so batch-size variants meet ASHA's rungs on equal terms.
 TIME_ATTR = "epoch"
-METRIC = "dev_f1"
 
 
 class GuardedASHA(ASHAScheduler):

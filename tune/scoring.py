@@ -11,10 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from nerkit.model_files import TRAINING_STATE
 from tune.storage import filesystem, uri_in
 
-#: Files of a checkpoint that only resuming training needs: the optimizer and RNG state.
-TRAINING_STATE = ("training_state.safetensors", "training_state.json")
 #: The way on from a trial whose model cannot be published.
 _OTHER_TRIAL = "Promote another trial with --trial ID (nerkit trials NAME lists them), or re-train with --confirm-seeds K"
 
@@ -96,7 +95,10 @@ def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dic
     check_model_files(model_dir, name)
     try:
         own = load_tokenizer(str(model_dir))
-        # float32, as the trials evaluated it (nerkit.model.load_model).
+        # Loaded in float32, as the trials loaded it (nerkit.model.load_model), and scored
+        # below without autocast, in fp32, as `nerkit predict` runs the published model; the
+        # trials' dev scores ran in their compute_precision (bf16 where the CPU or GPU has
+        # bf16 units), so a test score can differ from a bf16 one in the last digits.
         model = AutoModelForTokenClassification.from_pretrained(str(model_dir), use_safetensors=True,
                                                                 dtype=torch.float32)
     except Exception as exc:  # noqa: BLE001 - tokenizers and safetensors raise their own types on damaged files

@@ -15,9 +15,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nerkit.config import check_field_types
 from nerkit.data import DataConfig
+from nerkit.model import BUNDLED_MODEL, DEFAULT_MAX_LENGTH
 from nerkit.paths import local_absolute
 from tune.storage import join, parent
+
+#: What the search maximises: ASHA's rungs, TPE, Ray's checkpoint ranking and the
+#: trial tables' best evaluation all read this one result key.
+METRIC = "dev_f1"
 
 SETTINGS_FILE = "search.json"
 OPTUNA_FILE = "optuna.db"
@@ -78,8 +84,8 @@ class SearchSettings:
     baselines: bool = True                 # enqueue the space's baselines first
     max_failures: int = 2                  # retries of a failing trial (from its checkpoint)
     checkpoint_every: int = 1              # checkpoint every Nth evaluation (and the final one)
-    model: str = "bundled-minilm"
-    max_length: int = 128
+    model: str = BUNDLED_MODEL
+    max_length: int = DEFAULT_MAX_LENGTH
     data: DataConfig = field(default_factory=DataConfig)
     max_epochs: float | None = None        # overrides the space's budget
     grace_epochs: float | None = None
@@ -89,6 +95,9 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
             object.__setattr__(self, "data", DataConfig.from_dict(self.data))
+        # Types first, from the annotations: `baselines="no"` read as true, and a string
+        # count failed on `<` with a TypeError that named no setting.
+        check_field_types(self)
         check_name(self.name)
         if not isinstance(self.storage, str) or not self.storage.strip():
             raise ValueError(f"storage is {self.storage!r}, but must be a directory or a URI ({', '.join(REMOTE_SCHEMES)})")

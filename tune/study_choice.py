@@ -1,4 +1,5 @@
-"""Which file of a search's Optuna study a resume (or a report) uses.
+"""Which file of a search's Optuna study a resume uses (and, moving nothing, a reader:
+``study_for_reading``; the report ranks parameters from the trial table, not the study).
 
 With object storage a study can be in two places: the live file on the machine that
 ran the driver, and the copy written beside Ray's newest snapshot (tune.study_store).

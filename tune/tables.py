@@ -16,7 +16,7 @@ JSON), ``num_threads``, ``entity_o_ratio``, ``best_dev_f1`` / ``best_eval_index`
 ``results_incomplete``, ``experiment``,
 ``schema_version``.
 
-history: ``trial_id``, ``eval_index``, ``step``, ``epoch``, ``tokens_seen``,
+history: ``trial_id``, ``eval_index``, ``training_iteration``, ``step``, ``epoch``, ``tokens_seen``,
 ``train_loss``, ``dev_loss``, ``dev_f1``, ``dev_precision``, ``dev_recall``,
 ``dev_macro_f1``, ``dev_token_accuracy``, ``entity_pred_ratio``,
 ``gold_entity_ratio``, ``gold_entity_prob``, ``collapsed``, ``tokens_per_s``, ``time_total_s``,

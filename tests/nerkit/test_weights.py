@@ -164,8 +164,8 @@ def test_scaling_all_weights_leaves_training_unchanged(tiny_model_dir, small_dat
         return result, history
 
     base, base_hist = run()
-    real_weights = nerkit.train.class_weights
-    monkeypatch.setattr(nerkit.train, "class_weights", lambda *a: [7.0 * w for w in real_weights(*a)])
+    real_weights = nerkit.train.config_weights
+    monkeypatch.setattr(nerkit.train, "config_weights", lambda *a: [7.0 * w for w in real_weights(*a)])
     scaled, scaled_hist = run()
 
     assert scaled.weights == pytest.approx([7.0 * w for w in base.weights])

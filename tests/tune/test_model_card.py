@@ -67,3 +67,12 @@ def test_the_card_gives_the_loss_the_model_trained_with(overrides, says, not_sai
     manifest = {**_manifest(), "config": TrainConfig().with_overrides(**overrides).to_dict()}
     loss = next(line for line in render_card(manifest, 1, "reg/ner").splitlines() if line.startswith("- **Loss**"))
     assert says in loss and not_said not in loss
+
+
+def test_the_card_says_what_the_model_trained_with_and_what_promoted_it():
+    # Promotion may run on another machine than the search: the card names both sets of
+    # versions, and says so when an older manifest recorded only promotion's.
+    manifest = {**_manifest(), "training_versions": {"torch": "2.13.0"}, "versions": {"torch": "2.14.0"}}
+    card = " ".join(render_card(manifest, 1, "reg/ner").split())
+    assert "Trained with**: torch 2.13.0" in card and "with torch 2.14.0" in card
+    assert "Trained with**: not recorded" in " ".join(render_card(_manifest(), 1, "reg/ner").split())

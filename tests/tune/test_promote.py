@@ -10,6 +10,9 @@ import pyarrow.fs as pafs
 import pytest
 from typer.testing import CliRunner
 
+from nerkit.config import TrainConfig
+from nerkit.features import prepare_data
+from nerkit.weights import entity_o_ratio
 from tune.promote import PromotionRefused, promote
 from tune.registry import MANIFEST, Registry
 from tune.summary import best_row
@@ -42,6 +45,16 @@ def test_promote_publishes_a_complete_verified_version(promoted, search_tables):
     assert set(manifest["per_type"]) == {k.removeprefix("best_f1_") for k in best if k.startswith("best_f1_")}
     assert manifest["label_map"]["labels"][0] == "O" and len(manifest["data_fingerprint"]) == 64
     assert set(manifest["versions"]) == {"nerkit", "torch", "transformers", "ray", "optuna"}
+    # What the model trained with, not only what promoted it: the search's package versions
+    # (search.json), and its config's class weights on the train split, whose entity:O
+    # ratio is the one the trial reported; test scored as `nerkit predict` runs it.
+    assert manifest["training_versions"] == search_tables.record["versions"]
+    labels, weights = manifest["label_map"]["labels"], manifest["class_weights"]
+    assert sorted(weights) == sorted(labels)
+    cfg = TrainConfig.from_dict(manifest["config"])
+    counts = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords).train_counts
+    assert entity_o_ratio([weights[label] for label in labels], counts) == pytest.approx(best["entity_o_ratio"])
+    assert manifest["test_precision"] == "fp32"
     assert (registry / "ner" / "latest").read_text().strip() == "v1"
     assert not list((registry / "ner").glob(".tmp-*"))
     # The card's pipeline snippet merges subwords as the model was trained (first subword:

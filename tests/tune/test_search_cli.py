@@ -220,3 +220,22 @@ def test_startup_trials_reaches_the_settings_the_search_stores(tmp_path, monkeyp
     settings = _settings_given(tmp_path, monkeypatch, "--trials", "24", "--startup-trials", "4")
     assert (settings.startup_trials, settings.tpe_startup_trials) == (4, 4)
     assert settings.to_dict()["startup_trials"] == 4
+
+
+def test_the_options_defaults_are_the_search_settings_defaults():
+    # The CLI states its defaults in --help, the library in SearchSettings: one value each,
+    # or `nerkit search` and a pipeline calling run_search would run different searches.
+    import dataclasses
+
+    import typer
+
+    from nerkit.cli import build_app
+    from nerkit.model import BUNDLED_MODEL
+    from tune.settings import SearchSettings
+
+    search = typer.main.get_command(build_app()).commands["search"]
+    fields = {f.name: f.default for f in dataclasses.fields(SearchSettings) if f.default is not dataclasses.MISSING}
+    options = {p.name: p.default for p in search.params if p.name in fields}
+    assert len(options) >= 12  # every option that sets a field
+    assert options == {name: fields[name] for name in options}
+    assert fields["model"] == BUNDLED_MODEL

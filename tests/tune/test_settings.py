@@ -16,12 +16,19 @@ from tune.settings import SearchSettings
     ({"storage": "file:///x"}, "a URI must start with one of"),
     ({"storage": "http://host/x"}, "a URI must start with one of"),
     ({"storage": " "}, "storage is ' ', but must be a directory or a URI"),
-    ({"cpus_per_trial": float("inf")}, "cpus_per_trial is inf, but must be a finite number > 0"),
-    ({"max_epochs": float("inf")}, "max_epochs is inf, but must be a finite number > 0 or unset"),
+    ({"cpus_per_trial": float("inf")}, "cpus_per_trial is inf, but must be a finite number"),
+    ({"max_epochs": float("inf")}, "max_epochs is inf, but must be a finite number or unset"),
     ({"reduction_factor": -2.0}, "reduction_factor is -2.0"),
     # The space's rule (>= 2): accepted here, it failed later naming budget.reduction_factor.
     ({"reduction_factor": 1.5}, r"reduction_factor is 1.5, but must be >= 2"),
     ({"startup_trials": 0}, r"startup_trials is 0, but must be an integer >= 1 or unset"),
+    # Types, for callers of the library (benchmarks, pipelines): "no" read as true, and
+    # 1.5 retries or "1" CPU passed or failed on `<` with a TypeError naming no setting.
+    ({"baselines": "no"}, "baselines is 'no', but must be true or false"),
+    ({"max_failures": 1.5}, "max_failures is 1.5, but must be an integer"),
+    ({"max_concurrent": 2.5}, r"max_concurrent is 2.5, but must be an integer or unset"),
+    ({"cpus_per_trial": "1"}, "cpus_per_trial is '1', but must be a finite number"),
+    ({"trials": True}, "trials is True, but must be an integer"),
 ])
 def test_bad_settings_are_refused(kwargs, needle):
     # A bad seed used to pass here and fail inside Optuna after search.json was written,

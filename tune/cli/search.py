@@ -17,6 +17,7 @@ from nerkit.cli import console, err_console
 from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
                                 SplitSeedOption, TestFileOption, TrainFileOption, data_options)
 from nerkit.data import DataConfig
+from nerkit.model import BUNDLED_MODEL, DEFAULT_MAX_LENGTH
 
 
 def _progress_table(p) -> Table:
@@ -56,8 +57,8 @@ def register(app: typer.Typer) -> None:
         on_invalid: OnInvalidOption = None,
         split_seed: SplitSeedOption = None,
         label_names: LabelNamesOption = None,
-        model: str = typer.Option("bundled-minilm", "--model", help="HF name or path (default: bundled MiniLM)."),
-        max_length: int = typer.Option(128, "--max-length"),
+        model: str = typer.Option(BUNDLED_MODEL, "--model", help="HF name or path (default: bundled MiniLM)."),
+        max_length: int = typer.Option(DEFAULT_MAX_LENGTH, "--max-length"),
         trials: int = typer.Option(8, "--trials", "-n", help="Trials, baselines included."),
         cpus_per_trial: float = typer.Option(1.0, "--cpus-per-trial"),
         gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="Fractional: 0.5 = two trials per GPU."),
