@@ -113,6 +113,19 @@ def s3_endpoint(tmp_path_factory):
 
 
 @pytest.fixture
+def local_ray(s3_endpoint):
+    """A local Ray in this process, started as a search starts one (tune.ray_connect.init_ray)
+    unless one is up, and left up: the next search uses it (each start and shutdown costs
+    the suite about 7 s). After s3_endpoint, so its workers reach the test S3 server."""
+    import ray
+
+    from tune.ray_connect import init_ray
+
+    if not ray.is_initialized():
+        init_ray(None)
+
+
+@pytest.fixture
 def s3_storage(s3_endpoint, request) -> str:
     """``s3://`` storage in a fresh bucket of the session's S3 endpoint."""
     import re

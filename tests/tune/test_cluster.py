@@ -190,59 +190,6 @@ def test_joining_a_cluster_that_holds_fewer_trials_than_asked_warns(cluster, cap
         assert caplog.text == ""
 
 
-def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tiny_model_dir, medium_data_dir,
-                                                                     s3_storage):
-    # SIGKILL a worker node while its trials train: they restart on the surviving worker from
-    # their last registered checkpoint (eval_index and step continue, nothing trained from
-    # scratch, at most the last evaluation before the loss run again) and the search
-    # completes with every trial accounted for. On S3 as a real cluster keeps its runs,
-    # where a node's disk is its own: the lost node uploaded the checkpoints, and the
-    # surviving one restores from the bucket. (Storage every node shares, the local case,
-    # restores the same way after the killed driver's resume below, which runs on it.)
-    start = time.monotonic()
-    settings = _settings(s3_storage, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=3,
-                         grace_epochs=3)
-    exp = settings.experiment_path
-    killer = _KillBusyNode(cluster)
-    run_search(settings, address=cluster.address, callbacks=[killer])
-    killed = killer.killed
-    assert killed, "no trial reached its second evaluation with a checkpoint on its node"
-
-    tables = collect(str(exp))
-    _assert_accounted(tables, 2)
-    per_epoch = math.ceil(640 / 16)
-    per_eval = per_epoch // plan_from_record(read_settings(exp)).base.evals_per_epoch  # the space's, 2: 20
-    moved = []
-    for trial_id, rows in _trial_results(exp).items():
-        before = [r for r in rows if r["node_id"] == killed["node_id"]]
-        after = [r for r in rows if r["node_id"] != killed["node_id"]]
-        evals = [r["eval_index"] for r in rows]
-        # Ray registers a result's checkpoint when it processes the save that follows the
-        # result: a node lost in between restarts the trial from the checkpoint before,
-        # and that one evaluation runs again (its first run stays in the log).
-        assert evals == sorted(evals) and sorted(set(evals)) == list(range(len(set(evals)))) \
-            and len(evals) - len(set(evals)) <= 1, f"{trial_id} re-ran or skipped evaluations: {evals}"
-        if not before or before[-1].get("final"):
-            continue  # not on the lost node, or finished before it was lost
-        moved.append(trial_id)
-        first = after[0]
-        # Resumed from a checkpoint: the next evaluation (or the last one again), with the
-        # optimizer step count carried on from that checkpoint, not from scratch.
-        assert first["eval_index"] in (before[-1]["eval_index"], before[-1]["eval_index"] + 1)
-        assert first["step"] == (first["eval_index"] + 1) * per_eval > per_eval
-        assert first["node_id"] in cluster.workers
-        assert rows[-1]["final"] and rows[-1]["step"] == 3 * per_epoch
-        logger.info("lost node: trial %s resumed from step %d (last evaluation before the loss: %d, redone: %s) "
-                    "on another node, training again %.1f s after the kill (killed at trial %s's evaluation %d)",
-                    trial_id, first["step"] - per_eval, before[-1]["eval_index"],
-                    first["eval_index"] == before[-1]["eval_index"],
-                    first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["trial_id"],
-                    killed["eval_index"])
-    assert killed["trial_id"] in moved, f"trial {killed['trial_id']} did not move off the killed node: {moved}"
-    logger.info("lost node (s3 storage): %d of 2 trials moved; search done in %.1f s", len(moved),
-                time.monotonic() - start)
-
-
 def test_killed_driver_resumes_on_the_cluster_with_every_trial_once(cluster, tmp_path, tiny_model_dir,
                                                                      small_data_dir):
     # SIGKILL the driver (a `nerkit search --address` subprocess) mid-search while the cluster
@@ -503,4 +450,91 @@ def test_trial_failing_every_attempt_is_retried_from_its_checkpoint_in_the_bucke
     study = optuna.load_study(study_name="retry", storage=study_for_reading(exp, tables.record, tmp_path))
     assert Counter(t.state.name for t in study.trials) == {"COMPLETE": 3, "FAIL": 1}
     logger.info("injected OOM: %d attempts, error recorded, search done in %.1f s", attempts,
+                time.monotonic() - start)
+
+
+def test_trials_that_ended_in_error_run_again_on_resume_and_the_study_learns_how_they_ended(
+        cluster, tmp_path, tiny_model_dir, small_data_dir):
+    # Both trials fail after their first evaluation (an injected CUDA OOM, no retries) and
+    # end as `error`. --resume runs them again from that evaluation's checkpoint and they
+    # complete. Their study trials stay FAIL; the study used never to hear how the reruns
+    # ended (Ray's limiter dropped their completions), so TPE learnt only failures. Now
+    # each rerun's value, the trial table's best_dev_f1, is a new study trial with the
+    # trial's parameters.
+    # On the cluster the fault reaches the trials through the first driver's job (its
+    # runtime_env) and the resume is another job, without it: on a local Ray, whose workers
+    # take it from the environment Ray started in, that cost two restarts of it.
+    from tune.searcher import RERUN_OF
+
+    connect(cluster, env_vars={FAULT_ENV: json.dumps({"when": {}, "at_eval": 0})})
+    settings = _settings(tmp_path, tiny_model_dir, small_data_dir, name="err", trials=2, max_epochs=1,
+                         grace_epochs=None, cpus_per_trial=1, gpus_per_trial=0, max_failures=0, baselines=False)
+    run_search(settings, address=cluster.address)
+    assert [t["stop_reason"] for t in collect(settings.experiment_path).trials] == ["error", "error"]
+    connect(cluster)  # a new job: no fault
+    resume_search("err", str(tmp_path), address=cluster.address)
+    tables = collect(settings.experiment_path)
+    assert [t["stop_reason"] for t in tables.trials] == ["completed", "completed"]
+    study = optuna.load_study(study_name="err", storage=settings.optuna_url())
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    learnt = {t.user_attrs["ray_trial_id"]: t for t in study.trials if RERUN_OF in t.user_attrs}
+    assert len(failed) == 2 and len(study.trials) == 4
+    for row in tables.trials:
+        rerun = learnt[row["trial_id"]]
+        assert rerun.state == optuna.trial.TrialState.COMPLETE
+        assert rerun.value == pytest.approx(row["best_dev_f1"])
+        assert rerun.params == next(t.params for t in failed if t.number == rerun.user_attrs[RERUN_OF])
+
+
+def test_lost_worker_node_resumes_its_trials_from_their_checkpoints(cluster, tiny_model_dir, medium_data_dir,
+                                                                     s3_storage):
+    # Last in this module: it loses a worker, and replacing it costs the next test ~5 s.
+    # SIGKILL a worker node while its trials train: they restart on the surviving worker from
+    # their last registered checkpoint (eval_index and step continue, nothing trained from
+    # scratch, at most the last evaluation before the loss run again) and the search
+    # completes with every trial accounted for. On S3 as a real cluster keeps its runs,
+    # where a node's disk is its own: the lost node uploaded the checkpoints, and the
+    # surviving one restores from the bucket. (Storage every node shares, the local case,
+    # restores the same way after the killed driver's resume above, which runs on it.)
+    start = time.monotonic()
+    settings = _settings(s3_storage, tiny_model_dir, medium_data_dir, name="lost-node", trials=2, max_epochs=3,
+                         grace_epochs=3)
+    exp = settings.experiment_path
+    killer = _KillBusyNode(cluster)
+    run_search(settings, address=cluster.address, callbacks=[killer])
+    killed = killer.killed
+    assert killed, "no trial reached its second evaluation with a checkpoint on its node"
+
+    tables = collect(str(exp))
+    _assert_accounted(tables, 2)
+    per_epoch = math.ceil(640 / 16)
+    per_eval = per_epoch // plan_from_record(read_settings(exp)).base.evals_per_epoch  # the space's, 2: 20
+    moved = []
+    for trial_id, rows in _trial_results(exp).items():
+        before = [r for r in rows if r["node_id"] == killed["node_id"]]
+        after = [r for r in rows if r["node_id"] != killed["node_id"]]
+        evals = [r["eval_index"] for r in rows]
+        # Ray registers a result's checkpoint when it processes the save that follows the
+        # result: a node lost in between restarts the trial from the checkpoint before,
+        # and that one evaluation runs again (its first run stays in the log).
+        assert evals == sorted(evals) and sorted(set(evals)) == list(range(len(set(evals)))) \
+            and len(evals) - len(set(evals)) <= 1, f"{trial_id} re-ran or skipped evaluations: {evals}"
+        if not before or before[-1].get("final"):
+            continue  # not on the lost node, or finished before it was lost
+        moved.append(trial_id)
+        first = after[0]
+        # Resumed from a checkpoint: the next evaluation (or the last one again), with the
+        # optimizer step count carried on from that checkpoint, not from scratch.
+        assert first["eval_index"] in (before[-1]["eval_index"], before[-1]["eval_index"] + 1)
+        assert first["step"] == (first["eval_index"] + 1) * per_eval > per_eval
+        assert first["node_id"] in cluster.workers
+        assert rows[-1]["final"] and rows[-1]["step"] == 3 * per_epoch
+        logger.info("lost node: trial %s resumed from step %d (last evaluation before the loss: %d, redone: %s) "
+                    "on another node, training again %.1f s after the kill (killed at trial %s's evaluation %d)",
+                    trial_id, first["step"] - per_eval, before[-1]["eval_index"],
+                    first["eval_index"] == before[-1]["eval_index"],
+                    first["timestamp"] - first["time_this_iter_s"] - killed["at"], killed["trial_id"],
+                    killed["eval_index"])
+    assert killed["trial_id"] in moved, f"trial {killed['trial_id']} did not move off the killed node: {moved}"
+    logger.info("lost node (s3 storage): %d of 2 trials moved; search done in %.1f s", len(moved),
                 time.monotonic() - start)

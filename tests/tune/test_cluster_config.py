@@ -396,7 +396,7 @@ def test_each_aws_cluster_gets_its_own_security_group():
     assert "GroupName" not in config["provider"].get("security_group", {})
 
 
-def test_a_search_asking_no_gpu_on_a_cluster_that_launches_gpu_nodes_warns(tmp_path, caplog):
+def test_a_search_asking_no_gpu_on_a_cluster_that_launches_gpu_nodes_warns(tmp_path, caplog, local_ray):
     # cluster.yaml starts with no GPU (a head without any, GPU workers from 0), so the check
     # of the GPUs the cluster has said nothing, and its g5 nodes were launched for CPU-only
     # trials. The config `ray up` leaves on the head says what it can add: 8 x 1 + 2 x 4.
@@ -406,22 +406,15 @@ def test_a_search_asking_no_gpu_on_a_cluster_that_launches_gpu_nodes_warns(tmp_p
     assert gpus_it_can_add(str(REPO / "cluster.yaml")) == 16
     assert gpus_it_can_add(str(REPO / "cluster-onprem.yaml")) == 0  # the local provider declares none
     assert gpus_it_can_add(str(tmp_path / "none.yaml")) == 0  # not a launched cluster's head
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=1, num_gpus=0, include_dashboard=False)
-    try:
-        if ray.cluster_resources().get("GPU", 0):
-            pytest.skip("this Ray has GPUs now: the warning for GPUs it has is tests/tune/test_cluster.py's")
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="tune.cluster_checks"):
-            warn_if_gpus_unused(SearchSettings(name="x", space="default", gpus_per_trial=0.5),
-                                bootstrap=str(REPO / "cluster.yaml"))
-            assert "GPU" not in caplog.text
-            warn_if_gpus_unused(SearchSettings(name="x", space="default"), bootstrap=str(REPO / "cluster.yaml"))
-        assert "the cluster can add up to 16 GPU(s)" in caplog.text and "--gpus-per-trial is 0" in caplog.text
-    finally:
-        if started:
-            ray.shutdown()
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this Ray has GPUs now: the warning for GPUs it has is tests/tune/test_cluster.py's")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tune.cluster_checks"):
+        warn_if_gpus_unused(SearchSettings(name="x", space="default", gpus_per_trial=0.5),
+                            bootstrap=str(REPO / "cluster.yaml"))
+        assert "GPU" not in caplog.text
+        warn_if_gpus_unused(SearchSettings(name="x", space="default"), bootstrap=str(REPO / "cluster.yaml"))
+    assert "the cluster can add up to 16 GPU(s)" in caplog.text and "--gpus-per-trial is 0" in caplog.text
 
 
 def test_data_shipped_in_the_jobs_working_dir_is_warned_about(caplog):

@@ -1,7 +1,7 @@
 """tune.result_logs: a retried trial's result log is uploaded before Ray copies it back.
 
 The end-to-end case (a real retry on a real cluster, with storage's copy stale) is
-tests/tune/test_cluster.py::test_trial_failing_every_attempt_is_retried_then_recorded_as_error.
+tests/tune/test_cluster.py::test_trial_failing_every_attempt_is_retried_from_its_checkpoint_in_the_bucket_then_recorded_as_error.
 """
 
 from __future__ import annotations
