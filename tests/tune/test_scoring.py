@@ -49,6 +49,9 @@ def test_a_checkpoint_is_scored_with_its_own_tokenizer_when_the_base_model_is_go
     base = tmp_path / "base"
     shutil.copytree(tiny_model_dir, base)
     cfg = TrainConfig(model=str(base), data=DataConfig(path=str(small_data_dir)), device="cpu")
+    with_base, _ = evaluate_test(ckpt, cfg, "trial t's checkpoint")
     shutil.rmtree(base)
     metrics, prepared = evaluate_test(ckpt, cfg, "trial t's checkpoint")
-    assert 0 <= metrics["f1"] <= 1 and list(prepared.label_map.labels) == labels
+    # The same scores as with the base model there, on the same data.
+    assert metrics == with_base and list(prepared.label_map.labels) == labels
+    assert metrics["gold_entity_ratio"] > 0 and 0 < metrics["entity_pred_ratio"] < 1  # a random model tags some

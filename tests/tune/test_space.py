@@ -392,7 +392,19 @@ def test_baseline_numbers_written_without_a_dot_are_numbers(tmp_path):
     "  - {name: b, params: {learning_rate: 5e-5}}\n",
 ])
 def test_valid_spaces_the_pair_and_baseline_checks_accept(tmp_path, text):
-    load_space(_write(tmp_path, text))
+    # Loaded whole: every parameter under its name and kind, every baseline with its values
+    # (numbers as numbers, `5e-5` included).
+    import yaml
+
+    raw = yaml.safe_load(text)
+    space = load_space(_write(tmp_path, text))
+    kinds = {p.name: p.kind for p in space.params}
+    assert set(kinds) == set(raw["params"])
+    assert all(kinds[name] == (spec["type"] if isinstance(spec, dict) else kinds[name])
+               for name, spec in raw["params"].items())
+    assert [(b.name, b.params) for b in space.baselines] == [
+        (b["name"], {k: float(v) if isinstance(v, str) else v for k, v in b["params"].items()})
+        for b in raw.get("baselines", [])]
 
 
 def test_a_conflict_behind_any_allowed_condition_value_is_found(tmp_path):
