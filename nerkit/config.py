@@ -173,11 +173,22 @@ def field_kinds(cls) -> tuple[dict[str, str], frozenset[str]]:
     so the checks cannot drift from the fields; for any dataclass of settings."""
     kinds, optional = {}, set()
     for f in dataclasses.fields(cls):
-        base, _, rest = str(f.type).replace(" ", "").partition("|")
-        if base in ("str", "int", "float", "bool"):
-            kinds[f.name] = base
-            if rest == "None":
+        # A string under `from __future__ import annotations` (quoted once more where a
+        # quoted annotation met that import); else the type itself.
+        text = f.type.__name__ if isinstance(f.type, type) else str(f.type).replace(" ", "").replace("typing.", "")
+        text = text.strip("'\"")
+        if text.startswith("Optional[") and text.endswith("]"):
+            text = text[len("Optional["):-1] + "|None"
+        parts = text.split("|")
+        scalar = [p for p in parts if p in ("str", "int", "float", "bool")]
+        if scalar and len(scalar) == len([p for p in parts if p != "None"]) == 1:
+            kinds[f.name] = scalar[0]
+            if "None" in parts:
                 optional.add(f.name)
+        elif scalar:
+            # A union of scalars (int | str) has no one kind to check: say so where it is
+            # written, not by leaving the field unchecked.
+            raise TypeError(f"{cls.__name__}.{f.name}: annotation {text!r} has no single scalar kind to check")
     return kinds, frozenset(optional)
 
 

@@ -239,7 +239,7 @@ def _finish(run: TrainingRun, status: str, weights: list[float], output_dir: str
     if output_dir is not None and history:
         # No evaluation (a run that diverged at once) means no model chosen: nothing is saved.
         summary = {"status": status, "best": result.best, "last": _drop_nested(run.last_metrics),
-                   "test": result.test, "class_weights": dict(zip(lm.labels, weights)),
+                   "test": result.test, **run.model_record,  # class weights and package versions
                    "entity_o_ratio": parts.entity_o_ratio, "fingerprint": prepared.fingerprint,
                    "data_report": result.data_report,
                    # Every evaluation, to compare with a trial's history row by row.

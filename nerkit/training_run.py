@@ -27,6 +27,7 @@ from nerkit.evaluate import evaluate_split
 from nerkit.features import PreparedData
 from nerkit.losses import token_loss
 from nerkit.sparse_embedding import RowSparseAdamW, clip_grad_norm
+from nerkit.versions import package_versions
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,12 @@ class TrainingRun:
         self.per_epoch, self.total_steps = step_budget(len(self.lengths), self.config.batch_size, self.config.epochs)
         self.last_metrics: dict[str, Any] | None = state.history[-1] if state.history else None
         self._window = _Window(start=time.perf_counter())
+        # What trained the model, written beside each checkpoint's metrics (not reported):
+        # a model published from it records these, not what the publishing machine has.
+        self.model_record = {
+            "class_weights": dict(zip(parts.prepared.label_map.labels, parts.weights.tolist())),
+            "versions": package_versions(),
+        }
 
     def run(self) -> str:
         """Train to the end; return the status: ``completed``, ``early_stopped`` or ``diverged``."""
@@ -123,7 +130,8 @@ class TrainingRun:
         p = self.parts
         return save_training_checkpoint(
             path, model=p.model, tokenizer=p.tokenizer, optimizer=p.optimizer, scheduler=p.scheduler,
-            state=self.state, config=self.config_dict, metrics=metrics,
+            state=self.state, config=self.config_dict,
+            metrics=None if metrics is None else {**metrics, **self.model_record},
         )
 
     def _run_epoch(self) -> str | None:

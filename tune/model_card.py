@@ -64,6 +64,8 @@ def render_card(manifest: dict[str, Any], version: int, registry_uri: str) -> st
     # Manifests from before training_versions was recorded say only promote's machine's.
     trained = manifest.get("training_versions")
     trained_with = ", ".join(f"{k} {v}" for k, v in sorted(trained.items())) if trained else "not recorded"
+    if trained and manifest.get("training_record_from", "checkpoint") != "checkpoint":
+        trained_with += " (as the search started: the checkpoint did not record its own)"
     dev_row = " | ".join(_f(dev.get(k)) for k in ("dev_f1", "dev_precision", "dev_recall", "entity_pred_ratio"))
     test_row = " | ".join(_f(test[k]) for k in ("f1", "precision", "recall", "entity_pred_ratio"))
     # "first" takes each word's label from its first subword, as nerkit predict does;

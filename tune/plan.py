@@ -10,23 +10,14 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from importlib.metadata import version
 from typing import Any
 
 from nerkit.config import TrainConfig
+from nerkit.versions import package_versions
 from tune.settings import SearchSettings
 from tune.space import SearchSpace
 from tune.space_checks import evals_for_grace, first_evaluation_after_grace
 from tune.space_file import load_space
-
-
-#: The packages whose versions a search and a published model record.
-PACKAGES = ("nerkit", "torch", "transformers", "ray", "optuna")
-
-
-def package_versions() -> dict[str, str]:
-    """The installed version of each of :data:`PACKAGES` on this machine."""
-    return {p: version(p) for p in PACKAGES}
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from nerkit.model_files import METRICS_FILE, TRAINING_STATE
+from nerkit.versions import package_versions
 from nerkit.weights import config_weights
 from tune.confirm import confirm_with_seeds, row_config
 from tune.model_card import render_card
-from tune.plan import package_versions
 from tune.registry import Registry, hash_stream
 from tune.scoring import PromotionRefused, evaluate_test, local_checkpoint
 from tune.settings import check_same_data, experiment_path
@@ -119,6 +119,31 @@ def with_checkpoint(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # (a higher --min-entity-ratio can refuse a model that predicts plenty).
 _NEAR_ZERO = 0.01
 _COLLAPSED = " (the model predicts almost only 'O')"
+
+
+#: What training writes beside a checkpoint's metrics about the run itself
+#: (nerkit.training_run.TrainingRun.model_record), not about its evaluation.
+MODEL_RECORD = ("class_weights", "versions")
+
+
+def _read_metrics(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _training_record(metrics: dict[str, Any], config, prepared, record: dict[str, Any]) -> dict[str, Any]:
+    """The class weights and package versions the published model trained with.
+
+    As its run wrote them beside the model (the trial's worker, or promote's own re-training
+    with --confirm-seeds). A checkpoint from before nerkit wrote them gives its config's
+    weights on this train split, recomputed here, and the versions the search started with,
+    and says so: a nerkit since changed could weigh the same counts otherwise."""
+    if "class_weights" in metrics and "versions" in metrics:
+        return {"class_weights": metrics["class_weights"], "training_versions": metrics["versions"],
+                "training_record_from": "checkpoint"}
+    return {"class_weights": dict(zip(prepared.label_map.labels, config_weights(config, prepared.train_counts))),
+            "training_versions": record.get("versions", {}),
+            "training_record_from": "search.json and the config (a checkpoint from before nerkit recorded them)"}
 
 
 def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, who: str) -> None:
@@ -218,16 +243,15 @@ def promote(
         else:
             row = ranked[0]
             model_dir = local_checkpoint(row, exp, work)
-            metrics_file = model_dir / METRICS_FILE
-            dev = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+            dev = _read_metrics(model_dir)
         config = row_config(row)
         if confirm_seeds > 0:
             config = config.with_overrides(seed=conf.run.seed, num_threads=None)  # as confirm_with_seeds ran it
         source = (f"trial {row['trial_id']}'s checkpoint {row.get('checkpoint')}" if confirm_seeds == 0
                   else f"the re-trained model of trial {row['trial_id']}")
         test, prepared = evaluate_test(model_dir, config, source)
-        here = package_versions()
         _check_gates(test, min_f1, min_entity_ratio, f"trial {row['trial_id']} of {name}")
+        trained = _training_record(_read_metrics(model_dir), config, prepared, tables.record)
         manifest = {
             "format": 1,
             "model_name": model_name,
@@ -240,22 +264,17 @@ def promote(
             "selection": {**selection, "metric_value": row[metric], "ranked_by": column,
                           "ranked_value": row.get(column)},
             "config": config.to_dict(),
-            "dev_metrics": dev,
+            "dev_metrics": {k: v for k, v in dev.items() if k not in MODEL_RECORD},
             "test_metrics": {k: v for k, v in test.items() if k != "per_type"},
             "per_type": test["per_type"],
             "data_fingerprint": prepared.fingerprint,
             "label_map": {"labels": list(prepared.label_map.labels)},
             "gates": {"min_f1": min_f1, "min_entity_ratio": min_entity_ratio},
-            # The weights the model trained with: its config's on this train split (the
-            # data fingerprint above), through the mapping training itself uses.
-            "class_weights": dict(zip(prepared.label_map.labels,
-                                      config_weights(config, prepared.train_counts))),
             # The test scores above are fp32 (no autocast), as `nerkit predict` runs the
             # model; the trials' dev scores ran in their compute_precision (the row's).
             "test_precision": "fp32",
-            # promote's machine; a re-trained model (--confirm-seeds) trained here too.
-            "versions": here,
-            "training_versions": here if confirm_seeds > 0 else tables.record.get("versions", {}),
+            "versions": package_versions(),  # promote's machine
+            **trained,  # class_weights, training_versions, training_record_from
         }
         files = {p.name: p for p in sorted(model_dir.iterdir())
                  if p.is_file() and p.name not in EXCLUDED and not p.name.startswith(".")}

@@ -95,12 +95,15 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if isinstance(self.data, dict):
             object.__setattr__(self, "data", DataConfig.from_dict(self.data))
-        # Types first, from the annotations: `baselines="no"` read as true, and a string
-        # count failed on `<` with a TypeError that named no setting.
-        check_field_types(self)
+        for name in ("space", "storage"):  # a pathlib.Path from a caller is the path it names
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         check_name(self.name)
         if not isinstance(self.storage, str) or not self.storage.strip():
             raise ValueError(f"storage is {self.storage!r}, but must be a directory or a URI ({', '.join(REMOTE_SCHEMES)})")
+        # Then every field's type, from the annotations: `baselines="no"` read as true, and a
+        # string count failed on `<` with a TypeError that named no setting.
+        check_field_types(self)
         storage_root(self.storage)  # an unknown URI scheme is refused there
         object.__setattr__(self, "model", local_absolute(self.model))
         object.__setattr__(self, "data", self.data.with_absolute_paths())

@@ -123,3 +123,30 @@ def test_uniform_weights_clear_every_weighting_setting():
     assert TrainConfig(max_weight=5.0).with_uniform_weights().max_weight is None
     assert (cfg.weight_strategy, cfg.o_weight, cfg.entity_boost, cfg.entity_o_ratio, cfg.max_weight) == \
         ("none", 1.0, 1.0, None, None)
+
+
+def test_field_types_are_read_from_any_way_of_writing_the_annotations():
+    # check_field_types serves any settings dataclass: an annotation it could not read left
+    # its field unchecked, and a union of scalars has no one type to hold a value to.
+    import dataclasses
+    from typing import Optional
+
+    from nerkit.config import check_field_types, field_kinds
+
+    @dataclasses.dataclass
+    class Settings:
+        count: Optional[int] = None
+        rate: float = 1.0
+        name: "str | None" = None
+
+    assert field_kinds(Settings) == ({"count": "int", "rate": "float", "name": "str"}, frozenset({"count", "name"}))
+    check_field_types(Settings(count=3, rate=2, name=None))
+    with pytest.raises(ValueError, match=r"count is 'three', but must be an integer or unset"):
+        check_field_types(Settings(count="three"))
+
+    @dataclasses.dataclass
+    class Ambiguous:
+        value: "int | str" = 1
+
+    with pytest.raises(TypeError, match=r"Ambiguous\.value: annotation 'int\|str' has no single scalar kind"):
+        field_kinds(Ambiguous)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nerkit.config import TrainConfig
 from nerkit.features import prepare_data
-from nerkit.weights import entity_o_ratio
+from nerkit.weights import config_weights, entity_o_ratio
 from tune.promote import PromotionRefused, promote
 from tune.registry import MANIFEST, Registry
 from tune.summary import best_row
@@ -45,15 +45,18 @@ def test_promote_publishes_a_complete_verified_version(promoted, search_tables):
     assert set(manifest["per_type"]) == {k.removeprefix("best_f1_") for k in best if k.startswith("best_f1_")}
     assert manifest["label_map"]["labels"][0] == "O" and len(manifest["data_fingerprint"]) == 64
     assert set(manifest["versions"]) == {"nerkit", "torch", "transformers", "ray", "optuna"}
-    # What the model trained with, not only what promoted it: the search's package versions
-    # (search.json), and its config's class weights on the train split, whose entity:O
-    # ratio is the one the trial reported; test scored as `nerkit predict` runs it.
-    assert manifest["training_versions"] == search_tables.record["versions"]
+    # What the model trained with, not only what promoted it, as the trial's run wrote it
+    # beside the checkpoint: its config's class weights on the train split (whose entity:O
+    # ratio is the one the trial reported) and the packages; test scored as `nerkit predict`
+    # runs it; the dev metrics are the evaluation's alone.
+    assert manifest["training_record_from"] == "checkpoint"
+    assert set(manifest["training_versions"]) == {"nerkit", "torch", "transformers", "ray", "optuna"}
     labels, weights = manifest["label_map"]["labels"], manifest["class_weights"]
-    assert sorted(weights) == sorted(labels)
     cfg = TrainConfig.from_dict(manifest["config"])
     counts = prepare_data(cfg.data, cfg.model, cfg.max_length, cfg.label_all_subwords).train_counts
+    assert weights == pytest.approx(dict(zip(labels, config_weights(cfg, counts))), rel=1e-6)
     assert entity_o_ratio([weights[label] for label in labels], counts) == pytest.approx(best["entity_o_ratio"])
+    assert not set(manifest["dev_metrics"]) & {"class_weights", "versions"}
     assert manifest["test_precision"] == "fp32"
     assert (registry / "ner" / "latest").read_text().strip() == "v1"
     assert not list((registry / "ner").glob(".tmp-*"))
@@ -568,3 +571,38 @@ def test_the_data_check_needs_no_base_model(small_data_dir, tmp_path):
     _check_data({"data_fingerprint": load_dataset(data).fingerprint}, row)
     with pytest.raises(ValueError, match="changed since the search started"):
         _check_data({"data_fingerprint": "0" * 64, "base_config": config}, row)
+
+
+def test_the_manifest_says_what_the_checkpoint_trained_with_not_what_promotes_it(finished_search, tmp_path):
+    # A trial trains on a worker (other packages, perhaps, than promote's machine, or than
+    # the driver when the search started): the manifest takes the class weights and versions
+    # its run wrote beside the checkpoint. A checkpoint from before nerkit wrote them gets
+    # its config's weights recomputed and the search's versions, and the manifest says so.
+    from tune.tables import collect
+
+    storage, exp = _copy_search(finished_search, tmp_path)
+    best = max((t for t in collect(str(exp)).trials if t["checkpoint"]), key=lambda t: t["checkpoint_dev_f1"])
+    metrics_file = exp / best["checkpoint"].split(exp.name + "/", 1)[1] / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    written = {**metrics, "versions": {"torch": "0.0-worker"}, "class_weights": {"O": 0.25, "B-FOOD": 4.0}}
+    metrics_file.write_text(json.dumps(written))
+    done = promote(finished_search.name, str(tmp_path / "reg"), storage=str(storage), min_entity_ratio=0.0,
+                   trial=best["trial_id"])
+    manifest = _verified(tmp_path / "reg", done.version)
+    assert manifest["training_versions"] == {"torch": "0.0-worker"}
+    assert manifest["class_weights"] == {"O": 0.25, "B-FOOD": 4.0}
+    assert manifest["training_record_from"] == "checkpoint"
+    card = " ".join((tmp_path / "reg" / "ner" / f"v{done.version}" / "MODEL_CARD.md").read_text().split())
+    assert "Trained with**: torch 0.0-worker" in card
+
+    metrics_file.write_text(json.dumps({k: v for k, v in metrics.items() if k not in ("versions", "class_weights")}))
+    record = json.loads((exp / "search.json").read_text())
+    record["versions"] = {"torch": "0.0-search"}
+    (exp / "search.json").write_text(json.dumps(record))
+    again = promote(finished_search.name, str(tmp_path / "reg2"), storage=str(storage), min_entity_ratio=0.0,
+                    trial=best["trial_id"])
+    old = _verified(tmp_path / "reg2", again.version)
+    assert old["training_versions"] == {"torch": "0.0-search"} and old["training_record_from"].startswith("search.json")
+    assert old["class_weights"] == pytest.approx(metrics["class_weights"], rel=1e-6)
+    card = " ".join((tmp_path / "reg2" / "ner" / f"v{again.version}" / "MODEL_CARD.md").read_text().split())
+    assert "torch 0.0-search (as the search started" in card

@@ -159,7 +159,7 @@ def test_sigterm_stops_the_search_and_a_damaged_checkpoint_trains_again_on_resum
 
     exp = tmp_path / "dmg"
     cmd = [sys.executable, "-m", "nerkit", "search", "--model", str(tiny_model_dir), "--data", str(small_data_dir),
-           "--trials", "2", "--max-epochs", "4", "--grace-epochs", "4", "--storage", str(tmp_path), "--name", "dmg",
+           "--trials", "2", "--max-epochs", "8", "--grace-epochs", "8", "--storage", str(tmp_path), "--name", "dmg",
            "--json", "--seed", "3", "--max-concurrent", "1", "--no-baselines"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 240
@@ -201,9 +201,9 @@ def test_sigterm_stops_the_search_and_a_damaged_checkpoint_trains_again_on_resum
     tables = collect(str(exp))
     assert len(tables.trials) == 2 and {t["stop_reason"] for t in tables.trials} == {"completed"}
     # It trained again from the start: after the stopped run's evaluations its log starts
-    # over at 0 and runs to the end of its budget (4 epochs, 2 evaluations each).
+    # over at 0 and runs to the end of its budget (8 epochs, 2 evaluations each).
     evals = [json.loads(line)["eval_index"] for line in (stopped / "result.json").read_text().splitlines()]
-    assert evals == list(range(logged)) + list(range(8)), (logged, evals)
+    assert evals == list(range(logged)) + list(range(16)), (logged, evals)
     # The table names a checkpoint of the run that made the history, never one of the
     # abandoned (damaged) run, even where that scored as high: promotion takes it.
     from safetensors.torch import load_file

@@ -236,3 +236,11 @@ def test_a_cut_off_search_json_is_named_with_the_copy_to_put_back(finished_searc
     shutil.rmtree(exp / BACKUP_DIR)
     with pytest.raises(ValueError, match=r"there is no copy of it in .*start a new search under another --name"):
         read_settings(str(exp))
+
+
+def test_paths_given_as_path_objects_are_the_paths_they_name(tmp_path):
+    # A pipeline calling the library passes pathlib.Path: taken as the path, not refused
+    # as "not a string" (and stored as a string, so search.json reads back the same).
+    s = SearchSettings(name="s", space=Path("x.yaml"), storage=tmp_path)
+    assert s.space == "x.yaml" and s.storage == str(tmp_path)
+    assert SearchSettings.from_dict(s.to_dict()) == s

@@ -42,22 +42,26 @@ def test_default_order_is_best_dev_f1_descending(frames):
     assert len(asc) == 2 and asc["best_dev_f1"].iloc[0] == trials["best_dev_f1"].min()
 
 
-def test_filters_combine(frames):
-    # Status, stop reason and --where filters all apply, and --columns keeps only those.
-    trials, _ = frames
-    threshold = float(trials["param_o_weight"].median())
-    # A stop reason that leaves some trials out, so each filter has rows to remove.
-    reason = trials["stop_reason"].value_counts().index[-1]
-    q = TrialQuery(status=("terminated",), stop_reasons=(reason,),
-                   where=(f"param_o_weight <= {threshold}",), columns=("trial_id", "param_o_weight"))
-    out = select_trials(trials, q)
+def test_filters_combine():
+    # Status, stop reason and --where filters all apply (each removes rows the others keep),
+    # and --columns keeps only those.
+    df = pd.DataFrame({
+        "trial_id": list("abcdefg"),
+        "status": ["TERMINATED", "TERMINATED", "TERMINATED", "ERROR", "RUNNING", "TERMINATED", "TERMINATED"],
+        "stop_reason": ["asha", "asha", "completed", "error", "", "asha", "asha"],
+        "param_o_weight": [0.2, 0.8, 0.2, 0.2, 0.2, 0.3, 0.6],
+        "best_dev_f1": [0.1, 0.2, 0.3, 0.0, 0.4, 0.5, 0.6],
+    })
+    q = TrialQuery(status=("terminated",), stop_reasons=("asha", "error", "running"),
+                   where=("param_o_weight <= 0.5",), columns=("trial_id", "param_o_weight"))
+    out = select_trials(df, q)
     assert list(out.columns) == ["trial_id", "param_o_weight"]
-    wanted = ((trials["status"] == "TERMINATED") & (trials["stop_reason"] == reason)
-              & (trials["param_o_weight"] <= threshold))
-    assert sorted(out["trial_id"]) == sorted(trials.loc[wanted, "trial_id"])
-    assert 0 < len(out) < len(trials) or not wanted.any()
-    errors = select_trials(trials, TrialQuery(stop_reasons=("error",)))
-    assert len(errors) == (trials["stop_reason"] == "error").sum()
+    assert sorted(out["trial_id"]) == ["a", "f"]
+    # Each filter alone removes what it should.
+    assert sorted(select_trials(df, TrialQuery(status=("terminated",)))["trial_id"]) == list("abcfg")
+    assert sorted(select_trials(df, TrialQuery(stop_reasons=("asha",)))["trial_id"]) == list("abfg")
+    assert sorted(select_trials(df, TrialQuery(where=("param_o_weight <= 0.5",)))["trial_id"]) == list("acdef")
+    assert select_trials(df, TrialQuery(stop_reasons=("error",)))["trial_id"].tolist() == ["d"]
 
 
 def test_history_follows_the_trial_filters(frames):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from nerkit.cli import console, err_console
+from nerkit.model_files import MANIFEST_FILE
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold red]verification failed:[/] {escape(str(exc))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(3) from None
-        version = json.loads((dest / "manifest.json").read_text(encoding="utf-8")).get("version")
+        version = json.loads((dest / MANIFEST_FILE).read_text(encoding="utf-8")).get("version")
         # markup=False: paths are text, not rich markup.
         console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False,
                       markup=False)
