@@ -2,7 +2,8 @@
 
 A **model directory** is what ``save_pretrained`` writes (safetensors weights, the
 config with ``id2label``/``label2id``) plus the tokenizer, ``nerkit_config.json``
-(the whole resolved training config) and ``metrics.json``. It loads in
+(the whole resolved training config) and ``metrics.json`` (the evaluation's metrics, with
+the class weights and package versions the run trained with). It loads in
 ``transformers.pipeline("token-classification", model=DIR)`` and ``nerkit predict``.
 
 A **training checkpoint** is a model directory plus ``training_state.safetensors``

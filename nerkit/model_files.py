@@ -6,7 +6,7 @@ them without loading torch.
 """
 
 CONFIG_FILE = "nerkit_config.json"   # the whole resolved training config
-METRICS_FILE = "metrics.json"        # the evaluation the directory's weights come from
+METRICS_FILE = "metrics.json"        # the evaluation the weights come from, class weights, versions
 STATE_TENSORS = "training_state.safetensors"  # optimizer moments, RNG states (resuming only)
 STATE_JSON = "training_state.json"   # step, epoch, scheduler, history (resuming only)
 #: Only resuming training needs these: a published model leaves them out.
