@@ -11,6 +11,10 @@ import yaml
 from nerkit.errors import not_utf8
 
 
+#: PyYAML's words for a line indented unlike its neighbours (or a ': ' in an unquoted value).
+_INDENT_PROBLEMS = ("mapping values are not allowed", "expected <block end>")
+
+
 def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, dict[tuple, int]]:
     """Parse ``path``; return the value and ``{key path: 1-based line}``.
 
@@ -37,7 +41,9 @@ def load_with_lines(path: str | Path, what: str = "a YAML file") -> tuple[Any, d
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or exc
         # A tab is no YAML indentation, and PyYAML's message does not say so.
-        fix = ". Fix: indent with spaces, not tabs" if "'\\t'" in str(problem) else ""
+        fix = (". Fix: indent with spaces, not tabs" if "'\\t'" in str(problem) else
+               ". Fix: check this line's indentation against the lines above it, and that a value with ': ' "
+               "in it is quoted" if any(m in str(problem) for m in _INDENT_PROBLEMS) else "")
         raise ValueError(f"{where}: not valid YAML ({problem}){fix}") from None
     try:
         # A JSON file (a stored nerkit_config.json) is YAML, but YAML reads JSON's escape of

@@ -134,6 +134,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             # address nerkit cannot use, before both.
             check_address(address)
             dataset = load_dataset(plan.base.data)
+            _warn_if_no_test_split(dataset)
             prepared = _tokenise_while(lambda: init_ray_for(settings, address), dataset, plan.base)
             # Every trial's config (rows and checkpoints alike) names the data it ran on,
             # so `nerkit train --config` with it refuses data changed since.
@@ -152,6 +153,15 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             _remove_if_never_started(exp)
             raise
         return _start(plan, record, prepared, callbacks)
+
+
+def _warn_if_no_test_split(dataset: NerDataset) -> None:
+    """Say before the search runs what promotion would say only after it: without a test
+    split no model of this search can be promoted (tune.scoring.evaluate_test)."""
+    if not dataset.split("test"):
+        logger.warning("the data has no test split, so `nerkit promote` will refuse every model of this search (it "
+                       "scores the chosen one on test before publishing); to promote from it, stop now and give "
+                       "--test FILE, or a test file (test.jsonl, test.conll, ...) beside train in the --data directory")
 
 
 def _tokenise_while(start_ray: Callable[[], None], dataset: NerDataset, base: TrainConfig) -> PreparedData:

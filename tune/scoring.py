@@ -117,7 +117,8 @@ def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dic
                             config.label_all_subwords)
     if prepared.test is None or not prepared.test.input_ids:
         raise PromotionRefused("the data has no test split, so the model cannot be checked before "
-                               "promotion; give --test (or a data directory with test.jsonl) to the search")
+                               "promotion; search again with one: --test FILE, or a test file (test.jsonl, "
+                               "test.conll, ...) beside train in the --data directory")
     labels = labels_from_config(model.config, str(model_dir))
     if labels != list(prepared.label_map.labels):
         raise ValueError(f"{model_dir} predicts labels {labels}, but the data has "

@@ -7,6 +7,7 @@ space may hold is in ``tune.space``'s module doc and search_spaces/default.yaml.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,10 @@ def _parse_base(base: Any, err: SpaceErrors) -> dict[str, Any]:
 def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
     key = ("params", name)
     if name not in _TRAIN_FIELDS or name in RESERVED | GUARDED:
+        allowed = sorted(_TRAIN_FIELDS - RESERVED - DATA_SHAPING - GUARDED)
+        close = difflib.get_close_matches(name, allowed, n=1)
         raise err(key, f"unknown or reserved training setting {name!r}",
-                  f"use one of {sorted(_TRAIN_FIELDS - RESERVED - DATA_SHAPING - GUARDED)}")
+                  (f"did you mean {close[0]!r}? " if close else "") + f"use one of {allowed}")
     if name in DATA_SHAPING:
         raise err(key, f"{name} changes the tokenised data, which a search prepares once for all its trials, so "
                   "it cannot be searched", "set it under base: (one value for every trial), and run a second "
@@ -190,7 +193,8 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
         if not low < high:
             raise err(key, f"empty range: low={low} is not below high={high}", "make low < high")
         if kind == "loguniform" and low <= 0:
-            raise err(key + ("low",), f"low is {low}, but a loguniform range must be > 0")
+            raise err(key + ("low",), f"low is {low}, but a loguniform range must be > 0",
+                      f"start it above 0 (e.g. {high / 1000:g}), or use type: uniform to include {low}")
         if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
             raise err(key, f"int bounds must be integers, got low={low}, high={high}")
         step = spec.get("step")
@@ -215,6 +219,10 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
         # that value twice as often. repr keeps True apart from 1 and unhashables hashable.
         if len({repr(float(v)) if _is_number(v) else repr(v) for v in values}) != len(values):
             raise err(key + ("values",), f"values {values} has duplicates")
+        if len(values) == 1:
+            # Nothing to draw: the search's summary and tables would call it searched.
+            raise err(key + ("values",), f"values {values} has one value, so {name} is not searched",
+                      f"write `{name}: {values[0]}` (one value for every trial), or give more values")
         for v in values:
             _check_sign(name, v, key + ("values",), err)
         return Param(name, kind, values=tuple(values), when=when)

@@ -83,7 +83,11 @@ def _loaded(cfg: DataConfig, dataset: NerDataset, report: DoctorReport) -> NerDa
             f"\n{dataset.report.repaired} record(s) repaired, {dataset.report.skipped} skipped "
             f"(on_invalid={cfg.on_invalid!r}):\n  " + _listing(reasons)
         )
-    status = "warn" if changed else "ok"
+    if not dataset.split("test"):
+        # Promotion scores a search's chosen model on test first, and refuses without one.
+        detail += ("\nno test split: `nerkit promote` will refuse a search on this data; give --test FILE, or a "
+                   "test file (test.jsonl, test.conll, ...) beside train in the data directory")
+    status = "warn" if changed or not dataset.split("test") else "ok"
     report.add("data", status, detail, formats=formats, **dataset.report.to_dict())
     return dataset
 

@@ -252,8 +252,17 @@ def test_label_distribution_counts_each_split_and_names_types_train_lacks(good_d
 def test_doctor_reads_train_dev_files_as_train_does(good_dir):
     # Without --train/--dev the doctor could only check a directory or one file to split,
     # not the files a `nerkit train --train A --dev B` run reads.
-    report = run_doctor(train=str(good_dir / "train.jsonl"), dev=str(good_dir / "dev.jsonl"))
+    report = run_doctor(train=str(good_dir / "train.jsonl"), dev=str(good_dir / "dev.jsonl"),
+                        test=str(good_dir / "test.jsonl"))
     assert status(report, "data").status == "ok" and report.data.startswith("train ")
+
+
+def test_data_without_a_test_split_is_warned_about(good_dir):
+    # Promotion scores a search's model on test and refuses without one: that was said only
+    # after a whole search had run (tests/tune/test_driver.py has the search's warning).
+    (good_dir / "test.jsonl").unlink()
+    check = status(run_doctor(str(good_dir)), "data")
+    assert check.status == "warn" and "no test split: `nerkit promote` will refuse" in check.detail
 
 
 def test_a_misspelt_type_and_a_type_only_in_train_are_named(good_dir):

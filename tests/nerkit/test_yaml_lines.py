@@ -23,6 +23,15 @@ def test_tab_indentation_says_to_indent_with_spaces(tmp_path):
         load_with_lines(path)
 
 
+def test_a_misindented_line_says_to_check_its_indentation(tmp_path):
+    # PyYAML's "mapping values are not allowed here" names neither indentation nor a fix.
+    path = tmp_path / "space.yaml"
+    path.write_text("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.9}\n    learning_rate: 1.0e-4\n",
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match=r"space\.yaml:3: not valid YAML.*Fix: check this line's indentation"):
+        load_with_lines(path)
+
+
 def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
     # PyYAML keeps the last of two equal keys silently; load_with_lines names both lines.
     path = tmp_path / "space.yaml"

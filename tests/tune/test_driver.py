@@ -78,6 +78,28 @@ def test_a_search_that_fails_before_starting_leaves_no_directory(tmp_path, tiny_
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_search_on_data_without_a_test_split_is_warned_about_before_it_runs(tmp_path, small_data_dir, caplog):
+    # Promotion scores a search's model on test and refuses without one: that was said only
+    # after the whole search had run, and no option of promote could add the split.
+    import shutil
+
+    from nerkit.data import DataConfig
+    from tune.driver import run_search
+    from tune.settings import SearchSettings
+    from tune.space import DEFAULT_SPACE
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data_dir, data)
+    (test_file,) = data.glob("test.*")
+    test_file.unlink()
+    settings = SearchSettings(name="s", space=str(DEFAULT_SPACE), storage=str(tmp_path / "runs"),
+                              data=DataConfig(path=str(data)), model=str(tmp_path / "nosuch"))
+    # Said before Ray starts: here the search stops at the model path, right after.
+    with caplog.at_level("WARNING", logger="tune.driver"), pytest.raises(ValueError, match="nosuch"):
+        run_search(settings)
+    assert "the data has no test split, so `nerkit promote` will refuse every model of this search" in caplog.text
+
+
 def test_the_data_is_tokenised_while_ray_starts_and_either_failure_is_reported(tiny_model_dir, small_data_dir,
                                                                               tmp_path):
     # The tokenizer's load (transformers' and torch's imports) runs beside Ray's start, not

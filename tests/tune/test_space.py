@@ -144,7 +144,7 @@ def test_suggest_samples_the_distribution_the_parameter_declares(kind, low, high
 def test_zero_is_allowed_where_a_setting_must_be_non_negative(tmp_path):
     # gamma 0 (focal loss that is plain CE) and warmup_ratio 0 are valid values: only
     # negatives are refused for these settings, unlike the > 0 weights and rates.
-    space = load_space(_write(tmp_path, "params:\n  loss: {type: choice, values: [focal]}\n"
+    space = load_space(_write(tmp_path, "params:\n  loss: focal\n"
                                         "  gamma: {type: choice, values: [0, 2], when: {loss: focal}}\n"
                                         "  warmup_ratio: {type: uniform, low: 0.0, high: 0.2}\n"))
     assert [p.name for p in space.params] == ["loss", "gamma", "warmup_ratio"]
@@ -155,7 +155,8 @@ def test_a_loguniform_range_from_zero_is_refused_at_load(tmp_path):
     # weight_decay may be 0, but a log scale cannot start there: refused at the file's line
     # before Ray starts, not as an error inside Optuna in every trial.
     path = _write(tmp_path, "params:\n  weight_decay: {type: loguniform, low: 0, high: 0.1}\n")
-    with pytest.raises(ValueError, match=r":2: params.weight_decay.low: low is 0, but a loguniform range must be > 0"):
+    with pytest.raises(ValueError, match=r":2: params.weight_decay.low: low is 0, but a loguniform range must be > 0"
+                                         r".*start it above 0 \(e.g. 0.0001\), or use type: uniform"):
         load_space(path)
 
 
@@ -170,7 +171,10 @@ def test_a_loguniform_range_from_zero_is_refused_at_load(tmp_path):
         ("prams:\n  o_weight: 0.5\n", 1, "unknown section"),
         ("params:\n  batch_size: {type: choice, values: []}\n", 2, "non-empty list"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbudget:\n  max_epochs: 2\n  grace_epochs: 3\n", 5, "grace_epochs"),
-        ("params:\n  loss: {type: choice, values: [ce]}\n  gamma: {type: uniform, low: 0.5, high: 2.0, when: {loss: focal}}\n", 3, "not a possible value"),
+        ("params:\n  loss: ce\n  gamma: {type: uniform, low: 0.5, high: 2.0, when: {loss: focal}}\n", 3, "not a possible value"),
+        # One value: nothing to draw, and the summary called it searched.
+        ("params:\n  o_weight: {type: choice, values: [0.5]}\n", 2, "has one value, so o_weight is not searched"),
+        ("params:\n  learnig_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-3}\n", 2, "did you mean 'learning_rate'"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - name: b\n    params: {o_weight: 0.9}\n", 5, "outside the searched range"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\ncollapse_guard:\n  min_rise: 1.5\n", 4, "min_rise is 1.5"),
         # Every value a trial can get is checked here, at the file and line, before Ray
