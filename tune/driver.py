@@ -127,9 +127,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
     with driver_lock(exp, settings.name):
         try:
             if exists(join(exp, SETTINGS_FILE)):
-                raise ValueError(f"search {settings.name!r} already exists at {exp}; continue it with "
-                                 f"`nerkit search --resume {settings.name} --storage {settings.storage_root}` "
-                                 "or pick another --name")
+                raise ValueError(_already_there(settings, exp))
             # The records before Ray's start: a bad path or record is reported at once; an
             # address nerkit cannot use, before both.
             check_address(address)
@@ -153,6 +151,24 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             _remove_if_never_started(exp)
             raise
         return _start(plan, record, prepared, callbacks)
+
+
+def _already_there(settings: SearchSettings, exp: str) -> str:
+    """Why a new search cannot take this name, and the way on: a search that has ended
+    has nothing to resume (a resume would only print its summary again)."""
+    from tune.summary import unfinished
+    from tune.tables import collect
+
+    try:
+        left = sum(unfinished(collect(exp)).values())
+    except (ValueError, OSError):
+        left = None  # not readable as a search with trials: resume says why, or starts it
+    if left == 0:
+        return (f"search {settings.name!r} already exists at {exp} and has ended (every trial did); read it with "
+                f"`nerkit trials {settings.name} --storage {settings.storage_root}`, or pick another --name for a "
+                "new search")
+    return (f"search {settings.name!r} already exists at {exp}; continue it with "
+            f"`nerkit search --resume {settings.name} --storage {settings.storage_root}` or pick another --name")
 
 
 def _warn_if_no_test_split(dataset: NerDataset) -> None:

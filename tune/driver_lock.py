@@ -80,3 +80,23 @@ def driver_lock(experiment: str, name: str, create: bool = True) -> Iterator[Non
     finally:
         fcntl.flock(f, fcntl.LOCK_UN)
         f.close()
+
+
+def running_driver(experiment: str) -> str | None:
+    """Who holds search ``experiment``'s lock now (the name its driver wrote), or None:
+    nobody, no lock file, or remote storage (no locks there). Creates nothing."""
+    if is_remote(experiment):
+        return None
+    import fcntl
+
+    try:
+        f = open(Path(experiment) / LOCK_FILE, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f.read().strip() or "a process that has not written its name yet"
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return None

@@ -218,9 +218,12 @@ def promote(
     target = Registry(registry, model_name)  # validates the name; writes nothing yet
     exp = experiment_path(name, storage)
     tables = collect(exp)
-    unfinished = sum(trials_unfinished(tables).values())
+    left = trials_unfinished(tables)
+    unfinished = sum(left.values())
     if unfinished and not allow_unfinished:
-        raise ValueError(f"search {name} has {unfinished} trial(s) not ended (running, or stopped: continue it with "
+        # As the report counts them: created and not ended, and planned but not created yet.
+        raise ValueError(f"search {name} has not ended: {left['stopped']} trial(s) running or stopped and "
+                         f"{left['not_started']} not started yet (if its driver has stopped, continue it with "
                          f"nerkit search --resume {name} --storage {storage}); promote once it has ended, or pass "
                          "--allow-unfinished to publish its best so far")
     column = ranking_column(metric, confirm_seeds)
@@ -259,6 +262,7 @@ def promote(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "search": name,
             "search_unfinished_trials": unfinished,  # 0: the search had ended
+            "search_trials_not_started": left["not_started"],  # of those, planned but not created
             "experiment": exp,
             "trial_id": row["trial_id"],
             "selection": {**selection, "metric_value": row[metric], "ranked_by": column,

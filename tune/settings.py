@@ -177,6 +177,14 @@ def read_settings(experiment_path: str) -> dict[str, Any]:
 
     text = read_text(join(experiment_path, SETTINGS_FILE))
     if text is None:
+        from tune.driver_lock import running_driver
+
+        holder = running_driver(experiment_path)
+        if holder is not None:
+            # A driver holds it and has not written search.json yet: the search is starting
+            # (its data checked and tokenised, Ray started), not missing.
+            raise ValueError(f"{experiment_path}: the search is starting (its driver: {holder}) and has not written "
+                             f"{SETTINGS_FILE} yet; try again in a few seconds")
         root = parent(experiment_path)
         found = searches_in(root)
         raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; check --name "

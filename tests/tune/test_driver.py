@@ -201,3 +201,31 @@ def test_a_lock_won_on_a_removed_lock_file_is_taken_again_on_the_new_one(tmp_pat
         with open(exp / LOCK_FILE) as other, pytest.raises(BlockingIOError):
             real_flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the file at the path is the one held
     assert os.stat(exp / LOCK_FILE).st_ino == held
+
+
+def test_a_new_search_under_an_ended_searchs_name_is_pointed_to_its_tables(finished_search):
+    # "continue it with --resume" sent the user to a resume that only printed the ended
+    # search's summary again (after starting Ray).
+    from tune.driver import run_search
+    from tune.settings import SearchSettings
+    from tune.space import DEFAULT_SPACE
+
+    settings = SearchSettings(name=finished_search.name, space=str(DEFAULT_SPACE), storage=finished_search.storage)
+    with pytest.raises(ValueError, match=r"already exists at .* and has ended \(every trial did\); read it with "
+                                         rf"`nerkit trials {finished_search.name} --storage "):
+        run_search(settings)
+
+
+def test_a_search_whose_driver_has_not_written_its_settings_yet_is_starting_not_missing(tmp_path):
+    # For the seconds between a driver taking its search and writing search.json (data
+    # checked and tokenised, Ray started), `nerkit trials` said it was no nerkit search.
+    from tune.driver_lock import driver_lock
+    from tune.settings import read_settings
+
+    exp = str(tmp_path / "s")
+    with driver_lock(exp, "s"):
+        with pytest.raises(ValueError, match=r"the search is starting \(its driver: pid \d+ on .*\) and has not "
+                                             r"written search.json yet; try again in a few seconds"):
+            read_settings(exp)
+    with pytest.raises(ValueError, match="no search.json, so this is not a nerkit search"):
+        read_settings(exp)

@@ -461,12 +461,16 @@ def test_an_unfinished_search_is_promoted_only_when_asked(finished_search, tmp_p
     record["settings"]["trials"] += 2  # two trials not created yet: stopped before its end
     (exp / "search.json").write_text(json.dumps(record))
     registry = tmp_path / "reg"
-    with pytest.raises(ValueError, match=r"has 2 trial\(s\) not ended .* --allow-unfinished"):
+    # Counted as the report counts them: none running, 2 planned and never created (the
+    # message said "2 not ended (running, or stopped" of trials that never started).
+    with pytest.raises(ValueError, match=r"has not ended: 0 trial\(s\) running or stopped and 2 not started yet "
+                                         r".* --allow-unfinished"):
         promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0)
     assert not registry.exists()
     done = promote(finished_search.name, str(registry), storage=str(storage), min_entity_ratio=0.0,
                    allow_unfinished=True)
-    assert _verified(registry, done.version)["search_unfinished_trials"] == 2
+    published = _verified(registry, done.version)
+    assert published["search_unfinished_trials"] == 2 and published["search_trials_not_started"] == 2
 
 
 @pytest.mark.parametrize("damage", ["tokenizer cut", "tokenizer gone", "weights cut"])
