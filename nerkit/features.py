@@ -16,7 +16,7 @@ from nerkit.alignment import AlignedSplit, align_records, load_tokenizer
 from nerkit.data import DataConfig, NerDataset, load_dataset
 from nerkit.labels import LabelMap
 from nerkit.model import DEFAULT_MAX_LENGTH, check_max_length, model_config, resolve_model
-from nerkit.stats import types_without_tokens
+from nerkit.stats import look_alike_note, look_alike_types, type_tokens, types_without_tokens
 from nerkit.weights import count_labels
 
 logger = logging.getLogger(__name__)
@@ -98,5 +98,14 @@ def prepare_loaded(
     if unseen:
         logger.warning("entity types with no training tokens (the model cannot learn them, and dev/test F1 "
                        "still scores them): %s", unseen)
+    # A misspelt tag (B-per beside B-PER) only the doctor named: training learnt it as a type.
+    counts = {name: dict(zip(lm.labels, count_labels(split.labels, len(lm))))
+              for name, split in (("train", prepared.train), ("dev", prepared.dev), ("test", prepared.test))
+              if split is not None}
+    typos = look_alike_types(counts, lm)
+    if typos:
+        totals = {t: sum(type_tokens(c).get(t, 0) for c in counts.values()) for t in typos}
+        records = [*dataset.train, *dataset.dev, *dataset.test]
+        logger.warning("%s (check the data with `nerkit doctor`)", look_alike_note(typos, totals, records))
     _CACHE[key] = prepared
     return prepared

@@ -136,6 +136,19 @@ def look_alike_types(counts_by_split: Mapping[str, Mapping[str, int]], label_map
     return out
 
 
+def look_alike_note(typos: Mapping[str, str], totals: Mapping[str, int], records: Sequence[Record]) -> str:
+    """The doctor's and training's one sentence on :func:`look_alike_types`' finds, each
+    with its token count and where it is first used (``file:line``), so it can be found."""
+    first: dict[str, str] = {}
+    for record in records:
+        for tag in record.tags:
+            if tag != OUTSIDE and tag[2:] in typos and tag[2:] not in first:
+                first[tag[2:]] = f"{record.source}:{record.line}"
+    return ("entity types that look like a misspelt tag (a type of its own for the model to learn): "
+            + "; ".join(f"{t} ({totals.get(t, 0)} token(s), first at {first.get(t, '?')}): did you mean {m}?"
+                        for t, m in typos.items()))
+
+
 def format_label_table(stats: LabelStats) -> str:
     """A plain-text table: label, count and % per label, then the summary figures."""
     width = max([len("label"), *(len(label) for label in stats.counts)])

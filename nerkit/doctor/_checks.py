@@ -9,7 +9,8 @@ from nerkit.data import SPLITS, NerDataset
 from nerkit.doctor._report import DoctorReport
 from nerkit.labels import labels_from_config
 from nerkit.model import subword_limit
-from nerkit.stats import format_label_table, label_stats, look_alike_types, type_tokens, types_without_tokens
+from nerkit.stats import (format_label_table, label_stats, look_alike_note, look_alike_types, type_tokens,
+                          types_without_tokens)
 
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
 # Subwords shown per preview record: enough to see the alignment, short enough to read.
@@ -55,8 +56,8 @@ def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport)
     if typos:
         status = "warn"
         total = {t: sum(split.get(t, 0) for split in tokens.values()) for t in typos}
-        detail += ("\n\nentity types that look like a misspelt tag (a type of its own for the model to learn): "
-                   + "; ".join(f"{t} ({total[t]} token(s)): did you mean {m}?" for t, m in typos.items()))
+        records = [r for name in SPLITS for r in dataset.split(name)]
+        detail += "\n\n" + look_alike_note(typos, total, records)
     scored = [n for n in ("dev", "test") if n in stats]
     only_train = [t for t in dataset.label_map.types if tokens["train"].get(t)
                   and scored and not any(tokens[n].get(t) for n in scored)]

@@ -272,7 +272,8 @@ def test_a_misspelt_type_and_a_type_only_in_train_are_named(good_dir):
     write(good_dir / "train.jsonl", [*GOOD, typo])
     check = status(run_doctor(str(good_dir)), "label distribution")
     assert check.status == "warn"
-    assert "FOD (1 token(s)): did you mean FOOD?" in check.detail
+    # With where it is first used, so it can be found in a real file.
+    assert f"FOD (1 token(s), first at {good_dir / 'train.jsonl'}:4): did you mean FOOD?" in check.detail
     assert "entity types only in train (no dev or test token scores them): ['FOD']" in check.detail
     write(good_dir / "train.jsonl", GOOD)
     assert status(run_doctor(str(good_dir)), "label distribution").status == "ok"

@@ -33,3 +33,17 @@ def test_an_entity_type_only_dev_has_is_warned_about(tiny_model_dir, tmp_path, c
         prepare_data(DataConfig(path=str(tmp_path)), str(tiny_model_dir))
     assert "entity types with no training tokens (the model cannot learn them" in caplog.text
     assert "['LOC']" in caplog.text
+
+
+def test_a_tag_spelt_like_another_is_warned_about_with_where_it_is(tiny_model_dir, tmp_path, caplog):
+    # B-per beside B-PER: only the doctor said so (and not where); `nerkit train` trained
+    # `per` as a type of its own without a word.
+    rows = {"train": [(["ravi", "aaya"], ["B-PER", "O"])] * 4 + [(["sita", "gayi"], ["B-per", "O"])],
+            "dev": [(["ravi", "gaya"], ["B-PER", "O"])]}
+    for split, records in rows.items():
+        (tmp_path / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"tokens": t, "tags": g}) + "\n" for t, g in records), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="nerkit.features"):
+        prepare_data(DataConfig(path=str(tmp_path)), str(tiny_model_dir))
+    assert (f"look like a misspelt tag (a type of its own for the model to learn): per (1 token(s), first at "
+            f"{tmp_path / 'train.jsonl'}:5): did you mean PER?") in caplog.text
