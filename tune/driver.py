@@ -161,8 +161,8 @@ def _already_there(settings: SearchSettings, exp: str) -> str:
 
     try:
         left = sum(unfinished(collect(exp)).values())
-    except (ValueError, OSError):
-        left = None  # not readable as a search with trials: resume says why, or starts it
+    except Exception:  # noqa: BLE001 - it only picks this message's words; resume says what is wrong
+        left = None  # not readable as a search with trials (an old or edited record)
     if left == 0:
         return (f"search {settings.name!r} already exists at {exp} and has ended (every trial did); read it with "
                 f"`nerkit trials {settings.name} --storage {settings.storage_root}`, or pick another --name for a "

@@ -26,6 +26,24 @@ from tune.settings import is_remote
 
 LOCK_FILE = ".driver.lock"
 _ATTEMPTS = 10
+#: How long a driver tries for the lock before it takes it as another driver's: a reader's
+#: probe (running_driver) holds a shared lock for microseconds, a driver for the search.
+_PROBE_WAIT_S, _PROBE_TRIES = 0.01, 50
+
+
+def _lock_exclusive(f) -> bool:
+    """Take ``f``'s exclusive lock, waiting out a reader's momentary probe; False when
+    another process keeps it (a driver)."""
+    import fcntl
+
+    for attempt in range(_PROBE_TRIES):
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt < _PROBE_TRIES - 1:
+                time.sleep(_PROBE_WAIT_S)
+    return False
 
 
 @contextlib.contextmanager
@@ -50,9 +68,7 @@ def driver_lock(experiment: str, name: str, create: bool = True) -> Iterator[Non
     for _ in range(_ATTEMPTS):
         Path(experiment).mkdir(parents=True, exist_ok=True)
         f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the search ends
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock_exclusive(f):
             f.seek(0)
             holder = f.read().strip() or "a process that has not written its name yet"
             f.close()

@@ -160,7 +160,9 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
     key = ("params", name)
     if name not in _TRAIN_FIELDS or name in RESERVED | GUARDED:
         allowed = sorted(_TRAIN_FIELDS - RESERVED - DATA_SHAPING - GUARDED)
-        close = difflib.get_close_matches(name, allowed, n=1)
+        # Only for a name that is no setting: a reserved one is spelt right, and its look-alike
+        # (max_length: max_weight) is another setting.
+        close = difflib.get_close_matches(name, allowed, n=1) if name not in _TRAIN_FIELDS else []
         raise err(key, f"unknown or reserved training setting {name!r}",
                   (f"did you mean {close[0]!r}? " if close else "") + f"use one of {allowed}")
     if name in DATA_SHAPING:
@@ -194,7 +196,8 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
             raise err(key, f"empty range: low={low} is not below high={high}", "make low < high")
         if kind == "loguniform" and low <= 0:
             raise err(key + ("low",), f"low is {low}, but a loguniform range must be > 0",
-                      f"start it above 0 (e.g. {high / 1000:g}), or use type: uniform to include {low}")
+                      (f"start it above 0 (e.g. {high / 1000:g}), or " if high > 0 else "")
+                      + f"use type: uniform to include {low}")
         if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
             raise err(key, f"int bounds must be integers, got low={low}, high={high}")
         step = spec.get("step")
@@ -221,8 +224,12 @@ def _parse_param(name: str, spec: Any, err: SpaceErrors) -> Param:
             raise err(key + ("values",), f"values {values} has duplicates")
         if len(values) == 1:
             # Nothing to draw: the search's summary and tables would call it searched.
+            flow = ", ".join(f"{k}: [{', '.join(map(str, v))}]" if isinstance(v, list) else f"{k}: {v}"
+                             for k, v in raw_when.items())  # as YAML writes it, not as Python does
+            fixed = (f"{name}: {{type: fixed, value: {values[0]}, when: {{{flow}}}}}" if raw_when
+                     else f"{name}: {values[0]}")
             raise err(key + ("values",), f"values {values} has one value, so {name} is not searched",
-                      f"write `{name}: {values[0]}` (one value for every trial), or give more values")
+                      f"write `{fixed}` (one value for the trials it applies to), or give more values")
         for v in values:
             _check_sign(name, v, key + ("values",), err)
         return Param(name, kind, values=tuple(values), when=when)

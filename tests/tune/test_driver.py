@@ -229,3 +229,49 @@ def test_a_search_whose_driver_has_not_written_its_settings_yet_is_starting_not_
             read_settings(exp)
     with pytest.raises(ValueError, match="no search.json, so this is not a nerkit search"):
         read_settings(exp)
+
+
+def test_a_reader_probing_the_lock_does_not_make_a_starting_driver_refuse(tmp_path):
+    # `nerkit trials` asks who holds a starting search (a shared lock for a moment); a driver
+    # taking its lock in that moment refused to start, as if another driver ran the search.
+    import fcntl
+    import threading
+
+    from tune.driver_lock import LOCK_FILE, driver_lock
+
+    exp = tmp_path / "s"
+    exp.mkdir()
+    (exp / LOCK_FILE).write_text("")
+    held, release = threading.Event(), threading.Event()
+
+    def probe():
+        with open(exp / LOCK_FILE, encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            held.set()
+            release.wait(0.1)  # a slow probe (NFS): 0.1 s
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+    reader = threading.Thread(target=probe)
+    reader.start()
+    held.wait(5)
+    try:
+        with driver_lock(str(exp), "s"):
+            assert "pid" in (exp / LOCK_FILE).read_text()
+    finally:
+        release.set()
+        reader.join()
+
+
+def test_a_new_search_under_a_name_whose_record_is_unreadable_is_still_refused_in_one_line(tmp_path):
+    # Telling an ended search from one to resume reads its tables; a record they cannot
+    # interpret (older, or edited by hand) turned the refusal into a KeyError traceback.
+    import json
+
+    from tune.driver import run_search
+    from tune.settings import SearchSettings
+    from tune.space import DEFAULT_SPACE
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "search.json").write_text(json.dumps({"settings": {"trials": 4}, "space": {"params": []}}))
+    with pytest.raises(ValueError, match=r"search 's' already exists at .*; continue it with `nerkit search --resume s"):
+        run_search(SearchSettings(name="s", space=str(DEFAULT_SPACE), storage=str(tmp_path)))

@@ -175,6 +175,13 @@ def test_a_loguniform_range_from_zero_is_refused_at_load(tmp_path):
         # One value: nothing to draw, and the summary called it searched.
         ("params:\n  o_weight: {type: choice, values: [0.5]}\n", 2, "has one value, so o_weight is not searched"),
         ("params:\n  learnig_rate: {type: loguniform, low: 1.0e-5, high: 1.0e-3}\n", 2, "did you mean 'learning_rate'"),
+        # A reserved setting is spelt right: no look-alike (max_weight) is offered for it.
+        ("params:\n  max_length: {type: choice, values: [128, 256]}\n", 2, "'max_length'. Fix: use one of"),
+        # The fix keeps the condition: `gamma: 2.0` would apply it to every trial.
+        ("params:\n  loss: {type: choice, values: [ce, focal]}\n  gamma: {type: choice, values: [2.0], when: {loss: focal}}\n",
+         3, "write `gamma: {type: fixed, value: 2.0, when: {loss: focal}}`"),
+        # No positive example to give below a high of 0.
+        ("params:\n  o_weight: {type: loguniform, low: -1, high: 0}\n", 2, "must be > 0. Fix: use type: uniform"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\nbaselines:\n  - name: b\n    params: {o_weight: 0.9}\n", 5, "outside the searched range"),
         ("params:\n  o_weight: {type: uniform, low: 0.1, high: 0.5}\ncollapse_guard:\n  min_rise: 1.5\n", 4, "min_rise is 1.5"),
         # Every value a trial can get is checked here, at the file and line, before Ray
