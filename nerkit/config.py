@@ -9,6 +9,7 @@ applied through :meth:`TrainConfig.with_overrides`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -168,6 +169,7 @@ class TrainConfig:
         return dataclasses.replace(self, **overrides)
 
 
+@functools.lru_cache(maxsize=None)  # per class: every TrainConfig made (with_overrides too) asks
 def field_kinds(cls) -> tuple[dict[str, str], frozenset[str]]:
     """Each scalar field's type from its annotation ("float | None" → "float", optional),
     so the checks cannot drift from the fields; for any dataclass of settings."""

@@ -246,7 +246,9 @@ def promote(
         else:
             row = ranked[0]
             model_dir = local_checkpoint(row, exp, work)
-            dev = _read_metrics(model_dir)
+        recorded = _read_metrics(model_dir)  # class weights and versions; a checkpoint's evaluation too
+        if confirm_seeds == 0:
+            dev = recorded
         config = row_config(row)
         if confirm_seeds > 0:
             config = config.with_overrides(seed=conf.run.seed, num_threads=None)  # as confirm_with_seeds ran it
@@ -254,7 +256,7 @@ def promote(
                   else f"the re-trained model of trial {row['trial_id']}")
         test, prepared = evaluate_test(model_dir, config, source)
         _check_gates(test, min_f1, min_entity_ratio, f"trial {row['trial_id']} of {name}")
-        trained = _training_record(_read_metrics(model_dir), config, prepared, tables.record)
+        trained = _training_record(recorded, config, prepared, tables.record)
         manifest = {
             "format": 1,
             "model_name": model_name,
