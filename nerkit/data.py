@@ -32,6 +32,9 @@ from nerkit.records import Record
 
 
 # File stems (or DatasetDict split names) accepted for each split, in preference order.
+#: How to give data a test split (promotion scores on it, and refuses without one): the doctor,
+#: the search's warning and promote's refusal say it in these words.
+TEST_SPLIT_FIX = "give --test FILE, or a test file (test.jsonl, test.conll, ...) beside train in the --data directory"
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid"), "test": ("test",)}
 _SUFFIXES = JSONL_SUFFIXES + CONLL_SUFFIXES + PARQUET_SUFFIXES
 

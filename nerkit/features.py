@@ -99,9 +99,9 @@ def prepare_loaded(
         logger.warning("entity types with no training tokens (the model cannot learn them, and dev/test F1 "
                        "still scores them): %s", unseen)
     # A misspelt tag (B-per beside B-PER) only the doctor named: training learnt it as a type.
-    counts = {name: dict(zip(lm.labels, count_labels(split.labels, len(lm))))
-              for name, split in (("train", prepared.train), ("dev", prepared.dev), ("test", prepared.test))
-              if split is not None}
+    counts = {"train": dict(zip(lm.labels, prepared.train_counts)),
+              **{name: dict(zip(lm.labels, count_labels(split.labels, len(lm))))
+                 for name, split in (("dev", prepared.dev), ("test", prepared.test)) if split is not None}}
     typos = look_alike_types(counts, lm)
     if typos:
         totals = {t: sum(type_tokens(c).get(t, 0) for c in counts.values()) for t in typos}

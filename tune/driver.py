@@ -22,7 +22,7 @@ from typing import Any
 
 from nerkit.alignment import check_tokenizer_source
 from nerkit.config import TrainConfig
-from nerkit.data import NerDataset, load_dataset
+from nerkit.data import TEST_SPLIT_FIX, NerDataset, load_dataset
 from nerkit.features import PreparedData, prepare_loaded
 from nerkit.model import resolve_model
 from tune.cluster_checks import (check_storage_on_every_node, default_concurrency, warn_if_autoscaling_would_starve,
@@ -176,8 +176,8 @@ def _warn_if_no_test_split(dataset: NerDataset) -> None:
     split no model of this search can be promoted (tune.scoring.evaluate_test)."""
     if not dataset.split("test"):
         logger.warning("the data has no test split, so `nerkit promote` will refuse every model of this search (it "
-                       "scores the chosen one on test before publishing); to promote from it, stop now and give "
-                       "--test FILE, or a test file (test.jsonl, test.conll, ...) beside train in the --data directory")
+                       "scores the chosen one on test before publishing); to promote from it, stop now and %s",
+                       TEST_SPLIT_FIX)
 
 
 def _tokenise_while(start_ray: Callable[[], None], dataset: NerDataset, base: TrainConfig) -> PreparedData:

@@ -29,6 +29,8 @@ _ATTEMPTS = 10
 #: How long a driver tries for the lock before it takes it as another driver's: a reader's
 #: probe (running_driver) holds a shared lock for microseconds, a driver for the search.
 _PROBE_WAIT_S, _PROBE_TRIES = 0.01, 50
+#: A holder between taking the lock and writing its name into the file.
+_UNNAMED = "a process that has not written its name yet"
 
 
 def _lock_exclusive(f) -> bool:
@@ -70,7 +72,7 @@ def driver_lock(experiment: str, name: str, create: bool = True) -> Iterator[Non
         f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open until the search ends
         if not _lock_exclusive(f):
             f.seek(0)
-            holder = f.read().strip() or "a process that has not written its name yet"
+            holder = f.read().strip() or _UNNAMED
             f.close()
             raise ValueError(f"search {name!r} at {experiment} is being run by another driver ({holder}); "
                              "wait for it to end, or stop it (Ctrl-C, or SIGTERM to that process) and then "
@@ -113,6 +115,6 @@ def running_driver(experiment: str) -> str | None:
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return f.read().strip() or "a process that has not written its name yet"
+            return f.read().strip() or _UNNAMED
         fcntl.flock(f, fcntl.LOCK_UN)
         return None

@@ -86,6 +86,7 @@ def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dic
     from transformers import AutoModelForTokenClassification
 
     from nerkit.alignment import load_tokenizer
+    from nerkit.data import TEST_SPLIT_FIX
     from nerkit.device import resolve_device
     from nerkit.evaluate import evaluate_split
     from nerkit.features import prepare_data
@@ -117,8 +118,7 @@ def evaluate_test(model_dir: Path, config, name: str | None = None) -> tuple[dic
                             config.label_all_subwords)
     if prepared.test is None or not prepared.test.input_ids:
         raise PromotionRefused("the data has no test split, so the model cannot be checked before "
-                               "promotion; search again with one: --test FILE, or a test file (test.jsonl, "
-                               "test.conll, ...) beside train in the --data directory")
+                               f"promotion; search again with one: {TEST_SPLIT_FIX}")
     labels = labels_from_config(model.config, str(model_dir))
     if labels != list(prepared.label_map.labels):
         raise ValueError(f"{model_dir} predicts labels {labels}, but the data has "

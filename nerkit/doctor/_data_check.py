@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from nerkit.data import SPLITS, DataConfig, NerDataset, TooFewRecordsError, load_dataset
+from nerkit.data import SPLITS, TEST_SPLIT_FIX, DataConfig, NerDataset, TooFewRecordsError, load_dataset
 from nerkit.doctor._report import DoctorReport
 from nerkit.readers import detect_format
 
@@ -83,11 +83,11 @@ def _loaded(cfg: DataConfig, dataset: NerDataset, report: DoctorReport) -> NerDa
             f"\n{dataset.report.repaired} record(s) repaired, {dataset.report.skipped} skipped "
             f"(on_invalid={cfg.on_invalid!r}):\n  " + _listing(reasons)
         )
-    if not dataset.split("test"):
+    no_test = not dataset.split("test")
+    if no_test:
         # Promotion scores a search's chosen model on test first, and refuses without one.
-        detail += ("\nno test split: `nerkit promote` will refuse a search on this data; give --test FILE, or a "
-                   "test file (test.jsonl, test.conll, ...) beside train in the data directory")
-    status = "warn" if changed or not dataset.split("test") else "ok"
+        detail += f"\nno test split: `nerkit promote` will refuse a search on this data; {TEST_SPLIT_FIX}"
+    status = "warn" if changed or no_test else "ok"
     report.add("data", status, detail, formats=formats, **dataset.report.to_dict())
     return dataset
 

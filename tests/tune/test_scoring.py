@@ -55,3 +55,22 @@ def test_a_checkpoint_is_scored_with_its_own_tokenizer_when_the_base_model_is_go
     # The same scores as with the base model there, on the same data.
     assert metrics == with_base and list(prepared.label_map.labels) == labels
     assert metrics["gold_entity_ratio"] > 0 and 0 < metrics["entity_pred_ratio"] < 1  # a random model tags some
+
+
+def test_data_without_a_test_split_is_refused_with_how_to_give_one(tiny_model_dir, small_data_dir, tmp_path):
+    # Promotion scores on test: without a split it refuses, saying how to add one (in the
+    # words the doctor and the search's warning use), not only that it is missing.
+    import shutil
+
+    from nerkit.config import TrainConfig
+    from nerkit.data import TEST_SPLIT_FIX, DataConfig
+    from tune.scoring import PromotionRefused, evaluate_test
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data_dir, data)
+    for f in data.glob("test.*"):
+        f.unlink()
+    cfg = TrainConfig(model=str(tiny_model_dir), data=DataConfig(path=str(data)), device="cpu")
+    with pytest.raises(PromotionRefused, match="the data has no test split") as info:
+        evaluate_test(tiny_model_dir, cfg, "trial t's checkpoint")
+    assert TEST_SPLIT_FIX in str(info.value)
