@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
+
+#: Manifests from before example_input was recorded: a placeholder, not the bundled
+#: corpus's Hinglish, which means nothing for a model trained on other data.
+PLACEHOLDER_INPUT = "a sentence to tag"
+
+
+def try_command(manifest: dict[str, Any], model_dir: str) -> str:
+    """``nerkit predict`` on the model's own example sentence, quoted for a POSIX shell."""
+    text = manifest.get("example_input") or PLACEHOLDER_INPUT
+    return f"nerkit predict --model {shlex.quote(model_dir)} {shlex.quote(text)}"
 
 
 def _f(value: Any) -> str:
@@ -106,7 +117,7 @@ Promotion gates: test F1 ≥ {manifest['gates']['min_f1']}, test entity_pred_rat
 
 ```
 nerkit pull {registry_uri}@v{version} --to ./model
-nerkit predict --model ./model "tushar se 2 misal pav mangwao"
+{try_command(manifest, "./model")}
 ```
 
 ```python

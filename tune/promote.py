@@ -146,6 +146,19 @@ def _training_record(metrics: dict[str, Any], config, prepared, record: dict[str
             "training_record_from": "search.json and the config (a checkpoint from before nerkit recorded them)"}
 
 
+def example_input(records) -> str | None:
+    """A sentence from the test split for the card's and pull's "try it" command: the
+    shortest of the first 50 records that hold an entity (so trying it shows one), as the
+    source wrote it where it had text, else its words joined by spaces. None without a
+    test record; the bundled corpus's Hinglish would mean nothing on a user's own data."""
+    with_entity = [r for r in records[:50] if r.has_entities] or list(records[:50])
+    if not with_entity:
+        return None
+    record = min(with_entity, key=lambda r: len(r.tokens))
+    # A line break in the text would end the shell command it is pasted into.
+    return " ".join((record.text or " ".join(record.tokens)).split())
+
+
 def _check_gates(test: dict[str, Any], min_f1: float, min_entity_ratio: float, who: str) -> None:
     # The collapse gate refuses a model that is no use at finding entities: one that
     # predicts almost only 'O', or one whose entities are all wrong (F1 0 whatever
@@ -275,6 +288,7 @@ def promote(
             "per_type": test["per_type"],
             "data_fingerprint": prepared.fingerprint,
             "label_map": {"labels": list(prepared.label_map.labels)},
+            "example_input": example_input(prepared.dataset.test),  # the card's and pull's "try it"
             "gates": {"min_f1": min_f1, "min_entity_ratio": min_entity_ratio},
             # The test scores above are fp32 (no autocast), as `nerkit predict` runs the
             # model; the trials' dev scores ran in their compute_precision (the row's).

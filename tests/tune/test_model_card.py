@@ -76,3 +76,15 @@ def test_the_card_says_what_the_model_trained_with_and_what_promoted_it():
     card = " ".join(render_card(manifest, 1, "reg/ner").split())
     assert "Trained with**: torch 2.13.0" in card and "with torch 2.14.0" in card
     assert "Trained with**: not recorded" in " ".join(render_card(_manifest(), 1, "reg/ner").split())
+
+
+def test_the_card_tries_the_model_on_its_own_example_sentence_quoted_for_the_shell():
+    # The card once showed the bundled corpus's Hinglish for every model.
+    import shlex
+
+    card = render_card({**_manifest(), "example_input": "it's Paris"}, 1, "reg/ner")
+    (line,) = [ln for ln in card.splitlines() if ln.startswith("nerkit predict")]
+    assert shlex.split(line) == ["nerkit", "predict", "--model", "./model", "it's Paris"]
+    # A manifest from before example_input: a placeholder, not another corpus's sentence.
+    old = render_card(_manifest(), 1, "reg/ner")
+    assert "'a sentence to tag'" in old and "mangwao" not in old

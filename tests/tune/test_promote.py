@@ -610,3 +610,17 @@ def test_the_manifest_says_what_the_checkpoint_trained_with_not_what_promotes_it
     assert old["class_weights"] == pytest.approx(metrics["class_weights"], rel=1e-6)
     card = " ".join((tmp_path / "reg2" / "ner" / f"v{again.version}" / "MODEL_CARD.md").read_text().split())
     assert "torch 0.0-search (as the search started" in card
+
+
+def test_the_example_input_is_a_short_test_sentence_holding_an_entity():
+    # The card's and pull's "try it" sentence: one that shows an entity, as its source wrote it.
+    from nerkit.records import Record
+    from tune.promote import example_input
+
+    plain = Record(tokens=("hello",), tags=("O",))
+    long_one = Record(tokens=("a", "b", "Paris"), tags=("O", "O", "B-LOC"))
+    short_one = Record(tokens=("to", "Rome"), tags=("O", "B-LOC"), text="to\nRome", offsets=((0, 2), (3, 7)))
+    assert example_input((plain, long_one, short_one)) == "to Rome"  # a line break would end the command
+    assert example_input((plain, long_one)) == "a b Paris"
+    assert example_input((plain,)) == "hello"
+    assert example_input(()) is None

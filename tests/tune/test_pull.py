@@ -266,3 +266,23 @@ def test_force_keeps_the_old_directory_when_the_final_rename_fails(promoted, tmp
         pull(f"{registry}/ner@v1", dest, force=True)
     assert (dest / "old.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_pull_prints_a_try_it_command_on_a_sentence_of_the_models_own_test_split(promoted, tmp_path):
+    # The hint once tagged the bundled corpus's Hinglish whatever the model was trained on.
+    # Now it is a test sentence holding an entity, quoted for the shell, and it runs as printed.
+    import shlex
+
+    from nerkit.cli import build_app
+
+    registry, _ = promoted
+    dest = tmp_path / "my model"  # a space: the printed command must quote it
+    res = CliRunner().invoke(build_app(), ["pull", f"{registry}/ner", "--to", str(dest)])
+    assert res.exit_code == 0, res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("try it: ")]
+    argv = shlex.split(line.removeprefix("try it: "))
+    assert argv[:3] == ["nerkit", "predict", "--model"] and argv[3] == str(dest)
+    assert argv[4] in _sentences(50)
+    tagged = CliRunner().invoke(build_app(), argv[1:] + ["--json"])
+    assert tagged.exit_code == 0, tagged.output
+    assert json.loads(tagged.output.splitlines()[0])["text"] == argv[4]

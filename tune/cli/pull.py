@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
 
         from rich.markup import escape
 
+        from tune.model_card import try_command
         from tune.pull import PullError, pull
 
         try:
@@ -35,9 +36,9 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold red]verification failed:[/] {escape(str(exc))}", highlight=False,
                               soft_wrap=True)
             raise typer.Exit(3) from None
-        version = json.loads((dest / MANIFEST_FILE).read_text(encoding="utf-8")).get("version")
+        manifest = json.loads((dest / MANIFEST_FILE).read_text(encoding="utf-8"))
+        version = manifest.get("version")
         # markup=False: paths are text, not rich markup.
         console.print(f"pulled {ref} (version {version}) into {dest} (all files verified)", highlight=False,
                       markup=False)
-        console.print(f"try it: nerkit predict --model {dest} \"tushar se 2 misal pav mangwao\"", highlight=False,
-                      markup=False)
+        console.print(f"try it: {try_command(manifest, str(dest))}", highlight=False, markup=False)
