@@ -52,12 +52,10 @@ def build_train_config(
     try:
         config = base.with_overrides(**given)
     except ValueError as exc:
-        message = as_flag(str(exc), [k for k in given if k != "data"])
         # An option at odds with a setting of the file (--eval-every-steps against its
         # evals_per_epoch): say where that setting is.
-        named = dict.fromkeys(_NAMED_SETTING.findall(message))
-        where = [f"{k} is set at {config_file}:{lines[(k,)]}" for k in named if (k,) in lines and k not in given]
-        raise ValueError(message + (f" ({'; '.join(where)})" if where else "")) from None
+        message = as_flag(str(exc), [k for k in given if k != "data"])
+        raise ValueError(_where_set(message, config_file, lines, given)) from None
     # The config is saved with the model and re-run from elsewhere: no relative paths.
     return config.with_overrides(model=local_absolute(config.model), data=config.data.with_absolute_paths())
 
@@ -68,6 +66,26 @@ FLAGS = {"num_threads": "--threads", "early_stopping_patience": "--early-stoppin
 
 #: A setting as messages name it: ``epochs is -1, ...``, ``max_weight=3 and ...``.
 _NAMED_SETTING = re.compile(r"(\w+)(?: is |=)")
+
+
+def _where_set(message: str, config_file: Path | None, lines: dict[tuple, int], given) -> str:
+    """``message`` with the file and line of each setting it names that the file set and
+    no option overrode."""
+    named = dict.fromkeys(_NAMED_SETTING.findall(message))
+    where = [f"{k} is set at {config_file}:{lines[(k,)]}" for k in named if (k,) in lines and k not in given]
+    return message + (f" ({'; '.join(where)})" if where else "")
+
+
+def located(message: str, config_file: Path | None, given: dict[str, Any]) -> str:
+    """An error raised once training started (a check that needs the model: max_length
+    against its position embeddings) about a setting of ``config_file``, with the file and
+    line of that setting: its fix says which option to give, not where the value came from.
+
+    ``given``: the options given (None: not given), which override the file's settings."""
+    if config_file is None:
+        return message
+    _, lines = load_yaml_mapping(config_file)
+    return _where_set(message, config_file, lines, {k for k, v in given.items() if v is not None})
 
 
 def as_flag(message: str, fields: list[str]) -> str:

@@ -11,7 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nerkit.cli import console, err_console
 from nerkit.cli.options import (DataOption, DevFileOption, FormatOption, LabelNamesOption, OnInvalidOption,
-                                SplitSeedOption, TestFileOption, TrainFileOption, build_train_config, data_options)
+                                SplitSeedOption, TestFileOption, TrainFileOption, build_train_config, data_options,
+                                located)
 
 #: Evaluations in a row with entity_pred_ratio under collapse_eps before warning.
 COLLAPSE_WARN_EVALS = 2
@@ -126,7 +127,10 @@ def register(app: typer.Typer) -> None:
                         f"[yellow]warning:[/] entity_pred_ratio has stayed under {cfg.collapse_eps} for "
                         f"{run} evaluations: the model predicts 'O' almost everywhere{trend}", soft_wrap=True)
 
-            result = train(cfg, report=report, on_step=on_step, output_dir=output_dir, evaluate_test=True)
+            try:
+                result = train(cfg, report=report, on_step=on_step, output_dir=output_dir, evaluate_test=True)
+            except ValueError as exc:
+                raise ValueError(located(str(exc), config_file, overrides)) from exc
         summary = {"status": result.status, "output_dir": str(result.output_dir),
                    "entity_o_ratio": result.entity_o_ratio, "compute_precision": result.compute_precision,
                    "best": result.best, "test": result.test, "data_report": result.data_report}

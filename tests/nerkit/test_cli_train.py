@@ -128,6 +128,22 @@ def test_bad_loss_is_a_value_error_naming_it(tmp_path):
     assert "'hinge'" in str(result.exception) and "focal" in str(result.exception)
 
 
+def test_a_config_file_value_refused_once_the_model_is_known_names_its_file_and_line(
+        tiny_model_dir, small_data_dir, tmp_path):
+    # max_length is checked against the model's position embeddings (128 for the tiny
+    # model) when it loads; the fix named --max-length only, not the file that set it.
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 1\nmax_length: 200\n")
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--config", str(config))
+    message = str(result.exception)
+    assert isinstance(result.exception, ValueError) and "max_length is 200" in message
+    assert message.endswith(f"(max_length is set at {config}:2)")
+    # Given as an option, the file's line is not where the value came from.
+    result = _train(tiny_model_dir, small_data_dir, tmp_path / "model", "--config", str(config),
+                    "--max-length", "300")
+    assert "max_length is 300" in str(result.exception) and str(config) not in str(result.exception)
+
+
 def test_main_maps_value_error_to_exit_2(tmp_path):
     # The installed entry point turns the ValueError into exit code 2 and one error line.
     proc = subprocess.run([sys.executable, "-c", MAIN, "train", "--loss", "hinge", "--output-dir", str(tmp_path)],
