@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nerkit.errors import DataError
+from nerkit.hub import load_options
 from nerkit.labels import LabelMap
 from nerkit.model import DEFAULT_MAX_LENGTH, TOKENIZER_FILES, cannot_load, check_max_length, check_model_dir
 from nerkit.records import Record
@@ -57,7 +58,7 @@ def load_tokenizer(name_or_path: str | os.PathLike):
     name_or_path = str(name_or_path)  # a Path works as well as its string
     check_tokenizer_source(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, **load_options(name_or_path))
     except Exception as exc:  # noqa: BLE001 - missing files, and damaged ones (a cut tokenizer.json, tokenizers' errors)
         raise cannot_load(name_or_path, exc) from exc
     if len(tokenizer) < _MIN_VOCAB:
@@ -73,7 +74,8 @@ def load_tokenizer(name_or_path: str | os.PathLike):
             "Use a model that ships tokenizer.json, or convert and save the tokenizer as fast"
         )
     if _needs_prefix_space(tokenizer) and not getattr(tokenizer, "add_prefix_space", False):
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, add_prefix_space=True)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True, add_prefix_space=True,
+                                                  **load_options(name_or_path))
         _apply_prefix_space(tokenizer)
     return tokenizer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
+from nerkit.hub import load_options
 from nerkit.labels import LabelMap, labels_from_config
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,10 @@ def resolve_model(name: str) -> str:
 def cannot_load(name: str, exc: BaseException) -> ValueError:
     """One clear error for a model or tokenizer that would not load (a missing or
     incomplete directory, a mistyped hub name, no network), naming what is allowed."""
-    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    from nerkit.hub import unreachable_note
+
+    why = (name != BUNDLED_MODEL and unreachable_note(name)) or (
+        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     return ValueError(
         f"could not load the model {name!r} ({why}); give a local model directory (with config.json "
         f"and a tokenizer), {BUNDLED_MODEL!r} (the offline default), or a Hugging Face hub name "
@@ -98,7 +102,7 @@ def model_config(path: str):
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(path)
+        return AutoConfig.from_pretrained(path, **load_options(path))
     except (OSError, ValueError):
         return None
 
@@ -125,9 +129,10 @@ def load_model(name: str, label_map: LabelMap):
     path = resolve_model(name)
     check_model_dir(path)
     try:
-        saved = AutoConfig.from_pretrained(path)
+        saved = AutoConfig.from_pretrained(path, **load_options(path))
         config = AutoConfig.from_pretrained(
             path,
+            **load_options(path),
             num_labels=len(label_map),
             id2label=label_map.id2label,
             label2id=label_map.label2id,
@@ -144,7 +149,7 @@ def load_model(name: str, label_map: LabelMap):
         # (no fp32 master weights: small AdamW updates round away; bf16 autocast on CPU
         # fails on it). Precision is autocast's job (nerkit.precision), not the weights'.
         model = AutoModelForTokenClassification.from_pretrained(
-            path, config=config, ignore_mismatched_sizes=True, dtype=torch.float32
+            path, config=config, ignore_mismatched_sizes=True, dtype=torch.float32, **load_options(path)
         )
     except Exception as exc:  # noqa: BLE001 - missing files, and damaged ones (safetensors' own error type)
         raise cannot_load(name, exc) from exc

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from nerkit.device import resolve_device
+from nerkit.hub import load_options, unreachable_note
 from nerkit.labels import labels_from_config
 from nerkit.model import TOKENIZER_FILES, check_model_dir, resolve_model, subword_limit
 from nerkit.text import split_words
@@ -140,14 +141,16 @@ class Predictor:
         try:
             # float32 as it was trained (nerkit.model.load_model), whatever dtype it was saved in.
             model = AutoModelForTokenClassification.from_pretrained(
-                str(path), use_safetensors=None if (bin_only or not local) else True, dtype=torch.float32)
+                str(path), use_safetensors=None if (bin_only or not local) else True, dtype=torch.float32,
+                **load_options(str(path)))
             tokenizer = load_tokenizer(str(path))
         except ValueError:
             raise
         except Exception as exc:  # noqa: BLE001 - damaged files, unknown hub names: one clear error
-            why = " ".join(str(exc).split()).rstrip(".")  # the hub's messages run over several lines
+            why = (None if local else unreachable_note(str(path))) or (
+                f"{type(exc).__name__}: " + " ".join(str(exc).split()).rstrip("."))  # the hub's run over lines
             where = "" if local else f" (no local directory {str(path)!r} either)"
-            raise ValueError(f"could not load the model {str(path)!r}{where}: {type(exc).__name__}: {why}. A damaged "
+            raise ValueError(f"could not load the model {str(path)!r}{where}: {why}. A damaged "
                              "directory: pull it again; a hub name: check it and the network") from None
         return cls(model, tokenizer, device=str(resolved), name=str(path))
 

@@ -7,6 +7,7 @@ import re
 from nerkit.alignment import IGNORE, AlignedSplit
 from nerkit.data import SPLITS, NerDataset
 from nerkit.doctor._report import DoctorReport
+from nerkit.hub import load_options, unreachable_note
 from nerkit.labels import labels_from_config
 from nerkit.model import subword_limit
 from nerkit.stats import (format_label_table, label_stats, look_alike_note, look_alike_types, type_tokens,
@@ -122,9 +123,10 @@ def check_model_labels(path: str, dataset: NerDataset, report: DoctorReport) -> 
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, **load_options(path))
     except (OSError, ValueError) as exc:
-        report.add("model labels", "fail", f"cannot read the config of {path!r}: {exc}")
+        why = unreachable_note(path) or " ".join(str(exc).split())  # the hub's messages run over several lines
+        report.add("model labels", "fail", f"cannot read the config of {path!r}: {why}")
         return
     try:
         model_labels = labels_from_config(config, repr(path))
