@@ -50,6 +50,7 @@ class Promotion:
     uri: str                    # <registry>/<model-name>/v<N>
     manifest: dict[str, Any]    # without "version"/"files" (see the published manifest.json)
     published: bool = True      # False: the newest version already held this model (see promote)
+    latest_before: int | None = None  # where `latest` pointed before this promote (None: nowhere)
 
 
 def ranking_column(metric: str, confirm_seeds: int) -> str:
@@ -229,6 +230,7 @@ def promote(
     if not 0 <= min_entity_ratio <= 1:
         raise ValueError(f"min_entity_ratio is {min_entity_ratio}, but must be in [0, 1]")
     target = Registry(registry, model_name)  # validates the name; writes nothing yet
+    target.check_publishable()  # before minutes of scoring, not after
     exp = experiment_path(name, storage)
     tables = collect(exp)
     left = trials_unfinished(tables)
@@ -307,12 +309,13 @@ def promote(
         with target.publishing():  # two pipeline runs at once: one publishes, one finds it held
             held = target.holds(hashes)
             if held is not None:
-                target.advance_latest(held)
+                before = target.advance_latest(held)
                 logger.info("trial %s of %s is already published as %s/v%d", row["trial_id"], name, target.uri,
                             held)
                 stored = target.manifest(held) or {}
                 kept = {k: v for k, v in stored.items() if k not in ("version", "files")}
-                return Promotion(held, f"{target.uri}/v{held}", kept, published=False)
+                return Promotion(held, f"{target.uri}/v{held}", kept, published=False, latest_before=before)
+            before = target.latest()
             number = target.publish(files, manifest, lambda n: render_card(manifest, n, target.uri))
     logger.info("promoted trial %s of %s as %s/v%d", row["trial_id"], name, target.uri, number)
-    return Promotion(number, f"{target.uri}/v{number}", manifest)
+    return Promotion(number, f"{target.uri}/v{number}", manifest, latest_before=before)

@@ -184,9 +184,15 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
         raise ValueError(f"{dest} exists and is not empty; pick another --to or pass --force to replace it")
     _check_replaceable(dest, reg)
     number = resolve(reg, spec)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.pull-{uuid.uuid4().hex}"
-    tmp.mkdir()
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        # Before any download: the destination is at fault (a file on its path, a
+        # directory not writable), not the registry or the network.
+        raise ValueError(f"--to {dest} cannot be written ({exc.strerror or exc}: {exc.filename}); the download "
+                         f"goes beside it, into {dest.parent}: pick a --to in a directory you can write") from None
     label = f"{reg.uri}/v{number}"
     try:
         _download_verified(reg, number, tmp, label)

@@ -57,6 +57,11 @@ class Registry:
             raise ValueError(f"registry is {uri!r}, which has a query ('?…'); give the registry without it and the "
                              "endpoint or region through the environment instead (AWS_ENDPOINT_URL, "
                              "AWS_DEFAULT_REGION for s3://), which pyarrow reads")
+        if not uri.strip().split("://", 1)[-1].strip("/"):
+            # An unset variable (`--registry "$REGISTRY"`, or "$REG/") would otherwise publish
+            # into the current directory.
+            raise ValueError(f"registry is {uri!r}, which names no directory; give the registry's directory or "
+                             "URI (a local path, s3://bucket/models, gs://bucket/models)")
         self.fs, root = filesystem(uri.rstrip("/"))
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         if self.local:
@@ -91,6 +96,33 @@ class Registry:
         """Whether the registry URI given is itself a model (it holds ``latest``): a
         reference that named the model twice."""
         return self.fs.get_file_info(f"{self.registry_root}/{LATEST}").type == pafs.FileType.File
+
+    def check_publishable(self) -> None:
+        """Refuse, before any work, a registry URI that publishing would write inside
+        something else: a file, a published version's directory (as promote prints it), or
+        a model's own directory (it holds ``latest``). Promote would otherwise publish
+        ``ner/v1/ner/v1``, which leaves v1 unpullable, or ``ner/ner/v1``, which never
+        becomes the model's latest.
+
+        Raises:
+            ValueError: naming the registry and the URI to give instead.
+        """
+        info = self.fs.get_file_info(self.registry_root)
+        given = self.uri.rsplit("/", 1)[0]
+        if info.type == pafs.FileType.File:
+            raise ValueError(f"registry is {given}, which is a file; give a directory (created if missing) or an "
+                             "object-store URI")
+        if info.type != pafs.FileType.Directory:
+            return
+        above, _, base = given.rpartition("/")
+        if _VERSION.match(base) and self.fs.get_file_info(f"{self.registry_root}/{MANIFEST}").type == \
+                pafs.FileType.File:
+            registry, _, model = above.rpartition("/")
+            raise ValueError(f"registry is {given}, which is a published version of model {model!r}; give the "
+                             f"registry it is in: --registry {registry} --model-name {model}")
+        if self.is_model_root():
+            raise ValueError(f"registry is {given}, which is itself a model (it holds {LATEST} and its versions); "
+                             f"give the registry it is in: --registry {above} --model-name {base}")
 
     def latest(self) -> int | None:
         """The version ``latest`` points to (``None`` before the first publish)."""
@@ -255,12 +287,13 @@ class Registry:
         self.fs.delete_dir(tmp)
         return True
 
-    def advance_latest(self, version: int) -> None:
-        """Point ``latest`` at ``version`` unless it already points at a newer one."""
+    def advance_latest(self, version: int) -> int | None:
+        """Point ``latest`` at ``version`` unless it already points at a newer one; returns
+        the version it pointed at before (None: none)."""
         with self._latest_lock():
             current = self.latest()
             if current is not None and current >= version:
-                return
+                return current
             tmp = f"{self.root}/.{LATEST}.tmp-{uuid.uuid4().hex}"
             try:
                 self._write(tmp, f"v{version}\n".encode())
@@ -277,6 +310,7 @@ class Registry:
                 with contextlib.suppress(OSError):
                     self.fs.delete_file(tmp)
                 raise
+        return current
 
     def publishing(self):
         """Hold the model name for one promote's "already published?" check and its

@@ -8,9 +8,11 @@ entry-point group, so this package never imports them by name.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import logging
+import signal
 import sys
 from importlib.metadata import entry_points
 
@@ -47,6 +49,23 @@ def build_app() -> typer.Typer:
     for ep in entry_points(group="nerkit.plugins"):
         ep.load()(app)
     return app
+
+
+@contextlib.contextmanager
+def exit_on_sigterm():
+    """SIGTERM (a CI job's time limit, ``kill``) ends the command as an exception in the
+    main thread, so its clean-up (``finally``, ``except BaseException``) runs: a killed
+    pull or promote then leaves no half-written download beside its destination, no
+    staged version in the registry, no temporary model. Python's default for SIGTERM is
+    to die at once, clean-up skipped. Exit status 143 (128 + 15), as the default."""
+    def _exit(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> None:

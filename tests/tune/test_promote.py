@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -176,8 +177,51 @@ def test_promoting_the_same_model_again_publishes_nothing_new(finished_search, t
     again = CliRunner().invoke(build_app(), args)
     assert again.exit_code == 0, again.output
     assert "already published" in again.output and f"{registry}/ner/v1 " in again.output
+    assert "latest now points at it" in again.output
     reg = Registry(str(registry), "ner")
     assert reg.versions() == [1] and reg.latest() == 1
+    # A pipeline reads the outcome as JSON, not from the prose.
+    third = CliRunner().invoke(build_app(), [*args, "--json"])
+    assert third.exit_code == 0, third.output
+    out = json.loads(third.stdout)
+    assert (out["published"], out["version"], out["ref"], out["latest_before"]) == (False, 1, f"{registry}/ner@v1", 1)
+    assert out["trial_id"] and out["test_metrics"]["f1"] >= 0
+
+
+@pytest.mark.parametrize(("before", "says"), [
+    (None, "latest now points at it; it pointed nowhere before"),
+    # A rollback by hand (latest set back to v1) is undone by promoting v2's model again.
+    (1, "latest moved from v1 to it"),
+    (2, "latest points at it already"),
+    (3, "latest stays at v3, a newer version"),
+])
+def test_promoting_again_says_what_it_did_to_latest(before, says):
+    from tune.cli.promote import latest_note
+
+    assert latest_note(before, 2) == says
+
+
+def test_a_registry_that_is_a_version_a_model_or_a_file_is_refused_before_any_work(promoted, tmp_path):
+    # Promote prints ".../ner/v1"; pasted into --registry it published into that version
+    # (ner/v1/ner/v1), which then failed every pull; a model's own directory published
+    # ner/ner/v1, which never became latest. An unset variable published into the cwd.
+    registry, _ = promoted
+    (tmp_path / "a-file").write_text("x")
+    cases = [
+        (registry / "ner" / "v1", f"give the registry it is in: --registry {registry} --model-name ner"),
+        (registry / "ner", f"itself a model (it holds latest and its versions); give the registry it is in: "
+                           f"--registry {registry} --model-name ner"),
+        (tmp_path / "a-file", "which is a file"),
+    ]
+    before = sorted(p.relative_to(registry) for p in registry.rglob("*"))
+    for uri, says in cases:
+        # No such search: the registry is refused first, before the search is read or scored.
+        with pytest.raises(ValueError, match=re.escape(says)):
+            promote("no-such-search", str(uri), storage=str(tmp_path / "runs"))
+    assert sorted(p.relative_to(registry) for p in registry.rglob("*")) == before
+    for empty in ("", "/", " ", "s3://"):
+        with pytest.raises(ValueError, match="names no directory"):
+            Registry(empty, "ner")
 
 
 def test_only_the_newest_version_counts_as_holding_a_model(tmp_path):

@@ -286,3 +286,60 @@ def test_pull_prints_a_try_it_command_on_a_sentence_of_the_models_own_test_split
     tagged = CliRunner().invoke(build_app(), argv[1:] + ["--json"])
     assert tagged.exit_code == 0, tagged.output
     assert json.loads(tagged.output.splitlines()[0])["text"] == argv[4]
+
+
+def test_pull_json_names_the_version_and_where_it_went(promoted, tmp_path):
+    from nerkit.cli import build_app
+
+    registry, _ = promoted
+    res = CliRunner().invoke(build_app(), ["pull", f"{registry}/ner", "--to", str(tmp_path / "m"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["version"], out["model_name"], out["dest"]) == (1, "ner", str(tmp_path / "m"))
+    assert out["try"].startswith(f"nerkit predict --model {tmp_path / 'm'} ")
+
+
+def test_a_to_that_cannot_be_written_is_a_bad_option_naming_it(promoted, tmp_path):
+    # A file on --to's path was an I/O failure (exit 1) quoting "[Errno 17] File exists".
+    from nerkit.cli import build_app
+
+    registry, _ = promoted
+    (tmp_path / "a-file").write_text("x")
+    dest = tmp_path / "a-file" / "model"
+    with pytest.raises(ValueError, match=rf"--to {dest} cannot be written \(File exists: {tmp_path / 'a-file'}\)"):
+        pull(f"{registry}/ner", dest)
+    res = CliRunner().invoke(build_app(), ["pull", f"{registry}/ner", "--to", str(dest)])
+    assert isinstance(res.exception, ValueError)  # the entry point's exit 2
+
+
+def test_a_pull_killed_by_sigterm_leaves_no_partial_download(promoted, tmp_path, monkeypatch):
+    # A CI time limit sends SIGTERM; Python's default dies at once, and the half-written
+    # download beside --to stayed (86 MB for MiniLM), one more at every retry.
+    import signal
+
+    import tune.pull
+    from nerkit.cli import build_app
+    from tune.registry import hash_stream
+
+    registry, _ = promoted
+    copied = []
+
+    def killed_mid_download(stream, copy_to=None):
+        copied.append(1)
+        if len(copied) == 2:  # one file written, the next begun
+            os.kill(os.getpid(), signal.SIGTERM)
+        return hash_stream(stream, copy_to)
+
+    def not_handled(*_):  # without the command's own handler: fail the test, not kill pytest
+        raise RuntimeError("SIGTERM reached the test's handler")
+
+    monkeypatch.setattr(tune.pull, "hash_stream", killed_mid_download)
+    previous = signal.signal(signal.SIGTERM, not_handled)
+    try:
+        dest = tmp_path / "model"
+        res = CliRunner().invoke(build_app(), ["pull", f"{registry}/ner", "--to", str(dest)])
+        assert signal.getsignal(signal.SIGTERM) is not_handled  # the command put it back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert res.exit_code == 128 + signal.SIGTERM and len(copied) == 2, res.output
+    assert _nothing_left(dest)

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import shlex
+
 import typer
 from rich.markup import escape
 
-from nerkit.cli import console, err_console
+from nerkit.cli import console, err_console, exit_on_sigterm
+
+
+def latest_note(before: int | None, version: int) -> str:
+    """What promoting a model already published did to ``latest``: a rollback by hand
+    (``latest`` set back to an older version) is undone, since latest only moves forward,
+    and a release engineer must hear it."""
+    if before is None:
+        return "latest now points at it; it pointed nowhere before"
+    if before < version:
+        return f"latest moved from v{before} to it"
+    if before == version:
+        return "latest points at it already"
+    return f"latest stays at v{before}, a newer version"
 
 
 def register(app: typer.Typer) -> None:
@@ -25,6 +40,7 @@ def register(app: typer.Typer) -> None:
         allow_unfinished: bool = typer.Option(
             False, "--allow-unfinished", help="Publish the best so far of a search that has not ended."),
         trial: str = typer.Option(None, "--trial", help="Promote this trial (its trial_id) instead of the best."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON document (what was published, and where)."),
     ) -> None:
         """Test the best trial's model on the test split and publish it as <registry>/<model-name>/v<N>.
 
@@ -35,9 +51,11 @@ def register(app: typer.Typer) -> None:
         from tune.promote import PromotionRefused, promote
 
         try:
-            result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
-                             top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage,
-                             allow_unfinished=allow_unfinished, trial=trial)
+            # A killed promote removes its staged version and its temporary model.
+            with exit_on_sigterm():
+                result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
+                                 top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage,
+                                 allow_unfinished=allow_unfinished, trial=trial)
         except PromotionRefused as exc:
             err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             # Its own exit status: a release pipeline tells "model not good enough" (3) from
@@ -51,6 +69,18 @@ def register(app: typer.Typer) -> None:
             if worded == str(exc):
                 raise  # not about an option: as raised
             raise ValueError(worded) from None
+        ref = f"{result.uri.rsplit('/', 1)[0]}@v{result.version}"
+        if as_json:
+            import json
+
+            manifest = result.manifest
+            typer.echo(json.dumps({
+                "published": result.published, "version": result.version, "uri": result.uri, "ref": ref,
+                "latest_before": result.latest_before, "trial_id": manifest.get("trial_id"),
+                "test_metrics": manifest.get("test_metrics"), "dev_metrics": manifest.get("dev_metrics"),
+                "selection": manifest.get("selection"), "data_fingerprint": manifest.get("data_fingerprint"),
+            }, indent=2, default=str))
+            return
         test = result.manifest.get("test_metrics", {})
         scores = f"(test F1 {test['f1']:.4f}, entity_pred_ratio {test['entity_pred_ratio']:.4f})" if test else ""
         if result.published:
@@ -58,7 +88,7 @@ def register(app: typer.Typer) -> None:
                           f"{scores}",
                           highlight=False)
         else:
-            console.print(f"[bold green]already published[/]: the best model is {escape(result.uri)} {scores}, which "
-                          "holds the same files; nothing new was written (latest points at it)", highlight=False)
-        console.print(f"pull it with: nerkit pull {result.uri.rsplit('/', 1)[0]}@v{result.version} --to DIR",
-                      highlight=False, markup=False)
+            console.print(f"[bold green]already published[/]: trial {result.manifest.get('trial_id')}'s model is "
+                          f"{escape(result.uri)} {scores}, which holds the same files; nothing new was written "
+                          f"({latest_note(result.latest_before, result.version)})", highlight=False)
+        console.print(f"pull it with: nerkit pull {shlex.quote(ref)} --to DIR", highlight=False, markup=False)
