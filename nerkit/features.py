@@ -16,7 +16,7 @@ from nerkit.alignment import AlignedSplit, align_records, load_tokenizer
 from nerkit.data import DataConfig, NerDataset, load_dataset
 from nerkit.labels import LabelMap
 from nerkit.model import DEFAULT_MAX_LENGTH, check_max_length, model_config, resolve_model
-from nerkit.stats import look_alike_note, look_alike_types, type_tokens, types_without_tokens
+from nerkit.stats import look_alike_note, look_alike_types, split_apart_note, type_tokens, types_without_tokens
 from nerkit.weights import count_labels
 
 logger = logging.getLogger(__name__)
@@ -107,5 +107,8 @@ def prepare_loaded(
         totals = {t: sum(type_tokens(c).get(t, 0) for c in counts.values()) for t in typos}
         records = [*dataset.train, *dataset.dev, *dataset.test]
         logger.warning("%s (check the data with `nerkit doctor`)", look_alike_note(typos, totals, records))
+    apart = split_apart_note([*dataset.train, *dataset.dev, *dataset.test])
+    if apart:
+        logger.warning("%s", apart)
     _CACHE[key] = prepared
     return prepared

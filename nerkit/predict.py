@@ -1,6 +1,7 @@
 """Predict entities with character spans from a saved model directory.
 
-Text is split into words exactly as the data readers split it (nerkit.text), each
+Text is split into words exactly as the data readers split a record's text (nerkit.text;
+``split="spaces"``: at whitespace only, for text split beforehand as pre-split data was), each
 word is labelled by its first subword (the alignment the model was trained with),
 and B-/I- runs are merged into entities whose character spans index the input
 string. A text longer than the model's window is tagged in overlapping windows, each
@@ -21,7 +22,7 @@ from nerkit.device import resolve_device
 from nerkit.hub import load_options, unreachable_note
 from nerkit.labels import labels_from_config
 from nerkit.model import TOKENIZER_FILES, check_model_dir, resolve_model, subword_limit
-from nerkit.text import split_words
+from nerkit.text import splitter
 
 #: Windows of text run through the model at once (memory: activations of this many windows).
 WINDOWS_PER_PASS = 32
@@ -101,7 +102,8 @@ class Predictor:
     """
 
     def __init__(self, model, tokenizer, max_length: int | None = None, device: str = "auto",
-                 name: str = "the model") -> None:
+                 name: str = "the model", split: str = "text") -> None:
+        self.split_words = splitter(split)  # a bad mode is refused before the model moves
         self.device = resolve_device(device)
         self.labels = labels_from_config(model.config, name)
         check_labels(self.labels, name)  # name: what errors call the model (its directory)
@@ -112,8 +114,13 @@ class Predictor:
             raise ValueError(f"max_length is {self.max_length}, but must be >= 4 (special tokens and one word)")
 
     @classmethod
-    def from_dir(cls, path: str | Path, device: str = "auto") -> "Predictor":
-        """Load a model directory (``nerkit train --output-dir``, ``nerkit pull``) or a hub name."""
+    def from_dir(cls, path: str | Path, device: str = "auto", split: str = "text") -> "Predictor":
+        """Load a model directory (``nerkit train --output-dir``, ``nerkit pull``) or a hub name.
+
+        ``split``: how texts are split into words (:data:`nerkit.text.WORD_SPLITS`):
+        ``text`` as the readers split a record's text, ``spaces`` at whitespace only, for
+        text split into words beforehand as pre-split training data (CoNLL) was."""
+        splitter(split)  # before minutes of loading
         from transformers import AutoModelForTokenClassification
 
         from nerkit.alignment import load_tokenizer
@@ -152,7 +159,7 @@ class Predictor:
             where = "" if local else f" (no local directory {str(path)!r} either)"
             raise ValueError(f"could not load the model {str(path)!r}{where}: {why}. A damaged "
                              "directory: pull it again; a hub name: check it and the network") from None
-        return cls(model, tokenizer, device=str(resolved), name=str(path))
+        return cls(model, tokenizer, device=str(resolved), name=str(path), split=split)
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Entity]]:
@@ -169,7 +176,7 @@ class Predictor:
         return out
 
     def _predict_batch(self, texts: Sequence[str]) -> list[list[Entity]]:
-        words = [split_words(t) for t in texts]
+        words = [self.split_words(t) for t in texts]
         inputs = [[w for w, _, _ in ws] for ws in words]
         # Overlapping windows: `stride` subwords of each window repeat at the start of the next.
         stride = max(1, (self.max_length - 2) // 4)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from nerkit.alignment import IGNORE, AlignedSplit
 from nerkit.labels import OUTSIDE, LabelMap
 from nerkit.records import Record
+from nerkit.text import split_apart
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,27 @@ def look_alike_note(typos: Mapping[str, str], totals: Mapping[str, int], records
     return ("entity types that look like a misspelt tag (a type of its own for the model to learn): "
             + "; ".join(f"{t} ({totals.get(t, 0)} token(s), first at {first.get(t, '?')}): did you mean {m}?"
                         for t, m in typos.items()))
+
+
+def split_apart_note(records: Sequence[Record]) -> str | None:
+    """The doctor's and training's sentence on entity words of pre-split data (CoNLL,
+    jsonl-tokens, Parquet: no text) that ``nerkit predict`` would split into pieces by
+    default (``3.5``, ``AT&T``, ``New York`` as one word): a model scores them whole on
+    test and returns them in pieces from raw text. None where there is none."""
+    count, first = 0, None
+    for record in records:
+        if record.text is not None:
+            continue  # the readers split its text as predict does
+        for i, (word, tag) in enumerate(zip(record.tokens, record.tags)):
+            if tag != OUTSIDE and (pieces := split_apart(word)) is not None:
+                count += 1
+                if first is None:
+                    first = f"{word!r} at {record.source}:{record.line_of(i)} → {' '.join(map(repr, pieces))}"
+    if not count:
+        return None
+    return (f"{count} entity word(s) of the pre-split data are one word there but several to nerkit predict's "
+            f"default split (e.g. {first}), so from raw text their entities would come back in pieces; give "
+            "predict text split into words by spaces, as the data is, with `nerkit predict --split spaces`")
 
 
 def format_label_table(stats: LabelStats) -> str:

@@ -82,6 +82,44 @@ def _symbol_end(text: str, i: int) -> int:
     return i
 
 
+#: How `nerkit predict` splits a text into words: ``text`` by :func:`split_words` (as
+#: the readers split a record's text), ``spaces`` at whitespace only (text split into
+#: words beforehand, as pre-tokenised data is: ``3.5``, ``AT&T`` stay one word).
+WORD_SPLITS = ("text", "spaces")
+
+
+def split_spaces(text: str) -> list[tuple[str, int, int]]:
+    """``(word, start, end)`` for each run of non-whitespace in ``text``; a run of only
+    invisible characters is no word (a tokenizer gives it no subword).
+
+    >>> split_spaces("order 3.5 kg from AT&T")
+    [('order', 0, 5), ('3.5', 6, 9), ('kg', 10, 12), ('from', 13, 17), ('AT&T', 18, 22)]
+    """
+    words, start = [], None
+    for i, ch in enumerate(text + " "):
+        if ch.isspace():
+            if start is not None and is_visible(text[start:i]):
+                words.append((text[start:i], start, i))
+            start = None
+        elif start is None:
+            start = i
+    return words
+
+
+def splitter(mode: str):
+    """The word splitter of a :data:`WORD_SPLITS` mode."""
+    if mode not in WORD_SPLITS:
+        raise ValueError(f"split is {mode!r}, but must be one of {list(WORD_SPLITS)}")
+    return split_words if mode == "text" else split_spaces
+
+
+def split_apart(word: str) -> list[str] | None:
+    """The pieces :func:`split_words` makes of a pre-split data word, or None where it
+    keeps it whole (``3.5`` → ``['3', '.', '5']``)."""
+    pieces = [w for w, _, _ in split_words(word)]
+    return None if pieces == [word] else pieces
+
+
 def split_words(text: str) -> list[tuple[str, int, int]]:
     """Return ``(word, start, end)`` for each word of ``text`` (see module doc)."""
     words: list[tuple[str, int, int]] = []

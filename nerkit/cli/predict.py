@@ -23,6 +23,9 @@ def register(app: typer.Typer) -> None:
             None, "--file", "-f", help="A file with one sentence per line ('-': standard input); every line is a sentence."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per sentence."),
         device: str = typer.Option("auto", "--device"),
+        split: str = typer.Option("text", "--split", help="How sentences split into words: 'text' as the readers "
+                                  "split a record's text; 'spaces' at whitespace only, for text split beforehand "
+                                  "as pre-split (CoNLL) training data was ('3.5', 'AT&T' stay whole)."),
     ) -> None:
         """Tag sentences and print entities with character spans and scores."""
         from nerkit.predict import Predictor
@@ -32,7 +35,7 @@ def register(app: typer.Typer) -> None:
             lines += _read_lines(file)  # an empty file is no sentence: no output, exit 0
         elif not lines:
             raise ValueError("no sentences given; pass them as arguments or with --file")
-        predictor = Predictor.from_dir(model, device=device)
+        predictor = Predictor.from_dir(model, device=device, split=split)
         for text, ents in zip(lines, predictor.predict(lines)):
             if as_json:
                 typer.echo(json.dumps({"text": text, "entities": [e.to_dict() for e in ents]}, ensure_ascii=False))

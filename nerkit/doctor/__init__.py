@@ -33,6 +33,7 @@ from nerkit.doctor._checks import (
     check_overlap,
     check_preview,
     check_truncation,
+    check_word_split,
 )
 from nerkit.doctor._data_check import check_data
 from nerkit.doctor._report import STATUSES, Check, DoctorReport
@@ -116,4 +117,5 @@ def run_doctor(
         check_metric(dataset, aligned["dev"], report)
     if dataset is not None:
         check_overlap(dataset, report)
+        check_word_split(dataset, report)
     return report

@@ -10,8 +10,8 @@ from nerkit.doctor._report import DoctorReport
 from nerkit.hub import load_options, unreachable_note
 from nerkit.labels import labels_from_config
 from nerkit.model import subword_limit
-from nerkit.stats import (format_label_table, label_stats, look_alike_note, look_alike_types, type_tokens,
-                          types_without_tokens)
+from nerkit.stats import (format_label_table, label_stats, look_alike_note, look_alike_types, split_apart_note,
+                          type_tokens, types_without_tokens)
 
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
 # Subwords shown per preview record: enough to see the alignment, short enough to read.
@@ -37,6 +37,18 @@ def check_preview(
         rows.append({"tokens": list(record.tokens), "subwords": subwords, "labels": tags})
     detail = "\n".join(blocks) + "\n('-' = not counted: special token or continuation subword)"
     report.add("alignment preview", "ok", detail, records=rows)
+
+
+def check_word_split(dataset: NerDataset, report: DoctorReport) -> None:
+    """Entity words of pre-split data that `nerkit predict` would split into pieces."""
+    apart = split_apart_note([r for name in SPLITS for r in dataset.split(name)])
+    if apart:
+        report.add("word split", "warn", apart)
+    elif not any(r.text is None for name in SPLITS for r in dataset.split(name)):
+        report.add("word split", "ok", "records hold their text: nerkit predict splits text into words as the "
+                                       "readers split it")
+    else:
+        report.add("word split", "ok", "every entity word of the pre-split data is one word to nerkit predict")
 
 
 def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport) -> None:

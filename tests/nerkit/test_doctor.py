@@ -287,3 +287,20 @@ def test_the_all_o_baseline_is_what_a_collapsed_run_reports_with_cut_words(good_
     check = status(run_doctor(str(good_dir), max_length=8), "baseline")
     assert check.data["all_o_token_accuracy"] == 0.75 and "75.0% token accuracy" in check.detail
 
+
+
+def test_entity_words_predict_would_split_are_warned_with_file_and_line(tmp_path):
+    # Pre-split data holds '3.5' as one entity word; nerkit predict's default split makes it
+    # three, so the model's entities come back in pieces. Text records are split as predict does.
+    import json
+
+    rows = {"train": ["order", "3.5", "kg"], "dev": ["order", "2", "kg"], "test": ["order", "2", "kg"]}
+    for split, tokens in rows.items():
+        (tmp_path / f"{split}.jsonl").write_text(
+            json.dumps({"tokens": tokens, "tags": ["O", "B-QTY", "O"]}) + "\n", encoding="utf-8")
+    check = status(run_doctor(str(tmp_path)), "word split")
+    assert check.status == "warn"
+    assert "1 entity word(s)" in check.detail and f"'3.5' at {tmp_path / 'train.jsonl'}:1 → '3' '.' '5'" in check.detail
+    assert "nerkit predict --split spaces" in check.detail
+    # Text records (the bundled corpus): the readers split them as predict splits.
+    assert status(run_doctor(), "word split").status == "ok"

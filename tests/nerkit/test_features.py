@@ -47,3 +47,17 @@ def test_a_tag_spelt_like_another_is_warned_about_with_where_it_is(tiny_model_di
         prepare_data(DataConfig(path=str(tmp_path)), str(tiny_model_dir))
     assert (f"look like a misspelt tag (a type of its own for the model to learn): per (1 token(s), first at "
             f"{tmp_path / 'train.jsonl'}:5): did you mean PER?") in caplog.text
+
+
+def test_an_entity_word_predict_would_split_is_warned_about_with_where_it_is(tiny_model_dir, tmp_path, caplog):
+    # '3.5' is one word of pre-split data, three to nerkit predict's default split: the
+    # model's QTY entities came back in pieces from raw text, and only the doctor said so.
+    rows = {"train": [(["order", "2", "kg"], ["O", "B-QTY", "O"])] * 3 + [(["order", "3.5", "kg"], ["O", "B-QTY", "O"])],
+            "dev": [(["order", "2", "kg"], ["O", "B-QTY", "O"])]}
+    for split, records in rows.items():
+        (tmp_path / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"tokens": t, "tags": g}) + "\n" for t, g in records), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="nerkit.features"):
+        prepare_data(DataConfig(path=str(tmp_path)), str(tiny_model_dir))
+    assert f"(e.g. '3.5' at {tmp_path / 'train.jsonl'}:4 → '3' '.' '5')" in caplog.text
+    assert "nerkit predict --split spaces" in caplog.text

@@ -81,6 +81,19 @@ def test_multiword_entity_spans_first_to_last_word(tokenizer, text):
     assert 0 < ents[0].score <= 1
 
 
+def test_split_spaces_keeps_a_pre_split_datas_words_whole(tokenizer):
+    # A model trained on CoNLL-style words ('3.5', 'AT&T') got them back in pieces, as
+    # predict split off their punctuation. With B everywhere each word is one entity.
+    text = "order 3.5 kg from AT&T\u200b "
+    (ents,) = Predictor(_Scripted(rest=1), tokenizer, device="cpu", split="spaces").predict([text])
+    assert [(e.text, e.start, e.end) for e in ents] == [
+        ("order", 0, 5), ("3.5", 6, 9), ("kg", 10, 12), ("from", 13, 17), ("AT&T\u200b", 18, 23)]
+    (ents,) = Predictor(_Scripted(rest=1), tokenizer, device="cpu").predict([text])
+    assert "3" in [e.text for e in ents]  # the default splits text as the readers do
+    with pytest.raises(ValueError, match=r"split is 'tokens', but must be one of \['text', 'spaces'\]"):
+        Predictor(_Scripted(rest=1), tokenizer, device="cpu", split="tokens")
+
+
 def test_a_long_text_is_tagged_in_windows_and_no_word_is_lost(tokenizer):
     # Room for 4 subwords per window, 8 words: every word still gets a prediction (B then
     # I everywhere reads as one entity over the whole text), and with B everywhere each

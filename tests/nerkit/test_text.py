@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nerkit.text import split_words
+from nerkit.text import split_apart, split_spaces, split_words
 
 
 def test_words_punctuation_and_offsets():
@@ -36,3 +36,15 @@ def test_an_emoji_is_one_word_with_what_belongs_to_it():
     words = split_words(text)
     assert [w for w, _, _ in words] == ["2", "☕️", "aur", "👨\u200d🍳", "🇮🇳", "🇮🇳", "👍🏽", "!"]
     assert all(text[s:e] == w for w, s, e in words)
+
+
+def test_split_spaces_keeps_words_whole_and_drops_invisible_runs():
+    text = "order\t3.5 kg\u200b \u200b from  AT&T"
+    assert split_spaces(text) == [("order", 0, 5), ("3.5", 6, 9), ("kg\u200b", 10, 13), ("from", 16, 20),
+                                  ("AT&T", 22, 26)]
+    assert all(text[s:e] == w for w, s, e in split_spaces(text))
+
+
+def test_split_apart_names_the_pieces_of_a_word_predict_would_split():
+    assert split_apart("3.5") == ["3", ".", "5"] and split_apart("New York") == ["New", "York"]
+    assert split_apart("domino's") is None and split_apart("pizza") is None
