@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,6 +18,23 @@ from nerkit.records import Record
 from nerkit.text import is_visible
 
 TAG_COLUMNS = ("tags", "ner_tags")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(value: object, where: str = "") -> str | None:
+    """Where in a decoded JSON value a string holds a surrogate code point, quoted."""
+    if isinstance(value, str):
+        return f"{where or 'the value'} = {value!r}" if any("\ud800" <= c <= "\udfff" for c in value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and not where and _lone_surrogate(key):
+            return f"the key {key!r}"
+        found = _lone_surrogate(item, f"{where}[{key}]" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -62,6 +80,14 @@ def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
                         line_no,
                         f"expected a JSON object, got {type(obj).__name__}: {_clip(raw)}",
                         "write one JSON object per line (JSON Lines), not an array",
+                    )
+                if _SURROGATE_ESCAPE.search(raw) and (where := _lone_surrogate(obj)):
+                    # Only a \uD8xx–\uDFxx escape makes one; no text can hold it (UTF-8
+                    # cannot encode it), and loading failed later naming no file or line.
+                    raise DataError(
+                        source, line_no, f"{where} holds a lone surrogate (half of a \\uXXXX\\uXXXX pair)",
+                        "write the character whole (both escapes of its pair, or the character itself) or "
+                        "remove it",
                     )
                 yield line_no, obj
         except UnicodeDecodeError:

@@ -112,6 +112,26 @@ def test_bad_json_names_the_line(tmp_path):
     assert f"{path}:3:" in message and "bad JSON" in message
 
 
+@pytest.mark.parametrize(("line", "fmt", "where"), [
+    ('{"tokens": ["a\\ud83c", "pizza"], "tags": ["O", "B-FOOD"]}', "jsonl-tokens", "tokens[0] = 'a\\ud83c'"),
+    ('{"text": "2 pizza", "entities": [{"start": 2, "end": 7, "label": "FOOD\\udf55"}]}', "jsonl-spans",
+     "entities[0][label] = 'FOOD\\udf55'"),
+])
+def test_a_lone_surrogate_escape_is_named_with_its_line(tmp_path, line, fmt, where):
+    # Half of a \\uXXXX pair decodes to a string no UTF-8 can hold: loading failed later,
+    # in the data's fingerprint, naming no file or line.
+    path = tmp_path / "a.jsonl"
+    # A whole pair is one emoji, and reads.
+    pair = ('{"tokens": ["\\ud83c\\udf55", "pizza"], "tags": ["O", "B-FOOD"]}' if fmt == "jsonl-tokens"
+            else '{"text": "\\ud83c\\udf55 pizza", "entities": [{"start": 2, "end": 7, "label": "FOOD"}]}')
+    path.write_text(pair + "\n", encoding="utf-8")
+    records, _ = read_records(path, format=fmt)
+    assert len(records) == 1 and "\U0001f355" in (records[0].text or records[0].tokens[0])
+    path.write_text(pair + "\n" + line + "\n", encoding="utf-8")
+    message = read_error(path, format=fmt)
+    assert message.startswith(f"{path}:2: {where} holds a lone surrogate") and "write the character whole" in message
+
+
 def test_missing_key_is_named(tmp_path):
     # A line without "entities" names the missing key and shows an example.
     path = write_jsonl(tmp_path / "a.jsonl", [{"text": "2 pizza"}])
