@@ -61,3 +61,14 @@ def test_an_entity_word_predict_would_split_is_warned_about_with_where_it_is(tin
         prepare_data(DataConfig(path=str(tmp_path)), str(tiny_model_dir))
     assert f"(e.g. '3.5' at {tmp_path / 'train.jsonl'}:4 → '3' '.' '5')" in caplog.text
     assert "nerkit predict --split spaces" in caplog.text
+
+
+def test_a_dev_split_without_entities_is_warned_about(tiny_model_dir, tmp_path, caplog):
+    # The doctor fails it; `nerkit train` trained on and reported best dev F1 0.0000.
+    rows = {"train": [(["2", "pizza"], ["B-QTY", "B-FOOD"])] * 3, "dev": [(["hello", "there"], ["O", "O"])]}
+    for split, records in rows.items():
+        (tmp_path / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"tokens": t, "tags": g}) + "\n" for t, g in records), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="nerkit.features"):
+        prepare_data(DataConfig(path=str(tmp_path)), str(tiny_model_dir))
+    assert f"dev has no entities ({tmp_path / 'dev.jsonl'}), so its entity F1 is 0.0 for any model" in caplog.text
