@@ -4,7 +4,9 @@ A word is a maximal run of letters, digits and combining marks (so Devanagari
 words with their vowel signs stay whole: ``मंगवाओ`` is one word), optionally joined
 by an apostrophe or hyphen between such runs (``domino's``, ``wi-fi``), or by a
 zero-width joiner or non-joiner (ZWJ/ZWNJ, common inside Devanagari words); every other
-visible character is a word of its own (``,``, ``!``), a symbol with what belongs to it
+visible character is a word of its own (``,``, ``!``), as is each Chinese character and
+Japanese kana (scripts written without spaces: character-level, as their NER corpora
+label), a symbol with what belongs to it
 (an emoji with its variation selector, skin tone or ZWJ-joined parts; a flag's pair). Spaces and zero-width characters
 outside a word, and every other invisible character (:func:`is_invisible`: controls, bidi
 marks, private use), separate words and are never words themselves (a tokenizer would give
@@ -49,6 +51,17 @@ def is_visible(token: str) -> bool:
 
 def _is_word_char(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "LNM"
+
+
+#: Scripts written without spaces between words, where a run of letters is a sentence:
+#: Chinese characters, and Japanese kana. Each character is a word (character-level NER,
+#: as Chinese NER corpora label), so an entity can start and end inside such a run.
+_CHARACTER_SCRIPTS = (("\u3040", "\u30ff"), ("\u31f0", "\u31ff"), ("\u3400", "\u4dbf"), ("\u4e00", "\u9fff"),
+                      ("\uf900", "\ufaff"), ("\uff66", "\uff9f"), ("\U00020000", "\U0003134f"))
+
+
+def _is_character_word(ch: str) -> bool:
+    return any(low <= ch <= high for low, high in _CHARACTER_SCRIPTS)
 
 
 def _is_regional(ch: str) -> bool:
@@ -135,13 +148,22 @@ def split_words(text: str) -> list[tuple[str, int, int]]:
             i = end
             continue
         start = i
+        if _is_character_word(ch):
+            i += 1
+            while i < n and unicodedata.category(text[i]) in ("Mn", "Me"):  # its combining marks
+                i += 1
+            words.append((text[start:i], start, i))
+            continue
         while i < n:
+            if _is_character_word(text[i]):
+                break
             if _is_word_char(text[i]):
                 i += 1
             elif (
                 text[i] in _JOINERS
                 and i + 1 < n
                 and _is_word_char(text[i + 1])
+                and not _is_character_word(text[i + 1])
                 and i > start
             ):
                 i += 1

@@ -35,6 +35,14 @@ def test_spans_become_iob2_tags_with_offsets(tmp_path):
     assert (record.source, record.line, report.read) == (str(path), 1, 1)
 
 
+def test_a_span_inside_chinese_text_is_labelled(tmp_path):
+    # Chinese has no spaces between words: the span was refused as cutting the sentence-long
+    # "word", and the fix proposed labelling the whole sentence.
+    path = write_jsonl(tmp_path / "a.jsonl", [span_row("我想要两个披萨", (5, 7, "FOOD"))])
+    (record,), _ = read_records(path, format="jsonl-spans")
+    assert record.tags == ("O", "O", "O", "O", "O", "B-FOOD", "I-FOOD") and record.offsets[5] == (5, 6)
+
+
 def test_span_with_surrounding_space_is_word_aligned(tmp_path):
     # Spaces around an entity cut no word, so the span is accepted.
     path = write_jsonl(tmp_path / "a.jsonl", [span_row("ek coke do", (2, 8, "DRINK"))])

@@ -48,3 +48,12 @@ def test_split_spaces_keeps_words_whole_and_drops_invisible_runs():
 def test_split_apart_names_the_pieces_of_a_word_predict_would_split():
     assert split_apart("3.5") == ["3", ".", "5"] and split_apart("New York") == ["New", "York"]
     assert split_apart("domino's") is None and split_apart("pizza") is None
+
+
+def test_chinese_and_japanese_characters_are_words_of_their_own():
+    # Written without spaces, a run was one word: a span inside it could not be labelled,
+    # and the reader's fix proposed the whole sentence as the entity.
+    assert [w for w, _, _ in split_words("我想要两个披萨")] == list("我想要两个披萨")
+    assert split_words("iPhone手机 カレー") == [("iPhone", 0, 6), ("手", 6, 7), ("机", 7, 8), ("カ", 9, 10),
+                                            ("レ", 10, 11), ("ー", 11, 12)]
+    assert [w for w, _, _ in split_words("wi-fi a-手")] == ["wi-fi", "a", "-", "手"]
