@@ -82,7 +82,7 @@ def test_cli_json_output(good_dir):
     assert report["ok"] is True
     assert [c["name"] for c in report["checks"]] == [
         "data", "tokenizer", "alignment preview", "label distribution", "truncation", "baseline", "metric sanity",
-        "overlap",
+        "overlap", "word split",
     ]
 
 
