@@ -258,7 +258,14 @@ def _resume(name: str, exp: str, address: str | None, storage: str):
     plan = replace(plan, settings=replace(plan.settings, storage=storage_root(storage)))
     # Checked before Ray's start, as in run_search.
     check_address(address)
-    dataset = load_dataset(plan.base.data)
+    try:
+        dataset = load_dataset(plan.base.data)
+    except FileNotFoundError as exc:
+        # The data is part of the search (--data is refused with --resume): the only way
+        # on is the files back where the search recorded them.
+        raise ValueError(f"the data this search was started with is gone ({exc}); resuming reads it from where "
+                         f"{SETTINGS_FILE} recorded it, so put the files back there (the data cannot change on "
+                         "--resume), or start a new search with another --name") from None
     check_same_data(record, dataset.fingerprint, "resuming")
     # No Ray state: stopped after writing search.json, before Ray saved its first state.
     # Nothing ran that a resume could continue, so it starts, as `nerkit search` would

@@ -264,6 +264,21 @@ def test_a_search_whose_data_changed_is_not_resumed_or_promoted(finished_search,
     assert not (tmp_path / "registry").exists()
 
 
+def test_resuming_a_search_whose_data_was_moved_says_to_put_it_back(finished_search, tmp_path):
+    # "no such file or directory" alone: --data is refused with --resume, so the only way on
+    # is the files back where search.json recorded them, or a new search.
+    import shutil
+
+    record = read_settings(finished_search.path)
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    data = {**record["base_config"]["data"], "path": str(tmp_path / "moved"), "train": None, "dev": None, "test": None}
+    (exp / "search.json").write_text(json.dumps({**record, "base_config": {**record["base_config"], "data": data}}))
+    with pytest.raises(ValueError, match=r"the data this search was started with is gone \(.*moved.*\); resuming "
+                                         r"reads it from where search.json recorded it, so put the files back"):
+        resume_search(finished_search.name, str(tmp_path))
+
+
 def _restore_points(exp: Path) -> dict[str, str | None]:
     """Trial id -> the checkpoint Ray's newest snapshot in ``exp`` restores it from (None:
     from the start), for each trial not TERMINATED, decoded as Ray's restore decodes it."""
