@@ -155,8 +155,13 @@ def register(app: typer.Typer) -> None:
                 raise
             exp = experiment_path(exp_name, storage)
             if exists(join(exp, SETTINGS_FILE)):
-                why = (f"interrupted before Ray saved the search's state; continue it with: nerkit search --resume "
-                       f"{exp_name} --storage {storage_root(storage)}")
+                # A second Ctrl-C mid-search, or one while a resume starts, lands here too,
+                # with Ray's state on disk: then nothing is lost, and "before Ray saved" was false.
+                from ray import tune as ray_tune
+
+                saved = ("interrupted; Ray had saved the search's state" if ray_tune.Tuner.can_restore(exp)
+                         else "interrupted before Ray saved the search's state")
+                why = f"{saved}; continue it with: nerkit search --resume {exp_name} --storage {storage_root(storage)}"
             else:
                 why = "interrupted before the search was set up; nothing was saved"
             err_console.print(why, highlight=False, soft_wrap=True)
