@@ -52,6 +52,18 @@ def load_options(name: str) -> dict[str, bool]:
 
 
 def unreachable_note(name: str) -> str | None:
-    """Why a hub name did not load, where the reason is that the hub does not answer."""
+    """Why a hub name did not load, where the reason is that the hub does not answer and
+    the cache has no copy (a cached copy that fails to load fails for its own reason)."""
     why = hub_unreachable() if from_hub(name) else None
-    return f"it is not in the local Hugging Face cache, and the hub {why}" if why else None
+    if not why or _cached(name):
+        return None
+    return f"it is not in the local Hugging Face cache, and the hub {why}"
+
+
+def _cached(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id ("a b", "../x"): nothing of it is cached
+        return False
