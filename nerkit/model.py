@@ -35,6 +35,45 @@ def resolve_model(name: str) -> str:
     return name
 
 
+#: The files that make a base model what it is: its config, weights and tokenizer.
+_MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "*.bin", *("tokenizer.json", "tokenizer_config.json",
+                                                                    "vocab.txt", "special_tokens_map.json"))
+
+
+def model_fingerprint(name: str) -> str | None:
+    """sha256 hex over the names and contents of a model's config, weight and tokenizer
+    files: a local directory's, or a hub name's cached snapshot. None where there are no
+    local files to read (a hub name not cached yet).
+
+    A search records it, so a resume never trains on from other weights found at the same
+    path or name (new weights copied over, another size): two base models in one search.
+    """
+    import glob
+    import hashlib
+
+    path = resolve_model(name)
+    if not os.path.isdir(path):
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            config = try_to_load_from_cache(path, "config.json")
+        except ValueError:  # not a valid repo id
+            return None
+        if not isinstance(config, str):
+            return None
+        path = os.path.dirname(config)
+    files = sorted({f for pattern in _MODEL_FILE_PATTERNS for f in glob.glob(os.path.join(path, pattern))})
+    if not files:
+        return None
+    digest = hashlib.sha256(b"nerkit-model-v1\n")
+    for file in files:
+        digest.update(os.path.basename(file).encode("utf-8") + b"\n")
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def cannot_load(name: str, exc: BaseException) -> ValueError:
     """One clear error for a model or tokenizer that would not load (a missing or
     incomplete directory, a mistyped hub name, no network), naming what is allowed."""

@@ -24,7 +24,7 @@ from nerkit.alignment import check_tokenizer_source
 from nerkit.config import TrainConfig
 from nerkit.data import TEST_SPLIT_FIX, NerDataset, load_dataset
 from nerkit.features import PreparedData, prepare_loaded
-from nerkit.model import resolve_model
+from nerkit.model import model_fingerprint, resolve_model
 from tune.cluster_checks import (check_storage_on_every_node, default_concurrency, warn_if_autoscaling_would_starve,
                                  warn_if_data_is_temporary, warn_if_gpus_unused)
 from tune.driver_lock import LOCK_FILE, driver_lock
@@ -37,8 +37,8 @@ from tune.reconcile import fail_orphaned_trials, study_and_ray_trials, unrecorde
 from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
 from tune.scheduler import METRIC, GuardedASHA
-from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, experiment_path, is_remote,
-                           planned_baselines, read_settings, storage_root)
+from tune.settings import (SETTINGS_FILE, SearchSettings, check_same_data, check_same_model, experiment_path,
+                           is_remote, planned_baselines, read_settings, storage_root)
 from tune.space import Sampler
 from tune.state_backup import StateBackup
 from tune.state_restore import restore_if_broken
@@ -144,7 +144,8 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             warn_if_autoscaling_would_starve(settings, address)
             make_room_for_new_study(exp)
             # What --resume and promotion check the data against (tune.settings.check_same_data).
-            record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint}
+            record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint,
+                      "model_fingerprint": model_fingerprint(plan.base.model)}
             write_text(join(exp, SETTINGS_FILE), json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
         except BaseException:
             # Still holding the lock: no other driver can be starting in this directory.
@@ -267,6 +268,7 @@ def _resume(name: str, exp: str, address: str | None, storage: str):
                          f"{SETTINGS_FILE} recorded it, so put the files back there (the data cannot change on "
                          "--resume), or start a new search with another --name") from None
     check_same_data(record, dataset.fingerprint, "resuming")
+    check_same_model(record, "resuming")
     # No Ray state: stopped after writing search.json, before Ray saved its first state.
     # Nothing ran that a resume could continue, so it starts, as `nerkit search` would
     # have. Trials that reported results did run: then the state was lost, not never written.

@@ -33,7 +33,7 @@ from tune.confirm import confirm_with_seeds, row_config
 from tune.model_card import render_card
 from tune.registry import Registry, hash_stream
 from tune.scoring import PromotionRefused, evaluate_test, local_checkpoint
-from tune.settings import check_same_data, experiment_path
+from tune.settings import check_same_data, check_same_model, experiment_path
 from tune.summary import unfinished as trials_unfinished
 from tune.tables import collect
 
@@ -250,6 +250,8 @@ def promote(
     if confirm_seeds == 0:
         ranked = with_checkpoint(ranked)
     _check_data(tables.record, ranked[0])
+    if confirm_seeds > 0:  # re-trains from the base model: it must be the search's
+        check_same_model(tables.record, "re-training with --confirm-seeds")
     with tempfile.TemporaryDirectory(prefix="nerkit-promote-") as tmp:
         work = Path(tmp)
         selection: dict[str, Any] = {"metric": metric, "confirm_seeds": confirm_seeds, "candidates": [],

@@ -224,6 +224,26 @@ def searches_in(storage: str) -> list[str]:
     return sorted(d.base_name for d in dirs if fs.get_file_info(f"{d.path}/{SETTINGS_FILE}").type == pafs.FileType.File)
 
 
+def check_same_model(record: dict[str, Any], doing: str) -> None:
+    """Refuse to go on with a search whose base model's files changed since it started
+    (:func:`nerkit.model.model_fingerprint`): trials resumed on other weights, or another
+    size, would mix two base models in one search (a checkpoint of the other size was
+    even taken for a damaged one, and trained again from the start). Searches from before
+    the fingerprint was recorded, and a model whose files cannot be read here (a hub name
+    not cached on this machine), are not checked."""
+    from nerkit.model import model_fingerprint
+
+    recorded = record.get("model_fingerprint")
+    model = record["base_config"]["model"]
+    found = model_fingerprint(model) if recorded else None
+    if found and found != recorded:
+        raise ValueError(
+            f"the base model of this search ({model}) changed since the search started (its config, weight and "
+            f"tokenizer files: fingerprint {found[:12]}, recorded {recorded[:12]}), so {doing} would train on "
+            "another model than the search's; put the original files back, or start a new search with another "
+            "--name on the new model")
+
+
 def check_same_data(record: dict[str, Any], fingerprint: str, doing: str) -> None:
     """Refuse to go on with a search whose data changed since it started.
 

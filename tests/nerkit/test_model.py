@@ -120,3 +120,20 @@ def test_a_half_precision_checkpoint_trains_and_predicts_in_float32(tiny_model_d
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     predictor = Predictor.from_dir(tmp_path / "half", device="cpu")
     assert {p.dtype for p in predictor.model.parameters()} == {torch.float32}
+
+
+def test_the_model_fingerprint_follows_the_files_not_the_path(tiny_model_dir, tmp_path):
+    # A copy elsewhere is the same model; new weights at the same path are not.
+    import shutil
+
+    from nerkit.model import model_fingerprint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    assert model_fingerprint(str(copy)) == model_fingerprint(str(tiny_model_dir)) is not None
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert model_fingerprint(str(copy)) != model_fingerprint(str(tiny_model_dir))
+    assert model_fingerprint("acme/not-cached") is None  # nothing local to read: not checked

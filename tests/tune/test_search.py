@@ -264,6 +264,29 @@ def test_a_search_whose_data_changed_is_not_resumed_or_promoted(finished_search,
     assert not (tmp_path / "registry").exists()
 
 
+def test_a_search_whose_base_model_changed_is_not_resumed_or_re_trained(finished_search, tmp_path):
+    # New weights copied over the model's path (or another size) resumed without a word:
+    # trials trained on from another model, and a checkpoint of the other size was taken
+    # for a damaged one. search.json records the model's files; resume and promote's
+    # re-training refuse another model, before training or writing anything.
+    import shutil
+
+    from nerkit.model import model_fingerprint
+    from tune.promote import promote
+
+    record = read_settings(finished_search.path)
+    assert record["model_fingerprint"] == model_fingerprint(record["base_config"]["model"])
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    (exp / "search.json").write_text(json.dumps({**record, "model_fingerprint": "0" * 64}))
+    with pytest.raises(ValueError, match=r"the base model of this search \(.*\) changed since the search started "
+                                         r".* so resuming would train on another model"):
+        resume_search(finished_search.name, str(tmp_path))
+    with pytest.raises(ValueError, match="so re-training with --confirm-seeds would train on another model"):
+        promote(finished_search.name, str(tmp_path / "registry"), storage=str(tmp_path), confirm_seeds=1)
+    assert not (tmp_path / "registry").exists()
+
+
 def test_resuming_a_search_whose_data_was_moved_says_to_put_it_back(finished_search, tmp_path):
     # "no such file or directory" alone: --data is refused with --resume, so the only way on
     # is the files back where search.json recorded them, or a new search.
