@@ -153,6 +153,25 @@ def test_a_sigterm_after_the_search_ended_lets_the_summary_finish():
         signal.signal(signal.SIGTERM, before)
 
 
+def test_a_second_ctrl_c_while_the_summary_is_written_says_how_to_go_on(tmp_path, monkeypatch):
+    # Ray's first Ctrl-C stops the trials and fit() returns; a second one landed in the
+    # tables' refresh and typer ended the command with 130 and no word.
+    import tune.driver
+    import tune.parquet
+    from nerkit.cli import build_app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.driver, "run_search", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tune.parquet, "refresh_tables", interrupted)
+    res = CliRunner().invoke(build_app(), ["search", "--name", "x", "--storage", str(tmp_path)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 130
+    assert (f"its state is saved. See it with: nerkit trials x --storage {tmp_path}; continue it, if trials were "
+            f"left unfinished, with: nerkit search --resume x --storage {tmp_path}") in said
+
+
 def test_a_trial_larger_than_the_local_machine_is_refused_not_left_pending(tmp_path, tiny_model_dir, small_data_dir):
     # With Ray started here (no --address) nothing adds a GPU: the search sat at "pending 1"
     # for ever. It is a user error naming the option (exit 2), in a fresh process so that

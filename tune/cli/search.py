@@ -192,8 +192,17 @@ def register(app: typer.Typer) -> None:
         # limit) lets the summary below finish, instead of Ray's handler exiting mid-write
         # (143, or an abort in Ray's shutdown). A second one ends the process at once.
         _finish_despite_sigterm()
-        refresh_tables(experiment_path(exp_name, storage))  # trials.parquet, history.parquet
-        summary = summarize(exp_name, storage)
+        try:
+            refresh_tables(experiment_path(exp_name, storage))  # trials.parquet, history.parquet
+            summary = summarize(exp_name, storage)
+        except KeyboardInterrupt:
+            # A second Ctrl-C, after Ray's first stopped the trials: typer ended it with
+            # status 130 and no word, Ray's own line naming Tuner.restore the last one shown.
+            where = f"{exp_name} --storage {storage_root(storage)}"
+            err_console.print(f"interrupted while writing the search's tables and summary; its state is saved. "
+                              f"See it with: nerkit trials {where}; continue it, if trials were left "
+                              f"unfinished, with: nerkit search --resume {where}", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
         else:
