@@ -19,11 +19,12 @@ dropped or changed silently.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from nerkit.errors import DataError
-from nerkit.labels import OUTSIDE, is_label_id, split_tag
+from nerkit.labels import HIDDEN, OUTSIDE, is_label_id, split_tag
 from nerkit.records import Record
 
 ON_INVALID = ("error", "repair", "skip")
@@ -70,6 +71,10 @@ class TagProblem:
             return (f"tags[{self.index}] ({self.tag!r}) looks like a label id: give the label of each id in "
                     "id order with --label-names O,B-FOOD,I-FOOD (DataConfig.label_names), or write tags as names")
         meant = _meant(self.tag) if self.kind == "malformed" else None
+        if meant is not None and meant == visible_form(self.tag):
+            # 'B-FOOD\u200b', or an accent written decomposed: it prints as another tag.
+            return (f"change tags[{self.index}] ({self.tag!r} on {self.word!r}) to {meant!r}: an invisible "
+                    "character or a decomposed accent (NFD) makes it another type that prints the same")
         if meant is not None:  # 'b-food', 'B-FOOD ', 'B_FOOD': the type is there, the spelling is off
             return (f"change tags[{self.index}] ({self.tag!r} on {self.word!r}) to {meant!r}, as IOB2 spells it "
                     "(B- or I-, a hyphen, the type)")
@@ -85,10 +90,15 @@ class TagProblem:
         )
 
 
+def visible_form(tag: str) -> str:
+    """``tag`` as it prints: without invisible characters, accents composed (NFC)."""
+    return unicodedata.normalize("NFC", "".join(ch for ch in tag if unicodedata.category(ch) not in HIDDEN))
+
+
 def _meant(tag: str) -> str | None:
     """The IOB2 tag a malformed ``tag`` is a misspelling of (``'b-food'`` → ``'B-food'``,
     ``'B-FOOD '`` → ``'B-FOOD'``, ``'B_FOOD'`` → ``'B-FOOD'``), or ``None``."""
-    text = tag.strip()
+    text = visible_form(tag).strip()
     if text in ("o", "O"):
         return "O"
     if len(text) > 2 and text[0] in "bBiI" and text[1] in "-_":

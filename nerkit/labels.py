@@ -9,6 +9,7 @@ order, so the same set of types always gives the same ids.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -37,7 +38,21 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     if any(ch.isspace() for ch in etype):
         # 'B-FOOD ' would otherwise be an entity type of its own, beside 'FOOD'.
         raise ValueError(f"tag {tag!r} has whitespace in its type {etype!r}: types are single words like 'FOOD'")
+    if any(unicodedata.category(ch) in HIDDEN for ch in etype):
+        # 'FOOD\u200b' prints as 'FOOD' and would be a type of its own beside it.
+        raise ValueError(f"tag {tag!r} has an invisible character (a control, zero-width or bidi mark) in its type "
+                         f"{etype!r}: remove it; types are single visible words like 'FOOD'")
+    if unicodedata.normalize("NFC", etype) != etype:
+        # 'DRINKÉ' written with a combining accent prints as the composed one, and would be
+        # a type of its own beside it.
+        raise ValueError(f"tag {tag!r} has its type {etype!r} in decomposed Unicode (NFD); write it composed, "
+                         f"{unicodedata.normalize('NFC', etype)!r} (NFC), as the same type is written elsewhere")
     return prefix, etype
+
+
+#: Unicode categories that print as nothing: control, format (zero-width, bidi), surrogate,
+#: private use.
+HIDDEN = ("Cc", "Cf", "Cs", "Co")
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,10 @@ def test_a_misspelt_tag_gets_the_tag_it_means_as_its_fix(tag, meant):
     # The type is in the tag: the fix names the spelling to use, not "repair cannot guess the type".
     (problem,) = find_problems(["O", tag], ["2", "pizza"])
     assert problem.kind == "malformed" and f"to {meant!r}, as IOB2 spells it" in problem.fix()
+
+
+def test_the_fix_for_a_type_with_an_invisible_character_names_the_visible_tag():
+    (problem,) = find_problems(["B-FOOD\u200b"], ["pizza"])
+    assert problem.kind == "malformed"
+    assert problem.fix() == ("change tags[0] ('B-FOOD\\u200b' on 'pizza') to 'B-FOOD': an invisible character or a "
+                             "decomposed accent (NFD) makes it another type that prints the same")

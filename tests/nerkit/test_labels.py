@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import pytest
 
-from nerkit.labels import LabelMap, labels_from_config
+from nerkit.labels import LabelMap, labels_from_config, split_tag
 
 
 def test_label_order_is_o_then_b_i_per_sorted_type():
@@ -28,3 +29,15 @@ def test_config_labels_come_in_id_order_whether_keys_are_int_or_str():
 def test_config_labels_with_a_gap_or_a_name_as_id_are_refused_by_name(id2label, needle):
     with pytest.raises(ValueError, match=f"^models/x: .*{needle}"):
         labels_from_config(SimpleNamespace(id2label=id2label), "models/x")
+
+
+@pytest.mark.parametrize(("tag", "said"), [
+    ("B-FOOD\u200b", "has an invisible character (a control, zero-width or bidi mark) in its type 'FOOD\\u200b'"),
+    ("I-LOC\u200e", "invisible character"),
+    ("B-DRINKE\u0301", "in decomposed Unicode (NFD); write it composed, 'DRINK\u00c9' (NFC)"),
+])
+def test_a_type_that_prints_like_another_is_refused(tag, said):
+    # 'FOOD\u200b' and a decomposed 'DRINKÉ' print as 'FOOD' and 'DRINKÉ' and were types of their own.
+    with pytest.raises(ValueError, match=re.escape(said)):
+        split_tag(tag)
+    assert split_tag("B-DRINK\u00c9") == ("B", "DRINK\u00c9")
