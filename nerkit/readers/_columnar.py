@@ -58,7 +58,7 @@ def read_hf_disk(
         data = data[split]
         source = f"{source}[{split}]"
     tags_column = _columns(list(data.column_names), source)
-    names = _class_label_names(data.features[tags_column]) or label_names
+    names = _names(_class_label_names(data.features[tags_column]), label_names, source)
     columns = data.select_columns([TOKEN_COLUMN, tags_column]).to_dict()
     yield from _rows(columns[TOKEN_COLUMN], columns[tags_column], source, names)
 
@@ -79,10 +79,22 @@ def read_parquet(
         raise DataError(source, 0, f"cannot read it as Parquet ({exc})",
                         "write the file again (e.g. df.to_parquet(...)), or pass --format for its real "
                         "format") from None
-    names = _parquet_label_names(schema.metadata, tags_column) or label_names
+    names = _names(_parquet_label_names(schema.metadata, tags_column), label_names, source)
     yield from _rows(
         table.column(TOKEN_COLUMN).to_pylist(), table.column(tags_column).to_pylist(), source, names
     )
+
+
+def _names(stored: list[str] | None, given: Sequence[str] | None, source: str) -> Sequence[str] | None:
+    """The label of each id: the data's own ``ClassLabel`` names, else ``--label-names``.
+    Both, disagreeing, is refused: the given names were ignored without a word, and a
+    split without ``ClassLabel`` beside one with it read the same ids as other labels."""
+    if stored and given and list(given) != stored:
+        raise DataError(source, 0, f"its ClassLabel names the label ids {stored}, but --label-names gives "
+                                   f"{list(given)}",
+                        "leave out --label-names (the data names its own labels), or give the same names in "
+                        "the same order")
+    return stored or given
 
 
 def _rows(tokens: list, tags: list, source: str, names: Sequence[str] | None) -> Iterator:

@@ -294,11 +294,15 @@ def test_hf_disk_dataset_decodes_class_labels(tmp_path):
     assert [r.line for r in records] == [1, 2]
 
 
-def test_hf_class_label_names_win_over_label_names(tmp_path):
+def test_label_names_that_disagree_with_the_datas_class_label_are_refused(tmp_path):
     # A dataset's ClassLabel feature names its own ids; --label-names (for files that
-    # carry bare ids) must not relabel it.
+    # carry bare ids) must not relabel it. Disagreeing, it was ignored without a word, and a
+    # split of bare ids beside one with ClassLabel read the same ids as other labels.
     _hf_dataset([(["pizza"], [1])]).save_to_disk(str(tmp_path / "ds"))
-    records, _ = read_records(tmp_path / "ds", label_names=["O", "B-DRINK", "I-DRINK"])
+    message = read_error(tmp_path / "ds", label_names=["O", "B-DRINK", "I-DRINK"])
+    assert ("its ClassLabel names the label ids ['O', 'B-FOOD', 'I-FOOD'], but --label-names gives "
+            "['O', 'B-DRINK', 'I-DRINK']") in message and "leave out --label-names" in message
+    records, _ = read_records(tmp_path / "ds", label_names=["O", "B-FOOD", "I-FOOD"])  # the same: read
     assert records[0].tags == ("B-FOOD",)
 
 
