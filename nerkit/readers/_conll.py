@@ -12,6 +12,7 @@ its first token's line, and each token's own line is kept in
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,13 @@ _SPACES = re.compile(r" +")
 # first sentence, and skipping that "invalid" record would drop the real sentence with it.
 _HEADER_TOKENS = {"token", "tokens", "word", "words", "form", "text"}
 _HEADER_TAGS = {"tag", "tags", "label", "labels", "ner", "ner_tag", "ner_tags", "iob", "bio", "entity"}
+
+
+def _json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def split_columns(line: str) -> list[str]:
@@ -80,6 +88,11 @@ def read_conll(path: str | Path, label_names: Sequence[str] | None = None) -> It
                         "separate token and tag with a space or tab, e.g. 'pizza B-FOOD'",
                     )
                 if width is None:
+                    if raw.lstrip().startswith("{") and _json_object(raw):
+                        # A .txt holding JSON Lines read as CoNLL: its tags were '"B-FOOD"]}'.
+                        raise DataError(source, line_no, "the file holds JSON Lines, not CoNLL",
+                                        "name it .jsonl, or pass --format jsonl-tokens (tokens and tags) or "
+                                        "--format jsonl-spans (text and entities)")
                     if columns[0].lower() in _HEADER_TOKENS and columns[-1].lower() in _HEADER_TAGS:
                         raise DataError(source, line_no, f"{raw.strip()!r} looks like a header row, not a token "
                                         "and its tag", "remove the header line (CoNLL files have none)")

@@ -271,6 +271,15 @@ def test_conll_header_row_is_an_error_on_its_line_not_part_of_a_sentence(tmp_pat
     assert f"{path}:1:" in message and "looks like a header row" in message and "remove the header line" in message
 
 
+def test_json_lines_in_a_txt_file_name_the_format_to_pass(tmp_path):
+    # Read as CoNLL, its first "tag" was '"B-FOOD"]}' and the fix offered --on-invalid skip.
+    path = write_jsonl(tmp_path / "data.txt", [{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}])
+    message = read_error(path)
+    assert message.startswith(f"{path}:1: the file holds JSON Lines, not CoNLL") and "--format jsonl-tokens" in message
+    records, _ = read_records(path, format="jsonl-tokens")
+    assert records[0].tags == ("O", "B-FOOD")
+
+
 def _hf_dataset(rows):
     import datasets
 
