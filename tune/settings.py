@@ -19,7 +19,7 @@ from nerkit.config import check_field_types
 from nerkit.data import DataConfig
 from nerkit.model import BUNDLED_MODEL, DEFAULT_MAX_LENGTH
 from nerkit.paths import local_absolute
-from tune.storage import join, parent
+from tune.storage import exists, join, parent
 
 #: What the search maximises: ASHA's rungs, TPE, Ray's checkpoint ranking and the
 #: trial tables' best evaluation all read this one result key.
@@ -185,6 +185,15 @@ def read_settings(experiment_path: str) -> dict[str, Any]:
             # (its data checked and tokenised, Ray started), not missing.
             raise ValueError(f"{experiment_path}: the search is starting (its driver: {holder}) and has not written "
                              f"{SETTINGS_FILE} yet; try again in a few seconds")
+        from tune.driver_lock import LOCK_FILE
+
+        name = experiment_path.rstrip("/").rsplit("/", 1)[-1]
+        if exists(join(experiment_path, LOCK_FILE)):
+            # A driver killed (SIGKILL, a lost node) before it wrote search.json leaves its
+            # lock file alone; the clean-up of a refused start never ran.
+            raise ValueError(f"{experiment_path}: the search {name!r} was stopped before it was set up (only its "
+                             f"driver's lock file is there, no {SETTINGS_FILE}), so there is nothing to continue; "
+                             f"start it again with: nerkit search --name {name} and its options")
         root = parent(experiment_path)
         found = searches_in(root)
         raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; check --name "

@@ -166,6 +166,19 @@ def test_a_search_that_is_not_there_lists_the_ones_that_are(tmp_path):
         read_settings(experiment_path("sweep-c", str(tmp_path)))
 
 
+def test_a_search_killed_before_it_was_set_up_says_to_start_it_again(tmp_path):
+    # SIGKILL before search.json was written leaves the driver's lock file alone; --resume
+    # said "not a nerkit search", as if the name were mistyped.
+    from tune.driver_lock import LOCK_FILE
+    from tune.settings import experiment_path, read_settings
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / LOCK_FILE).write_text("")
+    with pytest.raises(ValueError, match=r"the search 't' was stopped before it was set up .* nothing to continue; "
+                                         r"start it again with: nerkit search --name t"):
+        read_settings(experiment_path("t", str(tmp_path)))
+
+
 @pytest.mark.parametrize("name", ["", "../other", "a/b", ".hidden"])
 def test_readers_refuse_a_name_no_search_can_have(name):
     # `nerkit trials ''` listed the storage's parent as if it were the search; `../x` read
