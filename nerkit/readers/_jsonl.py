@@ -191,16 +191,17 @@ def token_record(
 ) -> Record | DataError:
     """Build a Record from parallel token and tag lists, shared by every tokens-style reader.
 
-    Returns a :class:`DataError` (for the policy to apply) when the lists disagree;
-    raises it for values that are not lists of words at all.
+    Returns a :class:`DataError` for a bad record (for the policy to apply: the doctor
+    lists every one, ``--on-invalid skip`` skips it): lists that disagree, values that are
+    not lists of words, tags that are not labels.
     """
     if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
-        raise DataError(
+        return DataError(
             source, line, f"tokens must be a list of strings, got {_clip(repr(tokens))}",
             'write them like ["2", "pizza"]',
         )
     if not isinstance(tags, (list, tuple)):
-        raise DataError(
+        return DataError(
             source, line, f"tags must be a list, got {_clip(repr(tags))}", 'write them like ["O", "B-FOOD"]'
         )
     if len(tokens) != len(tags):
@@ -212,7 +213,10 @@ def token_record(
         )
     if not tokens:
         return DataError(source, line, "the record has no tokens", "remove the empty record")
-    decoded = decode_tags(tags, label_names, source, line)
+    try:
+        decoded = decode_tags(tags, label_names, source, line)
+    except DataError as exc:  # a null or float tag, an id out of range: this record's own
+        return exc
     for i, token in enumerate(tokens):
         if decoded[i] != "O" and not is_visible(token):
             # A tokenizer gives such a token no subword, so its tag would vanish unseen
@@ -231,9 +235,11 @@ def read_jsonl_tokens(
     source = str(path)
     example = '{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}'
     for line, obj in iter_json_lines(path):
-        tokens = require(obj, "tokens", list, source, line, example)
+        # A missing key stops the read (another format?); a value of the wrong type is
+        # this record's own fault, for the policy (token_record).
+        tokens = require(obj, "tokens", object, source, line, example)
         key = tags_key(obj, source, line)
-        tags = require(obj, key, list, source, line, example)
+        tags = require(obj, key, object, source, line, example)
         yield token_record(tokens, tags, source, line, label_names)
 
 

@@ -280,6 +280,18 @@ def test_json_lines_in_a_txt_file_name_the_format_to_pass(tmp_path):
     assert records[0].tags == ("O", "B-FOOD")
 
 
+def test_records_with_tags_that_are_not_labels_are_skippable_and_all_named(tmp_path):
+    # A null or float tag stopped reading at the first one: the doctor named only it, and
+    # --on-invalid skip could not skip either record.
+    rows = [{"tokens": ["2", "pizza"], "tags": ["O", "B-FOOD"]}, {"tokens": ["chai"], "tags": [None]},
+            {"tokens": ["dosa"], "tags": [1.5]}, {"tokens": "chai", "tags": ["O"]}]
+    path = write_jsonl(tmp_path / "a.jsonl", rows)
+    records, report = read_records(path, on_invalid="skip")
+    assert [r.tokens for r in records] == [("2", "pizza")] and report.skipped == 3
+    assert [reason.split(":")[1] for reason in report.reasons] == ["2", "3", "4"]
+    assert read_error(path).startswith(f"{path}:2: tags[0] = None is neither a string nor an integer id")
+
+
 def _hf_dataset(rows):
     import datasets
 
