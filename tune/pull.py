@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
-from tune.registry import MANIFEST, Registry, hash_stream
+from tune.registry import MANIFEST, STALE_AFTER_S, Registry, hash_stream
 
 _SPEC = re.compile(r"^(latest|v[1-9]\d*)$")
 _VERSION = re.compile(r"^v[1-9]\d*$")
@@ -187,6 +188,7 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
     tmp = dest.parent / f".{dest.name}.pull-{uuid.uuid4().hex}"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_downloads(dest)
         tmp.mkdir()
     except OSError as exc:
         # Before any download: the destination is at fault (a file on its path, a
@@ -201,6 +203,21 @@ def pull(ref: str, to: str | Path, force: bool = False) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _remove_stale_downloads(dest: Path) -> None:
+    """Remove the downloads beside ``dest`` (``.<name>.pull-*``) that a pull killed
+    outright (SIGKILL) left, once their newest file is older than a day: no pull takes
+    that long, and each holds a whole model."""
+    import time
+
+    for old in dest.parent.glob(f".{glob.escape(dest.name)}.pull-*"):
+        try:
+            times = [p.stat().st_mtime for p in old.rglob("*") if p.is_file()] or [old.stat().st_mtime]
+        except OSError:  # removed meanwhile (another pull), or unreadable: left alone
+            continue
+        if old.is_dir() and time.time() - max(times) > STALE_AFTER_S:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_replaceable(dest: Path, reg: Registry) -> None:

@@ -42,6 +42,10 @@ LATEST = "latest"
 _VERSION = re.compile(r"^v(\d+)$")
 _CHUNK = 1 << 20
 _MAX_ATTEMPTS = 1000
+#: Seconds after which a staging directory (``.tmp-*``) is taken for the leftover of a
+#: publisher killed outright (SIGKILL, a lost machine), whose clean-up never ran: no
+#: publish takes a day, and each leftover holds a whole model.
+STALE_AFTER_S = 24 * 3600
 
 
 class Registry:
@@ -201,6 +205,7 @@ class Registry:
                 final once the rename succeeds, so the card may be rendered again).
         """
         self.fs.create_dir(self.root, recursive=True)
+        self._remove_stale_staging()
         tmp = f"{self.root}/.tmp-{uuid.uuid4().hex}"
         try:
             hashes = {name: self._upload(src, f"{tmp}/{name}") for name, src in sorted(files.items())}
@@ -226,6 +231,21 @@ class Registry:
                           f"and promote again (that moves {LATEST} to v{version} and publishes nothing new), or "
                           f"write 'v{version}' into {self.uri}/{LATEST}") from exc
         return version
+
+    def _remove_stale_staging(self) -> None:
+        """Remove ``.tmp-*`` staging directories whose newest file is older than
+        :data:`STALE_AFTER_S` (one with no file time to read, as some stores give none, stays)."""
+        import time
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        for info in infos:
+            if info.type != pafs.FileType.Directory or not info.base_name.startswith(".tmp-"):
+                continue
+            files = self.fs.get_file_info(pafs.FileSelector(info.path, recursive=True))
+            times = [f.mtime.timestamp() for f in files if f.type == pafs.FileType.File and f.mtime is not None]
+            if times and time.time() - max(times) > STALE_AFTER_S:
+                with contextlib.suppress(OSError):  # another promote removing it too
+                    self.fs.delete_dir(info.path)
 
     def _upload(self, src: Path, dest: str) -> dict[str, Any]:
         self.fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)

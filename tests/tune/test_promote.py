@@ -668,3 +668,22 @@ def test_the_example_input_is_a_short_test_sentence_holding_an_entity():
     assert example_input((plain, long_one)) == "a b Paris"
     assert example_input((plain,)) == "hello"
     assert example_input(()) is None
+
+
+def test_publishing_removes_staging_left_by_a_killed_publisher_once_a_day_old(tmp_path):
+    # A promote killed outright left `.tmp-*` (a whole model) in the registry at each retry.
+    # One younger than a day may be another publisher's, staging now, and stays.
+    import os
+
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"x")
+    reg = Registry(str(tmp_path / "reg"), "ner")
+    root = tmp_path / "reg" / "ner"
+    old, fresh = root / ".tmp-old", root / ".tmp-fresh"
+    for left in (old, fresh):
+        left.mkdir(parents=True)
+        (left / "model.safetensors").write_bytes(b"x")
+    day_ago = time.time() - 25 * 3600
+    os.utime(old / "model.safetensors", (day_ago, day_ago))
+    assert reg.publish({"w.bin": src}, {}, str) == 1
+    assert not old.exists() and fresh.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -343,3 +344,17 @@ def test_a_pull_killed_by_sigterm_leaves_no_partial_download(promoted, tmp_path,
         signal.signal(signal.SIGTERM, previous)
     assert res.exit_code == 128 + signal.SIGTERM and len(copied) == 2, res.output
     assert _nothing_left(dest)
+
+
+def test_a_download_left_by_a_killed_pull_is_removed_once_a_day_old(promoted, tmp_path):
+    # SIGKILL skips every clean-up: each retry left a whole model beside --to. A download
+    # younger than a day may be another pull's, running now, and stays.
+    registry, _ = promoted
+    old, fresh = tmp_path / ".model.pull-old", tmp_path / ".model.pull-fresh"
+    for left in (old, fresh):
+        left.mkdir()
+        (left / "model.safetensors").write_bytes(b"x" * 10)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old / "model.safetensors", (day_ago, day_ago))
+    pull(f"{registry}/ner", tmp_path / "model")
+    assert not old.exists() and fresh.exists() and (tmp_path / "model" / "manifest.json").is_file()
