@@ -179,11 +179,16 @@ def decode_tags(
                 )
             out.append(label_names[value])
         else:
-            raise DataError(
+            raise _NotATag(
                 source, line, f"tags[{i}] = {value!r} is neither a string nor an integer id",
                 "write tags as strings like 'O', 'B-FOOD', 'I-FOOD'",
             )
     return tuple(out)
+
+
+class _NotATag(DataError):
+    """A tag value of no tag's type (null, a float, a list): the record's own fault. An
+    integer without --label-names, or an id out of range, is the option's, and stops the read."""
 
 
 def token_record(
@@ -215,7 +220,7 @@ def token_record(
         return DataError(source, line, "the record has no tokens", "remove the empty record")
     try:
         decoded = decode_tags(tags, label_names, source, line)
-    except DataError as exc:  # a null or float tag, an id out of range: this record's own
+    except _NotATag as exc:  # a null or float tag: this record's own
         return exc
     for i, token in enumerate(tokens):
         if decoded[i] != "O" and not is_visible(token):

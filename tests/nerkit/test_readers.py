@@ -290,6 +290,10 @@ def test_records_with_tags_that_are_not_labels_are_skippable_and_all_named(tmp_p
     assert [r.tokens for r in records] == [("2", "pizza")] and report.skipped == 3
     assert [reason.split(":")[1] for reason in report.reasons] == ["2", "3", "4"]
     assert read_error(path).startswith(f"{path}:2: tags[0] = None is neither a string nor an integer id")
+    # An id out of range is --label-names' fault, not the record's: it stops the read, skip or not.
+    ids = write_jsonl(tmp_path / "ids.jsonl", [{"tokens": ["chai"], "tags": [0]}, {"tokens": ["dosa"], "tags": [4]}])
+    assert "tags[0] = 4 is not an id of the 3 labels" in read_error(ids, on_invalid="skip",
+                                                                   label_names=["O", "B-FOOD", "I-FOOD"])
 
 
 def _hf_dataset(rows):
