@@ -41,12 +41,15 @@ _MODEL_FILE_PATTERNS = ("config.json", "*.safetensors", "*.bin", *("tokenizer.js
 
 
 def model_fingerprint(name: str) -> str | None:
-    """sha256 hex over the names and contents of a model's config, weight and tokenizer
-    files: a local directory's, or a hub name's cached snapshot. None where there are no
-    local files to read (a hub name not cached yet).
+    """What identifies a base model's files: for a local directory, sha256 hex over the
+    names and contents of its config, weight and tokenizer files; for a hub name, the
+    commit of its cached snapshot (``hub:<name>@<commit>``: the files present in the cache
+    grow as a search's trials fetch the weights, and a commit names them all). None where
+    nothing local identifies it (a hub name not cached yet).
 
     A search records it, so a resume never trains on from other weights found at the same
-    path or name (new weights copied over, another size): two base models in one search.
+    path or name (new weights copied over, another size, another revision): two base
+    models in one search.
     """
     import glob
     import hashlib
@@ -59,9 +62,8 @@ def model_fingerprint(name: str) -> str | None:
             config = try_to_load_from_cache(path, "config.json")
         except ValueError:  # not a valid repo id
             return None
-        if not isinstance(config, str):
-            return None
-        path = os.path.dirname(config)
+        # .../models--org--name/snapshots/<commit>/config.json
+        return f"hub:{path}@{os.path.basename(os.path.dirname(config))}" if isinstance(config, str) else None
     files = sorted({f for pattern in _MODEL_FILE_PATTERNS for f in glob.glob(os.path.join(path, pattern))})
     if not files:
         return None

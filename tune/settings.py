@@ -248,9 +248,15 @@ def check_same_model(record: dict[str, Any], doing: str) -> None:
     if found and found != recorded:
         raise ValueError(
             f"the base model of this search ({model}) changed since the search started (its config, weight and "
-            f"tokenizer files: fingerprint {found[:12]}, recorded {recorded[:12]}), so {doing} would train on "
+            f"tokenizer files, or a hub model's revision: {_short(found)}, recorded {_short(recorded)}), so {doing} "
+            "would train on "
             "another model than the search's; put the original files back, or start a new search with another "
             "--name on the new model")
+
+
+def _short(fingerprint: str) -> str:
+    """A fingerprint as messages show it: a hash's first 12 digits, a hub revision whole."""
+    return fingerprint if fingerprint.startswith("hub:") else fingerprint[:12]
 
 
 def check_same_data(record: dict[str, Any], fingerprint: str, doing: str) -> None:

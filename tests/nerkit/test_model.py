@@ -137,3 +137,27 @@ def test_the_model_fingerprint_follows_the_files_not_the_path(tiny_model_dir, tm
     weights.write_bytes(bytes(data))
     assert model_fingerprint(str(copy)) != model_fingerprint(str(tiny_model_dir))
     assert model_fingerprint("acme/not-cached") is None  # nothing local to read: not checked
+
+
+def test_a_hub_models_fingerprint_is_its_revision_not_the_files_fetched_so_far(tmp_path):
+    # The driver caches the config and tokenizer; trials fetch the weights later. Hashing the
+    # files present made every resume of such a search refuse "another model".
+    import os
+    import subprocess
+    import sys
+
+    snapshot = tmp_path / "hub" / "models--acme--tiny" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--acme--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--acme--tiny" / "refs" / "main").write_text("a" * 40)
+    code = "from nerkit.model import model_fingerprint; print(model_fingerprint('acme/tiny'))"
+
+    def fingerprint():
+        env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub")}
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                              check=True, timeout=120).stdout.strip()
+
+    before = fingerprint()
+    (snapshot / "model.safetensors").write_bytes(b"weights")  # a trial fetched them
+    assert before == fingerprint() == f"hub:acme/tiny@{'a' * 40}"
