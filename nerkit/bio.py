@@ -24,8 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from nerkit.errors import DataError
-from nerkit.labels import HIDDEN, OUTSIDE, is_label_id, split_tag
+from nerkit.labels import OUTSIDE, is_label_id, split_tag
 from nerkit.records import Record
+from nerkit.text import is_hidden_in_name
 
 ON_INVALID = ("error", "repair", "skip")
 
@@ -91,8 +92,9 @@ class TagProblem:
 
 
 def visible_form(tag: str) -> str:
-    """``tag`` as it prints: without invisible characters, accents composed (NFC)."""
-    return unicodedata.normalize("NFC", "".join(ch for ch in tag if unicodedata.category(ch) not in HIDDEN))
+    """``tag`` as it prints: without invisible characters (spaces are visible enough: a
+    trailing one gets its own fix), accents composed (NFC)."""
+    return unicodedata.normalize("NFC", "".join(ch for ch in tag if ch.isspace() or not is_hidden_in_name(ch)))
 
 
 def _meant(tag: str) -> str | None:

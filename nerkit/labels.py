@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from nerkit.text import is_hidden_in_name
+
 OUTSIDE = "O"
 PREFIXES = ("B", "I")
 
@@ -38,7 +40,7 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     if any(ch.isspace() for ch in etype):
         # 'B-FOOD ' would otherwise be an entity type of its own, beside 'FOOD'.
         raise ValueError(f"tag {tag!r} has whitespace in its type {etype!r}: types are single words like 'FOOD'")
-    if any(unicodedata.category(ch) in HIDDEN for ch in etype):
+    if any(is_hidden_in_name(ch) for ch in etype):
         # 'FOOD\u200b' prints as 'FOOD' and would be a type of its own beside it.
         raise ValueError(f"tag {tag!r} has an invisible character (a control, zero-width or bidi mark) in its type "
                          f"{etype!r}: remove it; types are single visible words like 'FOOD'")
@@ -49,10 +51,6 @@ def split_tag(tag: str) -> tuple[str, str | None]:
                          f"{unicodedata.normalize('NFC', etype)!r} (NFC), as the same type is written elsewhere")
     return prefix, etype
 
-
-#: Unicode categories that print as nothing: control, format (zero-width, bidi), surrogate,
-#: private use.
-HIDDEN = ("Cc", "Cf", "Cs", "Co")
 
 
 @dataclass(frozen=True)

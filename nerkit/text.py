@@ -44,6 +44,17 @@ def is_invisible(ch: str) -> bool:
     return ch.isspace() or unicodedata.category(ch) in _DELETED_CATEGORIES or ch in _DELETED
 
 
+#: Invisible characters that belong inside words (ZWNJ, ZWJ: Persian and Devanagari
+#: spelling; removing one changes how the word renders).
+WORD_JOINERS = "\u200c\u200d"
+
+
+def is_hidden_in_name(ch: str) -> bool:
+    """Whether ``ch`` in a name (an entity type) prints as nothing and means nothing: an
+    invisible character (:func:`is_invisible`) other than the word joiners."""
+    return is_invisible(ch) and ch not in WORD_JOINERS
+
+
 def is_visible(token: str) -> bool:
     """Whether ``token`` has a character a tokenizer keeps (see :func:`is_invisible`)."""
     return not all(is_invisible(ch) for ch in token)
@@ -128,9 +139,10 @@ def splitter(mode: str):
 
 def split_apart(word: str) -> list[str] | None:
     """The pieces :func:`split_words` makes of a pre-split data word, or None where it
-    keeps it whole (``3.5`` → ``['3', '.', '5']``)."""
+    keeps it one word (``3.5`` → ``['3', '.', '5']``; ``pizza\u200b`` stays one, its
+    invisible character dropped)."""
     pieces = [w for w, _, _ in split_words(word)]
-    return None if pieces == [word] else pieces
+    return pieces if len(pieces) > 1 else None
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:

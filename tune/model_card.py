@@ -11,9 +11,10 @@ PLACEHOLDER_INPUT = "a sentence to tag"
 
 
 def try_command(manifest: dict[str, Any], model_dir: str) -> str:
-    """``nerkit predict`` on the model's own example sentence, quoted for a POSIX shell."""
+    """``nerkit predict`` on the model's own example sentence, quoted for a POSIX shell;
+    after ``--``, so a sentence starting with ``-`` ("-5 degrees") is not read as an option."""
     text = manifest.get("example_input") or PLACEHOLDER_INPUT
-    return f"nerkit predict --model {shlex.quote(model_dir)} {shlex.quote(text)}"
+    return f"nerkit predict --model {shlex.quote(model_dir)} -- {shlex.quote(text)}"
 
 
 def _f(value: Any) -> str:

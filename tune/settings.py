@@ -193,7 +193,8 @@ def read_settings(experiment_path: str) -> dict[str, Any]:
             # lock file alone; the clean-up of a refused start never ran.
             raise ValueError(f"{experiment_path}: the search {name!r} was stopped before it was set up (only its "
                              f"driver's lock file is there, no {SETTINGS_FILE}), so there is nothing to continue; "
-                             f"start it again with: nerkit search --name {name} and its options")
+                             f"start it again with: nerkit search --name {name} --storage "
+                             f"{parent(experiment_path)} and its options")
         root = parent(experiment_path)
         found = searches_in(root)
         raise ValueError(f"{experiment_path}: no {SETTINGS_FILE}, so this is not a nerkit search; check --name "

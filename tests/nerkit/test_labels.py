@@ -41,3 +41,5 @@ def test_a_type_that_prints_like_another_is_refused(tag, said):
     with pytest.raises(ValueError, match=re.escape(said)):
         split_tag(tag)
     assert split_tag("B-DRINK\u00c9") == ("B", "DRINK\u00c9")
+    # A word joiner is part of the spelling (Persian, Devanagari), not a hidden character.
+    assert split_tag("B-\u0646\u0627\u0645\u200c\u062e\u0627\u0646\u0648\u0627\u062f\u06af\u06cc")[0] == "B"

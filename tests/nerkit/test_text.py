@@ -48,6 +48,7 @@ def test_split_spaces_keeps_words_whole_and_drops_invisible_runs():
 def test_split_apart_names_the_pieces_of_a_word_predict_would_split():
     assert split_apart("3.5") == ["3", ".", "5"] and split_apart("New York") == ["New", "York"]
     assert split_apart("domino's") is None and split_apart("pizza") is None
+    assert split_apart("pizza\u200b") is None  # one word still, its invisible character dropped
 
 
 def test_chinese_and_japanese_characters_are_words_of_their_own():

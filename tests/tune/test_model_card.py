@@ -84,7 +84,10 @@ def test_the_card_tries_the_model_on_its_own_example_sentence_quoted_for_the_she
 
     card = render_card({**_manifest(), "example_input": "it's Paris"}, 1, "reg/ner")
     (line,) = [ln for ln in card.splitlines() if ln.startswith("nerkit predict")]
-    assert shlex.split(line) == ["nerkit", "predict", "--model", "./model", "it's Paris"]
+    assert shlex.split(line) == ["nerkit", "predict", "--model", "./model", "--", "it's Paris"]
+    # After "--": a sentence starting with "-" is not read as an option.
+    dashed = render_card({**_manifest(), "example_input": "-5 degrees"}, 1, "reg/ner")
+    assert "nerkit predict --model ./model -- '-5 degrees'" in dashed
     # A manifest from before example_input: a placeholder, not another corpus's sentence.
     old = render_card(_manifest(), 1, "reg/ner")
     assert "'a sentence to tag'" in old and "mangwao" not in old

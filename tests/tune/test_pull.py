@@ -282,11 +282,11 @@ def test_pull_prints_a_try_it_command_on_a_sentence_of_the_models_own_test_split
     assert res.exit_code == 0, res.output
     (line,) = [ln for ln in res.output.splitlines() if ln.startswith("try it: ")]
     argv = shlex.split(line.removeprefix("try it: "))
-    assert argv[:3] == ["nerkit", "predict", "--model"] and argv[3] == str(dest)
-    assert argv[4] in _sentences(50)
-    tagged = CliRunner().invoke(build_app(), argv[1:] + ["--json"])
+    assert argv[:3] == ["nerkit", "predict", "--model"] and argv[3:5] == [str(dest), "--"]
+    assert argv[5] in _sentences(50)
+    tagged = CliRunner().invoke(build_app(), [*argv[1:4], "--json", *argv[4:]])
     assert tagged.exit_code == 0, tagged.output
-    assert json.loads(tagged.output.splitlines()[0])["text"] == argv[4]
+    assert json.loads(tagged.output.splitlines()[0])["text"] == argv[5]
 
 
 def test_pull_json_names_the_version_and_where_it_went(promoted, tmp_path):

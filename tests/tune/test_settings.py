@@ -175,7 +175,7 @@ def test_a_search_killed_before_it_was_set_up_says_to_start_it_again(tmp_path):
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / LOCK_FILE).write_text("")
     with pytest.raises(ValueError, match=r"the search 't' was stopped before it was set up .* nothing to continue; "
-                                         r"start it again with: nerkit search --name t"):
+                                         rf"start it again with: nerkit search --name t --storage {tmp_path} "):
         read_settings(experiment_path("t", str(tmp_path)))
 
 
