@@ -194,11 +194,14 @@ DEFAULT_TOP_K = 3  # configurations --confirm-seeds re-trains unless --top-k say
 def promote(
     name: str, registry: str, *, model_name: str = "ner", metric: str = "best_dev_f1",
     confirm_seeds: int = 0, top_k: int | None = None, min_f1: float = 0.0, min_entity_ratio: float = 0.005,
-    storage: str = "runs", allow_unfinished: bool = False, trial: str | None = None,
+    storage: str = "runs", allow_unfinished: bool = False, trial: str | None = None, example: str | None = None,
 ) -> Promotion:
     """Promote the best model of search ``name`` to ``registry`` (see module doc).
 
     ``trial`` promotes that trial (its id in the trial table) instead of the best.
+    ``example`` is the sentence the model card and pull's "try it" tag (default: a short
+    test sentence holding an entity, :func:`example_input`; ``""``: none, for test data
+    that must not leave the team, names and addresses, say).
     ``top_k`` (default 3) is how many of the best configurations ``confirm_seeds``
     re-trains; it means nothing without ``confirm_seeds`` or with ``trial``, so it is
     refused there rather than ignored.
@@ -292,7 +295,8 @@ def promote(
             "per_type": test["per_type"],
             "data_fingerprint": prepared.fingerprint,
             "label_map": {"labels": list(prepared.label_map.labels)},
-            "example_input": example_input(prepared.dataset.test),  # the card's and pull's "try it"
+            # The card's and pull's "try it" sentence.
+            "example_input": example_input(prepared.dataset.test) if example is None else (example or None),
             "gates": {"min_f1": min_f1, "min_entity_ratio": min_entity_ratio},
             # The test scores above are fp32 (no autocast), as `nerkit predict` runs the
             # model; the trials' dev scores ran in their compute_precision (the row's).

@@ -687,3 +687,13 @@ def test_publishing_removes_staging_left_by_a_killed_publisher_once_a_day_old(tm
     os.utime(old / "model.safetensors", (day_ago, day_ago))
     assert reg.publish({"w.bin": src}, {}, str) == 1
     assert not old.exists() and fresh.exists()
+
+
+def test_the_example_sentence_can_be_left_out_of_what_is_published(finished_search, tmp_path):
+    # Test text can hold names and addresses that must not leave the team: --example ''
+    # publishes none, and the card and pull show a placeholder.
+    result = promote(finished_search.name, str(tmp_path / "reg"), storage=finished_search.storage,
+                     min_entity_ratio=0.0, example="")
+    assert result.manifest["example_input"] is None
+    card = (tmp_path / "reg" / "ner" / "v1" / "MODEL_CARD.md").read_text()
+    assert "nerkit predict --model ./model -- 'a sentence to tag'" in card

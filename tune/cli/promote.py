@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
             False, "--allow-unfinished", help="Publish the best so far of a search that has not ended."),
         trial: str = typer.Option(None, "--trial", help="Promote this trial (its trial_id) instead of the best."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON document (what was published, and where)."),
+        example: str = typer.Option(None, "--example", help="The sentence the model card and pull's 'try it' tag "
+                                    "(default: a short test sentence; '' for none, where test text must not be shared)."),
     ) -> None:
         """Test the best trial's model on the test split and publish it as <registry>/<model-name>/v<N>.
 
@@ -55,7 +57,7 @@ def register(app: typer.Typer) -> None:
             with exit_on_sigterm():
                 result = promote(name, registry, model_name=model_name, metric=metric, confirm_seeds=confirm_seeds,
                                  top_k=top_k, min_f1=min_f1, min_entity_ratio=min_entity_ratio, storage=storage,
-                                 allow_unfinished=allow_unfinished, trial=trial)
+                                 allow_unfinished=allow_unfinished, trial=trial, example=example)
         except PromotionRefused as exc:
             err_console.print(f"[bold red]promotion refused:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             # Its own exit status: a release pipeline tells "model not good enough" (3) from
