@@ -219,6 +219,7 @@ def align_records(
     word_ids: list[list[int | None]] = []
     cut_labels: list[list[int]] = []
     truncated = dropped = vanished = 0
+    first_vanished: str | None = None  # file:line of the first record with such a word
     for start in range(0, len(records), _BATCH):
         batch = records[start : start + _BATCH]
         encoding = tokenizer(
@@ -228,6 +229,7 @@ def align_records(
             max_length=max_length,
         )
         for i, record in enumerate(batch):
+            before = vanished
             ids = encoding.word_ids(i)
             present = {w for w in ids if w is not None}
             kept = max(present) + 1 if present else 0
@@ -253,6 +255,8 @@ def align_records(
                 vanished += len(record.tokens) - kept
                 cut_labels.append([])
             vanished += kept - len(present)
+            if vanished > before and first_vanished is None:
+                first_vanished = f"{record.source}:{record.line}"
             _check_labels_kept(record, present, checked)
             input_ids.append(list(encoding["input_ids"][i]))
             if encoded is None:
@@ -265,7 +269,8 @@ def align_records(
             truncated, len(records), max_length, dropped,
         )
     if vanished:
-        logger.warning("%d words produced no subwords (e.g. control characters) and carry no label", vanished)
+        logger.warning("%d words produced no subwords (e.g. control characters) and carry no label (first at %s)",
+                       vanished, first_vanished)
     return AlignedSplit(input_ids, labels, word_ids, truncated, dropped, cut_labels)
 
 

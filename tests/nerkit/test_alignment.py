@@ -59,11 +59,13 @@ def test_truncation_is_counted_and_logged(tokenizer, caplog):
 def test_words_without_subwords_are_not_counted_as_truncation(tokenizer, caplog):
     # A trailing control character gives no subword; the record is far below max_length,
     # so that is a vanished word, not truncation (no "raise --max-length" advice).
-    records = [Record(("pizza", "bhejo", "\x07"), ("B-FOOD", "O", "O"))]
+    records = [Record(("pizza",), ("B-FOOD",), source="a.jsonl", line=1),
+               Record(("pizza", "bhejo", "\x07"), ("B-FOOD", "O", "O"), source="a.jsonl", line=2)]
     with caplog.at_level(logging.WARNING, logger="nerkit.alignment"):
         aligned = align_records(records, tokenizer, LM, max_length=128)
     assert (aligned.num_truncated, aligned.num_words_dropped) == (0, 0)
     assert "1 words produced no subwords" in caplog.text and "truncated" not in caplog.text
+    assert "(first at a.jsonl:2)" in caplog.text  # where to look
 
 
 def test_tag_outside_label_map_names_the_record(tokenizer):
