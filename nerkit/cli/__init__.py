@@ -89,8 +89,8 @@ def _before_teardown() -> None:
 
 def _main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app = build_app()
     try:
+        app = build_app()
         # Standalone mode: click reports usage errors and exits with each command's
         # own code; only user errors from the library need translating here.
         app()
@@ -100,6 +100,11 @@ def _main() -> None:
         # rich would otherwise read as markup and drop.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        # Ctrl-C while modules import (seconds: torch, transformers, Ray), before a command
+        # handles it: one line, not a traceback through the import machinery.
+        err_console.print("interrupted", highlight=False)
+        sys.exit(130)
     except OSError as exc:
         # The machine, not the input: a full disk, a path that is a file, no permission.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)

@@ -210,3 +210,19 @@ def test_every_training_option_reaches_the_saved_config(tiny_model_dir, small_da
         "num_threads": 1}
     assert (cfg["data"]["split_seed"], cfg["data"]["on_invalid"], cfg["data"]["path"]) == (5, "skip", str(small_data_dir))
     assert json.loads(result.stdout)["best"]["step"] in (3, 5)  # evaluated at steps 3 and 5 (a quarter of 160 / 8)
+
+
+def test_ctrl_c_while_the_commands_import_exits_130_with_one_line(monkeypatch, capsys):
+    # Ctrl-C in the first seconds (torch, transformers, Ray importing) printed a traceback
+    # through the import machinery.
+    import pytest
+
+    import nerkit.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nerkit.cli, "build_app", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        nerkit.cli._main()
+    assert exit_info.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
