@@ -42,9 +42,17 @@ def check_storage_on_every_node(experiment: str) -> None:
         return os.path.exists(path)
 
     marker = f"{experiment}/{LOCK_FILE}"
-    seen = ray.get([sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                    .remote(marker) for n in nodes])
-    blind = [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
+    asked = [sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(marker)
+             for n in nodes]
+    blind = []
+    for node, answer in zip(nodes, asked):
+        try:
+            if not ray.get(answer):
+                blind.append(node["NodeManagerAddress"])
+        except ray.exceptions.RayError:
+            # A node that died since ray.nodes() listed it (still "Alive" until its health
+            # checks fail: a lost spot instance, an idle node removed): it runs no trial.
+            logger.info("node %s did not answer the storage check (gone?)", node["NodeManagerAddress"])
     if blind:
         raise ValueError(f"--storage {experiment.rsplit('/', 1)[0]} is a local path that {len(blind)} of the "
                          f"cluster's {len(nodes)} other node(s) ({', '.join(sorted(set(blind)))}) do not see, so "
@@ -103,11 +111,15 @@ def default_concurrency(settings: SearchSettings) -> int:
     return max(1, min(slots))
 
 
-def warn_if_autoscaling_would_starve(settings: SearchSettings, address: str | None) -> None:
+def warn_if_autoscaling_would_starve(settings: SearchSettings, joined: bool) -> None:
     """On a cluster, the default concurrency is what its nodes hold *now*. An autoscaling
     cluster adds nodes only for trials that wait, so a head-only start would run one trial
-    at a time for the whole search: say so, and how to ask for more."""
-    if settings.max_concurrent is not None or not (address or os.environ.get("RAY_ADDRESS")):
+    at a time for the whole search: say so, and how to ask for more.
+
+    ``joined``: the search runs on a cluster it joined (with ``--address``, ``RAY_ADDRESS``,
+    or none at all: ``ray exec`` on the head joins the cluster running there), not on a
+    Ray it started (tune.ray_connect.joined_cluster)."""
+    if settings.max_concurrent is not None or not joined:
         return
     slots = default_concurrency(settings)
     if slots < settings.trials:

@@ -32,7 +32,7 @@ from tune.driver_process import sigterm_stops_gracefully, snapshot_period
 from tune.plan import SearchPlan, plan_from_record, plan_search
 from tune.progress import SearchProgress
 from tune.ray_record import reported_trial_directories
-from tune.ray_connect import check_address, init_ray_for, signals_held
+from tune.ray_connect import check_address, init_ray_for, joined_cluster, signals_held
 from tune.reconcile import fail_orphaned_trials, study_and_ray_trials, unrecorded_finished_trials
 from tune.result_logs import ResultLogUpload
 from tune.retention import CheckpointRetention
@@ -141,7 +141,7 @@ def run_search(settings: SearchSettings, address: str | None = None, callbacks: 
             check_storage_on_every_node(exp)
             warn_if_gpus_unused(settings)
             warn_if_data_is_temporary(plan.base.data)
-            warn_if_autoscaling_would_starve(settings, address)
+            warn_if_autoscaling_would_starve(settings, joined_cluster())
             make_room_for_new_study(exp)
             # What --resume and promotion check the data against (tune.settings.check_same_data).
             record = {**plan.to_record(), "data_fingerprint": prepared.fingerprint,

@@ -144,6 +144,16 @@ def starts_local_ray(address: str | None) -> bool:
         return False
 
 
+#: Whether this process's Ray is a cluster it joined (init_ray_for): a ``ray exec`` on
+#: the head joins the cluster running there with no address given at all.
+_joined = [False]
+
+
+def joined_cluster() -> bool:
+    """Whether :func:`init_ray_for` joined a running cluster rather than starting Ray here."""
+    return _joined[0]
+
+
 def init_ray_for(settings: SearchSettings, address: str | None) -> None:
     """init_ray, then, on a Ray this process started, refuse trials larger than the machine:
     they would wait for ever, silently (no autoscaler adds a GPU to a laptop)."""
@@ -151,6 +161,7 @@ def init_ray_for(settings: SearchSettings, address: str | None) -> None:
 
     local = starts_local_ray(address)
     init_ray(address)
+    _joined[0] = not local
     if not local:
         return
     total = ray.cluster_resources()

@@ -163,6 +163,15 @@ def test_storage_the_other_nodes_do_not_see_is_refused_and_unused_gpus_are_named
     shared.mkdir()
     (shared / LOCK_FILE).touch()
     check_storage_on_every_node(str(shared))  # this machine's disk: every node sees it
+    # A node that died since ray.nodes() listed it (still "Alive" for seconds): its task
+    # is unschedulable, and the check crashed the search with Ray's 53-line traceback.
+    import ray
+
+    listed = ray.nodes()
+    gone = {"Alive": True, "NodeID": "ab" * 28, "Resources": {"CPU": 1.0}, "NodeManagerAddress": "10.9.9.9"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ray, "nodes", lambda: [*listed, gone])
+        check_storage_on_every_node(str(shared))
     with pytest.raises(ValueError, match=rf"is a local path that {WORKERS} of the cluster's {WORKERS} other node\(s\) \(127.0.0.1\) "
                                          r"do not see.*NFS\) or an s3://"):
         check_storage_on_every_node(str(tmp_path / "head-only"))
@@ -170,6 +179,19 @@ def test_storage_the_other_nodes_do_not_see_is_refused_and_unused_gpus_are_named
     with caplog.at_level("WARNING", logger="tune.cluster_checks"):
         warn_if_gpus_unused(SearchSettings(name="x", space="default"))
     assert f"the cluster has {WORKERS} GPU(s), but --gpus-per-trial is 0" in caplog.text
+
+
+def test_a_search_knows_whether_it_joined_a_cluster(cluster):
+    # `ray exec` on the head runs `nerkit search` with no address, and ray.init() joins the
+    # cluster there: deciding "a cluster" by the address given missed it, and the warning
+    # that a head-only start runs one trial at a time never came.
+    import ray
+
+    from tune.ray_connect import init_ray_for, joined_cluster
+
+    ray.shutdown()
+    init_ray_for(SearchSettings(name="s", space="x.yaml"), cluster.address)
+    assert joined_cluster()
 
 
 def test_joining_a_cluster_that_holds_fewer_trials_than_asked_warns(cluster, caplog):
@@ -180,13 +202,12 @@ def test_joining_a_cluster_that_holds_fewer_trials_than_asked_warns(cluster, cap
 
     connect(cluster)
     with caplog.at_level(logging.WARNING, logger="tune.cluster_checks"):
-        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), cluster.address)
+        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), True)
         assert f"holds {WORKERS} concurrent trial(s) now" in caplog.text and "--max-concurrent" in caplog.text
         caplog.clear()
-        warn_if_autoscaling_would_starve(
-            SearchSettings(name="s", space="x.yaml", trials=8, max_concurrent=32), cluster.address)
-        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=WORKERS), cluster.address)
-        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), None)  # Ray started here
+        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8, max_concurrent=32), True)
+        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=WORKERS), True)
+        warn_if_autoscaling_would_starve(SearchSettings(name="s", space="x.yaml", trials=8), False)  # Ray started here
         assert caplog.text == ""
 
 
