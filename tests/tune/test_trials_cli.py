@@ -328,3 +328,21 @@ def test_values_are_shown_as_text_not_read_as_rich_markup():
     table, _, _ = compact_view(df, console)
     console.print(table)
     assert "mode=[bold]x[/]" in out.getvalue()
+
+
+def test_the_count_line_names_trials_planned_but_not_started(app, finished_search, tmp_path):
+    # A search stopped part-way has rows only for what it created: "4 of 4 trials" read as
+    # done where 8 were planned.
+    import shutil
+
+    exp = tmp_path / finished_search.name
+    shutil.copytree(finished_search.path, exp)
+    record = json.loads((exp / "search.json").read_text())
+    created = record["settings"]["trials"]
+    record["settings"]["trials"] = created + 3
+    (exp / "search.json").write_text(json.dumps(record))
+    res = _run(app, "trials", finished_search.name, "--storage", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert f"{created} of {created} trials (3 more planned, not started yet);" in " ".join(res.output.split())
+    res = _run(app, "trials", finished_search.name, "--storage", finished_search.storage)
+    assert "more planned" not in res.output

@@ -105,5 +105,11 @@ def register(app: typer.Typer) -> None:
             console.print("ratio: entity_pred_ratio (share of tokens predicted as entities) at the last "
                           "evaluation; unfinished: running, or stopped with the search (--resume)",
                           highlight=False, soft_wrap=True)
-            console.print(f"{len(df)} of {len(trials_df)} trials; tables in {escape(str(exp))}/trials.parquet, "
+            from tune.summary import unfinished
+
+            # A search stopped part-way has rows only for the trials it created: "4 of 4"
+            # read as done where 8 were planned.
+            planned = unfinished(tables)["not_started"]
+            more = f" ({planned} more planned, not started yet)" if planned else ""
+            console.print(f"{len(df)} of {len(trials_df)} trials{more}; tables in {escape(str(exp))}/trials.parquet, "
                           "history.parquet", highlight=False, soft_wrap=True)
