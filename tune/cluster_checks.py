@@ -100,18 +100,25 @@ def warn_if_gpus_unused(settings: SearchSettings, bootstrap: str = BOOTSTRAP_CON
                        "--gpus-per-trial 1 (or 0.5 for two trials per GPU) to train on them", more, bootstrap)
 
 
-def default_concurrency(settings: SearchSettings) -> int:
-    """As many trials as the cluster's resources hold at once (at least 1)."""
+def trials_held_now(settings: SearchSettings) -> int:
+    """How many trials the cluster's resources hold at once now (0: none, a GPU trial on a
+    cluster without GPUs yet)."""
     import ray
 
     total = ray.cluster_resources()
     slots = [math.floor(total.get("CPU", 1) / settings.cpus_per_trial)]
     if settings.gpus_per_trial > 0:
         slots.append(math.floor(total.get("GPU", 0) / settings.gpus_per_trial + 1e-9))
-    return max(1, min(slots))
+    return min(slots)
 
 
-def warn_if_autoscaling_would_starve(settings: SearchSettings, joined: bool) -> None:
+def default_concurrency(settings: SearchSettings) -> int:
+    """As many trials as the cluster's resources hold at once (at least 1)."""
+    return max(1, trials_held_now(settings))
+
+
+def warn_if_autoscaling_would_starve(settings: SearchSettings, joined: bool,
+                                     bootstrap: str = BOOTSTRAP_CONFIG) -> None:
     """On a cluster, the default concurrency is what its nodes hold *now*. An autoscaling
     cluster adds nodes only for trials that wait, so a head-only start would run one trial
     at a time for the whole search: say so, and how to ask for more.
@@ -119,14 +126,25 @@ def warn_if_autoscaling_would_starve(settings: SearchSettings, joined: bool) -> 
     ``joined``: the search runs on a cluster it joined (with ``--address``, ``RAY_ADDRESS``,
     or none at all: ``ray exec`` on the head joins the cluster running there), not on a
     Ray it started (tune.ray_connect.joined_cluster)."""
-    if settings.max_concurrent is not None or not joined:
+    if not joined:
+        return
+    import ray
+
+    if (settings.gpus_per_trial > 0 and ray.cluster_resources().get("GPU", 0) == 0
+            and gpus_it_can_add(bootstrap) == 0):
+        # Ray only repeats a warning naming ScalingConfig/resources_per_trial, not nerkit's.
+        logger.warning("the cluster has no GPU now, and its autoscaling config (%s) adds none, so no trial with "
+                       "--gpus-per-trial %g can start until a GPU node joins; give --gpus-per-trial 0 to train on "
+                       "CPUs, or add GPU nodes", bootstrap, settings.gpus_per_trial)
+        return
+    if settings.max_concurrent is not None:
         return
     slots = default_concurrency(settings)
     if slots < settings.trials:
         logger.warning(
             "the cluster holds %d concurrent trial(s) now, so the search runs at most %d at once; an "
             "autoscaling cluster starts more nodes only for trials that wait: pass --max-concurrent N "
-            "(e.g. the trials its max_workers hold) to let it grow", slots, slots)
+            "(e.g. the trials its max_workers hold) to let it grow", trials_held_now(settings), slots)
 
 
 #: Where Ray unpacks a job's ``--working-dir`` on each node: a directory per session and

@@ -181,6 +181,28 @@ def test_storage_the_other_nodes_do_not_see_is_refused_and_unused_gpus_are_named
     assert f"the cluster has {WORKERS} GPU(s), but --gpus-per-trial is 0" in caplog.text
 
 
+def test_gpu_trials_on_a_cluster_with_no_gpu_to_give_are_warned_about(tmp_path, caplog, monkeypatch):
+    # --gpus-per-trial 0.5 on a CPU-only cluster that adds no GPU node waited for ever; only
+    # Ray's warning came, naming ScalingConfig, not a nerkit option.
+    import ray
+
+    from tune.cluster_checks import warn_if_autoscaling_would_starve
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    settings = SearchSettings(name="s", space="x.yaml", trials=8, gpus_per_trial=0.5)
+    with caplog.at_level(logging.WARNING, logger="tune.cluster_checks"):
+        warn_if_autoscaling_would_starve(settings, True, str(tmp_path / "no-bootstrap.yaml"))
+    assert "the cluster has no GPU now" in caplog.text and "give --gpus-per-trial 0 to train on CPUs" in caplog.text
+    caplog.clear()
+    bootstrap = tmp_path / "bootstrap.yaml"  # a `ray up` head whose config adds GPU workers
+    bootstrap.write_text("head_node_type: head\navailable_node_types:\n  head: {resources: {}}\n"
+                         "  gpu: {resources: {GPU: 1}, max_workers: 4}\n")
+    with caplog.at_level(logging.WARNING, logger="tune.cluster_checks"):
+        warn_if_autoscaling_would_starve(settings, True, str(bootstrap))
+    # It adds them for trials that wait: one at a time is what the search would run.
+    assert "no GPU now" not in caplog.text and "holds 0 concurrent trial(s) now, so the search runs at most 1" in caplog.text
+
+
 def test_a_search_knows_whether_it_joined_a_cluster(cluster):
     # `ray exec` on the head runs `nerkit search` with no address, and ray.init() joins the
     # cluster there: deciding "a cluster" by the address given missed it, and the warning
