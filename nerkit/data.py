@@ -59,6 +59,11 @@ class NerDataset:
     report: LoadReport
     fingerprint: str
 
+    @property
+    def all_records(self) -> tuple[Record, ...]:
+        """Every split's records: train, dev, then test."""
+        return (*self.train, *self.dev, *self.test)
+
     def split(self, name: str) -> tuple[Record, ...]:
         if name not in SPLITS:
             raise ValueError(f"split is {name!r}, but must be one of {list(SPLITS)}")

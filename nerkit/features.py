@@ -105,15 +105,15 @@ def prepare_loaded(
     typos = look_alike_types(counts, lm)
     if typos:
         totals = {t: sum(type_tokens(c).get(t, 0) for c in counts.values()) for t in typos}
-        records = [*dataset.train, *dataset.dev, *dataset.test]
-        logger.warning("%s (check the data with `nerkit doctor`)", look_alike_note(typos, totals, records))
+        logger.warning("%s (check the data with `nerkit doctor`)",
+                       look_alike_note(typos, totals, dataset.all_records))
     if not any(r.has_entities for r in dataset.dev):
         # The doctor fails such data; a run trained on without a word (best dev F1 0.0000).
         sources = sorted({r.source for r in dataset.dev})
         logger.warning("dev has no entities (%s), so its entity F1 is 0.0 for any model: the best checkpoint, "
                        "early stopping and a search's ranking cannot tell models apart; give a dev split with "
                        "entities", ", ".join(sources) or "no records")
-    apart = split_apart_note([*dataset.train, *dataset.dev, *dataset.test])
+    apart = split_apart_note(dataset.all_records)
     if apart:
         logger.warning("%s", apart)
     _CACHE[key] = prepared

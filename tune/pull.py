@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
-from tune.registry import MANIFEST, STALE_AFTER_S, Registry, hash_stream
+from tune.registry import MANIFEST, Registry, hash_stream, is_stale
 
 _SPEC = re.compile(r"^(latest|v[1-9]\d*)$")
 _VERSION = re.compile(r"^v[1-9]\d*$")
@@ -209,14 +209,12 @@ def _remove_stale_downloads(dest: Path) -> None:
     """Remove the downloads beside ``dest`` (``.<name>.pull-*``) that a pull killed
     outright (SIGKILL) left, once their newest file is older than a day: no pull takes
     that long, and each holds a whole model."""
-    import time
-
     for old in dest.parent.glob(f".{glob.escape(dest.name)}.pull-*"):
         try:
             times = [p.stat().st_mtime for p in old.rglob("*") if p.is_file()] or [old.stat().st_mtime]
         except OSError:  # removed meanwhile (another pull), or unreadable: left alone
             continue
-        if old.is_dir() and time.time() - max(times) > STALE_AFTER_S:
+        if old.is_dir() and is_stale(times):
             shutil.rmtree(old, ignore_errors=True)
 
 

@@ -48,6 +48,14 @@ _MAX_ATTEMPTS = 1000
 STALE_AFTER_S = 24 * 3600
 
 
+def is_stale(mtimes: list[float]) -> bool:
+    """Whether a leftover whose files were last written at ``mtimes`` (epoch seconds) is
+    older than :data:`STALE_AFTER_S` (no times: not known to be)."""
+    import time
+
+    return bool(mtimes) and time.time() - max(mtimes) > STALE_AFTER_S
+
+
 class Registry:
     """One model name in a registry: ``Registry("s3://bucket/models", "ner")``."""
 
@@ -235,15 +243,13 @@ class Registry:
     def _remove_stale_staging(self) -> None:
         """Remove ``.tmp-*`` staging directories whose newest file is older than
         :data:`STALE_AFTER_S` (one with no file time to read, as some stores give none, stays)."""
-        import time
-
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
         for info in infos:
             if info.type != pafs.FileType.Directory or not info.base_name.startswith(".tmp-"):
                 continue
             files = self.fs.get_file_info(pafs.FileSelector(info.path, recursive=True))
             times = [f.mtime.timestamp() for f in files if f.type == pafs.FileType.File and f.mtime is not None]
-            if times and time.time() - max(times) > STALE_AFTER_S:
+            if is_stale(times):
                 with contextlib.suppress(OSError):  # another promote removing it too
                     self.fs.delete_dir(info.path)
 

@@ -41,10 +41,10 @@ def check_preview(
 
 def check_word_split(dataset: NerDataset, report: DoctorReport) -> None:
     """Entity words of pre-split data that `nerkit predict` would split into pieces."""
-    apart = split_apart_note([r for name in SPLITS for r in dataset.split(name)])
+    apart = split_apart_note(dataset.all_records)
     if apart:
         report.add("word split", "warn", apart)
-    elif not any(r.text is None for name in SPLITS for r in dataset.split(name)):
+    elif not any(r.text is None for r in dataset.all_records):
         report.add("word split", "ok", "records hold their text: nerkit predict splits text into words as the "
                                        "readers split it")
     else:
@@ -69,8 +69,7 @@ def check_distribution(dataset: NerDataset, aligned: dict, report: DoctorReport)
     if typos:
         status = "warn"
         total = {t: sum(split.get(t, 0) for split in tokens.values()) for t in typos}
-        records = [r for name in SPLITS for r in dataset.split(name)]
-        detail += "\n\n" + look_alike_note(typos, total, records)
+        detail += "\n\n" + look_alike_note(typos, total, dataset.all_records)
     scored = [n for n in ("dev", "test") if n in stats]
     only_train = [t for t in dataset.label_map.types if tokens["train"].get(t)
                   and scored and not any(tokens[n].get(t) for n in scored)]
